@@ -1,1 +1,12 @@
+//! Goliath: PagerDuty incidents in, the right owner picked, Jira issues out, and a learner that
+//! gets better with every outcome.
+
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod executor;
+pub mod http;
+pub mod ingest;
+pub mod models;
+pub mod server;
 pub mod signature;

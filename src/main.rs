@@ -1,1 +1,75 @@
-fn main() {}
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use goliath::config::{Config, Settings};
+
+/// Goliath routes PagerDuty incidents to the right person and opens their Jira issue.
+#[derive(Parser)]
+#[command(name = "goliath", version, about)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server and the Jira workers (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the effective configuration (secrets redacted); non-zero exit if invalid.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let config = match Config::from_settings(&cli.settings, &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("goliath: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => run_async(goliath::server::serve(config)),
+        Command::Migrate => migrate(&config),
+        Command::CheckConfig => {
+            println!("{}", serde_json::to_string_pretty(&config.redacted()).unwrap_or_default());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("goliath: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(fut)
+}
+
+fn migrate(config: &Config) -> anyhow::Result<()> {
+    let database = goliath::server::Database::open(config)?;
+    let pool = goliath::db::build_pool(&database.url, 1);
+    let mut conn = pool.get()?;
+    let applied = goliath::db::run_migrations(&mut conn)?;
+    if applied.is_empty() {
+        println!("migrations are up to date");
+    } else {
+        println!("applied: {}", applied.join(", "));
+    }
+    Ok(())
+}

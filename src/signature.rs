@@ -51,7 +51,8 @@ pub fn verify_header(
         .ok_or(SignatureError::Missing)?;
     let digests: Vec<&str> = header
         .split(',')
-        .filter_map(|entry| entry.strip_prefix(prefix))
+        // Tolerate a space after the comma: it is not part of any digest.
+        .filter_map(|entry| entry.trim().strip_prefix(prefix))
         .collect();
     if digests.is_empty() {
         return Err(SignatureError::Malformed);

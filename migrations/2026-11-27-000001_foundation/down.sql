@@ -1,0 +1,3 @@
+DROP TABLE webhook_deliveries;
+DROP TABLE work_items;
+DROP TABLE humans;

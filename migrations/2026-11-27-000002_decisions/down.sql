@@ -1,0 +1,10 @@
+DROP TABLE work_item_events;
+DROP TABLE skill_stats;
+DROP TABLE outcomes;
+DROP TABLE decisions;
+ALTER TABLE work_items
+    DROP COLUMN assignee_id,
+    DROP COLUMN undecided_reason,
+    DROP COLUMN jira_key,
+    DROP COLUMN jira_issue_id,
+    DROP COLUMN resolved_at;

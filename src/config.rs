@@ -1,0 +1,411 @@
+//! Configuration, from the environment (and `.env`), each variable also a command-line flag.
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `DATABASE_URL` (or `POSTGRES_URL`) | Postgres URL; unset = a private cluster in `GOLIATH_DATA_DIR` |
+//! | `GOLIATH_BIND` | listen address (default `127.0.0.1:8000`) |
+//! | `GOLIATH_DATA_DIR` | where the private cluster lives (default `./.goliath`) |
+//! | `GOLIATH_PUBLIC_URL` | how Jira and the simulator reach this server (default from the bind) |
+//! | `GOLIATH_ADMIN_TOKEN` | bearer token for `/admin`; unset = admin routes refused |
+//! | `GOLIATH_DB_POOL_SIZE` | connections in the pool (default 16) |
+//! | `GOLIATH_WORKERS` | background Jira worker threads (default 2) |
+//! | `PAGERDUTY_WEBHOOK_SECRET` | comma-separated V3 subscription secrets; unset = unsigned accepted |
+//! | `PAGERDUTY_SERVICE_ID_<ID>` / `PAGERDUTY_SERVICE_<NAME>` | PagerDuty service to Goliath service |
+//! | `PAGERDUTY_PRIORITY_<NAME>` | priority name to severity (`sev1`..`sev4`) |
+//! | `JIRA_*` | see `JiraSettings` |
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Settings shared by every subcommand.
+#[derive(Args, Clone, Default)]
+pub struct Settings {
+    /// Postgres URL. Unset: a private cluster is started in the data directory.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "GOLIATH_BIND", default_value = "127.0.0.1:8000", global = true)]
+    pub bind: String,
+
+    /// Directory for the private Postgres cluster and other local state.
+    #[arg(long, env = "GOLIATH_DATA_DIR", default_value = "./.goliath", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Base URL at which this server is reachable (for Jira webhooks from the simulator).
+    #[arg(long, env = "GOLIATH_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Bearer token for the /admin routes.
+    #[arg(long, env = "GOLIATH_ADMIN_TOKEN", global = true, hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Database connections in the pool.
+    #[arg(long, env = "GOLIATH_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    pub db_pool_size: u32,
+
+    /// Background worker threads that execute Jira jobs.
+    #[arg(long, env = "GOLIATH_WORKERS", default_value_t = 2, global = true)]
+    pub workers: usize,
+
+    /// PagerDuty V3 webhook secrets, comma-separated (several during a rotation).
+    #[arg(long, env = "PAGERDUTY_WEBHOOK_SECRET", global = true, hide_env_values = true)]
+    pub pagerduty_webhook_secret: Option<String>,
+
+    /// Extra PagerDuty service mappings, `NAME=service` or `ID=service` (repeatable); the
+    /// `PAGERDUTY_SERVICE_*` variables are read as well.
+    #[arg(long = "pagerduty-service", global = true, value_name = "KEY=SERVICE")]
+    pub pagerduty_services: Vec<String>,
+
+    /// Priority overrides, `P1=sev1` (repeatable); `PAGERDUTY_PRIORITY_*` are read as well.
+    #[arg(long = "pagerduty-priority", global = true, value_name = "NAME=SEVN")]
+    pub pagerduty_priorities: Vec<String>,
+
+    #[command(flatten)]
+    pub jira: JiraSettings,
+}
+
+/// Jira connection. With no `JIRA_BASE_URL`, `serve` runs the built-in Jira simulator.
+#[derive(Args, Clone, Default)]
+pub struct JiraSettings {
+    /// Jira site, e.g. https://example.atlassian.net. Unset: the built-in simulator.
+    #[arg(long, env = "JIRA_BASE_URL", global = true)]
+    pub jira_base_url: Option<String>,
+    /// Atlassian account e-mail for Basic auth (Jira Cloud).
+    #[arg(long, env = "JIRA_EMAIL", global = true)]
+    pub jira_email: Option<String>,
+    /// API token for Basic auth (Jira Cloud).
+    #[arg(long, env = "JIRA_API_TOKEN", global = true, hide_env_values = true)]
+    pub jira_api_token: Option<String>,
+    /// Personal access token (Jira Data Center); selects REST v2.
+    #[arg(long, env = "JIRA_BEARER_TOKEN", global = true, hide_env_values = true)]
+    pub jira_bearer_token: Option<String>,
+    /// Project for new issues.
+    #[arg(long, env = "JIRA_PROJECT_KEY", default_value = "OPS", global = true)]
+    pub jira_project_key: String,
+    /// Issue type for new issues.
+    #[arg(long, env = "JIRA_ISSUE_TYPE", default_value = "Task", global = true)]
+    pub jira_issue_type: String,
+    /// Secret for `X-Hub-Signature` on Jira webhooks (comma-separated for rotation).
+    #[arg(long, env = "JIRA_WEBHOOK_SECRET", global = true, hide_env_values = true)]
+    pub jira_webhook_secret: Option<String>,
+    /// Per-service project, `service=KEY` (repeatable); `JIRA_PROJECT_<SERVICE>` is read too.
+    #[arg(long = "jira-project", global = true, value_name = "SERVICE=KEY")]
+    pub jira_projects: Vec<String>,
+    /// Jira priority per severity, `sev1=Highest` (repeatable); `JIRA_PRIORITY_SEVN` too.
+    #[arg(long = "jira-priority", global = true, value_name = "SEVN=NAME")]
+    pub jira_priorities: Vec<String>,
+}
+
+/// Severity levels, sev1 most critical.
+pub const SEVERITIES: [&str; 4] = ["sev1", "sev2", "sev3", "sev4"];
+
+/// The validated configuration the process runs with.
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: Option<String>,
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub public_url: String,
+    pub admin_token: Option<String>,
+    pub db_pool_size: u32,
+    pub workers: usize,
+    pub pagerduty: PagerDutyConfig,
+    pub jira: JiraConfig,
+}
+
+#[derive(Clone, Default)]
+pub struct PagerDutyConfig {
+    pub webhook_secrets: Vec<String>,
+    /// PagerDuty service id -> Goliath service.
+    pub service_by_id: BTreeMap<String, String>,
+    /// Normalised PagerDuty service name (upper case, `_` for `-` and spaces) -> service.
+    pub service_by_name: BTreeMap<String, String>,
+    /// Upper-cased priority name -> severity.
+    pub priority_overrides: BTreeMap<String, String>,
+}
+
+#[derive(Clone)]
+pub struct JiraConfig {
+    /// None: the built-in simulator.
+    pub base_url: Option<String>,
+    pub email: Option<String>,
+    pub api_token: Option<String>,
+    pub bearer_token: Option<String>,
+    pub project_key: String,
+    pub issue_type: String,
+    pub webhook_secrets: Vec<String>,
+    pub project_by_service: BTreeMap<String, String>,
+    pub priority_by_severity: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// Upper-cases and turns `-` and spaces into `_`, the form used in variable names.
+pub fn env_key(name: &str) -> String {
+    name.trim()
+        .chars()
+        .map(|c| match c {
+            '-' | ' ' => '_',
+            c => c.to_ascii_uppercase(),
+        })
+        .collect()
+}
+
+fn split_list(value: Option<&str>) -> Vec<String> {
+    value
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn parse_pair(raw: &str, what: &str) -> Result<(String, String), ConfigError> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+        .ok_or_else(|| ConfigError(format!("{what} `{raw}` is not of the form KEY=VALUE")))
+}
+
+fn check_severity(value: &str, origin: &str) -> Result<String, ConfigError> {
+    let v = value.trim().to_ascii_lowercase();
+    if SEVERITIES.contains(&v.as_str()) {
+        Ok(v)
+    } else {
+        Err(ConfigError(format!(
+            "{origin} = `{value}`: a severity must be one of sev1, sev2, sev3, sev4"
+        )))
+    }
+}
+
+impl Config {
+    /// Validates `settings`, reading the prefixed map variables from `env`.
+    pub fn from_settings(
+        settings: &Settings,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let database_url = settings
+            .database_url
+            .clone()
+            .or_else(|| env.get("POSTGRES_URL").cloned())
+            .filter(|u| !u.trim().is_empty());
+        let bind: SocketAddr = settings.bind.parse().map_err(|_| {
+            ConfigError(format!(
+                "GOLIATH_BIND `{}` is not an address such as 127.0.0.1:8000",
+                settings.bind
+            ))
+        })?;
+        let public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| {
+                let host = if bind.ip().is_unspecified() {
+                    "127.0.0.1".to_string()
+                } else {
+                    bind.ip().to_string()
+                };
+                format!("http://{host}:{}", bind.port())
+            })
+            .trim_end_matches('/')
+            .to_string();
+        if settings.db_pool_size == 0 {
+            return Err(ConfigError("GOLIATH_DB_POOL_SIZE must be at least 1".into()));
+        }
+
+        let mut pagerduty = PagerDutyConfig {
+            webhook_secrets: split_list(settings.pagerduty_webhook_secret.as_deref()),
+            ..Default::default()
+        };
+        for (key, value) in env {
+            if let Some(id) = key.strip_prefix("PAGERDUTY_SERVICE_ID_") {
+                pagerduty.service_by_id.insert(id.to_string(), value.trim().to_string());
+            } else if let Some(name) = key.strip_prefix("PAGERDUTY_SERVICE_") {
+                pagerduty.service_by_name.insert(env_key(name), value.trim().to_string());
+            } else if let Some(name) = key.strip_prefix("PAGERDUTY_PRIORITY_") {
+                let sev = check_severity(value, key)?;
+                pagerduty.priority_overrides.insert(env_key(name), sev);
+            }
+        }
+        for raw in &settings.pagerduty_services {
+            let (k, v) = parse_pair(raw, "--pagerduty-service")?;
+            pagerduty.service_by_name.insert(env_key(&k), v.clone());
+            pagerduty.service_by_id.insert(k, v);
+        }
+        for raw in &settings.pagerduty_priorities {
+            let (k, v) = parse_pair(raw, "--pagerduty-priority")?;
+            let sev = check_severity(&v, raw)?;
+            pagerduty.priority_overrides.insert(env_key(&k), sev);
+        }
+
+        let js = &settings.jira;
+        let mut jira = JiraConfig {
+            base_url: js
+                .jira_base_url
+                .clone()
+                .filter(|u| !u.trim().is_empty())
+                .map(|u| u.trim_end_matches('/').to_string()),
+            email: js.jira_email.clone(),
+            api_token: js.jira_api_token.clone(),
+            bearer_token: js.jira_bearer_token.clone(),
+            project_key: js.jira_project_key.clone(),
+            issue_type: js.jira_issue_type.clone(),
+            webhook_secrets: split_list(js.jira_webhook_secret.as_deref()),
+            project_by_service: BTreeMap::new(),
+            priority_by_severity: default_jira_priorities(),
+        };
+        for (key, value) in env {
+            if let Some(sev) = key.strip_prefix("JIRA_PRIORITY_") {
+                let sev = check_severity(sev, key)?;
+                jira.priority_by_severity.insert(sev, value.trim().to_string());
+            } else if let Some(service) = key.strip_prefix("JIRA_PROJECT_") {
+                if service != "KEY" {
+                    jira.project_by_service
+                        .insert(service.to_ascii_lowercase(), value.trim().to_string());
+                }
+            }
+        }
+        for raw in &js.jira_projects {
+            let (k, v) = parse_pair(raw, "--jira-project")?;
+            jira.project_by_service.insert(k.to_ascii_lowercase(), v);
+        }
+        for raw in &js.jira_priorities {
+            let (k, v) = parse_pair(raw, "--jira-priority")?;
+            jira.priority_by_severity.insert(check_severity(&k, raw)?, v);
+        }
+        if let Some(url) = &jira.base_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError(format!("JIRA_BASE_URL `{url}` must start with http:// or https://")));
+            }
+            let basic = jira.email.is_some() && jira.api_token.is_some();
+            if !basic && jira.bearer_token.is_none() {
+                return Err(ConfigError(
+                    "JIRA_BASE_URL is set but no credentials are: set JIRA_EMAIL and \
+                     JIRA_API_TOKEN (Jira Cloud) or JIRA_BEARER_TOKEN (Data Center)"
+                        .into(),
+                ));
+            }
+        }
+
+        Ok(Config {
+            database_url,
+            bind,
+            data_dir: settings.data_dir.clone(),
+            public_url,
+            admin_token: settings.admin_token.clone().filter(|t| !t.is_empty()),
+            db_pool_size: settings.db_pool_size,
+            workers: settings.workers,
+            pagerduty,
+            jira,
+        })
+    }
+
+    /// The configuration as `check-config` prints it, secrets redacted.
+    pub fn redacted(&self) -> serde_json::Value {
+        let secret = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        let secrets = |v: &Vec<String>| {
+            if v.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::json!(format!("<{} redacted>", v.len()))
+            }
+        };
+        serde_json::json!({
+            "database_url": self.database_url.as_deref().map(redact_url)
+                .unwrap_or_else(|| format!("embedded cluster in {}", self.data_dir.display())),
+            "bind": self.bind.to_string(),
+            "data_dir": self.data_dir.display().to_string(),
+            "public_url": self.public_url,
+            "admin_token": secret(&self.admin_token),
+            "db_pool_size": self.db_pool_size,
+            "workers": self.workers,
+            "pagerduty": {
+                "webhook_secrets": secrets(&self.pagerduty.webhook_secrets),
+                "service_by_id": self.pagerduty.service_by_id,
+                "service_by_name": self.pagerduty.service_by_name,
+                "priority_overrides": self.pagerduty.priority_overrides,
+            },
+            "jira": {
+                "base_url": self.jira.base_url.clone().unwrap_or_else(|| "built-in simulator".into()),
+                "email": self.jira.email,
+                "api_token": secret(&self.jira.api_token),
+                "bearer_token": secret(&self.jira.bearer_token),
+                "project_key": self.jira.project_key,
+                "issue_type": self.jira.issue_type,
+                "webhook_secrets": secrets(&self.jira.webhook_secrets),
+                "project_by_service": self.jira.project_by_service,
+                "priority_by_severity": self.jira.priority_by_severity,
+            }
+        })
+    }
+}
+
+fn default_jira_priorities() -> BTreeMap<String, String> {
+    [("sev1", "Highest"), ("sev2", "High"), ("sev3", "Medium"), ("sev4", "Low")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Hides the password in a URL such as `postgres://user:pw@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.redacted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(
+            redact_url("postgres://u:hunter2@db:5432/x"),
+            "postgres://u:<redacted>@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://u@db/x"), "postgres://u@db/x");
+    }
+
+    #[test]
+    fn env_maps_are_read_and_bad_severity_is_refused() {
+        let settings = Settings {
+            bind: "127.0.0.1:8000".into(),
+            db_pool_size: 4,
+            pagerduty_webhook_secret: Some("a, b".into()),
+            ..Default::default()
+        };
+        let mut env = BTreeMap::new();
+        env.insert("PAGERDUTY_SERVICE_CHECKOUT_API".into(), "payments".into());
+        env.insert("PAGERDUTY_PRIORITY_P4".into(), "sev3".into());
+        let cfg = Config::from_settings(&settings, &env).unwrap();
+        assert_eq!(cfg.pagerduty.webhook_secrets, vec!["a", "b"]);
+        assert_eq!(cfg.pagerduty.service_by_name["CHECKOUT_API"], "payments");
+        assert_eq!(cfg.pagerduty.priority_overrides["P4"], "sev3");
+        let text = format!("{cfg:?}");
+        assert!(!text.contains("\"a\""), "secrets must not be printed: {text}");
+
+        env.insert("PAGERDUTY_PRIORITY_P5".into(), "urgent".into());
+        assert!(Config::from_settings(&settings, &env).is_err());
+    }
+}

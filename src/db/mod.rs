@@ -1,0 +1,58 @@
+//! Database access: the r2d2 pool, embedded migrations, and the helper that moves blocking
+//! diesel work off the async executor.
+
+pub mod embedded;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::RunQueryDsl;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+pub type PgConn = PooledConnection<ConnectionManager<PgConnection>>;
+
+/// Every pooled connection gets a statement timeout, so one stuck query cannot hold a
+/// webhook past PagerDuty's 5 s deadline.
+#[derive(Debug, Clone, Copy)]
+struct StatementTimeout(u64);
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for StatementTimeout {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        diesel::sql_query(format!("SET statement_timeout = {}", self.0))
+            .execute(conn)
+            .map(|_| ())
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// Builds a pool; connections are made lazily, so a database that is down at start is
+/// reported by /readyz rather than crashing the process.
+pub fn build_pool(url: &str, max_size: u32) -> PgPool {
+    Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(0))
+        .connection_timeout(Duration::from_secs(3))
+        .connection_customizer(Box::new(StatementTimeout(10_000)))
+        .build_unchecked(ConnectionManager::new(url))
+}
+
+/// Applies pending migrations; returns the versions applied.
+pub fn run_migrations(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map_err(|e| anyhow::anyhow!("running migrations: {e}"))?;
+    Ok(applied.iter().map(|v| v.to_string()).collect())
+}
+
+/// True when every embedded migration has been applied.
+pub fn migrations_current(conn: &mut PgConnection) -> anyhow::Result<bool> {
+    let pending = conn
+        .pending_migrations(MIGRATIONS)
+        .map_err(|e| anyhow::anyhow!("reading migration state: {e}"))?;
+    Ok(pending.is_empty())
+}

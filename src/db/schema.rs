@@ -1,0 +1,134 @@
+// Diesel table definitions, matching `migrations/` (regenerate with `diesel print-schema`).
+
+diesel::table! {
+    humans (id) {
+        id -> Text,
+        display_name -> Text,
+        email -> Text,
+        jira_account_id -> Text,
+        pagerduty_user_id -> Nullable<Text>,
+        services -> Array<Text>,
+        max_active -> Nullable<Int4>,
+        active -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    work_items (id) {
+        id -> Text,
+        #[sql_name = "type"]
+        item_type -> Text,
+        service -> Text,
+        severity -> Text,
+        title -> Text,
+        description -> Nullable<Text>,
+        status -> Text,
+        origin_system -> Text,
+        pagerduty_incident_id -> Nullable<Text>,
+        raw_payload -> Jsonb,
+        created_at -> Timestamptz,
+        received_at -> Timestamptz,
+        assignee_id -> Nullable<Text>,
+        undecided_reason -> Nullable<Text>,
+        jira_key -> Nullable<Text>,
+        jira_issue_id -> Nullable<Text>,
+        resolved_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (source, delivery_id) {
+        source -> Text,
+        delivery_id -> Text,
+        event_type -> Text,
+        work_item_id -> Nullable<Text>,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    decisions (work_item_id) {
+        work_item_id -> Text,
+        primary_human_id -> Nullable<Text>,
+        backup_ids -> Array<Text>,
+        confidence -> Float8,
+        explanation -> Text,
+        undecided_reason -> Nullable<Text>,
+        ranking -> Jsonb,
+        excluded -> Jsonb,
+        inputs -> Jsonb,
+        model_version -> Text,
+        decided_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    outcomes (event_id) {
+        event_id -> Text,
+        work_item_id -> Text,
+        kind -> Text,
+        human_id -> Nullable<Text>,
+        to_human_id -> Nullable<Text>,
+        occurred_at -> Timestamptz,
+        resolve_seconds -> Nullable<Float8>,
+        detail -> Jsonb,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    skill_stats (service, human_id, severity) {
+        human_id -> Text,
+        service -> Text,
+        severity -> Text,
+        state -> Jsonb,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    work_item_events (id) {
+        id -> Int8,
+        work_item_id -> Text,
+        kind -> Text,
+        detail -> Jsonb,
+        occurred_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Int8,
+        kind -> Text,
+        payload -> Jsonb,
+        state -> Text,
+        attempts -> Int4,
+        max_attempts -> Int4,
+        run_at -> Timestamptz,
+        locked_by -> Nullable<Text>,
+        locked_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        dedup_key -> Nullable<Text>,
+        created_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(decisions -> work_items (work_item_id));
+diesel::joinable!(outcomes -> work_items (work_item_id));
+diesel::joinable!(work_item_events -> work_items (work_item_id));
+diesel::joinable!(webhook_deliveries -> work_items (work_item_id));
+diesel::joinable!(work_items -> humans (assignee_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    humans,
+    work_items,
+    webhook_deliveries,
+    decisions,
+    outcomes,
+    skill_stats,
+    work_item_events,
+    jobs,
+);

@@ -1,0 +1,156 @@
+//! The durable job queue (an outbox table). Jobs are enqueued inside the caller's transaction,
+//! claimed with `FOR UPDATE SKIP LOCKED` so replicas can share one database, and covered by a
+//! lease: a job whose worker died is taken again once its lease runs out.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Text};
+use serde::Serialize;
+
+use crate::db::schema::jobs;
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Serialize, PartialEq)]
+#[diesel(table_name = jobs)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub state: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    pub locked_by: Option<String>,
+    pub locked_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub dedup_key: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Queues a job unless one with the same `dedup_key` exists; returns the job's id either way.
+pub fn enqueue(
+    conn: &mut PgConnection,
+    kind: &str,
+    payload: serde_json::Value,
+    dedup_key: Option<&str>,
+) -> QueryResult<i64> {
+    let inserted: Option<i64> = diesel::insert_into(jobs::table)
+        .values((jobs::kind.eq(kind), jobs::payload.eq(payload), jobs::dedup_key.eq(dedup_key)))
+        .on_conflict_do_nothing()
+        .returning(jobs::id)
+        .get_result(conn)
+        .optional()?;
+    match inserted {
+        Some(id) => Ok(id),
+        None => jobs::table
+            .filter(jobs::dedup_key.eq(dedup_key))
+            .select(jobs::id)
+            .first(conn),
+    }
+}
+
+/// Takes the oldest runnable job, marking it running under `worker`.
+pub fn claim(conn: &mut PgConnection, worker: &str) -> QueryResult<Option<Job>> {
+    diesel::sql_query(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1, \
+             locked_at = now() \
+         WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= now() \
+                     ORDER BY run_at, id FOR UPDATE SKIP LOCKED LIMIT 1) \
+         RETURNING *",
+    )
+    .bind::<Text, _>(worker)
+    .get_result::<Job>(conn)
+    .optional()
+}
+
+/// Marks a job done (kept for the audit trail and the admin view).
+pub fn complete(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
+    diesel::update(jobs::table.find(id))
+        .set((
+            jobs::state.eq("done"),
+            jobs::locked_by.eq(None::<String>),
+            jobs::finished_at.eq(diesel::dsl::now),
+            jobs::last_error.eq(None::<String>),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Puts a failed job back for another try after `delay`, or marks it dead when it has used
+/// all its attempts.
+pub fn retry_later(conn: &mut PgConnection, id: i64, error: &str, delay: Duration) -> QueryResult<String> {
+    let millis = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+    diesel::sql_query(
+        "UPDATE jobs SET \
+             state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
+             run_at = now() + make_interval(secs => $2::double precision / 1000.0), \
+             locked_by = NULL, last_error = $3, \
+             finished_at = CASE WHEN attempts >= max_attempts THEN now() END \
+         WHERE id = $1 RETURNING *",
+    )
+    .bind::<BigInt, _>(id)
+    .bind::<BigInt, _>(millis)
+    .bind::<Text, _>(error)
+    .get_result::<Job>(conn)
+    .map(|job| job.state)
+}
+
+/// Marks a job dead: it will not run again unless an admin retries it.
+pub fn kill(conn: &mut PgConnection, id: i64, error: &str) -> QueryResult<()> {
+    diesel::update(jobs::table.find(id))
+        .set((
+            jobs::state.eq("dead"),
+            jobs::locked_by.eq(None::<String>),
+            jobs::last_error.eq(error),
+            jobs::finished_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Returns jobs whose lease ran out (their worker died) to the queue; returns how many.
+pub fn reap_expired(conn: &mut PgConnection, lease: Duration) -> QueryResult<usize> {
+    let secs = i32::try_from(lease.as_secs()).unwrap_or(i32::MAX);
+    diesel::sql_query(
+        "UPDATE jobs SET state = 'queued', locked_by = NULL, \
+             last_error = coalesce(last_error, 'worker lease expired') \
+         WHERE state = 'running' AND locked_at < now() - make_interval(secs => $1)",
+    )
+    .bind::<Integer, _>(secs)
+    .execute(conn)
+}
+
+/// Puts a dead job back in the queue with a fresh set of attempts.
+pub fn resurrect(conn: &mut PgConnection, id: i64) -> QueryResult<Option<Job>> {
+    diesel::update(jobs::table.find(id).filter(jobs::state.eq("dead")))
+        .set((
+            jobs::state.eq("queued"),
+            jobs::attempts.eq(0),
+            jobs::run_at.eq(diesel::dsl::now),
+            jobs::finished_at.eq(None::<DateTime<Utc>>),
+        ))
+        .returning(Job::as_returning())
+        .get_result(conn)
+        .optional()
+}
+
+pub fn list(conn: &mut PgConnection, state: Option<&str>, limit: i64) -> QueryResult<Vec<Job>> {
+    let mut query = jobs::table.select(Job::as_select()).order(jobs::id.desc()).limit(limit).into_boxed();
+    if let Some(state) = state {
+        query = query.filter(jobs::state.eq(state.to_string()));
+    }
+    query.load(conn)
+}
+
+/// Job counts by state, for /readyz and admin.
+pub fn depth(conn: &mut PgConnection) -> QueryResult<serde_json::Value> {
+    let rows: Vec<(String, i64)> = jobs::table
+        .group_by(jobs::state)
+        .select((jobs::state, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(serde_json::Value::Object(
+        rows.into_iter().map(|(state, n)| (state, serde_json::json!(n))).collect(),
+    ))
+}

@@ -1,0 +1,223 @@
+//! Background worker threads that run queued jobs. They wake at once when the process queues a
+//! job (an in-process signal), and otherwise poll once a second for jobs queued by other
+//! replicas, retries whose time has come, and leases that ran out.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::db::PgPool;
+
+use super::queue::{self, Job};
+
+/// What a job handler reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobResult {
+    Done,
+    /// Try again later: after `after` when the remote said so (Retry-After), else backoff.
+    Retry { error: String, after: Option<Duration> },
+    /// Will never succeed as it stands (for example Jira's 400): park it for an admin.
+    Dead { error: String },
+}
+
+pub trait JobHandler: Send + Sync {
+    fn run(&self, pool: &PgPool, job: &Job) -> JobResult;
+}
+
+/// In-process wake-up signal shared by the HTTP handlers and the workers.
+#[derive(Default)]
+pub struct Waker {
+    generation: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Waker {
+    pub fn wake(&self) {
+        let mut g = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+        *g += 1;
+        self.cv.notify_all();
+    }
+
+    /// Waits until woken after `seen`, or `timeout`; returns the generation now.
+    fn wait(&self, seen: u64, timeout: Duration) -> u64 {
+        let g = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+        let (g, _) = self
+            .cv
+            .wait_timeout_while(g, timeout, |g| *g == seen)
+            .unwrap_or_else(|p| p.into_inner());
+        *g
+    }
+
+    fn current(&self) -> u64 {
+        *self.generation.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub threads: usize,
+    /// A running job whose worker has not finished within this is taken again.
+    pub lease: Duration,
+    /// Fallback poll for work this process was not told about.
+    pub poll: Duration,
+    /// Names this process in `locked_by`.
+    pub instance: String,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            threads: 2,
+            lease: Duration::from_secs(60),
+            poll: Duration::from_secs(1),
+            instance: format!("goliath-{}", std::process::id()),
+        }
+    }
+}
+
+/// Delay before retry `attempt` (1-based): 1 s doubling to a 5 min cap, with ±20 % jitter
+/// drawn from the job id so replicas do not retry in lockstep.
+pub fn backoff(job_id: i64, attempt: i32) -> Duration {
+    let base_ms = 1000f64 * 2f64.powi((attempt - 1).clamp(0, 16));
+    let capped = base_ms.min(300_000.0);
+    let mut x = (job_id as u64) ^ ((attempt as u64) << 32) ^ 0x9E37_79B9_7F4A_7C15;
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    let unit = (x >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+    Duration::from_millis((capped * (0.8 + 0.4 * unit)) as u64)
+}
+
+/// Claims and runs one job; returns its id, or None when nothing is runnable.
+pub fn run_next(pool: &PgPool, handler: &dyn JobHandler, worker: &str) -> anyhow::Result<Option<i64>> {
+    let mut conn = pool.get()?;
+    let Some(job) = queue::claim(&mut conn, worker)? else {
+        return Ok(None);
+    };
+    drop(conn);
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| handler.run(pool, &job)))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            JobResult::Retry { error: format!("job panicked: {what}"), after: None }
+        });
+    let mut conn = pool.get()?;
+    match result {
+        JobResult::Done => {
+            queue::complete(&mut conn, job.id)?;
+            log::info!("job {} ({}) done after {} attempt(s)", job.id, job.kind, job.attempts);
+        }
+        JobResult::Retry { error, after } => {
+            let delay = after.unwrap_or_else(|| backoff(job.id, job.attempts));
+            let state = queue::retry_later(&mut conn, job.id, &error, delay)?;
+            if state == "dead" {
+                log::error!("job {} ({}) dead after {} attempts: {error}", job.id, job.kind, job.attempts);
+            } else {
+                log::warn!("job {} ({}) attempt {} failed, retrying in {delay:?}: {error}", job.id, job.kind, job.attempts);
+            }
+        }
+        JobResult::Dead { error } => {
+            queue::kill(&mut conn, job.id, &error)?;
+            log::error!("job {} ({}) dead: {error}", job.id, job.kind);
+        }
+    }
+    Ok(Some(job.id))
+}
+
+/// Runs jobs until none is runnable now (for tests and the `demo`).
+pub fn drain(pool: &PgPool, handler: &dyn JobHandler) -> anyhow::Result<usize> {
+    let mut n = 0;
+    while run_next(pool, handler, "drain")?.is_some() {
+        n += 1;
+    }
+    Ok(n)
+}
+
+pub struct Workers {
+    shutdown: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    pub fn spawn(
+        pool: PgPool,
+        handler: Arc<dyn JobHandler>,
+        waker: Arc<Waker>,
+        opts: WorkerOptions,
+    ) -> Workers {
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let threads = (0..opts.threads.max(1))
+            .map(|i| {
+                let (pool, handler, waker, shutdown, opts) =
+                    (pool.clone(), handler.clone(), waker.clone(), shutdown.clone(), opts.clone());
+                std::thread::Builder::new()
+                    .name(format!("jira-worker-{i}"))
+                    .spawn(move || worker_loop(i, &pool, &*handler, &waker, &shutdown, &opts))
+                    .expect("spawning a worker thread")
+            })
+            .collect();
+        Workers { shutdown, waker, threads }
+    }
+
+    /// Asks every worker to stop after its current job and waits for them.
+    pub fn shutdown(self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.waker.wake();
+        for t in self.threads {
+            let _ = t.join();
+        }
+        log::info!("job workers stopped");
+    }
+}
+
+fn worker_loop(
+    index: usize,
+    pool: &PgPool,
+    handler: &dyn JobHandler,
+    waker: &Waker,
+    shutdown: &AtomicBool,
+    opts: &WorkerOptions,
+) {
+    let name = format!("{}-{index}", opts.instance);
+    let mut last_reap = std::time::Instant::now() - opts.lease;
+    while !shutdown.load(Ordering::SeqCst) {
+        let seen = waker.current();
+        if index == 0 && last_reap.elapsed() >= opts.poll {
+            last_reap = std::time::Instant::now();
+            if let Ok(mut conn) = pool.get() {
+                match queue::reap_expired(&mut conn, opts.lease) {
+                    Ok(0) => {}
+                    Ok(n) => log::warn!("{n} job(s) whose worker stopped were queued again"),
+                    Err(e) => log::warn!("reaping expired jobs: {e}"),
+                }
+            }
+        }
+        match run_next(pool, handler, &name) {
+            Ok(Some(_)) => continue,
+            Ok(None) => {}
+            Err(e) => log::warn!("worker {name}: {e:#}"),
+        }
+        waker.wait(seen, opts.poll);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let first = backoff(7, 1);
+        assert!(first >= Duration::from_millis(800) && first <= Duration::from_millis(1200));
+        let fourth = backoff(7, 4);
+        assert!(fourth >= Duration::from_millis(6400) && fourth <= Duration::from_millis(9600));
+        assert!(backoff(7, 40) <= Duration::from_secs(360));
+        assert_ne!(backoff(7, 3), backoff(8, 3));
+    }
+}

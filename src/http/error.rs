@@ -1,0 +1,105 @@
+//! The one error type handlers return: a status, a stable snake_case code and a message,
+//! sent as `{"error":{"code","message"}}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::ingest::IngestError;
+use crate::signature::SignatureError;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", message)
+    }
+    /// A 500 whose details go to the log, not to the caller.
+    pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
+        log::error!("{context}: {err}");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", format!("{context} failed; see the server log"))
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.status, self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        let mut resp = HttpResponse::build(self.status);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.insert_header(("Retry-After", "5"));
+        }
+        resp.json(serde_json::json!({"error": {"code": self.code, "message": self.message}}))
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        match e {
+            diesel::result::Error::NotFound => ApiError::not_found("no such record"),
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ClosedConnection
+                | diesel::result::DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => ApiError::unavailable("the database connection was lost; retry shortly"),
+            other => ApiError::internal("database query", other),
+        }
+    }
+}
+
+impl From<r2d2::Error> for ApiError {
+    fn from(e: r2d2::Error) -> Self {
+        log::warn!("database unavailable: {e}");
+        ApiError::unavailable("the database is unavailable; retry shortly")
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        let msg = e.to_string();
+        match e {
+            IngestError::MalformedJson(_) => ApiError::bad_request("malformed_json", msg),
+            IngestError::V2NotSupported => ApiError::bad_request("v2_not_supported", msg),
+            IngestError::MissingField(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "missing_field", msg)
+            }
+            IngestError::InvalidField { .. } => ApiError::unprocessable(msg),
+            IngestError::Signature(s) => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                match s {
+                    SignatureError::Missing => "missing_signature",
+                    SignatureError::Malformed | SignatureError::Mismatch => "invalid_signature",
+                },
+                msg,
+            ),
+            IngestError::Db(db) => ApiError::from(db),
+            IngestError::Decision(_) => ApiError::internal("deciding the new work item", msg),
+        }
+    }
+}

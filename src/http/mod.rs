@@ -1,0 +1,20 @@
+//! The actix-web layer only: routes, request parsing and error mapping. Domain modules never
+//! import actix-web; handlers call them through `AppState`.
+
+pub mod error;
+pub mod health;
+pub mod webhooks;
+
+use actix_web::web;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(webhooks::pagerduty)
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, error::ApiError> {
+    Err(error::ApiError::not_found(format!("no route for {} {}", req.method(), req.path())))
+}

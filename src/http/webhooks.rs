@@ -1,0 +1,64 @@
+//! Webhook endpoints. Each reads the raw body (signatures cover the exact bytes), checks the
+//! signature before parsing, and answers PagerDuty within its 5 s deadline.
+
+use actix_web::http::StatusCode;
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+use crate::app::AppState;
+use crate::ingest::IngestOutcome;
+
+use super::error::ApiError;
+
+/// Larger bodies are refused; PagerDuty drops webhooks over 256 KB anyway.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Reads the body, refusing it with 413 as soon as it passes `MAX_BODY`.
+pub async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is over {MAX_BODY} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+pub fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+#[post("/webhooks/pagerduty")]
+pub async fn pagerduty(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload).await?;
+    state
+        .ingest
+        .verify(header(&req, "X-PagerDuty-Signature"), &body)
+        .inspect_err(|e| log::warn!("PagerDuty webhook refused: {e}"))?;
+    let delivery_id = header(&req, "X-Webhook-Id").map(String::from);
+    let st = state.clone();
+    let outcome = web::block(move || -> Result<IngestOutcome, ApiError> {
+        let mut conn = st.pool.get()?;
+        Ok(st.ingest.accept(&mut conn, delivery_id.as_deref(), &body)?)
+    })
+    .await
+    .map_err(|e| ApiError::internal("webhook worker", e))??;
+    Ok(match outcome {
+        IngestOutcome::Ignored { .. } => HttpResponse::Accepted().json(&outcome),
+        IngestOutcome::Success(_) => {
+            state.wake_workers();
+            HttpResponse::Ok().json(&outcome)
+        }
+        IngestOutcome::Duplicate(_) => HttpResponse::Ok().json(&outcome),
+    })
+}

@@ -1,0 +1,242 @@
+//! PagerDuty V3 webhook payloads: the envelope, the incident inside it, and how a PagerDuty
+//! service and priority map to Goliath's service and severity.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::config::{env_key, PagerDutyConfig};
+
+use super::IngestError;
+
+/// The V3 envelope's `event`, with `data` kept as JSON (its shape depends on the event type,
+/// and PagerDuty adds new types over time).
+#[derive(Debug, Clone)]
+pub struct PdEvent {
+    pub id: String,
+    pub event_type: String,
+    pub resource_type: Option<String>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub data: Value,
+}
+
+/// Incident facts Goliath keeps from an `incident.*` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PdIncident {
+    pub id: String,
+    pub number: i64,
+    pub title: String,
+    pub description: Option<String>,
+    pub service_id: Option<String>,
+    pub service_name: String,
+    pub priority: Option<String>,
+    pub urgency: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub html_url: Option<String>,
+    /// PagerDuty user ids currently assigned (paged, so on call for it).
+    pub assignee_user_ids: Vec<String>,
+}
+
+/// Parses the envelope. Unknown fields are ignored; missing required ones are named.
+pub fn parse_envelope(body: &[u8]) -> Result<PdEvent, IngestError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(IngestError::MalformedJson("the body is empty".into()));
+    }
+    let root: Value =
+        serde_json::from_slice(body).map_err(|e| IngestError::MalformedJson(e.to_string()))?;
+    let Some(obj) = root.as_object() else {
+        return Err(IngestError::MalformedJson("the body is not a JSON object".into()));
+    };
+    if obj.contains_key("messages") && !obj.contains_key("event") {
+        return Err(IngestError::V2NotSupported);
+    }
+    let event = obj
+        .get("event")
+        .and_then(Value::as_object)
+        .ok_or(IngestError::MissingField("event"))?;
+    let text = |key: &'static str, path: &'static str| -> Result<String, IngestError> {
+        match event.get(key) {
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            _ => Err(IngestError::MissingField(path)),
+        }
+    };
+    Ok(PdEvent {
+        id: text("id", "event.id")?,
+        event_type: text("event_type", "event.event_type")?,
+        resource_type: event.get("resource_type").and_then(Value::as_str).map(String::from),
+        occurred_at: event
+            .get("occurred_at")
+            .and_then(Value::as_str)
+            .and_then(parse_time),
+        data: event.get("data").cloned().unwrap_or(Value::Null),
+    })
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+}
+
+impl PdEvent {
+    /// The incident in `data` (for `data.type == "incident"` events).
+    pub fn incident(&self) -> Result<PdIncident, IngestError> {
+        let data = self
+            .data
+            .as_object()
+            .ok_or(IngestError::MissingField("event.data"))?;
+        let str_field = |key: &str| data.get(key).and_then(Value::as_str).map(str::to_string);
+        let id = str_field("id")
+            .filter(|s| !s.is_empty())
+            .ok_or(IngestError::MissingField("event.data.id"))?;
+        let number = data
+            .get("number")
+            .and_then(Value::as_i64)
+            .ok_or(IngestError::MissingField("event.data.number"))?;
+        let title = str_field("title")
+            .filter(|s| !s.trim().is_empty())
+            .ok_or(IngestError::MissingField("event.data.title"))?;
+        let created_at = match data.get("created_at").and_then(Value::as_str) {
+            Some(s) => parse_time(s).ok_or(IngestError::InvalidField {
+                field: "event.data.created_at",
+                reason: format!("`{s}` is not an ISO-8601 time"),
+            })?,
+            None => return Err(IngestError::MissingField("event.data.created_at")),
+        };
+        let service = data
+            .get("service")
+            .and_then(Value::as_object)
+            .ok_or(IngestError::MissingField("event.data.service"))?;
+        let service_id = service.get("id").and_then(Value::as_str).map(String::from);
+        let service_name = service
+            .get("summary")
+            .or_else(|| service.get("name"))
+            .and_then(Value::as_str)
+            .map(String::from)
+            .or_else(|| service_id.clone())
+            .ok_or(IngestError::MissingField("event.data.service.summary"))?;
+        let description = data
+            .get("body")
+            .and_then(|b| b.get("details"))
+            .and_then(|d| match d {
+                Value::String(s) => Some(s.clone()),
+                Value::Null => None,
+                other => Some(other.to_string()),
+            })
+            .or_else(|| str_field("description"))
+            .filter(|s| !s.trim().is_empty() && *s != title);
+        let priority = data
+            .get("priority")
+            .and_then(|p| p.get("summary").or_else(|| p.get("name")))
+            .and_then(Value::as_str)
+            .map(String::from);
+        let assignee_user_ids = data
+            .get("assignees")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|a| a.get("id").and_then(Value::as_str).map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(PdIncident {
+            id,
+            number,
+            title,
+            description,
+            service_id,
+            service_name,
+            priority,
+            urgency: str_field("urgency"),
+            created_at,
+            html_url: str_field("html_url"),
+            assignee_user_ids,
+        })
+    }
+}
+
+/// The built-in PagerDuty service name to Goliath service map.
+const DEFAULT_SERVICES: [(&str, &str); 6] = [
+    ("api-service", "api"),
+    ("frontend-service", "frontend"),
+    ("backend-service", "backend"),
+    ("infrastructure", "infrastructure"),
+    ("data-service", "data"),
+    ("mobile-service", "mobile"),
+];
+
+/// Maps a PagerDuty service to a Goliath service; the bool is false when nothing matched and
+/// the lower-cased name was used (worth a warning: it may be a missing mapping).
+pub fn map_service(cfg: &PagerDutyConfig, id: Option<&str>, name: &str) -> (String, bool) {
+    if let Some(service) = id.and_then(|id| cfg.service_by_id.get(id)) {
+        return (service.clone(), true);
+    }
+    if let Some(service) = cfg.service_by_name.get(&env_key(name)) {
+        return (service.clone(), true);
+    }
+    let lower = name.trim().to_lowercase();
+    if let Some((_, service)) = DEFAULT_SERVICES.iter().find(|(pd, _)| *pd == lower) {
+        return (service.to_string(), true);
+    }
+    (lower, false)
+}
+
+/// Severity from the priority when set (P1..P5, overridable), else from urgency, else sev3.
+pub fn map_severity(cfg: &PagerDutyConfig, priority: Option<&str>, urgency: Option<&str>) -> String {
+    if let Some(priority) = priority {
+        let key = env_key(priority);
+        if let Some(sev) = cfg.priority_overrides.get(&key) {
+            return sev.clone();
+        }
+        let builtin = match key.as_str() {
+            "P1" => Some("sev1"),
+            "P2" => Some("sev2"),
+            "P3" => Some("sev3"),
+            "P4" | "P5" => Some("sev4"),
+            _ => None,
+        };
+        if let Some(sev) = builtin {
+            return sev.to_string();
+        }
+    }
+    match urgency.map(str::to_ascii_lowercase).as_deref() {
+        Some("high") => "sev2".into(),
+        Some("low") => "sev3".into(),
+        _ => "sev3".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_prefers_priority_then_urgency() {
+        let mut cfg = PagerDutyConfig::default();
+        assert_eq!(map_severity(&cfg, Some("P1"), Some("low")), "sev1");
+        assert_eq!(map_severity(&cfg, Some("P5"), None), "sev4");
+        assert_eq!(map_severity(&cfg, None, Some("high")), "sev2");
+        assert_eq!(map_severity(&cfg, Some("Custom"), Some("low")), "sev3");
+        assert_eq!(map_severity(&cfg, None, None), "sev3");
+        cfg.priority_overrides.insert("P2".into(), "sev1".into());
+        assert_eq!(map_severity(&cfg, Some("P2"), None), "sev1");
+    }
+
+    #[test]
+    fn service_mapping_order() {
+        let mut cfg = PagerDutyConfig::default();
+        assert_eq!(map_service(&cfg, Some("PX"), "API-Service"), ("api".into(), true));
+        assert_eq!(map_service(&cfg, Some("PX"), "Checkout API"), ("checkout api".into(), false));
+        cfg.service_by_name.insert("CHECKOUT_API".into(), "payments".into());
+        assert_eq!(map_service(&cfg, Some("PX"), "Checkout API").0, "payments");
+        cfg.service_by_id.insert("PX".into(), "edge".into());
+        assert_eq!(map_service(&cfg, Some("PX"), "Checkout API").0, "edge");
+    }
+
+    #[test]
+    fn envelope_errors_name_the_problem() {
+        assert!(matches!(parse_envelope(b"{"), Err(IngestError::MalformedJson(_))));
+        assert!(matches!(parse_envelope(br#"{"messages":[]}"#), Err(IngestError::V2NotSupported)));
+        assert!(matches!(
+            parse_envelope(br#"{"event":{"id":"x"}}"#),
+            Err(IngestError::MissingField("event.event_type"))
+        ));
+    }
+}

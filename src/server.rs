@@ -1,0 +1,112 @@
+//! `goliath serve`: database, migrations, HTTP server and job workers, with a clean shutdown.
+
+use std::sync::Arc;
+
+use actix_web::{middleware, web, App, HttpServer};
+use anyhow::Context;
+
+use crate::app::AppState;
+use crate::config::Config;
+use crate::db::embedded::{Durability, EmbeddedPostgres};
+use crate::db::{self, PgPool};
+
+/// The database the process uses: a configured URL, or the private embedded cluster (kept
+/// alive, and stopped on drop, by this value).
+pub struct Database {
+    pub url: String,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    pub fn open(cfg: &Config) -> anyhow::Result<Database> {
+        if let Some(url) = &cfg.database_url {
+            return Ok(Database { url: url.clone(), embedded: None });
+        }
+        let dir = cfg.data_dir.join("postgres");
+        let pg = EmbeddedPostgres::start(&dir, "goliath", Durability::Durable)?;
+        log::info!("using the embedded PostgreSQL in {}", pg.data_dir().display());
+        Ok(Database { url: pg.url("goliath"), embedded: Some(pg) })
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+
+    /// Builds the pool and applies pending migrations.
+    pub fn migrated_pool(&self, size: u32) -> anyhow::Result<PgPool> {
+        let pool = db::build_pool(&self.url, size);
+        let mut conn = pool
+            .get()
+            .with_context(|| format!("connecting to {}", crate::config::redact_url(&self.url)))?;
+        let applied = db::run_migrations(&mut conn)?;
+        if !applied.is_empty() {
+            log::info!("applied migrations: {}", applied.join(", "));
+        }
+        Ok(pool)
+    }
+}
+
+/// Runs until SIGINT or SIGTERM, then stops taking requests, lets the workers finish their
+/// current job, and stops the embedded database.
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let database = web::block({
+        let cfg = cfg.clone();
+        move || Database::open(&cfg)
+    })
+    .await??;
+    let pool = {
+        let url_db = &database;
+        let size = cfg.db_pool_size;
+        // Blocking, but before the server starts: nothing else is waiting on this runtime.
+        url_db.migrated_pool(size)?
+    };
+    let bind = cfg.bind;
+    let state = web::Data::new(AppState::new(cfg, pool));
+    let server = build_server(state.clone(), bind)?;
+    log::info!("Goliath listening on http://{bind}");
+    let handle = server.handle();
+    let server_task = tokio::spawn(server);
+    shutdown_signal().await;
+    log::info!("shutting down");
+    handle.stop(true).await;
+    let _ = server_task.await;
+    drop(state);
+    drop(database);
+    Ok(())
+}
+
+pub fn build_server(
+    state: web::Data<AppState>,
+    bind: std::net::SocketAddr,
+) -> anyhow::Result<actix_web::dev::Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
+            .configure(crate::http::configure)
+    })
+    .disable_signals()
+    .shutdown_timeout(10)
+    .bind(bind)
+    .with_context(|| format!("binding {bind}"))?
+    .run();
+    Ok(server)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Keeps `Arc` in scope for callers that share state across threads.
+pub type Shared<T> = Arc<T>;
