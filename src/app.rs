@@ -19,7 +19,12 @@ impl AppState {
     pub fn new(config: Config, pool: PgPool) -> AppState {
         let config = Arc::new(config);
         let ingest = Arc::new(IngestService::new(config.pagerduty.clone(), None));
-        AppState { config, pool, ingest, waker: Arc::new(Waker::default()) }
+        AppState {
+            config,
+            pool,
+            ingest,
+            waker: Arc::new(Waker::default()),
+        }
     }
 
     /// Tells the job workers there is new work.

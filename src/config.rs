@@ -29,11 +29,21 @@ pub struct Settings {
     pub database_url: Option<String>,
 
     /// Address the HTTP server listens on.
-    #[arg(long, env = "GOLIATH_BIND", default_value = "127.0.0.1:8000", global = true)]
+    #[arg(
+        long,
+        env = "GOLIATH_BIND",
+        default_value = "127.0.0.1:8000",
+        global = true
+    )]
     pub bind: String,
 
     /// Directory for the private Postgres cluster and other local state.
-    #[arg(long, env = "GOLIATH_DATA_DIR", default_value = "./.goliath", global = true)]
+    #[arg(
+        long,
+        env = "GOLIATH_DATA_DIR",
+        default_value = "./.goliath",
+        global = true
+    )]
     pub data_dir: PathBuf,
 
     /// Base URL at which this server is reachable (for Jira webhooks from the simulator).
@@ -41,11 +51,21 @@ pub struct Settings {
     pub public_url: Option<String>,
 
     /// Bearer token for the /admin routes.
-    #[arg(long, env = "GOLIATH_ADMIN_TOKEN", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "GOLIATH_ADMIN_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
     pub admin_token: Option<String>,
 
     /// Database connections in the pool.
-    #[arg(long, env = "GOLIATH_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    #[arg(
+        long,
+        env = "GOLIATH_DB_POOL_SIZE",
+        default_value_t = 16,
+        global = true
+    )]
     pub db_pool_size: u32,
 
     /// Background worker threads that execute Jira jobs.
@@ -53,7 +73,12 @@ pub struct Settings {
     pub workers: usize,
 
     /// PagerDuty V3 webhook secrets, comma-separated (several during a rotation).
-    #[arg(long, env = "PAGERDUTY_WEBHOOK_SECRET", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PAGERDUTY_WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
     pub pagerduty_webhook_secret: Option<String>,
 
     /// Extra PagerDuty service mappings, `NAME=service` or `ID=service` (repeatable); the
@@ -91,7 +116,12 @@ pub struct JiraSettings {
     #[arg(long, env = "JIRA_ISSUE_TYPE", default_value = "Task", global = true)]
     pub jira_issue_type: String,
     /// Secret for `X-Hub-Signature` on Jira webhooks (comma-separated for rotation).
-    #[arg(long, env = "JIRA_WEBHOOK_SECRET", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "JIRA_WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
     pub jira_webhook_secret: Option<String>,
     /// Per-service project, `service=KEY` (repeatable); `JIRA_PROJECT_<SERVICE>` is read too.
     #[arg(long = "jira-project", global = true, value_name = "SERVICE=KEY")]
@@ -217,7 +247,9 @@ impl Config {
             .trim_end_matches('/')
             .to_string();
         if settings.db_pool_size == 0 {
-            return Err(ConfigError("GOLIATH_DB_POOL_SIZE must be at least 1".into()));
+            return Err(ConfigError(
+                "GOLIATH_DB_POOL_SIZE must be at least 1".into(),
+            ));
         }
 
         let mut pagerduty = PagerDutyConfig {
@@ -226,9 +258,13 @@ impl Config {
         };
         for (key, value) in env {
             if let Some(id) = key.strip_prefix("PAGERDUTY_SERVICE_ID_") {
-                pagerduty.service_by_id.insert(id.to_string(), value.trim().to_string());
+                pagerduty
+                    .service_by_id
+                    .insert(id.to_string(), value.trim().to_string());
             } else if let Some(name) = key.strip_prefix("PAGERDUTY_SERVICE_") {
-                pagerduty.service_by_name.insert(env_key(name), value.trim().to_string());
+                pagerduty
+                    .service_by_name
+                    .insert(env_key(name), value.trim().to_string());
             } else if let Some(name) = key.strip_prefix("PAGERDUTY_PRIORITY_") {
                 let sev = check_severity(value, key)?;
                 pagerduty.priority_overrides.insert(env_key(name), sev);
@@ -264,7 +300,8 @@ impl Config {
         for (key, value) in env {
             if let Some(sev) = key.strip_prefix("JIRA_PRIORITY_") {
                 let sev = check_severity(sev, key)?;
-                jira.priority_by_severity.insert(sev, value.trim().to_string());
+                jira.priority_by_severity
+                    .insert(sev, value.trim().to_string());
             } else if let Some(service) = key.strip_prefix("JIRA_PROJECT_") {
                 if service != "KEY" {
                     jira.project_by_service
@@ -278,11 +315,14 @@ impl Config {
         }
         for raw in &js.jira_priorities {
             let (k, v) = parse_pair(raw, "--jira-priority")?;
-            jira.priority_by_severity.insert(check_severity(&k, raw)?, v);
+            jira.priority_by_severity
+                .insert(check_severity(&k, raw)?, v);
         }
         if let Some(url) = &jira.base_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ConfigError(format!("JIRA_BASE_URL `{url}` must start with http:// or https://")));
+                return Err(ConfigError(format!(
+                    "JIRA_BASE_URL `{url}` must start with http:// or https://"
+                )));
             }
             let basic = jira.email.is_some() && jira.api_token.is_some();
             if !basic && jira.bearer_token.is_none() {
@@ -348,10 +388,15 @@ impl Config {
 }
 
 fn default_jira_priorities() -> BTreeMap<String, String> {
-    [("sev1", "Highest"), ("sev2", "High"), ("sev3", "Medium"), ("sev4", "Low")]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    [
+        ("sev1", "Highest"),
+        ("sev2", "High"),
+        ("sev3", "Medium"),
+        ("sev4", "Low"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 /// Hides the password in a URL such as `postgres://user:pw@host/db`.
@@ -360,7 +405,9 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..scheme_end + 3], &url[at..]),
+                Some((user, _)) => {
+                    format!("{}{user}:<redacted>{}", &url[..scheme_end + 3], &url[at..])
+                }
                 None => url.to_string(),
             }
         }
@@ -403,7 +450,10 @@ mod tests {
         assert_eq!(cfg.pagerduty.service_by_name["CHECKOUT_API"], "payments");
         assert_eq!(cfg.pagerduty.priority_overrides["P4"], "sev3");
         let text = format!("{cfg:?}");
-        assert!(!text.contains("\"a\""), "secrets must not be printed: {text}");
+        assert!(
+            !text.contains("\"a\""),
+            "secrets must not be printed: {text}"
+        );
 
         env.insert("PAGERDUTY_PRIORITY_P5".into(), "urgent".into());
         assert!(Config::from_settings(&settings, &env).is_err());

@@ -41,7 +41,10 @@ fn main() -> ExitCode {
         Command::Serve => run_async(goliath::server::serve(config)),
         Command::Migrate => migrate(&config),
         Command::CheckConfig => {
-            println!("{}", serde_json::to_string_pretty(&config.redacted()).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&config.redacted()).unwrap_or_default()
+            );
             Ok(())
         }
     };

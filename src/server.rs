@@ -1,7 +1,5 @@
 //! `goliath serve`: database, migrations, HTTP server and job workers, with a clean shutdown.
 
-use std::sync::Arc;
-
 use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context;
 
@@ -20,12 +18,21 @@ pub struct Database {
 impl Database {
     pub fn open(cfg: &Config) -> anyhow::Result<Database> {
         if let Some(url) = &cfg.database_url {
-            return Ok(Database { url: url.clone(), embedded: None });
+            return Ok(Database {
+                url: url.clone(),
+                embedded: None,
+            });
         }
         let dir = cfg.data_dir.join("postgres");
         let pg = EmbeddedPostgres::start(&dir, "goliath", Durability::Durable)?;
-        log::info!("using the embedded PostgreSQL in {}", pg.data_dir().display());
-        Ok(Database { url: pg.url("goliath"), embedded: Some(pg) })
+        log::info!(
+            "using the embedded PostgreSQL in {}",
+            pg.data_dir().display()
+        );
+        Ok(Database {
+            url: pg.url("goliath"),
+            embedded: Some(pg),
+        })
     }
 
     pub fn is_embedded(&self) -> bool {
@@ -62,8 +69,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let bind = cfg.bind;
     let state = web::Data::new(AppState::new(cfg, pool));
-    let server = build_server(state.clone(), bind)?;
-    log::info!("Goliath listening on http://{bind}");
+    let (server, addr) = build_server(state.clone(), bind, 0)?;
+    log::info!("Goliath listening on http://{addr}");
     let handle = server.handle();
     let server_task = tokio::spawn(server);
     shutdown_signal().await;
@@ -75,22 +82,29 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Binds the HTTP server (port 0 picks a free port) and returns it with its address.
+/// `threads` = 0 uses one per core.
 pub fn build_server(
     state: web::Data<AppState>,
     bind: std::net::SocketAddr,
-) -> anyhow::Result<actix_web::dev::Server> {
-    let server = HttpServer::new(move || {
+    threads: usize,
+) -> anyhow::Result<(actix_web::dev::Server, std::net::SocketAddr)> {
+    let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
             .configure(crate::http::configure)
     })
     .disable_signals()
-    .shutdown_timeout(10)
-    .bind(bind)
-    .with_context(|| format!("binding {bind}"))?
-    .run();
-    Ok(server)
+    .shutdown_timeout(10);
+    if threads > 0 {
+        server = server.workers(threads);
+    }
+    let server = server
+        .bind(bind)
+        .with_context(|| format!("binding {bind}"))?;
+    let addr = server.addrs().first().copied().unwrap_or(bind);
+    Ok((server.run(), addr))
 }
 
 async fn shutdown_signal() {
@@ -107,6 +121,3 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
 }
-
-/// Keeps `Arc` in scope for callers that share state across threads.
-pub type Shared<T> = Arc<T>;

@@ -68,7 +68,10 @@ impl EmbeddedPostgres {
                 if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
                     // Follow symlinks (Debian links /usr/local/bin/initdb into the versioned dir).
                     let real = std::fs::canonicalize(dir.join("initdb")).ok();
-                    let real_dir = real.as_deref().and_then(Path::parent).map(Path::to_path_buf);
+                    let real_dir = real
+                        .as_deref()
+                        .and_then(Path::parent)
+                        .map(Path::to_path_buf);
                     return Ok(real_dir.unwrap_or(dir));
                 }
             }
@@ -130,7 +133,10 @@ impl EmbeddedPostgres {
             pg.pg_ctl_start(durability)?;
             pg.started = true;
         } else {
-            log::info!("reusing the running embedded PostgreSQL in {}", pg.data_dir.display());
+            log::info!(
+                "reusing the running embedded PostgreSQL in {}",
+                pg.data_dir.display()
+            );
         }
         pg.ensure_database(db_name)?;
         Ok(pg)
@@ -170,7 +176,7 @@ impl EmbeddedPostgres {
     pub fn stop_when_process_exits(mut self, pid: u32, remove_dir: &Path) {
         let pg_ctl = self.bin_dir.join("pg_ctl");
         let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+            "while [ -d /proc/{pid} ]; do sleep 0.5; done; \
              {pg_ctl} -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{remove}'",
             pg_ctl = pg_ctl.display(),
             data = self.data_dir.display(),
@@ -223,11 +229,21 @@ impl EmbeddedPostgres {
     }
 
     fn initdb(&self) -> Result<(), EmbeddedError> {
-        log::info!("initialising a private PostgreSQL cluster in {}", self.data_dir.display());
+        log::info!(
+            "initialising a private PostgreSQL cluster in {}",
+            self.data_dir.display()
+        );
         let mut cmd = self.command("initdb");
-        cmd.arg("-D")
-            .arg(&self.data_dir)
-            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"]);
+        cmd.arg("-D").arg(&self.data_dir).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
         self.run("initdb", &mut cmd)
     }
 
@@ -284,10 +300,11 @@ impl EmbeddedPostgres {
             #[diesel(sql_type = diesel::sql_types::Bool)]
             exists: bool,
         }
-        let found: Exists =
-            diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
-                .bind::<diesel::sql_types::Text, _>(db_name)
-                .get_result(&mut conn)?;
+        let found: Exists = diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists",
+        )
+        .bind::<diesel::sql_types::Text, _>(db_name)
+        .get_result(&mut conn)?;
         if !found.exists {
             diesel::sql_query(format!("CREATE DATABASE \"{}\"", db_name.replace('"', "")))
                 .execute(&mut conn)?;

@@ -37,7 +37,11 @@ pub fn enqueue(
     dedup_key: Option<&str>,
 ) -> QueryResult<i64> {
     let inserted: Option<i64> = diesel::insert_into(jobs::table)
-        .values((jobs::kind.eq(kind), jobs::payload.eq(payload), jobs::dedup_key.eq(dedup_key)))
+        .values((
+            jobs::kind.eq(kind),
+            jobs::payload.eq(payload),
+            jobs::dedup_key.eq(dedup_key),
+        ))
         .on_conflict_do_nothing()
         .returning(jobs::id)
         .get_result(conn)
@@ -80,7 +84,12 @@ pub fn complete(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
 
 /// Puts a failed job back for another try after `delay`, or marks it dead when it has used
 /// all its attempts.
-pub fn retry_later(conn: &mut PgConnection, id: i64, error: &str, delay: Duration) -> QueryResult<String> {
+pub fn retry_later(
+    conn: &mut PgConnection,
+    id: i64,
+    error: &str,
+    delay: Duration,
+) -> QueryResult<String> {
     let millis = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
     diesel::sql_query(
         "UPDATE jobs SET \
@@ -137,7 +146,11 @@ pub fn resurrect(conn: &mut PgConnection, id: i64) -> QueryResult<Option<Job>> {
 }
 
 pub fn list(conn: &mut PgConnection, state: Option<&str>, limit: i64) -> QueryResult<Vec<Job>> {
-    let mut query = jobs::table.select(Job::as_select()).order(jobs::id.desc()).limit(limit).into_boxed();
+    let mut query = jobs::table
+        .select(Job::as_select())
+        .order(jobs::id.desc())
+        .limit(limit)
+        .into_boxed();
     if let Some(state) = state {
         query = query.filter(jobs::state.eq(state.to_string()));
     }
@@ -151,6 +164,8 @@ pub fn depth(conn: &mut PgConnection) -> QueryResult<serde_json::Value> {
         .select((jobs::state, diesel::dsl::count_star()))
         .load(conn)?;
     Ok(serde_json::Value::Object(
-        rows.into_iter().map(|(state, n)| (state, serde_json::json!(n))).collect(),
+        rows.into_iter()
+            .map(|(state, n)| (state, serde_json::json!(n)))
+            .collect(),
     ))
 }

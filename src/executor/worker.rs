@@ -17,9 +17,14 @@ use super::queue::{self, Job};
 pub enum JobResult {
     Done,
     /// Try again later: after `after` when the remote said so (Retry-After), else backoff.
-    Retry { error: String, after: Option<Duration> },
+    Retry {
+        error: String,
+        after: Option<Duration>,
+    },
     /// Will never succeed as it stands (for example Jira's 400): park it for an admin.
-    Dead { error: String },
+    Dead {
+        error: String,
+    },
 }
 
 pub trait JobHandler: Send + Sync {
@@ -91,7 +96,11 @@ pub fn backoff(job_id: i64, attempt: i32) -> Duration {
 }
 
 /// Claims and runs one job; returns its id, or None when nothing is runnable.
-pub fn run_next(pool: &PgPool, handler: &dyn JobHandler, worker: &str) -> anyhow::Result<Option<i64>> {
+pub fn run_next(
+    pool: &PgPool,
+    handler: &dyn JobHandler,
+    worker: &str,
+) -> anyhow::Result<Option<i64>> {
     let mut conn = pool.get()?;
     let Some(job) = queue::claim(&mut conn, worker)? else {
         return Ok(None);
@@ -104,21 +113,39 @@ pub fn run_next(pool: &PgPool, handler: &dyn JobHandler, worker: &str) -> anyhow
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            JobResult::Retry { error: format!("job panicked: {what}"), after: None }
+            JobResult::Retry {
+                error: format!("job panicked: {what}"),
+                after: None,
+            }
         });
     let mut conn = pool.get()?;
     match result {
         JobResult::Done => {
             queue::complete(&mut conn, job.id)?;
-            log::info!("job {} ({}) done after {} attempt(s)", job.id, job.kind, job.attempts);
+            log::info!(
+                "job {} ({}) done after {} attempt(s)",
+                job.id,
+                job.kind,
+                job.attempts
+            );
         }
         JobResult::Retry { error, after } => {
             let delay = after.unwrap_or_else(|| backoff(job.id, job.attempts));
             let state = queue::retry_later(&mut conn, job.id, &error, delay)?;
             if state == "dead" {
-                log::error!("job {} ({}) dead after {} attempts: {error}", job.id, job.kind, job.attempts);
+                log::error!(
+                    "job {} ({}) dead after {} attempts: {error}",
+                    job.id,
+                    job.kind,
+                    job.attempts
+                );
             } else {
-                log::warn!("job {} ({}) attempt {} failed, retrying in {delay:?}: {error}", job.id, job.kind, job.attempts);
+                log::warn!(
+                    "job {} ({}) attempt {} failed, retrying in {delay:?}: {error}",
+                    job.id,
+                    job.kind,
+                    job.attempts
+                );
             }
         }
         JobResult::Dead { error } => {
@@ -154,15 +181,24 @@ impl Workers {
         let shutdown = Arc::new(AtomicBool::new(false));
         let threads = (0..opts.threads.max(1))
             .map(|i| {
-                let (pool, handler, waker, shutdown, opts) =
-                    (pool.clone(), handler.clone(), waker.clone(), shutdown.clone(), opts.clone());
+                let (pool, handler, waker, shutdown, opts) = (
+                    pool.clone(),
+                    handler.clone(),
+                    waker.clone(),
+                    shutdown.clone(),
+                    opts.clone(),
+                );
                 std::thread::Builder::new()
                     .name(format!("jira-worker-{i}"))
                     .spawn(move || worker_loop(i, &pool, &*handler, &waker, &shutdown, &opts))
                     .expect("spawning a worker thread")
             })
             .collect();
-        Workers { shutdown, waker, threads }
+        Workers {
+            shutdown,
+            waker,
+            threads,
+        }
     }
 
     /// Asks every worker to stop after its current job and waits for them.

@@ -39,8 +39,12 @@ pub enum IngestError {
 
 /// Hook the intake calls, inside its transaction, for every new WorkItem.
 pub trait OnNewWorkItem: Send + Sync {
-    fn on_new(&self, conn: &mut PgConnection, item: &WorkItem, incident: &PdIncident)
-        -> Result<(), String>;
+    fn on_new(
+        &self,
+        conn: &mut PgConnection,
+        item: &WorkItem,
+        incident: &PdIncident,
+    ) -> Result<(), String>;
 }
 
 /// What happened to a delivery.
@@ -125,8 +129,13 @@ impl IngestService {
         body: &[u8],
     ) -> Result<IngestOutcome, IngestError> {
         let event = pagerduty::parse_envelope(body)?;
-        if !matches!(event.event_type.as_str(), "incident.triggered" | "incident.created") {
-            return Ok(IngestOutcome::Ignored { event_type: event.event_type });
+        if !matches!(
+            event.event_type.as_str(),
+            "incident.triggered" | "incident.created"
+        ) {
+            return Ok(IngestOutcome::Ignored {
+                event_type: event.event_type,
+            });
         }
         let incident = event.incident()?;
         let raw: serde_json::Value =
@@ -164,8 +173,11 @@ impl IngestService {
             }
         }
 
-        let (service, matched) =
-            pagerduty::map_service(&self.config, incident.service_id.as_deref(), &incident.service_name);
+        let (service, matched) = pagerduty::map_service(
+            &self.config,
+            incident.service_id.as_deref(),
+            &incident.service_name,
+        );
         if !matched {
             log::warn!(
                 "PagerDuty service `{}` ({}) has no mapping; using `{service}`. Set \
@@ -175,8 +187,11 @@ impl IngestService {
                 crate::config::env_key(&incident.service_name),
             );
         }
-        let severity =
-            pagerduty::map_severity(&self.config, incident.priority.as_deref(), incident.urgency.as_deref());
+        let severity = pagerduty::map_severity(
+            &self.config,
+            incident.priority.as_deref(),
+            incident.urgency.as_deref(),
+        );
         let id = work_item_id(incident);
         let origin = format!("PAGERDUTY-{}", incident.number);
         let inserted: Option<WorkItem> = diesel::insert_into(work_items::table)
@@ -222,7 +237,8 @@ impl IngestService {
             event.occurred_at.unwrap_or_else(Utc::now),
         )?;
         if let Some(hook) = &self.on_new {
-            hook.on_new(conn, &item, incident).map_err(IngestError::Decision)?;
+            hook.on_new(conn, &item, incident)
+                .map_err(IngestError::Decision)?;
         }
         // Re-read: the decision may have assigned it.
         let item: WorkItem = work_items::table
@@ -232,7 +248,12 @@ impl IngestService {
         Ok(IngestOutcome::Success(WorkItemSummary::of(&item)))
     }
 
-    fn link_delivery(&self, conn: &mut PgConnection, delivery_id: &str, item_id: &str) -> QueryResult<()> {
+    fn link_delivery(
+        &self,
+        conn: &mut PgConnection,
+        delivery_id: &str,
+        item_id: &str,
+    ) -> QueryResult<()> {
         diesel::update(
             webhook_deliveries::table
                 .filter(webhook_deliveries::source.eq("pagerduty"))

@@ -44,7 +44,9 @@ pub fn parse_envelope(body: &[u8]) -> Result<PdEvent, IngestError> {
     let root: Value =
         serde_json::from_slice(body).map_err(|e| IngestError::MalformedJson(e.to_string()))?;
     let Some(obj) = root.as_object() else {
-        return Err(IngestError::MalformedJson("the body is not a JSON object".into()));
+        return Err(IngestError::MalformedJson(
+            "the body is not a JSON object".into(),
+        ));
     };
     if obj.contains_key("messages") && !obj.contains_key("event") {
         return Err(IngestError::V2NotSupported);
@@ -62,7 +64,10 @@ pub fn parse_envelope(body: &[u8]) -> Result<PdEvent, IngestError> {
     Ok(PdEvent {
         id: text("id", "event.id")?,
         event_type: text("event_type", "event.event_type")?,
-        resource_type: event.get("resource_type").and_then(Value::as_str).map(String::from),
+        resource_type: event
+            .get("resource_type")
+            .and_then(Value::as_str)
+            .map(String::from),
         occurred_at: event
             .get("occurred_at")
             .and_then(Value::as_str)
@@ -72,7 +77,9 @@ pub fn parse_envelope(body: &[u8]) -> Result<PdEvent, IngestError> {
 }
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 impl PdEvent {
@@ -179,7 +186,11 @@ pub fn map_service(cfg: &PagerDutyConfig, id: Option<&str>, name: &str) -> (Stri
 }
 
 /// Severity from the priority when set (P1..P5, overridable), else from urgency, else sev3.
-pub fn map_severity(cfg: &PagerDutyConfig, priority: Option<&str>, urgency: Option<&str>) -> String {
+pub fn map_severity(
+    cfg: &PagerDutyConfig,
+    priority: Option<&str>,
+    urgency: Option<&str>,
+) -> String {
     if let Some(priority) = priority {
         let key = env_key(priority);
         if let Some(sev) = cfg.priority_overrides.get(&key) {
@@ -222,9 +233,16 @@ mod tests {
     #[test]
     fn service_mapping_order() {
         let mut cfg = PagerDutyConfig::default();
-        assert_eq!(map_service(&cfg, Some("PX"), "API-Service"), ("api".into(), true));
-        assert_eq!(map_service(&cfg, Some("PX"), "Checkout API"), ("checkout api".into(), false));
-        cfg.service_by_name.insert("CHECKOUT_API".into(), "payments".into());
+        assert_eq!(
+            map_service(&cfg, Some("PX"), "API-Service"),
+            ("api".into(), true)
+        );
+        assert_eq!(
+            map_service(&cfg, Some("PX"), "Checkout API"),
+            ("checkout api".into(), false)
+        );
+        cfg.service_by_name
+            .insert("CHECKOUT_API".into(), "payments".into());
         assert_eq!(map_service(&cfg, Some("PX"), "Checkout API").0, "payments");
         cfg.service_by_id.insert("PX".into(), "edge".into());
         assert_eq!(map_service(&cfg, Some("PX"), "Checkout API").0, "edge");
@@ -232,8 +250,14 @@ mod tests {
 
     #[test]
     fn envelope_errors_name_the_problem() {
-        assert!(matches!(parse_envelope(b"{"), Err(IngestError::MalformedJson(_))));
-        assert!(matches!(parse_envelope(br#"{"messages":[]}"#), Err(IngestError::V2NotSupported)));
+        assert!(matches!(
+            parse_envelope(b"{"),
+            Err(IngestError::MalformedJson(_))
+        ));
+        assert!(matches!(
+            parse_envelope(br#"{"messages":[]}"#),
+            Err(IngestError::V2NotSupported)
+        ));
         assert!(matches!(
             parse_envelope(br#"{"event":{"id":"x"}}"#),
             Err(IngestError::MissingField("event.event_type"))

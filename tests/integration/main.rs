@@ -1,1 +1,3 @@
 //! Integration tests: real Postgres, real HTTP.
+mod helpers;
+mod pagerduty;

@@ -1,0 +1,209 @@
+//! Test harness: a real database per test and the real HTTP server on a free port.
+#![allow(dead_code)] // not every test module uses every helper
+
+pub mod db;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix_web::web;
+use goliath::app::AppState;
+use goliath::config::{Config, Settings};
+
+pub use db::TestDb;
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture_path(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+pub fn fixture_json(name: &str) -> serde_json::Value {
+    serde_json::from_slice(&fixture(name)).unwrap()
+}
+
+/// Settings as a user would give them; `env` holds the prefixed map variables.
+pub fn config_with(mutate: impl FnOnce(&mut Settings), env: &[(&str, &str)]) -> Config {
+    let mut settings = Settings {
+        bind: "127.0.0.1:0".into(),
+        db_pool_size: 8,
+        workers: 1,
+        data_dir: std::env::temp_dir(),
+        admin_token: Some(ADMIN_TOKEN.into()),
+        ..Default::default()
+    };
+    settings.jira.jira_project_key = "OPS".into();
+    settings.jira.jira_issue_type = "Task".into();
+    mutate(&mut settings);
+    let env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_settings(&settings, &env).expect("valid test configuration")
+}
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A running Goliath on its own database.
+pub struct TestApp {
+    pub db: TestDb,
+    pub addr: SocketAddr,
+    pub state: web::Data<AppState>,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub fn start(config: Config) -> TestApp {
+        let db = TestDb::new();
+        Self::start_on(db, config)
+    }
+
+    pub fn start_on(db: TestDb, config: Config) -> TestApp {
+        let state = web::Data::new(AppState::new(config, db.pool.clone()));
+        Self::launch(db, state)
+    }
+
+    /// Serves a state built by the test (its database need not be the one in `db`).
+    pub fn start_on_state(state: web::Data<AppState>) -> TestApp {
+        Self::launch(TestDb::new(), state)
+    }
+
+    fn launch(db: TestDb, state: web::Data<AppState>) -> TestApp {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let st = state.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let (server, addr) =
+                    goliath::server::build_server(st, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+                tx.send((server.handle(), addr)).unwrap();
+                let _ = server.await;
+            });
+        });
+        let (handle, addr) = rx.recv().expect("the test server started");
+        TestApp {
+            db,
+            addr,
+            state,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+        let mut req = agent().post(&self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Resp::from(req.send(body).expect("request sent"))
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        Resp::from(agent().get(&self.url(path)).call().expect("request sent"))
+    }
+
+    pub fn admin(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Resp {
+        admin_request(&self.url(path), method, body, Some(ADMIN_TOKEN))
+    }
+
+    pub fn shared(&self) -> Arc<AppState> {
+        self.state.clone().into_inner()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(handle.stop(false));
+        })
+        .join()
+        .ok();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+pub fn admin_request(
+    url: &str,
+    method: &str,
+    body: Option<serde_json::Value>,
+    token: Option<&str>,
+) -> Resp {
+    let agent = agent();
+    let auth = token.map(|t| format!("Bearer {t}"));
+    macro_rules! with_auth {
+        ($req:expr) => {{
+            let mut r = $req;
+            if let Some(a) = &auth {
+                r = r.header("Authorization", a);
+            }
+            r
+        }};
+    }
+    let resp = match (method, body) {
+        ("GET", _) => with_auth!(agent.get(url)).call(),
+        ("DELETE", _) => with_auth!(agent.delete(url)).call(),
+        ("POST", Some(b)) => with_auth!(agent.post(url)).send_json(b),
+        ("POST", None) => with_auth!(agent.post(url)).send_empty(),
+        ("PUT", Some(b)) => with_auth!(agent.put(url)).send_json(b),
+        (m, _) => panic!("unsupported method {m}"),
+    };
+    Resp::from(resp.expect("request sent"))
+}
+
+/// A response read to the end.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// The `error.code` of an error body.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+impl From<ureq::http::Response<ureq::Body>> for Resp {
+    fn from(mut r: ureq::http::Response<ureq::Body>) -> Self {
+        let status = r.status().as_u16();
+        let body = r.body_mut().read_to_string().unwrap_or_default();
+        Resp { status, body }
+    }
+}

@@ -1,0 +1,391 @@
+//! POST /webhooks/pagerduty: the V3 envelope, signatures, mapping, idempotency, bad input.
+
+use diesel::prelude::*;
+use goliath::db::schema::{webhook_deliveries, work_items};
+use goliath::signature::sign_hex;
+
+use crate::helpers::{config_with, fixture, fixture_json, TestApp, TestDb};
+
+const SECRET: &str = "P1FCjs7jgaCfQGL2phwQppai38tEehEWfNlj75GrbTQXusmVtvJzyuW1u1aDGFSr";
+
+fn counts(app: &TestApp) -> (i64, i64) {
+    let mut conn = app.db.conn();
+    let items = work_items::table.count().get_result(&mut conn).unwrap();
+    let deliveries = webhook_deliveries::table
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    (items, deliveries)
+}
+
+fn unsigned_app() -> TestApp {
+    TestApp::start(config_with(|_| {}, &[]))
+}
+
+fn signed_app(secrets: &str) -> TestApp {
+    TestApp::start(config_with(
+        |s| s.pagerduty_webhook_secret = Some(secrets.into()),
+        &[],
+    ))
+}
+
+fn post_signed(app: &TestApp, body: &[u8], webhook_id: Option<&str>) -> crate::helpers::Resp {
+    let sig = format!("v1={}", sign_hex(SECRET, body));
+    let mut headers = vec![
+        ("X-PagerDuty-Signature", sig.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    if let Some(id) = webhook_id {
+        headers.push(("X-Webhook-Id", id));
+    }
+    app.post("/webhooks/pagerduty", &headers, body)
+}
+
+#[test]
+fn triggered_incident_creates_a_work_item_with_its_fields() {
+    let app = signed_app(SECRET);
+    let resp = post_signed(
+        &app,
+        &fixture("pagerduty_v3_incident_triggered.json"),
+        Some("wh-1"),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let body = resp.json();
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["incident_id"], "Q2F8K1ZQ0MJ5XJ");
+    assert_eq!(body["incident_number"], 1842);
+    assert_eq!(
+        body["severity"], "sev2",
+        "urgency high without priority is sev2"
+    );
+    let id = body["work_item_id"].as_str().unwrap().to_string();
+    assert!(
+        id.starts_with("wi-20260314092652-") && id.len() == "wi-20260314092652-".len() + 6,
+        "{id}"
+    );
+
+    let mut conn = app.db.conn();
+    let (title, service, status, origin, created): (
+        String,
+        String,
+        String,
+        String,
+        chrono::DateTime<chrono::Utc>,
+    ) = work_items::table
+        .find(&id)
+        .select((
+            work_items::title,
+            work_items::service,
+            work_items::status,
+            work_items::origin_system,
+            work_items::created_at,
+        ))
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(title, "CRITICAL: checkout-api p99 latency > 2s");
+    assert_eq!(service, "checkout api");
+    assert_ne!(status, "");
+    assert_eq!(origin, "PAGERDUTY-1842");
+    assert_eq!(
+        created.to_rfc3339(),
+        "2026-03-14T09:26:52+00:00",
+        "created_at is the incident's own time"
+    );
+}
+
+#[test]
+fn every_pagerduty_signature_vector_behaves_as_documented() {
+    let vectors = fixture_json("signature_vectors.json");
+    let mut checked = 0;
+    for v in vectors["vectors"].as_array().unwrap() {
+        if v["provider"] != "pagerduty_v3" {
+            continue;
+        }
+        let secrets: Vec<String> = match v.get("secrets_that_verify").and_then(|s| s.as_array()) {
+            Some(list) => list
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect(),
+            None => vec![v["secret"].as_str().unwrap().to_string()],
+        };
+        let app = signed_app(&secrets.join(","));
+        let body = fixture(v["body_file"].as_str().unwrap());
+        let header = v["expected_header_value"].as_str().unwrap();
+        let mut headers = vec![];
+        if !header.is_empty() {
+            headers.push(("X-PagerDuty-Signature", header));
+        }
+        let resp = app.post("/webhooks/pagerduty", &headers, &body);
+        let valid = v["valid"].as_bool().unwrap();
+        if valid {
+            assert!(
+                resp.status == 200 || resp.status == 202,
+                "{}: {} {}",
+                v["id"],
+                resp.status,
+                resp.body
+            );
+        } else {
+            assert_eq!(resp.status, 401, "{}: {}", v["id"], resp.body);
+            assert!(resp.error_code().ends_with("signature"), "{}", resp.body);
+            assert_eq!(
+                counts(&app),
+                (0, 0),
+                "{}: nothing stored for a refused delivery",
+                v["id"]
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} PagerDuty vectors found");
+}
+
+#[test]
+fn pagerdutys_published_vector_is_accepted_and_its_mismatch_refused() {
+    let secret = "lDQHScfUeXUKaQRNF+8XIiDKZ7XX3itBAYzwU0TARw8lJqRnkKl2iB1anSb0Z+IK";
+    let app = signed_app(secret);
+    let body = fixture("upstream/go-pagerduty__webhookv3_test_defaultBody.json");
+    let ok = app.post(
+        "/webhooks/pagerduty",
+        &[(
+            "X-PagerDuty-Signature",
+            "v1=0c0b9495b893a39e70d1fea2fe11fbe0a825f88b9f67846f6cc07dd2bc5476cd",
+        )],
+        &body,
+    );
+    assert_eq!(
+        ok.status, 202,
+        "a priority_updated event is acknowledged: {}",
+        ok.body
+    );
+    let bad = app.post(
+        "/webhooks/pagerduty",
+        &[(
+            "X-PagerDuty-Signature",
+            "v1=7020c8a7ec668a9b7012bc3dd82e483394b038f4230acc6785efbf2a7d8bcaf5",
+        )],
+        &body,
+    );
+    assert_eq!(bad.status, 401);
+}
+
+#[test]
+fn rotation_accepts_either_secret_and_refuses_others() {
+    let app = signed_app(&format!("old-secret,{SECRET}"));
+    let body = fixture("pagerduty_v3_incident_triggered.json");
+    let old = format!("v1={}", sign_hex("old-secret", &body));
+    assert_eq!(
+        app.post(
+            "/webhooks/pagerduty",
+            &[("X-PagerDuty-Signature", &old)],
+            &body
+        )
+        .status,
+        200
+    );
+    let other = format!("v1={}", sign_hex("someone-else", &body));
+    let resp = app.post(
+        "/webhooks/pagerduty",
+        &[("X-PagerDuty-Signature", &other)],
+        &body,
+    );
+    assert_eq!(resp.status, 401);
+    assert_eq!(resp.error_code(), "invalid_signature");
+    let missing = app.post("/webhooks/pagerduty", &[], &body);
+    assert_eq!(missing.status, 401);
+    assert_eq!(missing.error_code(), "missing_signature");
+}
+
+#[test]
+fn redelivery_and_repeated_incident_never_make_a_second_work_item() {
+    let app = signed_app(SECRET);
+    let body = fixture("pagerduty_v3_incident_triggered.json");
+    let first = post_signed(&app, &body, Some("delivery-A")).json();
+    let again = post_signed(&app, &body, Some("delivery-A"));
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json()["status"], "duplicate");
+    assert_eq!(again.json()["work_item_id"], first["work_item_id"]);
+    // Same incident, new delivery id and a new event id (`incident.created`).
+    let mut other: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    other["event"]["id"] = "another-event".into();
+    other["event"]["event_type"] = "incident.created".into();
+    let other = serde_json::to_vec(&other).unwrap();
+    let resp = post_signed(&app, &other, Some("delivery-B")).json();
+    assert_eq!(resp["status"], "duplicate");
+    assert_eq!(resp["work_item_id"], first["work_item_id"]);
+    // Without X-Webhook-Id the event id is the key.
+    let resp = post_signed(&app, &body, None).json();
+    assert_eq!(resp["status"], "duplicate");
+    assert_eq!(counts(&app).0, 1);
+}
+
+#[test]
+fn concurrent_redeliveries_make_one_work_item() {
+    let app = unsigned_app();
+    let body = fixture("pagerduty_v3_incident_triggered.json");
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let (app, body) = (&app, &body);
+            s.spawn(move || {
+                let id = format!("d-{}", i % 2);
+                let r = app.post("/webhooks/pagerduty", &[("X-Webhook-Id", &id)], body);
+                assert_eq!(r.status, 200, "{}", r.body);
+            });
+        }
+    });
+    assert_eq!(counts(&app).0, 1);
+}
+
+#[test]
+fn ping_and_unhandled_events_are_acknowledged_and_ignored() {
+    let app = unsigned_app();
+    for name in [
+        "pagerduty_v3_pagey_ping.json",
+        "pagerduty_v3_incident_acknowledged.json",
+        "pagerduty_v3_incident_annotated.json",
+        "pagerduty_v3_incident_status_update_published.json",
+    ] {
+        let resp = app.post("/webhooks/pagerduty", &[], &fixture(name));
+        assert_eq!(resp.status, 202, "{name}: {}", resp.body);
+        assert_eq!(resp.json()["status"], "ignored");
+    }
+    let unknown = br#"{"event":{"id":"e1","event_type":"incident.brand_new_thing","resource_type":"incident","data":{}}}"#;
+    assert_eq!(app.post("/webhooks/pagerduty", &[], unknown).status, 202);
+    assert_eq!(counts(&app), (0, 0));
+}
+
+#[test]
+fn bad_input_gets_a_named_error_and_stores_nothing() {
+    let app = unsigned_app();
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"{not json".to_vec(), 400, "malformed_json"),
+        (b"".to_vec(), 400, "malformed_json"),
+        (fixture("pagerduty_v2_incident_trigger.json"), 400, "v2_not_supported"),
+        (br#"{"nothing":1}"#.to_vec(), 422, "missing_field"),
+        (
+            br#"{"event":{"id":"e","event_type":"incident.triggered","data":{"id":"P1","number":3,"created_at":"2026-01-01T00:00:00Z","service":{"summary":"api-service"}}}}"#.to_vec(),
+            422,
+            "missing_field",
+        ),
+        (
+            br#"{"event":{"id":"e","event_type":"incident.triggered","data":{"id":"P1","number":3,"title":"t","created_at":"yesterday","service":{"summary":"api-service"}}}}"#.to_vec(),
+            422,
+            "invalid_field",
+        ),
+        (vec![b' '; 1024 * 1024 + 10], 413, "body_too_large"),
+    ];
+    for (body, status, code) in cases {
+        let resp = app.post("/webhooks/pagerduty", &[], &body);
+        assert_eq!(resp.status, status, "{}", resp.body);
+        assert_eq!(resp.error_code(), code, "{}", resp.body);
+        assert!(!resp.json()["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let missing_title = app.post(
+        "/webhooks/pagerduty",
+        &[],
+        br#"{"event":{"id":"e","event_type":"incident.triggered","data":{"id":"P1","number":3,"created_at":"2026-01-01T00:00:00Z","service":{"summary":"api-service"}}}}"#,
+    );
+    assert!(
+        missing_title.body.contains("event.data.title"),
+        "names the field: {}",
+        missing_title.body
+    );
+    assert_eq!(counts(&app), (0, 0));
+}
+
+#[test]
+fn service_and_severity_mapping_follow_configuration() {
+    let app = TestApp::start(config_with(
+        |_| {},
+        &[
+            ("PAGERDUTY_SERVICE_CHECKOUT_API", "payments"),
+            ("PAGERDUTY_PRIORITY_P1", "sev2"),
+        ],
+    ));
+    let resp = app
+        .post(
+            "/webhooks/pagerduty",
+            &[],
+            &fixture("pagerduty_v3_incident_triggered.json"),
+        )
+        .json();
+    assert_eq!(resp["service"], "payments");
+
+    let mut by_id: serde_json::Value = fixture_json("pagerduty_v3_incident_triggered_unicode.json");
+    by_id["event"]["data"]["id"] = "QUNICODE1".into();
+    by_id["event"]["data"]["priority"] =
+        serde_json::json!({"summary": "P1", "id": "PPRI1", "type": "priority_reference"});
+    let resp = app
+        .post(
+            "/webhooks/pagerduty",
+            &[],
+            &serde_json::to_vec(&by_id).unwrap(),
+        )
+        .json();
+    assert_eq!(resp["status"], "success");
+    assert_eq!(resp["severity"], "sev2", "P1 overridden to sev2");
+
+    let app2 = TestApp::start(config_with(
+        |_| {},
+        &[("PAGERDUTY_SERVICE_ID_PXCK9J2", "edge")],
+    ));
+    let resp = app2
+        .post(
+            "/webhooks/pagerduty",
+            &[],
+            &fixture("pagerduty_v3_incident_triggered.json"),
+        )
+        .json();
+    assert_eq!(resp["service"], "edge", "the service id mapping wins");
+}
+
+#[test]
+fn unicode_titles_are_kept_exactly() {
+    let app = unsigned_app();
+    let raw = fixture_json("pagerduty_v3_incident_triggered_unicode.json");
+    let resp = app
+        .post(
+            "/webhooks/pagerduty",
+            &[],
+            &fixture("pagerduty_v3_incident_triggered_unicode.json"),
+        )
+        .json();
+    let mut conn = app.db.conn();
+    let title: String = work_items::table
+        .find(resp["work_item_id"].as_str().unwrap())
+        .select(work_items::title)
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(title, raw["event"]["data"]["title"].as_str().unwrap());
+}
+
+#[test]
+fn database_down_answers_503_so_pagerduty_retries() {
+    let db = TestDb::new();
+    let mut config = config_with(|_| {}, &[]);
+    config.database_url = Some("postgres://nobody@/nowhere?host=/nonexistent".into());
+    let broken = goliath::db::build_pool("postgres://nobody@/nowhere?host=/nonexistent", 1);
+    let app = TestApp::start_on(db, config);
+    // Swap in a pool that cannot connect.
+    let state = actix_web::web::Data::new(goliath::app::AppState::new(
+        (*app.state.config).clone(),
+        broken,
+    ));
+    let down = TestApp::start_on_state(state);
+    let resp = down.post(
+        "/webhooks/pagerduty",
+        &[],
+        &fixture("pagerduty_v3_incident_triggered.json"),
+    );
+    assert_eq!(resp.status, 503, "{}", resp.body);
+    assert_eq!(resp.error_code(), "database_unavailable");
+    let ready = down.get("/readyz");
+    assert_eq!(ready.status, 503);
+    assert_eq!(app.get("/readyz").status, 200);
+    assert_eq!(app.get("/healthz").status, 200);
+    assert_eq!(
+        down.get("/healthz").status,
+        200,
+        "liveness does not touch the database"
+    );
+}
