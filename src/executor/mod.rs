@@ -1,4 +1,216 @@
-//! The executor: a durable queue of outbound work and the background threads that run it.
+//! The executor: turns decisions into Jira work through a durable queue, so a crash or a Jira
+//! outage loses nothing and duplicates nothing.
+//!
+//! - `jira_create_issue`: queued with the decision (same transaction). Creates the issue with
+//!   the deterministic label `goliath-<work_item_id>`; on any attempt after the first it first
+//!   searches for that label, so a crash between Jira's 201 and our commit cannot make a second
+//!   issue.
+//! - `jira_assign`: queued when an admin reassigns; moves the Jira issue to the new owner.
 
 pub mod queue;
 pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel::prelude::*;
+
+use crate::config::JiraConfig as JiraSettings;
+use crate::db::schema::work_items;
+use crate::db::PgPool;
+use crate::decision::{OnAssigned, StoredDecision};
+use crate::jira::{IssueDescription, IssueRef, JiraApi, JiraError, NewIssue};
+use crate::models::{record_event, WorkItem};
+
+use worker::{JobHandler, JobResult};
+
+pub const CREATE_ISSUE: &str = "jira_create_issue";
+pub const ASSIGN_ISSUE: &str = "jira_assign";
+
+/// The label that makes issue creation idempotent.
+pub fn issue_label(work_item_id: &str) -> String {
+    format!("goliath-{work_item_id}")
+}
+
+pub struct Executor {
+    settings: JiraSettings,
+    jira: Arc<dyn JiraApi>,
+}
+
+impl Executor {
+    pub fn new(settings: JiraSettings, jira: Arc<dyn JiraApi>) -> Self {
+        Executor { settings, jira }
+    }
+
+    /// Queues moving the Jira issue to the work item's current assignee.
+    pub fn on_reassigned(&self, conn: &mut PgConnection, work_item_id: &str) -> QueryResult<()> {
+        queue::enqueue(conn, ASSIGN_ISSUE, serde_json::json!({"work_item_id": work_item_id}), None)
+            .map(|_| ())
+    }
+
+    fn create_issue(&self, pool: &PgPool, job: &queue::Job, item_id: &str) -> anyhow::Result<JobResult> {
+        let mut conn = pool.get()?;
+        let Some(item) = load_item(&mut conn, item_id)? else {
+            return Ok(JobResult::Dead { error: format!("work item {item_id} no longer exists") });
+        };
+        if let Some(key) = &item.jira_key {
+            log::info!("{item_id} already has Jira issue {key}");
+            return Ok(JobResult::Done);
+        }
+        let label = issue_label(&item.id);
+        if job.attempts > 1 {
+            // An earlier attempt may have created the issue and died before recording it.
+            match self.jira.find_by_label(&label) {
+                Ok(Some(found)) => {
+                    log::warn!("{item_id}: found {} from an earlier attempt; not creating again", found.key);
+                    record_issue(&mut conn, &item, &found, "jira_issue_found")?;
+                    return Ok(JobResult::Done);
+                }
+                Ok(None) => {}
+                Err(e) => return Ok(jira_failure(e)),
+            }
+        }
+        let request = self.new_issue(&mut conn, &item, &label)?;
+        drop(conn);
+        match self.jira.create_issue(&request) {
+            Ok(created) => {
+                let mut conn = pool.get()?;
+                record_issue(&mut conn, &item, &created, "jira_issue_created")?;
+                log::info!("{item_id}: created Jira issue {}", created.key);
+                Ok(JobResult::Done)
+            }
+            Err(e) => Ok(jira_failure(e)),
+        }
+    }
+
+    fn new_issue(&self, conn: &mut PgConnection, item: &WorkItem, label: &str) -> anyhow::Result<NewIssue> {
+        let decision: Option<StoredDecision> = crate::decision::load(conn, &item.id)?;
+        let assignee = match &item.assignee_id {
+            Some(id) => crate::roster::get(conn, id)?,
+            None => None,
+        };
+        let mut backups = vec![];
+        if let Some(d) = &decision {
+            for id in &d.backup_ids {
+                let name = crate::roster::get(conn, id)?.map_or_else(|| id.clone(), |h| h.display_name);
+                backups.push(name);
+            }
+        }
+        let pagerduty_url = item.raw_payload["event"]["data"]["html_url"].as_str().map(String::from);
+        let project_key = self
+            .settings
+            .project_by_service
+            .get(&item.service.to_lowercase())
+            .cloned()
+            .unwrap_or_else(|| self.settings.project_key.clone());
+        Ok(NewIssue {
+            project_key,
+            issue_type: self.settings.issue_type.clone(),
+            summary: format!("[{}] {}", item.severity.to_uppercase(), item.title),
+            description: IssueDescription {
+                title: item.title.clone(),
+                service: item.service.clone(),
+                severity: item.severity.clone(),
+                pagerduty_url,
+                explanation: decision.as_ref().map(|d| d.explanation.clone()).unwrap_or_default(),
+                backups,
+                work_item_id: item.id.clone(),
+            },
+            priority: self.settings.priority_by_severity.get(&item.severity).cloned(),
+            labels: vec![
+                "goliath".into(),
+                label.to_string(),
+                format!("service-{}", item.service),
+                item.severity.clone(),
+            ],
+            assignee_account_id: assignee.map(|h| h.jira_account_id),
+        })
+    }
+
+    fn assign_issue(&self, pool: &PgPool, job: &queue::Job, item_id: &str) -> anyhow::Result<JobResult> {
+        let mut conn = pool.get()?;
+        let Some(item) = load_item(&mut conn, item_id)? else {
+            return Ok(JobResult::Dead { error: format!("work item {item_id} no longer exists") });
+        };
+        let Some(key) = item.jira_key.clone() else {
+            // The create job has not run yet; it assigns the current owner itself. Wait for it
+            // briefly in case it is running right now with the previous owner.
+            if job.attempts >= 5 {
+                return Ok(JobResult::Done);
+            }
+            return Ok(JobResult::Retry { error: "the Jira issue is not created yet".into(), after: Some(Duration::from_secs(2)) });
+        };
+        let account = match &item.assignee_id {
+            Some(id) => crate::roster::get(&mut conn, id)?.map(|h| h.jira_account_id),
+            None => None,
+        };
+        drop(conn);
+        match self.jira.assign(&key, account.as_deref()) {
+            Ok(()) => {
+                let mut conn = pool.get()?;
+                record_event(
+                    &mut conn,
+                    &item.id,
+                    "jira_assigned",
+                    serde_json::json!({"jira_key": key, "assignee": item.assignee_id}),
+                    Utc::now(),
+                )?;
+                Ok(JobResult::Done)
+            }
+            Err(e) => Ok(jira_failure(e)),
+        }
+    }
+}
+
+fn load_item(conn: &mut PgConnection, id: &str) -> QueryResult<Option<WorkItem>> {
+    work_items::table.find(id).select(WorkItem::as_select()).first(conn).optional()
+}
+
+fn record_issue(conn: &mut PgConnection, item: &WorkItem, issue: &IssueRef, kind: &str) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        diesel::update(work_items::table.find(&item.id))
+            .set((work_items::jira_key.eq(&issue.key), work_items::jira_issue_id.eq(&issue.id)))
+            .execute(conn)?;
+        record_event(
+            conn,
+            &item.id,
+            kind,
+            serde_json::json!({"jira_key": issue.key, "jira_issue_id": issue.id, "url": issue.self_url}),
+            Utc::now(),
+        )
+    })
+}
+
+fn jira_failure(e: JiraError) -> JobResult {
+    match e {
+        JiraError::Transient { retry_after, .. } => JobResult::Retry { error: e.to_string(), after: retry_after },
+        JiraError::Permanent { .. } => JobResult::Dead { error: e.to_string() },
+    }
+}
+
+impl OnAssigned for Executor {
+    fn on_assigned(&self, conn: &mut PgConnection, item: &WorkItem, _decision: &StoredDecision) -> QueryResult<()> {
+        queue::enqueue(
+            conn,
+            CREATE_ISSUE,
+            serde_json::json!({"work_item_id": item.id}),
+            Some(&format!("{CREATE_ISSUE}:{}", item.id)),
+        )
+        .map(|_| ())
+    }
+}
+
+impl JobHandler for Executor {
+    fn run(&self, pool: &PgPool, job: &queue::Job) -> JobResult {
+        let Some(item_id) = job.payload["work_item_id"].as_str() else {
+            return JobResult::Dead { error: "the job has no work_item_id".into() };
+        };
+        let result = match job.kind.as_str() {
+            CREATE_ISSUE => self.create_issue(pool, job, item_id),
+            ASSIGN_ISSUE => self.assign_issue(pool, job, item_id),
+            other => Ok(JobResult::Dead { error: format!("unknown job kind `{other}`") }),
+        };
+        result.unwrap_or_else(|e| JobResult::Retry { error: format!("{e:#}"), after: None })
+    }
+}

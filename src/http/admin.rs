@@ -1,0 +1,416 @@
+//! Admin routes under `/admin` (and `POST /decide`), behind `Authorization: Bearer
+//! <GOLIATH_ADMIN_TOKEN>`. With no token configured they are refused: never open by default.
+
+use actix_web::http::StatusCode;
+use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
+use diesel::prelude::*;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::app::AppState;
+use crate::db::schema::{jobs, outcomes, work_items};
+use crate::decision::DecisionError;
+use crate::executor::queue;
+use crate::learner::{Learner, LearnerError, Outcome, OutcomeEvent};
+use crate::models::WorkItem;
+use crate::roster::{self, HumanInput, RosterError};
+
+use super::error::ApiError;
+
+fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let Some(expected) = state.config.admin_token.as_deref() else {
+        return Err(ApiError::unauthorized(
+            "admin routes are disabled: set GOLIATH_ADMIN_TOKEN (or --admin-token) and send \
+             `Authorization: Bearer <token>`",
+        ));
+    };
+    let given = req
+        .headers()
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized("missing or wrong bearer token"))
+    }
+}
+
+/// Runs blocking database work off the async executor.
+async fn db<T: Send + 'static>(
+    state: &web::Data<AppState>,
+    f: impl FnOnce(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let pool = state.pool.clone();
+    web::block(move || {
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| ApiError::internal("admin worker", e))?
+}
+
+/// Parses a JSON body with errors that name the problem (422 for a wrong shape).
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
+    serde_json::from_value(value).map_err(|e| ApiError::unprocessable(e.to_string()))
+}
+
+impl From<RosterError> for ApiError {
+    fn from(e: RosterError) -> Self {
+        match e {
+            RosterError::Invalid { .. } => ApiError::unprocessable(e.to_string()),
+            RosterError::Db(db) => db.into(),
+        }
+    }
+}
+
+impl From<DecisionError> for ApiError {
+    fn from(e: DecisionError) -> Self {
+        match e {
+            DecisionError::UnknownWorkItem(_) => ApiError::not_found(e.to_string()),
+            DecisionError::BadStoredInput(_) => ApiError::internal("replaying the decision", e),
+            DecisionError::Db(db) => db.into(),
+        }
+    }
+}
+
+impl From<LearnerError> for ApiError {
+    fn from(e: LearnerError) -> Self {
+        match e {
+            LearnerError::UnknownWorkItem(_) => ApiError::not_found(e.to_string()),
+            LearnerError::UnknownHuman(_) => ApiError::unprocessable(format!("field `human_id`: {e}")),
+            LearnerError::Db(db) => db.into(),
+        }
+    }
+}
+
+// ---- roster ----
+
+#[post("/admin/humans")]
+async fn upsert_humans(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let value: serde_json::Value = parse_json(&body)?;
+    if value.is_array() {
+        let people: Vec<HumanInput> = parse_json(&body)?;
+        let stored = db(&state, move |c| Ok(roster::import(c, &people)?)).await?;
+        return Ok(HttpResponse::Ok().json(serde_json::json!({"imported": stored.len(), "humans": stored})));
+    }
+    let person: HumanInput = parse_json(&body)?;
+    let valid = person.validate(None)?;
+    let stored = db(&state, move |c| Ok(roster::upsert(c, &valid)?)).await?;
+    Ok(HttpResponse::Ok().json(stored))
+}
+
+#[post("/admin/humans/import")]
+async fn import_humans(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let people: Vec<HumanInput> = parse_json(&body)?;
+    let stored = db(&state, move |c| Ok(roster::import(c, &people)?)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"imported": stored.len(), "humans": stored})))
+}
+
+#[get("/admin/humans")]
+async fn list_humans(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let people = db(&state, |c| Ok(roster::list(c)?)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"humans": people})))
+}
+
+#[get("/admin/humans/{id}")]
+async fn get_human(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let id = path.into_inner();
+    let found = db(&state, {
+        let id = id.clone();
+        move |c| Ok(roster::get(c, &id)?)
+    })
+    .await?;
+    found
+        .map(|h| HttpResponse::Ok().json(h))
+        .ok_or_else(|| ApiError::not_found(format!("no person `{id}`")))
+}
+
+#[put("/admin/humans/{id}")]
+async fn put_human(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let person: HumanInput = parse_json(&body)?;
+    let valid = person.validate(Some(&path.into_inner()))?;
+    let stored = db(&state, move |c| Ok(roster::upsert(c, &valid)?)).await?;
+    Ok(HttpResponse::Ok().json(stored))
+}
+
+#[delete("/admin/humans/{id}")]
+async fn delete_human(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let id = path.into_inner();
+    let removed = db(&state, {
+        let id = id.clone();
+        move |c| Ok(roster::delete(c, &id)?)
+    })
+    .await?;
+    if removed {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::not_found(format!("no person `{id}`")))
+    }
+}
+
+// ---- decisions ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecideRequest {
+    work_item_id: String,
+}
+
+#[post("/decide")]
+async fn decide(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let request: DecideRequest = parse_json(&body)?;
+    let st = state.clone();
+    let decision = db(&state, move |c| Ok(st.decision.decide(c, &request.work_item_id)?)).await?;
+    state.wake_workers();
+    Ok(HttpResponse::Ok().json(decision))
+}
+
+#[derive(Deserialize)]
+struct WorkItemFilter {
+    service: Option<String>,
+    status: Option<String>,
+    severity: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+#[get("/admin/work-items")]
+async fn list_work_items(
+    req: HttpRequest,
+    query: web::Query<WorkItemFilter>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let f = query.into_inner();
+    let limit = f.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::unprocessable("field `limit` must be between 1 and 500"));
+    }
+    let offset = f.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::unprocessable("field `offset` must not be negative"));
+    }
+    let (items, total) = db(&state, move |c| {
+        let filtered = || {
+            let mut q = work_items::table.into_boxed();
+            if let Some(s) = &f.service {
+                q = q.filter(work_items::service.eq(s.clone()));
+            }
+            if let Some(s) = &f.status {
+                q = q.filter(work_items::status.eq(s.clone()));
+            }
+            if let Some(s) = &f.severity {
+                q = q.filter(work_items::severity.eq(s.clone()));
+            }
+            q
+        };
+        let total: i64 = filtered().count().get_result(c)?;
+        let items: Vec<WorkItem> = filtered()
+            .order((work_items::received_at.desc(), work_items::id))
+            .limit(limit)
+            .offset(offset)
+            .select(WorkItem::as_select())
+            .load(c)?;
+        Ok((items, total))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "work_items": items, "total": total, "limit": limit, "offset": offset,
+    })))
+}
+
+#[get("/admin/work-items/{id}")]
+async fn get_work_item(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let id = path.into_inner();
+    let view = db(&state, move |c| {
+        let item: WorkItem = work_items::table
+            .find(&id)
+            .select(WorkItem::as_select())
+            .first(c)
+            .optional()?
+            .ok_or_else(|| ApiError::not_found(format!("no work item `{id}`")))?;
+        let decision = crate::decision::load(c, &id)?;
+        let history = crate::learner::history(c, &id)?;
+        let outcome_rows: Vec<(String, String, Option<String>, Option<String>, chrono::DateTime<chrono::Utc>, Option<f64>)> =
+            outcomes::table
+                .filter(outcomes::work_item_id.eq(&id))
+                .order(outcomes::occurred_at)
+                .select((
+                    outcomes::event_id,
+                    outcomes::kind,
+                    outcomes::human_id,
+                    outcomes::to_human_id,
+                    outcomes::occurred_at,
+                    outcomes::resolve_seconds,
+                ))
+                .load(c)?;
+        let jobs: Vec<queue::Job> = jobs::table
+            .filter(jobs::payload.retrieve_as_text("work_item_id").eq(&id))
+            .order(jobs::id)
+            .select(queue::Job::as_select())
+            .load(c)?;
+        Ok(serde_json::json!({
+            "work_item": item,
+            "decision": decision.map(|d| serde_json::json!({
+                "primary": d.primary_human_id,
+                "backups": d.backup_ids,
+                "confidence": d.confidence,
+                "explanation": d.explanation,
+                "undecided_reason": d.undecided_reason,
+                "ranking": d.ranking,
+                "excluded": d.excluded,
+                "inputs": d.inputs,
+                "model_version": d.model_version,
+                "decided_at": d.decided_at,
+            })),
+            "jira_key": item.jira_key,
+            "outcomes": outcome_rows.into_iter().map(|(event_id, kind, human, to, at, secs)| serde_json::json!({
+                "event_id": event_id, "kind": kind, "human_id": human, "to_human_id": to,
+                "occurred_at": at, "resolve_seconds": secs,
+            })).collect::<Vec<_>>(),
+            "history": history,
+            "jobs": jobs,
+        }))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[post("/admin/work-items/{id}/replay")]
+async fn replay(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let id = path.into_inner();
+    let st = state.clone();
+    let report = db(&state, move |c| Ok(st.decision.replay(c, &id)?)).await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignRequest {
+    human_id: String,
+    reason: Option<String>,
+}
+
+#[post("/admin/work-items/{id}/assign")]
+async fn assign(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let request: AssignRequest = parse_json(&body)?;
+    if request.human_id.trim().is_empty() {
+        return Err(ApiError::unprocessable("field `human_id` is required"));
+    }
+    let id = path.into_inner();
+    let st = state.clone();
+    let applied = db(&state, move |c| {
+        let event = OutcomeEvent {
+            event_id: format!("admin-{}-{}", id, chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()),
+            work_item_id: id.clone(),
+            outcome: Outcome::Override {
+                to: request.human_id.clone(),
+                reason: request.reason.unwrap_or_default(),
+            },
+            occurred_at: chrono::Utc::now(),
+        };
+        c.transaction(|c| {
+            let applied = st.learner.record(c, &event)?;
+            st.executor.on_reassigned(c, &id)?;
+            Ok::<_, ApiError>(applied)
+        })
+    })
+    .await?;
+    state.wake_workers();
+    Ok(HttpResponse::Ok().json(applied))
+}
+
+#[derive(Deserialize)]
+struct StatsQuery {
+    service: Option<String>,
+}
+
+#[get("/admin/stats")]
+async fn stats(req: HttpRequest, query: web::Query<StatsQuery>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let service = query.into_inner().service;
+    let st = state.clone();
+    let rows = db(&state, move |c| Ok(crate::learner::beliefs(c, service.as_deref(), st.decision.params())?)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"stats": rows})))
+}
+
+// ---- jobs ----
+
+#[derive(Deserialize)]
+struct JobQuery {
+    state: Option<String>,
+    limit: Option<i64>,
+}
+
+#[get("/admin/jobs")]
+async fn list_jobs(req: HttpRequest, query: web::Query<JobQuery>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let q = query.into_inner();
+    if let Some(s) = &q.state {
+        if !["queued", "running", "done", "dead"].contains(&s.as_str()) {
+            return Err(ApiError::unprocessable("field `state` must be one of queued, running, done, dead"));
+        }
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let (list, depth) = db(&state, move |c| Ok((queue::list(c, q.state.as_deref(), limit)?, queue::depth(c)?))).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"jobs": list, "counts": depth})))
+}
+
+#[post("/admin/jobs/{id}/retry")]
+async fn retry_job(req: HttpRequest, path: web::Path<i64>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let id = path.into_inner();
+    let job = db(&state, move |c| Ok(queue::resurrect(c, id)?)).await?;
+    match job {
+        Some(job) => {
+            state.wake_workers();
+            Ok(HttpResponse::Ok().json(job))
+        }
+        None => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_dead",
+            format!("job {id} does not exist or is not dead; only dead jobs can be retried"),
+        )),
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(import_humans)
+        .service(upsert_humans)
+        .service(list_humans)
+        .service(get_human)
+        .service(put_human)
+        .service(delete_human)
+        .service(decide)
+        .service(list_work_items)
+        .service(get_work_item)
+        .service(replay)
+        .service(assign)
+        .service(stats)
+        .service(list_jobs)
+        .service(retry_job);
+}

@@ -1,0 +1,279 @@
+//! The learner: consumes outcomes (resolved, handed off, reopened, admin override), each
+//! exactly once and in the same transaction as its record, and updates what is believed about
+//! each person so the very next decision sees it.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::schema::{outcomes, skill_stats, work_item_events, work_items};
+use crate::models::{record_event, WorkItem};
+use crate::routing::{self, ModelParams, OutcomeKind, Severity, SkillState};
+
+/// An outcome as reported by Jira (or an admin).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Resolved by `resolver` (None: the current assignee).
+    Resolved { resolver: Option<String> },
+    /// Handed from `from` (None: the current assignee) to `to` (None: someone not on the roster).
+    HandedOff { from: Option<String>, to: Option<String> },
+    /// Reopened after a resolve: poor for whoever resolved it.
+    Reopened,
+    /// An admin gave it to `to`: a hand-off from the current assignee.
+    Override { to: String, reason: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct OutcomeEvent {
+    /// Unique per reported event (a Jira webhook id, an admin request id): the dedupe key.
+    pub event_id: String,
+    pub work_item_id: String,
+    pub outcome: Outcome,
+    /// When it happened (event time, never the wall clock).
+    pub occurred_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Applied {
+    /// The outcome changed the learner's beliefs and the work item.
+    Applied { work_item_id: String, status: String, assignee_id: Option<String> },
+    /// This event was applied before.
+    Duplicate,
+    /// Nothing to learn (for example our own assignment echoed back by Jira).
+    NoChange { reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LearnerError {
+    #[error("no work item `{0}`")]
+    UnknownWorkItem(String),
+    #[error("no person `{0}` on the roster")]
+    UnknownHuman(String),
+    #[error("database error: {0}")]
+    Db(#[from] diesel::result::Error),
+}
+
+/// What the Jira webhook intake and the admin routes call.
+pub trait Learner: Send + Sync {
+    fn record(&self, conn: &mut PgConnection, event: &OutcomeEvent) -> Result<Applied, LearnerError>;
+}
+
+pub struct LearnerService {
+    params: ModelParams,
+}
+
+impl LearnerService {
+    pub fn new(params: ModelParams) -> Self {
+        LearnerService { params }
+    }
+
+    fn credit(
+        &self,
+        conn: &mut PgConnection,
+        human: &str,
+        item: &WorkItem,
+        kind: &OutcomeKind,
+        at: DateTime<Utc>,
+    ) -> QueryResult<()> {
+        let severity = item.severity.parse::<Severity>().unwrap_or(Severity::Sev3);
+        let current: Option<serde_json::Value> = skill_stats::table
+            .find((&item.service, human, severity.to_string()))
+            .select(skill_stats::state)
+            .for_update()
+            .first(conn)
+            .optional()?;
+        let mut state: SkillState = current
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        routing::apply_outcome(&mut state, kind, at, &self.params);
+        let value = serde_json::to_value(&state).unwrap_or_default();
+        diesel::insert_into(skill_stats::table)
+            .values((
+                skill_stats::human_id.eq(human),
+                skill_stats::service.eq(&item.service),
+                skill_stats::severity.eq(severity.to_string()),
+                skill_stats::state.eq(&value),
+                skill_stats::updated_at.eq(Utc::now()),
+            ))
+            .on_conflict((skill_stats::service, skill_stats::human_id, skill_stats::severity))
+            .do_update()
+            .set((skill_stats::state.eq(&value), skill_stats::updated_at.eq(Utc::now())))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    fn apply(&self, conn: &mut PgConnection, ev: &OutcomeEvent, item: WorkItem) -> Result<Applied, LearnerError> {
+        let at = ev.occurred_at;
+        let (kind, human, to, status, assignee, resolve_seconds): (
+            &str,
+            Option<String>,
+            Option<String>,
+            &str,
+            Option<String>,
+            Option<f64>,
+        ) = match &ev.outcome {
+            Outcome::Resolved { resolver } => {
+                let resolver = resolver.clone().or_else(|| item.assignee_id.clone());
+                if item.status == "resolved" {
+                    return Ok(Applied::NoChange { reason: "already resolved".into() });
+                }
+                let since = owned_since(conn, &item)?;
+                let seconds = (at - since).num_milliseconds().max(0) as f64 / 1000.0;
+                if let Some(r) = &resolver {
+                    self.credit(conn, r, &item, &OutcomeKind::Resolved { seconds_to_resolve: seconds }, at)?;
+                }
+                ("resolved", resolver.clone(), None, "resolved", resolver, Some(seconds))
+            }
+            Outcome::HandedOff { from, to } => {
+                let from = from.clone().or_else(|| item.assignee_id.clone());
+                if from.is_some() && from == *to {
+                    return Ok(Applied::NoChange { reason: "assignee unchanged".into() });
+                }
+                if to.is_some() && item.assignee_id == *to {
+                    return Ok(Applied::NoChange { reason: "already assigned to the new assignee".into() });
+                }
+                if let Some(f) = &from {
+                    self.credit(conn, f, &item, &OutcomeKind::HandedOff, at)?;
+                }
+                ("handed_off", from, to.clone(), "assigned", to.clone(), None)
+            }
+            Outcome::Override { to, reason: _ } => {
+                let from = item.assignee_id.clone();
+                if from.as_deref() == Some(to.as_str()) {
+                    return Ok(Applied::NoChange { reason: "already assigned to them".into() });
+                }
+                if let Some(f) = &from {
+                    self.credit(conn, f, &item, &OutcomeKind::HandedOff, at)?;
+                }
+                ("override", from, Some(to.clone()), "assigned", Some(to.clone()), None)
+            }
+            Outcome::Reopened => {
+                if item.status != "resolved" {
+                    return Ok(Applied::NoChange { reason: "not resolved, so nothing to reopen".into() });
+                }
+                let resolver = item.assignee_id.clone();
+                if let Some(r) = &resolver {
+                    self.credit(conn, r, &item, &OutcomeKind::Reopened, at)?;
+                }
+                ("reopened", resolver.clone(), None, "reopened", resolver, None)
+            }
+        };
+        let detail = match &ev.outcome {
+            Outcome::Override { reason, .. } => serde_json::json!({"reason": reason}),
+            _ => serde_json::json!({}),
+        };
+        diesel::insert_into(outcomes::table)
+            .values((
+                outcomes::event_id.eq(&ev.event_id),
+                outcomes::work_item_id.eq(&item.id),
+                outcomes::kind.eq(kind),
+                outcomes::human_id.eq(&human),
+                outcomes::to_human_id.eq(&to),
+                outcomes::occurred_at.eq(at),
+                outcomes::resolve_seconds.eq(resolve_seconds),
+                outcomes::detail.eq(&detail),
+            ))
+            .execute(conn)?;
+        let resolved_at = (status == "resolved").then_some(at);
+        diesel::update(work_items::table.find(&item.id))
+            .set((
+                work_items::status.eq(status),
+                work_items::assignee_id.eq(&assignee),
+                work_items::resolved_at.eq(resolved_at),
+            ))
+            .execute(conn)?;
+        let mut history = serde_json::json!({"event_id": ev.event_id, "human": human, "to": to});
+        if let Some(s) = resolve_seconds {
+            history["seconds_to_resolve"] = s.into();
+        }
+        if let serde_json::Value::Object(extra) = detail {
+            history.as_object_mut().expect("object").extend(extra);
+        }
+        record_event(conn, &item.id, kind, history, at)?;
+        Ok(Applied::Applied { work_item_id: item.id, status: status.to_string(), assignee_id: assignee })
+    }
+}
+
+/// When the current assignee got the item: their last hand-off in, else the incident's time.
+fn owned_since(conn: &mut PgConnection, item: &WorkItem) -> QueryResult<DateTime<Utc>> {
+    let last_handoff: Option<DateTime<Utc>> = outcomes::table
+        .filter(outcomes::work_item_id.eq(&item.id))
+        .filter(outcomes::kind.eq_any(["handed_off", "override", "reopened"]))
+        .select(diesel::dsl::max(outcomes::occurred_at))
+        .first(conn)?;
+    Ok(last_handoff.map_or(item.created_at, |t| t.max(item.created_at)))
+}
+
+impl Learner for LearnerService {
+    fn record(&self, conn: &mut PgConnection, ev: &OutcomeEvent) -> Result<Applied, LearnerError> {
+        conn.transaction(|conn| {
+            let seen: Option<String> = outcomes::table
+                .find(&ev.event_id)
+                .select(outcomes::event_id)
+                .first(conn)
+                .optional()?;
+            if seen.is_some() {
+                return Ok(Applied::Duplicate);
+            }
+            let item: WorkItem = work_items::table
+                .find(&ev.work_item_id)
+                .select(WorkItem::as_select())
+                .for_update()
+                .first(conn)
+                .optional()?
+                .ok_or_else(|| LearnerError::UnknownWorkItem(ev.work_item_id.clone()))?;
+            if let Outcome::Override { to, .. } = &ev.outcome {
+                if crate::roster::get(conn, to)?.is_none() {
+                    return Err(LearnerError::UnknownHuman(to.clone()));
+                }
+            }
+            // A twin delivery of the same event may have been applied while we waited for the lock.
+            let seen: i64 = outcomes::table
+                .filter(outcomes::event_id.eq(&ev.event_id))
+                .count()
+                .get_result(conn)?;
+            if seen > 0 {
+                return Ok(Applied::Duplicate);
+            }
+            self.apply(conn, ev, item)
+        })
+    }
+}
+
+/// A work item's history, oldest first.
+pub fn history(conn: &mut PgConnection, work_item_id: &str) -> QueryResult<Vec<crate::models::WorkItemEvent>> {
+    work_item_events::table
+        .filter(work_item_events::work_item_id.eq(work_item_id))
+        .order(work_item_events::id)
+        .select(crate::models::WorkItemEvent::as_select())
+        .load(conn)
+}
+
+/// What the learner believes about each person, per service and severity, for admin.
+pub fn beliefs(
+    conn: &mut PgConnection,
+    service: Option<&str>,
+    params: &ModelParams,
+) -> QueryResult<Vec<serde_json::Value>> {
+    let mut query = skill_stats::table
+        .select((skill_stats::human_id, skill_stats::service, skill_stats::severity, skill_stats::state, skill_stats::updated_at))
+        .order((skill_stats::service, skill_stats::human_id, skill_stats::severity))
+        .into_boxed();
+    if let Some(s) = service {
+        query = query.filter(skill_stats::service.eq(s.to_string()));
+    }
+    let rows: Vec<(String, String, String, serde_json::Value, DateTime<Utc>)> = query.load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(human, service, severity, state, updated)| {
+            let summary = serde_json::from_value::<SkillState>(state.clone())
+                .ok()
+                .map(|s| routing::summarize(&s, params));
+            serde_json::json!({
+                "human_id": human, "service": service, "severity": severity,
+                "summary": summary, "state": state, "updated_at": updated,
+            })
+        })
+        .collect())
+}

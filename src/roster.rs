@@ -1,0 +1,215 @@
+//! The roster: people who can own incidents, with validation and upsert.
+
+use chrono::Utc;
+use diesel::prelude::*;
+use serde::Deserialize;
+
+use crate::db::schema::{humans, skill_stats};
+use crate::models::Human;
+
+/// A person as the admin API takes them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HumanInput {
+    pub id: Option<String>,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub jira_account_id: Option<String>,
+    pub pagerduty_user_id: Option<String>,
+    #[serde(default)]
+    pub services: Vec<String>,
+    pub max_active: Option<i32>,
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RosterError {
+    #[error("field `{field}` {problem}")]
+    Invalid { field: String, problem: String },
+    #[error("database error: {0}")]
+    Db(#[from] diesel::result::Error),
+}
+
+fn invalid(field: &str, problem: &str) -> RosterError {
+    RosterError::Invalid { field: field.to_string(), problem: problem.to_string() }
+}
+
+/// A validated person, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidHuman {
+    pub id: String,
+    pub display_name: String,
+    pub email: String,
+    pub jira_account_id: String,
+    pub pagerduty_user_id: Option<String>,
+    pub services: Vec<String>,
+    pub max_active: Option<i32>,
+    pub active: bool,
+}
+
+fn required(value: &Option<String>, field: &str) -> Result<String, RosterError> {
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => Ok(v.to_string()),
+        _ => Err(invalid(field, "is required and must not be empty")),
+    }
+}
+
+impl HumanInput {
+    /// Checks every field; `id_from_path` wins over the body's id (PUT /admin/humans/{id}).
+    pub fn validate(&self, id_from_path: Option<&str>) -> Result<ValidHuman, RosterError> {
+        let id = match id_from_path {
+            Some(path_id) => {
+                if let Some(body_id) = self.id.as_deref() {
+                    if body_id != path_id {
+                        return Err(invalid("id", "differs from the id in the path"));
+                    }
+                }
+                path_id.to_string()
+            }
+            None => required(&self.id, "id")?,
+        };
+        if id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) {
+            return Err(invalid("id", "may use only letters, digits and . _ - @ (at most 128)"));
+        }
+        let display_name = required(&self.display_name, "display_name")?;
+        let email = required(&self.email, "email")?;
+        let valid_email = email
+            .split_once('@')
+            .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.') && !email.contains(' '));
+        if !valid_email {
+            return Err(invalid("email", "is not an e-mail address"));
+        }
+        let jira_account_id = required(&self.jira_account_id, "jira_account_id")?;
+        if let Some(max) = self.max_active {
+            if max < 1 {
+                return Err(invalid("max_active", "must be at least 1 when given"));
+            }
+        }
+        let mut services = Vec::with_capacity(self.services.len());
+        for (i, s) in self.services.iter().enumerate() {
+            let s = s.trim();
+            if s.is_empty() {
+                return Err(invalid(&format!("services[{i}]"), "must not be empty"));
+            }
+            if !services.iter().any(|x: &String| x == s) {
+                services.push(s.to_string());
+            }
+        }
+        Ok(ValidHuman {
+            id,
+            display_name,
+            email,
+            jira_account_id,
+            pagerduty_user_id: self.pagerduty_user_id.clone().filter(|p| !p.trim().is_empty()),
+            services,
+            max_active: self.max_active,
+            active: self.active.unwrap_or(true),
+        })
+    }
+}
+
+/// Inserts or replaces a person by id.
+pub fn upsert(conn: &mut PgConnection, h: &ValidHuman) -> QueryResult<Human> {
+    let values = (
+        humans::id.eq(&h.id),
+        humans::display_name.eq(&h.display_name),
+        humans::email.eq(&h.email),
+        humans::jira_account_id.eq(&h.jira_account_id),
+        humans::pagerduty_user_id.eq(&h.pagerduty_user_id),
+        humans::services.eq(&h.services),
+        humans::max_active.eq(h.max_active),
+        humans::active.eq(h.active),
+    );
+    diesel::insert_into(humans::table)
+        .values(values.clone())
+        .on_conflict(humans::id)
+        .do_update()
+        .set((
+            humans::display_name.eq(&h.display_name),
+            humans::email.eq(&h.email),
+            humans::jira_account_id.eq(&h.jira_account_id),
+            humans::pagerduty_user_id.eq(&h.pagerduty_user_id),
+            humans::services.eq(&h.services),
+            humans::max_active.eq(h.max_active),
+            humans::active.eq(h.active),
+            humans::updated_at.eq(Utc::now()),
+        ))
+        .returning(Human::as_returning())
+        .get_result(conn)
+}
+
+/// Validates all, then stores all in one transaction: a bad entry stores nothing.
+pub fn import(conn: &mut PgConnection, people: &[HumanInput]) -> Result<Vec<Human>, RosterError> {
+    let mut valid = Vec::with_capacity(people.len());
+    for (i, p) in people.iter().enumerate() {
+        valid.push(p.validate(None).map_err(|e| match e {
+            RosterError::Invalid { field, problem } => {
+                RosterError::Invalid { field: format!("[{i}].{field}"), problem }
+            }
+            other => other,
+        })?);
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, v) in valid.iter().enumerate() {
+        if !seen.insert(v.id.as_str()) {
+            return Err(invalid(&format!("[{i}].id"), "appears twice in the import"));
+        }
+    }
+    Ok(conn.transaction(|conn| valid.iter().map(|h| upsert(conn, h)).collect::<QueryResult<Vec<_>>>())?)
+}
+
+pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<Human>> {
+    humans::table.select(Human::as_select()).order(humans::id).load(conn)
+}
+
+pub fn get(conn: &mut PgConnection, id: &str) -> QueryResult<Option<Human>> {
+    humans::table.find(id).select(Human::as_select()).first(conn).optional()
+}
+
+/// Removes a person and what was learned about them; their work items keep their history.
+pub fn delete(conn: &mut PgConnection, id: &str) -> QueryResult<bool> {
+    conn.transaction(|conn| {
+        diesel::delete(skill_stats::table.filter(skill_stats::human_id.eq(id))).execute(conn)?;
+        Ok(diesel::delete(humans::table.find(id)).execute(conn)? > 0)
+    })
+}
+
+pub fn by_jira_account(conn: &mut PgConnection, account_id: &str) -> QueryResult<Option<Human>> {
+    humans::table
+        .filter(humans::jira_account_id.eq(account_id))
+        .select(Human::as_select())
+        .first(conn)
+        .optional()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> HumanInput {
+        HumanInput {
+            id: Some("alice".into()),
+            display_name: Some("Alice".into()),
+            email: Some("alice@example.com".into()),
+            jira_account_id: Some("acc-1".into()),
+            pagerduty_user_id: None,
+            services: vec!["api".into(), "api".into()],
+            max_active: Some(3),
+            active: None,
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let ok = input().validate(None).unwrap();
+        assert_eq!(ok.services, vec!["api"]);
+        assert!(ok.active);
+        let mut bad = input();
+        bad.email = Some("nope".into());
+        assert!(matches!(bad.validate(None), Err(RosterError::Invalid { field, .. }) if field == "email"));
+        let mut bad = input();
+        bad.max_active = Some(0);
+        assert!(matches!(bad.validate(None), Err(RosterError::Invalid { field, .. }) if field == "max_active"));
+        assert!(matches!(input().validate(Some("bob")), Err(RosterError::Invalid { field, .. }) if field == "id"));
+    }
+}
