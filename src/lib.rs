@@ -4,9 +4,15 @@
 pub mod app;
 pub mod config;
 pub mod db;
+pub mod decision;
 pub mod executor;
 pub mod http;
 pub mod ingest;
+pub mod jira;
+pub mod learner;
 pub mod models;
+pub mod roster;
+pub mod routing;
 pub mod server;
 pub mod signature;
+pub mod simulate;

@@ -1,0 +1,868 @@
+//! The routing model: who should own an incident, and what an outcome teaches us.
+//!
+//! This module is pure: no database, no HTTP, no wall clock. [`decide`] turns a
+//! [`DecisionInput`] into a [`Decision`]; [`apply_outcome`] folds one outcome into a stored
+//! [`SkillState`]. The same input always yields the same decision, bit for bit.
+//!
+//! # Model
+//!
+//! Goliath routes by **expected time to a good resolution**. If a person resolves an incident
+//! without handing it on with probability `p`, and takes time `T` when they do, then a hand-off
+//! that costs about one more attempt gives an expected cost of `T / p` (a geometric number of
+//! attempts). The score of a candidate is the log of the inverse cost, relative to the service's
+//! typical time, split into named components that add up:
+//!
+//! `score = success + speed + load + on_call + exploration`
+//!
+//! * **success** = `ln p`, where `p` is the posterior mean of a Beta-Bernoulli belief that the
+//!   person resolves this kind of incident without a hand-off or a reopen. Evidence is pooled
+//!   hierarchically (empirical-Bayes shrinkage): the prior mean is the service's pooled success
+//!   rate over all candidates (itself shrunk to a global prior), moved towards the person's own
+//!   record on *other* services when the glue supplies it (`CandidateInput::overall`); on top of
+//!   that prior sit the person's evidence for this service and severity at full weight, their
+//!   evidence for this service at other severities at a discount, and their evidence on the
+//!   incident's context tags (product, component...) at a discount. Sparse severities therefore
+//!   fall back on service-level, person-level and global evidence instead of on nothing.
+//! * **speed** = `mu_service - mu_person`: the person's expected log time to resolve, a
+//!   log-normal estimate shrunk in the same way, against the service's pooled log time.
+//! * **load** = `-ln(1 + load_weight * open_items / capacity)`: busy people are slower.
+//! * **on_call** = a fixed bonus for people PagerDuty already paged for this incident: they are
+//!   awake and engaged, and routing elsewhere costs a hand-over.
+//! * **exploration**: on sev3/sev4 Goliath uses Thompson sampling: the success log-odds and the
+//!   log time are drawn from their posteriors (normal approximations, scaled by
+//!   `explore_scale`), seeded from the work item id and the person, so people with little
+//!   history get tried where mistakes are cheap, and the draw is reproducible. On sev1/sev2 there
+//!   is no optimism: the score uses a lower credible bound (`z` standard deviations below the
+//!   posterior mean for success, above for time), so an unproven person does not get a critical
+//!   incident over a proven one. The component is the (signed) difference from the mean score.
+//!
+//! All evidence decays with a half-life measured in *event* time (the incident's `at`), so old
+//! behaviour fades; decay is applied lazily on read and on update.
+//!
+//! **Confidence** is the estimated probability that the primary really is the best choice:
+//! the product, over the next (up to 3) candidates, of `P(score_primary > score_other)` under a
+//! normal approximation of both posterior mean scores (their variances come from the same
+//! posteriors). It is near 1 when the primary is clearly and reliably ahead, about 0.5 or below
+//! when the choice was a coin flip or an exploration pick. A lone eligible candidate gets 1.
+//!
+//! Learning ([`apply_outcome`]): a resolve by the assignee adds one success and one log-time
+//! observation; a hand-off adds one failure for the person who handed it on; a reopen withdraws
+//! one success from the resolver and adds a failure. The glue applies each outcome to every
+//! state it keeps for that person (the (service, severity) state, the per-context-tag states, and
+//! the person's overall state), all with the same function.
+
+pub mod rng;
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use rng::{hash_str, mix64, normal_cdf, SplitMix64};
+
+/// Version tag stored with every decision.
+pub const MODEL_VERSION: &str = "goliath-routing/1";
+
+/// Incident severity; `Sev1` is the most critical.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Sev1,
+    Sev2,
+    Sev3,
+    Sev4,
+}
+
+impl Severity {
+    /// All severities, most critical first.
+    pub const ALL: [Severity; 4] = [
+        Severity::Sev1,
+        Severity::Sev2,
+        Severity::Sev3,
+        Severity::Sev4,
+    ];
+
+    /// The serialized name, `"sev1"`..`"sev4"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Sev1 => "sev1",
+            Severity::Sev2 => "sev2",
+            Severity::Sev3 => "sev3",
+            Severity::Sev4 => "sev4",
+        }
+    }
+
+    /// True for sev1 and sev2, where Goliath does not explore.
+    pub fn is_critical(self) -> bool {
+        matches!(self, Severity::Sev1 | Severity::Sev2)
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for an unknown severity string.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown severity {0:?} (expected sev1, sev2, sev3 or sev4)")]
+pub struct ParseSeverityError(pub String);
+
+impl FromStr for Severity {
+    type Err = ParseSeverityError;
+
+    /// Accepts `sev1`..`sev4` (any case) and the bare digits `1`..`4`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase();
+        let digits = t.strip_prefix("sev").unwrap_or(&t);
+        match digits {
+            "1" => Ok(Severity::Sev1),
+            "2" => Ok(Severity::Sev2),
+            "3" => Ok(Severity::Sev3),
+            "4" => Ok(Severity::Sev4),
+            _ => Err(ParseSeverityError(s.to_string())),
+        }
+    }
+}
+
+/// Everything [`decide`] needs, as the glue stores it (JSON) to replay a decision later.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct DecisionInput {
+    /// Seeds the exploration draw: same id and same input give the same decision.
+    pub work_item_id: String,
+    pub service: String,
+    pub severity: Severity,
+    /// Event time of the incident; evidence decay is measured against it.
+    pub at: DateTime<Utc>,
+    pub candidates: Vec<CandidateInput>,
+    /// Optional context tags known at intake (product, component, region...). Each candidate's
+    /// evidence for these tags is supplied in [`CandidateInput::context_skill`].
+    #[serde(default)]
+    pub context: Vec<String>,
+}
+
+/// One person who might own the incident.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct CandidateInput {
+    pub human_id: String,
+    pub active: bool,
+    /// Services the person covers; empty means any service.
+    pub services: Vec<String>,
+    /// Cap on open items held; `None` means no hard cap (load still counts against
+    /// `ModelParams::default_capacity`).
+    pub max_active: Option<u32>,
+    /// Open work items currently assigned to this person.
+    pub open_items: u32,
+    /// This person is among the PagerDuty incident's assignees (on call now).
+    pub on_call: bool,
+    /// What the learner knows about this person for THIS service (any severities).
+    pub skill: Vec<SkillRecord>,
+    /// What the learner knows about this person for the input's context tags (may be empty).
+    #[serde(default)]
+    pub context_skill: Vec<ContextRecord>,
+    /// The person's state summed over all services and severities (optional). Evidence from
+    /// other services informs the prior for sparse ones.
+    #[serde(default)]
+    pub overall: Option<SkillState>,
+}
+
+/// Learned belief for one (person, service, severity).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct SkillRecord {
+    pub service: String,
+    pub severity: Severity,
+    pub state: SkillState,
+}
+
+/// Learned belief for one (person, context tag).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ContextRecord {
+    pub tag: String,
+    pub state: SkillState,
+}
+
+/// Decayed sufficient statistics of a person's outcomes for one key. Stored as JSONB.
+///
+/// Counts are real numbers because they decay: every stored quantity is multiplied by
+/// `0.5^(elapsed / half_life)` when the state is read or updated at a later event time.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(default)]
+pub struct SkillState {
+    /// Good resolutions (resolved by this person, not reopened).
+    pub successes: f64,
+    /// Hand-offs by this person and reopens of their resolutions.
+    pub failures: f64,
+    /// Weight of the timed resolutions below.
+    pub time_weight: f64,
+    /// Sum of ln(seconds to resolve).
+    pub log_time_sum: f64,
+    /// Sum of squared ln(seconds to resolve).
+    pub log_time_sq_sum: f64,
+    /// Event time up to which the numbers above are decayed.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl SkillState {
+    /// Multiplier that brings this state's numbers from `updated_at` to `at`.
+    pub fn decay_factor(&self, at: DateTime<Utc>, params: &ModelParams) -> f64 {
+        match self.updated_at {
+            Some(t) if at > t && params.half_life_days > 0.0 => {
+                let days = (at - t).num_milliseconds() as f64 / 86_400_000.0;
+                (-std::f64::consts::LN_2 * days / params.half_life_days).exp()
+            }
+            _ => 1.0,
+        }
+    }
+
+    /// Total decayed evidence (successes + failures).
+    pub fn evidence(&self) -> f64 {
+        self.successes + self.failures
+    }
+
+    /// Adds `other` (decayed to `at`) into `self` (also decayed to `at`). Used to build overall
+    /// or service-level states from finer ones.
+    pub fn merge(&mut self, other: &SkillState, at: DateTime<Utc>, params: &ModelParams) {
+        self.decay_to(at, params);
+        let f = other.decay_factor(at, params);
+        self.successes += f * other.successes;
+        self.failures += f * other.failures;
+        self.time_weight += f * other.time_weight;
+        self.log_time_sum += f * other.log_time_sum;
+        self.log_time_sq_sum += f * other.log_time_sq_sum;
+    }
+
+    fn decay_to(&mut self, at: DateTime<Utc>, params: &ModelParams) {
+        let f = self.decay_factor(at, params);
+        self.successes *= f;
+        self.failures *= f;
+        self.time_weight *= f;
+        self.log_time_sum *= f;
+        self.log_time_sq_sum *= f;
+        match self.updated_at {
+            Some(t) if t >= at => {}
+            _ => self.updated_at = Some(at),
+        }
+    }
+}
+
+/// What happened to an assignment.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    /// Resolved by the assignee.
+    Resolved { seconds_to_resolve: f64 },
+    /// The assignee handed the incident on to someone else.
+    HandedOff,
+    /// A resolution by this person was reopened.
+    Reopened,
+}
+
+/// Folds one outcome into a state, at event time `at` (earlier evidence decays first).
+pub fn apply_outcome(
+    state: &mut SkillState,
+    kind: &OutcomeKind,
+    at: DateTime<Utc>,
+    params: &ModelParams,
+) {
+    state.decay_to(at, params);
+    match kind {
+        OutcomeKind::Resolved { seconds_to_resolve } => {
+            state.successes += 1.0;
+            if seconds_to_resolve.is_finite() && *seconds_to_resolve >= 0.0 {
+                let l = seconds_to_resolve.max(params.min_seconds).ln();
+                state.time_weight += 1.0;
+                state.log_time_sum += l;
+                state.log_time_sq_sum += l * l;
+            }
+        }
+        OutcomeKind::HandedOff => state.failures += 1.0,
+        OutcomeKind::Reopened => {
+            state.successes = (state.successes - 1.0).max(0.0);
+            state.failures += 1.0;
+        }
+    }
+}
+
+/// Tunable constants of the model. Defaults are round numbers chosen for robustness, not fitted
+/// to any one data set.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(default)]
+pub struct ModelParams {
+    /// Evidence half-life in event-time days.
+    pub half_life_days: f64,
+    /// Global prior probability of resolving without a hand-off.
+    pub prior_success: f64,
+    /// Pseudo-count of the global prior inside the service pool.
+    pub prior_strength_global: f64,
+    /// Pseudo-count of the service pool inside a person's elsewhere (overall) record.
+    pub prior_strength_person: f64,
+    /// Pseudo-count of the prior (service pool, moved by the person's record elsewhere) against
+    /// the person's own evidence for this service.
+    pub prior_strength_service: f64,
+    /// Weight of the person's evidence at other severities of this service.
+    pub other_severity_weight: f64,
+    /// Weight of the person's evidence on each context tag.
+    pub context_weight: f64,
+    /// Global prior for ln(seconds to resolve).
+    pub prior_log_seconds: f64,
+    /// Pseudo-count of the time prior at each level of pooling.
+    pub prior_time_strength: f64,
+    /// Prior standard deviation of ln(seconds to resolve) for a single incident.
+    pub prior_log_sigma: f64,
+    /// Resolve times below this are clamped (seconds) before taking logs.
+    pub min_seconds: f64,
+    /// Slow-down per unit of relative load (open_items / capacity).
+    pub load_weight: f64,
+    /// Capacity used for the load term when a person has no `max_active`.
+    pub default_capacity: f64,
+    /// Score bonus (log units, i.e. a cost factor of e^bonus) for being on call for the incident.
+    pub on_call_bonus: f64,
+    /// Scale of the Thompson draw on sev3/sev4 (0 = posterior mean, 1 = full posterior).
+    pub explore_scale: f64,
+    /// Lower-credible-bound width (standard deviations) used on sev1.
+    pub sev1_z: f64,
+    /// Lower-credible-bound width (standard deviations) used on sev2.
+    pub sev2_z: f64,
+}
+
+impl Default for ModelParams {
+    fn default() -> Self {
+        Self {
+            half_life_days: 60.0,
+            prior_success: 0.7,
+            prior_strength_global: 2.0,
+            prior_strength_person: 2.0,
+            prior_strength_service: 2.0,
+            other_severity_weight: 0.5,
+            context_weight: 0.5,
+            prior_log_seconds: (4.0f64 * 3600.0).ln(),
+            prior_time_strength: 2.0,
+            prior_log_sigma: 1.0,
+            min_seconds: 60.0,
+            load_weight: 1.0,
+            default_capacity: 5.0,
+            on_call_bonus: 0.3,
+            explore_scale: 1.0,
+            sev1_z: 1.0,
+            sev2_z: 0.5,
+        }
+    }
+}
+
+/// Named parts of a candidate's score; they add up to [`ScoredCandidate::score`].
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct ScoreComponents {
+    /// ln(posterior mean probability of resolving without a hand-off).
+    pub success: f64,
+    /// Service log time minus the person's expected log time (positive = faster than typical).
+    pub speed: f64,
+    /// -ln(1 + load_weight * open_items / capacity).
+    pub load: f64,
+    /// On-call bonus (0 when not on call).
+    pub on_call: f64,
+    /// Thompson draw minus the mean (sev3/sev4), or the conservative penalty (sev1/sev2).
+    pub exploration: f64,
+}
+
+impl ScoreComponents {
+    fn total(&self) -> f64 {
+        self.success + self.speed + self.load + self.on_call + self.exploration
+    }
+
+    fn named(&self) -> [(&'static str, f64); 5] {
+        [
+            ("success", self.success),
+            ("speed", self.speed),
+            ("load", self.load),
+            ("on_call", self.on_call),
+            ("exploration", self.exploration),
+        ]
+    }
+}
+
+/// An eligible candidate with its score breakdown.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ScoredCandidate {
+    pub human_id: String,
+    /// Sum of the components; higher is better. `-score` is the log of the expected time to a
+    /// good resolution relative to the service's typical time.
+    pub score: f64,
+    pub components: ScoreComponents,
+    /// Posterior mean probability of resolving without a hand-off.
+    pub p_success: f64,
+    /// Expected (median) seconds to resolve, before load.
+    pub expected_seconds: f64,
+    /// Decayed evidence behind the estimate (weighted outcome count).
+    pub evidence: f64,
+}
+
+/// Why a person could not take the incident.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ExclusionReason {
+    Inactive,
+    NotInService,
+    AtCapacity { open_items: u32, max_active: u32 },
+    DuplicateCandidate,
+}
+
+impl fmt::Display for ExclusionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExclusionReason::Inactive => f.write_str("inactive"),
+            ExclusionReason::NotInService => f.write_str("not in service"),
+            ExclusionReason::AtCapacity {
+                open_items,
+                max_active,
+            } => write!(
+                f,
+                "at capacity ({open_items} open, max_active {max_active})"
+            ),
+            ExclusionReason::DuplicateCandidate => f.write_str("duplicate candidate entry"),
+        }
+    }
+}
+
+/// An ineligible person and the reason.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Excluded {
+    pub human_id: String,
+    pub reason: ExclusionReason,
+}
+
+/// The routing decision, reproducible from its [`DecisionInput`].
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Chosen owner; `None` means undecided.
+    pub primary: Option<String>,
+    /// Up to two next-best candidates.
+    pub backups: Vec<String>,
+    /// Estimated probability that the primary is the best choice, in [0, 1].
+    pub confidence: f64,
+    /// Every eligible candidate, best first.
+    pub ranking: Vec<ScoredCandidate>,
+    /// Every ineligible candidate, with the reason.
+    pub excluded: Vec<Excluded>,
+    /// Plain-language reason for the choice.
+    pub explanation: String,
+    pub undecided_reason: Option<String>,
+    pub model_version: String,
+}
+
+/// Decayed evidence aggregated for one candidate.
+#[derive(Default, Clone, Copy)]
+struct Evidence {
+    ok: f64,
+    fail: f64,
+    tw: f64,
+    ts: f64,
+    tss: f64,
+}
+
+impl Evidence {
+    fn add(&mut self, s: &SkillState, w: f64) {
+        self.ok += w * s.successes;
+        self.fail += w * s.failures;
+        self.tw += w * s.time_weight;
+        self.ts += w * s.log_time_sum;
+        self.tss += w * s.log_time_sq_sum;
+    }
+
+    fn add_ev(&mut self, e: &Evidence, w: f64) {
+        self.ok += w * e.ok;
+        self.fail += w * e.fail;
+        self.tw += w * e.tw;
+        self.ts += w * e.ts;
+        self.tss += w * e.tss;
+    }
+
+    fn minus_clamped(&self, e: &Evidence) -> Evidence {
+        Evidence {
+            ok: (self.ok - e.ok).max(0.0),
+            fail: (self.fail - e.fail).max(0.0),
+            tw: (self.tw - e.tw).max(0.0),
+            ts: if self.tw - e.tw > 0.0 {
+                self.ts - e.ts
+            } else {
+                0.0
+            },
+            tss: if self.tw - e.tw > 0.0 {
+                (self.tss - e.tss).max(0.0)
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+/// Per-candidate working numbers.
+struct Work {
+    idx: usize,
+    service: Evidence,
+    sev: Evidence,
+    ctx: Evidence,
+    elsewhere: Evidence,
+}
+
+/// Shrinks a rate towards `prior` with pseudo-count `m`.
+fn shrink_rate(prior: f64, m: f64, ok: f64, fail: f64) -> f64 {
+    (m * prior + ok) / (m + ok + fail)
+}
+
+/// Shrinks a mean log time towards `prior` with pseudo-count `k`.
+fn shrink_mu(prior: f64, k: f64, tw: f64, ts: f64) -> f64 {
+    (k * prior + ts) / (k + tw)
+}
+
+/// Scores the eligible candidates and picks an owner. Pure and deterministic.
+pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
+    let at = input.at;
+    let mut excluded = Vec::new();
+    let mut work: Vec<Work> = Vec::with_capacity(input.candidates.len());
+    let mut pool = Evidence::default();
+    let mut seen = std::collections::HashSet::with_capacity(input.candidates.len());
+
+    // Visit candidates in id order so that floating-point sums do not depend on input order.
+    let mut visit: Vec<usize> = (0..input.candidates.len()).collect();
+    visit.sort_by(|&a, &b| {
+        input.candidates[a]
+            .human_id
+            .cmp(&input.candidates[b].human_id)
+            .then(a.cmp(&b))
+    });
+    for idx in visit {
+        let c = &input.candidates[idx];
+        if !seen.insert(c.human_id.as_str()) {
+            excluded.push(Excluded {
+                human_id: c.human_id.clone(),
+                reason: ExclusionReason::DuplicateCandidate,
+            });
+            continue;
+        }
+        let mut service = Evidence::default();
+        let mut sev = Evidence::default();
+        for r in &c.skill {
+            if r.service != input.service {
+                continue;
+            }
+            let f = r.state.decay_factor(at, params);
+            service.add(&r.state, f);
+            if r.severity == input.severity {
+                sev.add(&r.state, f);
+            }
+        }
+        pool.add_ev(&service, 1.0);
+
+        let reason = if !c.active {
+            Some(ExclusionReason::Inactive)
+        } else if !c.services.is_empty() && !c.services.iter().any(|s| *s == input.service) {
+            Some(ExclusionReason::NotInService)
+        } else {
+            match c.max_active {
+                Some(m) if c.open_items >= m => Some(ExclusionReason::AtCapacity {
+                    open_items: c.open_items,
+                    max_active: m,
+                }),
+                _ => None,
+            }
+        };
+        if let Some(reason) = reason {
+            excluded.push(Excluded {
+                human_id: c.human_id.clone(),
+                reason,
+            });
+            continue;
+        }
+
+        let mut ctx = Evidence::default();
+        if !input.context.is_empty() {
+            for r in &c.context_skill {
+                if input.context.iter().any(|t| *t == r.tag) {
+                    ctx.add(&r.state, r.state.decay_factor(at, params));
+                }
+            }
+        }
+        let elsewhere = match &c.overall {
+            Some(o) => {
+                let mut e = Evidence::default();
+                e.add(o, o.decay_factor(at, params));
+                e.minus_clamped(&service)
+            }
+            None => Evidence::default(),
+        };
+        work.push(Work {
+            idx,
+            service,
+            sev,
+            ctx,
+            elsewhere,
+        });
+    }
+
+    // Service pool: the empirical-Bayes prior for everyone in this decision.
+    let p_pool = shrink_rate(
+        params.prior_success,
+        params.prior_strength_global,
+        pool.ok,
+        pool.fail,
+    );
+    let mu_pool = shrink_mu(
+        params.prior_log_seconds,
+        params.prior_time_strength,
+        pool.tw,
+        pool.ts,
+    );
+    let sigma2 = {
+        let k = params.prior_time_strength;
+        let ss = if pool.tw > 0.0 {
+            (pool.tss - pool.ts * pool.ts / pool.tw).max(0.0)
+        } else {
+            0.0
+        };
+        (k * params.prior_log_sigma * params.prior_log_sigma + ss) / (k + pool.tw)
+    };
+
+    let severity = input.severity;
+    let seed = hash_str(&input.work_item_id);
+    let z = match severity {
+        Severity::Sev1 => params.sev1_z,
+        Severity::Sev2 => params.sev2_z,
+        _ => 0.0,
+    };
+    let w_other = params.other_severity_weight;
+    let w_ctx = params.context_weight;
+
+    // (score, mean score, variance of mean score, position in `work`)
+    let mut scored: Vec<ScoredCandidate> = Vec::with_capacity(work.len());
+    let mut stats: Vec<(f64, f64)> = Vec::with_capacity(work.len());
+    for w in &work {
+        let c = &input.candidates[w.idx];
+        // Prior from the person's record elsewhere, shrunk to the service pool.
+        let p_prior = shrink_rate(
+            p_pool,
+            params.prior_strength_person,
+            w.elsewhere.ok,
+            w.elsewhere.fail,
+        );
+        let mu_prior = shrink_mu(
+            mu_pool,
+            params.prior_time_strength,
+            w.elsewhere.tw,
+            w.elsewhere.ts,
+        );
+        // Weighted evidence: this severity, other severities at a discount, context tags.
+        let mut ev = Evidence::default();
+        ev.add_ev(&w.sev, 1.0);
+        ev.add_ev(&w.service, w_other);
+        ev.add_ev(&w.sev, -w_other);
+        ev.add_ev(&w.ctx, w_ctx);
+        let m = params.prior_strength_service;
+        let alpha = m * p_prior + ev.ok.max(0.0);
+        let beta = m * (1.0 - p_prior) + ev.fail.max(0.0);
+        let (alpha, beta) = (alpha.max(1e-6), beta.max(1e-6));
+        let p_mean = alpha / (alpha + beta);
+        let logit = (alpha / beta).ln();
+        let sd_logit = (1.0 / alpha + 1.0 / beta).sqrt();
+        let k = params.prior_time_strength;
+        let tw = ev.tw.max(0.0);
+        let mu = (k * mu_prior + ev.ts) / (k + tw);
+        let sd_mu = (sigma2 / (k + tw)).sqrt();
+
+        let cap = match c.max_active {
+            Some(m) if m > 0 => f64::from(m),
+            _ => params.default_capacity.max(1.0),
+        };
+        let mut comp = ScoreComponents {
+            success: p_mean.ln(),
+            speed: mu_pool - mu,
+            load: -(1.0 + params.load_weight * f64::from(c.open_items) / cap).ln(),
+            on_call: if c.on_call { params.on_call_bonus } else { 0.0 },
+            exploration: 0.0,
+        };
+        let (d_logit, d_mu) = if severity.is_critical() {
+            (-z * sd_logit, z * sd_mu)
+        } else if params.explore_scale > 0.0 {
+            let mut r = SplitMix64::new(mix64(seed ^ hash_str(&c.human_id).rotate_left(17)));
+            let (z1, z2) = r.normal_pair();
+            (
+                params.explore_scale * sd_logit * z1,
+                params.explore_scale * sd_mu * z2,
+            )
+        } else {
+            (0.0, 0.0)
+        };
+        // ln sigmoid(x) = -ln(1 + e^-x)
+        let ln_p_draw = -(-(logit + d_logit)).exp().ln_1p();
+        comp.exploration = (ln_p_draw - comp.success) - d_mu;
+        let mean_score = comp.total() - comp.exploration;
+        // Delta-method variance of the mean score: d ln p / d logit = 1 - p.
+        let var = (1.0 - p_mean).powi(2) * sd_logit * sd_logit + sd_mu * sd_mu;
+        stats.push((mean_score, var));
+        scored.push(ScoredCandidate {
+            human_id: c.human_id.clone(),
+            score: comp.total(),
+            components: comp,
+            p_success: p_mean,
+            expected_seconds: mu.exp(),
+            evidence: ev.ok.max(0.0) + ev.fail.max(0.0),
+        });
+    }
+
+    let mut order: Vec<usize> = (0..scored.len()).collect();
+    order.sort_by(|&a, &b| {
+        scored[b]
+            .score
+            .total_cmp(&scored[a].score)
+            .then_with(|| scored[a].human_id.cmp(&scored[b].human_id))
+    });
+    let stats: Vec<(f64, f64)> = order.iter().map(|&i| stats[i]).collect();
+    let mut slots: Vec<Option<ScoredCandidate>> = scored.into_iter().map(Some).collect();
+    let ranking: Vec<ScoredCandidate> = order
+        .iter()
+        .map(|&i| slots[i].take().expect("each index once"))
+        .collect();
+
+    if ranking.is_empty() {
+        let count =
+            |f: fn(&ExclusionReason) -> bool| excluded.iter().filter(|e| f(&e.reason)).count();
+        let reason = format!(
+            "no eligible candidate for service {} ({} candidates: {} inactive, {} not in service, {} at capacity)",
+            input.service,
+            input.candidates.len(),
+            count(|r| matches!(r, ExclusionReason::Inactive)),
+            count(|r| matches!(r, ExclusionReason::NotInService)),
+            count(|r| matches!(r, ExclusionReason::AtCapacity { .. })),
+        );
+        return Decision {
+            primary: None,
+            backups: Vec::new(),
+            confidence: 0.0,
+            ranking,
+            excluded,
+            explanation: reason.clone(),
+            undecided_reason: Some(reason),
+            model_version: MODEL_VERSION.to_string(),
+        };
+    }
+
+    let confidence = {
+        let (m0, v0) = stats[0];
+        let mut c = 1.0;
+        for &(m, v) in stats.iter().skip(1).take(3) {
+            let sd = (v0 + v).sqrt().max(1e-9);
+            c *= normal_cdf((m0 - m) / sd);
+        }
+        c.clamp(0.0, 1.0)
+    };
+    let explanation = explain(&ranking, severity, params);
+    Decision {
+        primary: Some(ranking[0].human_id.clone()),
+        backups: ranking
+            .iter()
+            .skip(1)
+            .take(2)
+            .map(|r| r.human_id.clone())
+            .collect(),
+        confidence,
+        ranking,
+        excluded,
+        explanation,
+        undecided_reason: None,
+        model_version: MODEL_VERSION.to_string(),
+    }
+}
+
+fn hours(seconds: f64) -> String {
+    if seconds < 3600.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else {
+        format!("{:.1} h", seconds / 3600.0)
+    }
+}
+
+fn explain(ranking: &[ScoredCandidate], severity: Severity, params: &ModelParams) -> String {
+    let a = &ranking[0];
+    let mode = if severity.is_critical() {
+        format!(
+            "{severity} is critical, so scores are conservative (lower credible bound, z = {})",
+            if severity == Severity::Sev1 {
+                params.sev1_z
+            } else {
+                params.sev2_z
+            }
+        )
+    } else {
+        format!("{severity} allows exploration (Thompson draw seeded by the work item)")
+    };
+    let Some(b) = ranking.get(1) else {
+        return format!(
+            "{} is the only eligible candidate (resolves without hand-off ~{:.0}%, ~{} to resolve, evidence {:.1}); {mode}.",
+            a.human_id,
+            a.p_success * 100.0,
+            hours(a.expected_seconds),
+            a.evidence
+        );
+    };
+    let mut diffs: Vec<(&'static str, f64)> = a
+        .components
+        .named()
+        .iter()
+        .zip(b.components.named().iter())
+        .map(|(x, y)| (x.0, x.1 - y.1))
+        .collect();
+    diffs.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(y.0)));
+    let describe = |name: &str| -> String {
+        match name {
+            "success" => format!(
+                "success (resolves without hand-off {:.0}% vs {:.0}%, evidence {:.1} vs {:.1})",
+                a.p_success * 100.0,
+                b.p_success * 100.0,
+                a.evidence,
+                b.evidence
+            ),
+            "speed" => format!(
+                "speed (typical {} vs {})",
+                hours(a.expected_seconds),
+                hours(b.expected_seconds)
+            ),
+            "load" => "load (fewer open items for their capacity)".to_string(),
+            "on_call" => format!("on_call ({} is on call for this incident)", a.human_id),
+            _ => "exploration (posterior draw)".to_string(),
+        }
+    };
+    let helped: Vec<String> = diffs
+        .iter()
+        .filter(|d| d.1 > 1e-9)
+        .take(2)
+        .map(|d| format!("{} {:+.2}", describe(d.0), d.1))
+        .collect();
+    let hurt: Vec<String> = diffs
+        .iter()
+        .rev()
+        .filter(|d| d.1 < -1e-9)
+        .take(1)
+        .map(|d| format!("{} {:+.2}", d.0, d.1))
+        .collect();
+    let mut s = format!(
+        "{} beat {} by {:.2} (score = log of inverse expected time to a good resolution)",
+        a.human_id,
+        b.human_id,
+        a.score - b.score
+    );
+    if helped.is_empty() {
+        s.push_str("; equal scores, tie broken by id");
+    } else {
+        s.push_str(&format!("; decided by {}", helped.join(" and ")));
+    }
+    if let Some(h) = hurt.first() {
+        s.push_str(&format!("; despite {h}"));
+    }
+    s.push_str(&format!("; {mode}."));
+    s
+}
+
+#[cfg(test)]
+mod tests;
