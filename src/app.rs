@@ -1,28 +1,55 @@
-//! Wiring: builds the modules once and holds them for the HTTP handlers and workers.
+//! Wiring: builds the modules once, connects them through their traits, and holds them for
+//! the HTTP handlers and the job workers.
 
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::db::PgPool;
-use crate::executor::worker::Waker;
-use crate::ingest::IngestService;
+use crate::decision::{DecisionService, OnAssigned};
+use crate::executor::worker::{JobHandler, Waker, WorkerOptions, Workers};
+use crate::executor::Executor;
+use crate::ingest::jira::JiraIntake;
+use crate::ingest::{IngestService, OnNewWorkItem};
+use crate::jira::{HttpJiraClient, JiraApi, JiraConfig};
+use crate::learner::{Learner, LearnerService};
+use crate::routing::ModelParams;
 
 /// Everything a request handler needs, built once at start.
 pub struct AppState {
     pub config: Arc<Config>,
     pub pool: PgPool,
     pub ingest: Arc<IngestService>,
+    pub jira_intake: Arc<JiraIntake>,
+    pub decision: Arc<DecisionService>,
+    pub learner: Arc<dyn Learner>,
+    pub executor: Arc<Executor>,
     pub waker: Arc<Waker>,
 }
 
 impl AppState {
-    pub fn new(config: Config, pool: PgPool) -> AppState {
+    /// Connects intake -> decision -> executor, and Jira intake -> learner.
+    pub fn new(config: Config, pool: PgPool, jira: Arc<dyn JiraApi>) -> AppState {
         let config = Arc::new(config);
-        let ingest = Arc::new(IngestService::new(config.pagerduty.clone(), None));
+        let params = ModelParams::default();
+        let executor = Arc::new(Executor::new(config.jira.clone(), jira));
+        let decision = Arc::new(DecisionService::new(
+            params.clone(),
+            Some(executor.clone() as Arc<dyn OnAssigned>),
+        ));
+        let learner: Arc<dyn Learner> = Arc::new(LearnerService::new(params));
+        let ingest = Arc::new(IngestService::new(
+            config.pagerduty.clone(),
+            Some(decision.clone() as Arc<dyn OnNewWorkItem>),
+        ));
+        let jira_intake = Arc::new(JiraIntake::new(config.jira.webhook_secrets.clone(), learner.clone()));
         AppState {
             config,
             pool,
             ingest,
+            jira_intake,
+            decision,
+            learner,
+            executor,
             waker: Arc::new(Waker::default()),
         }
     }
@@ -31,4 +58,30 @@ impl AppState {
     pub fn wake_workers(&self) {
         self.waker.wake();
     }
+
+    /// Starts the background Jira workers.
+    pub fn spawn_workers(&self, opts: WorkerOptions) -> Workers {
+        Workers::spawn(
+            self.pool.clone(),
+            self.executor.clone() as Arc<dyn JobHandler>,
+            self.waker.clone(),
+            opts,
+        )
+    }
+}
+
+/// The Jira client for a configured Jira (Cloud with e-mail and API token, or Data Center with
+/// a bearer token), or for the simulator at `base_url`.
+pub fn jira_client(config: &Config, simulator_url: Option<&str>) -> anyhow::Result<Arc<dyn JiraApi>> {
+    let j = &config.jira;
+    let client_config = match (&j.base_url, simulator_url) {
+        (Some(url), _) => match (&j.email, &j.api_token, &j.bearer_token) {
+            (Some(email), Some(token), _) => JiraConfig::cloud(url, email, token),
+            (_, _, Some(bearer)) => JiraConfig::data_center(url, bearer),
+            _ => anyhow::bail!("JIRA_BASE_URL needs JIRA_EMAIL and JIRA_API_TOKEN, or JIRA_BEARER_TOKEN"),
+        },
+        (None, Some(sim)) => JiraConfig::cloud(sim, "goliath@localhost", "simulator"),
+        (None, None) => anyhow::bail!("no Jira configured and no simulator running"),
+    };
+    Ok(Arc::new(HttpJiraClient::new(client_config)?))
 }

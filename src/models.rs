@@ -28,6 +28,7 @@ pub struct WorkItem {
     pub jira_key: Option<String>,
     pub jira_issue_id: Option<String>,
     pub resolved_at: Option<DateTime<Utc>>,
+    pub context: Vec<String>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -44,6 +45,7 @@ pub struct NewWorkItem<'a> {
     pub pagerduty_incident_id: Option<&'a str>,
     pub raw_payload: &'a serde_json::Value,
     pub created_at: DateTime<Utc>,
+    pub context: &'a [String],
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, PartialEq)]

@@ -35,6 +35,17 @@ diesel::table! {
         jira_key -> Nullable<Text>,
         jira_issue_id -> Nullable<Text>,
         resolved_at -> Nullable<Timestamptz>,
+        context -> Array<Text>,
+    }
+}
+
+diesel::table! {
+    person_states (scope, key, human_id) {
+        human_id -> Text,
+        scope -> Text,
+        key -> Text,
+        state -> Jsonb,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -129,6 +140,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     decisions,
     outcomes,
     skill_stats,
+    person_states,
     work_item_events,
     jobs,
 );

@@ -9,10 +9,12 @@ use chrono::Utc;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::db::schema::{decisions, humans, skill_stats, work_items};
+use crate::db::schema::{decisions, humans, person_states, skill_stats, work_items};
 use crate::ingest::{OnNewWorkItem, PdIncident};
 use crate::models::{record_event, Human, WorkItem};
-use crate::routing::{self, CandidateInput, DecisionInput, ModelParams, Severity, SkillRecord, SkillState};
+use crate::routing::{
+    self, CandidateInput, ContextRecord, DecisionInput, ModelParams, Severity, SkillRecord, SkillState,
+};
 
 /// Statuses in which a work item counts against its assignee's load.
 pub const OPEN_STATUSES: [&str; 2] = ["assigned", "reopened"];
@@ -271,9 +273,13 @@ pub fn gather_input(
     let people: Vec<Human> = humans::table.select(Human::as_select()).order(humans::id).load(conn)?;
     let loads = open_loads(conn)?;
     let mut skills = skills_for_service(conn, &item.service)?;
+    let mut overall = overall_states(conn)?;
+    let mut tags = tag_states(conn, &item.context)?;
     let candidates = people
         .into_iter()
         .map(|h| CandidateInput {
+            overall: overall.remove(&h.id),
+            context_skill: tags.remove(&h.id).unwrap_or_default(),
             open_items: loads.get(&h.id).copied().unwrap_or(0),
             on_call: h
                 .pagerduty_user_id
@@ -292,5 +298,45 @@ pub fn gather_input(
         severity: item.severity.parse().unwrap_or(Severity::Sev3),
         at: item.created_at,
         candidates,
+        context: item.context.clone(),
     })
+}
+
+/// Scope of a person's state pooled over every service.
+pub const SCOPE_OVERALL: &str = "overall";
+/// Scope of a person's state for one context tag.
+pub const SCOPE_TAG: &str = "tag";
+
+/// Everyone's pooled state.
+pub fn overall_states(conn: &mut PgConnection) -> QueryResult<HashMap<String, SkillState>> {
+    let rows: Vec<(String, serde_json::Value)> = person_states::table
+        .filter(person_states::scope.eq(SCOPE_OVERALL))
+        .select((person_states::human_id, person_states::state))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(h, v)| serde_json::from_value(v).ok().map(|s| (h, s)))
+        .collect())
+}
+
+/// Everyone's state for the given context tags.
+pub fn tag_states(conn: &mut PgConnection, tags: &[String]) -> QueryResult<HashMap<String, Vec<ContextRecord>>> {
+    if tags.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, String, serde_json::Value)> = person_states::table
+        .filter(person_states::scope.eq(SCOPE_TAG))
+        .filter(person_states::key.eq_any(tags))
+        .select((person_states::human_id, person_states::key, person_states::state))
+        .load(conn)?;
+    let mut out: HashMap<String, Vec<ContextRecord>> = HashMap::new();
+    for (human, tag, value) in rows {
+        if let Ok(state) = serde_json::from_value(value) {
+            out.entry(human).or_default().push(ContextRecord { tag, state });
+        }
+    }
+    for list in out.values_mut() {
+        list.sort_by(|a, b| a.tag.cmp(&b.tag));
+    }
+    Ok(out)
 }

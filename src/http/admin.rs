@@ -11,7 +11,7 @@ use crate::app::AppState;
 use crate::db::schema::{jobs, outcomes, work_items};
 use crate::decision::DecisionError;
 use crate::executor::queue;
-use crate::learner::{Learner, LearnerError, Outcome, OutcomeEvent};
+use crate::learner::{LearnerError, Outcome, OutcomeEvent};
 use crate::models::WorkItem;
 use crate::roster::{self, HumanInput, RosterError};
 

@@ -1,6 +1,7 @@
 //! The actix-web layer only: routes, request parsing and error mapping. Domain modules never
 //! import actix-web; handlers call them through `AppState`.
 
+pub mod admin;
 pub mod error;
 pub mod health;
 pub mod webhooks;
@@ -12,6 +13,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
         .service(webhooks::pagerduty)
+        .service(webhooks::jira)
+        .configure(admin::configure)
         .default_service(web::to(not_found));
 }
 

@@ -6,6 +6,7 @@ use actix_web::{post, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
 use crate::app::AppState;
+use crate::ingest::jira::JiraIntakeOutcome;
 use crate::ingest::IngestOutcome;
 
 use super::error::ApiError;
@@ -60,5 +61,34 @@ pub async fn pagerduty(
             HttpResponse::Ok().json(&outcome)
         }
         IngestOutcome::Duplicate(_) => HttpResponse::Ok().json(&outcome),
+    })
+}
+
+#[post("/webhooks/jira")]
+pub async fn jira(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload).await?;
+    state
+        .jira_intake
+        .verify(header(&req, "X-Hub-Signature"), &body)
+        .inspect_err(|e| log::warn!("Jira webhook refused: {e}"))?;
+    let delivery_id = header(&req, "X-Atlassian-Webhook-Identifier").map(String::from);
+    let st = state.clone();
+    let outcome = web::block(move || -> Result<JiraIntakeOutcome, ApiError> {
+        let mut conn = st.pool.get()?;
+        Ok(st.jira_intake.accept(&mut conn, delivery_id.as_deref(), &body)?)
+    })
+    .await
+    .map_err(|e| ApiError::internal("webhook worker", e))??;
+    Ok(match outcome {
+        JiraIntakeOutcome::Applied { .. } => {
+            state.wake_workers();
+            HttpResponse::Ok().json(&outcome)
+        }
+        JiraIntakeOutcome::Duplicate { .. } => HttpResponse::Ok().json(&outcome),
+        JiraIntakeOutcome::Ignored { .. } => HttpResponse::Accepted().json(&outcome),
     })
 }

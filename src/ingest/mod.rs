@@ -1,6 +1,7 @@
 //! Intake: turns PagerDuty webhook deliveries into WorkItems, exactly once per incident, and
 //! hands each new one to the decision engine in the same transaction.
 
+pub mod jira;
 pub mod pagerduty;
 
 use std::sync::Arc;
@@ -207,6 +208,7 @@ impl IngestService {
                 pagerduty_incident_id: Some(&incident.id),
                 raw_payload: raw,
                 created_at: incident.created_at,
+                context: &incident.context,
             })
             .on_conflict(work_items::pagerduty_incident_id)
             .do_nothing()

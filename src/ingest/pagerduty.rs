@@ -34,6 +34,8 @@ pub struct PdIncident {
     pub html_url: Option<String>,
     /// PagerDuty user ids currently assigned (paged, so on call for it).
     pub assignee_user_ids: Vec<String>,
+    /// Context tags for the routing model: `team:<name>`, `policy:<name>`, `type:<name>`.
+    pub context: Vec<String>,
 }
 
 /// Parses the envelope. Unknown fields are ignored; missing required ones are named.
@@ -143,7 +145,22 @@ impl PdEvent {
                     .collect()
             })
             .unwrap_or_default();
+        let summary = |v: &Value| v.get("summary").or_else(|| v.get("name")).and_then(Value::as_str).map(|s| s.trim().to_lowercase());
+        let mut context: Vec<String> = data
+            .get("teams")
+            .and_then(Value::as_array)
+            .map(|teams| teams.iter().filter_map(summary).map(|t| format!("team:{t}")).collect())
+            .unwrap_or_default();
+        if let Some(policy) = data.get("escalation_policy").and_then(summary) {
+            context.push(format!("policy:{policy}"));
+        }
+        if let Some(kind) = data.get("incident_type").and_then(summary) {
+            context.push(format!("type:{kind}"));
+        }
+        context.sort();
+        context.dedup();
         Ok(PdIncident {
+            context,
             id,
             number,
             title,

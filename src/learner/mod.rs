@@ -6,16 +6,17 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::db::schema::{outcomes, skill_stats, work_item_events, work_items};
+use crate::db::schema::{outcomes, person_states, skill_stats, work_item_events, work_items};
+use crate::decision::{SCOPE_OVERALL, SCOPE_TAG};
 use crate::models::{record_event, WorkItem};
 use crate::routing::{self, ModelParams, OutcomeKind, Severity, SkillState};
 
 /// An outcome as reported by Jira (or an admin).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Resolved by `resolver` (None: the current assignee).
+    /// Resolved by `resolver` (None: someone not on the roster, so nobody is credited).
     Resolved { resolver: Option<String> },
-    /// Handed from `from` (None: the current assignee) to `to` (None: someone not on the roster).
+    /// Handed from `from` to `to` (None: unassigned or someone not on the roster).
     HandedOff { from: Option<String>, to: Option<String> },
     /// Reopened after a resolve: poor for whoever resolved it.
     Reopened,
@@ -68,6 +69,8 @@ impl LearnerService {
         LearnerService { params }
     }
 
+    /// Applies one outcome to every state kept for the person: (service, severity), overall,
+    /// and each of the work item's context tags.
     fn credit(
         &self,
         conn: &mut PgConnection,
@@ -76,31 +79,56 @@ impl LearnerService {
         kind: &OutcomeKind,
         at: DateTime<Utc>,
     ) -> QueryResult<()> {
-        let severity = item.severity.parse::<Severity>().unwrap_or(Severity::Sev3);
+        let severity = item.severity.parse::<Severity>().unwrap_or(Severity::Sev3).to_string();
         let current: Option<serde_json::Value> = skill_stats::table
-            .find((&item.service, human, severity.to_string()))
+            .find((&item.service, human, &severity))
             .select(skill_stats::state)
             .for_update()
             .first(conn)
             .optional()?;
-        let mut state: SkillState = current
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default();
-        routing::apply_outcome(&mut state, kind, at, &self.params);
-        let value = serde_json::to_value(&state).unwrap_or_default();
+        let value = self.updated(current, kind, at);
         diesel::insert_into(skill_stats::table)
             .values((
                 skill_stats::human_id.eq(human),
                 skill_stats::service.eq(&item.service),
-                skill_stats::severity.eq(severity.to_string()),
+                skill_stats::severity.eq(&severity),
                 skill_stats::state.eq(&value),
                 skill_stats::updated_at.eq(Utc::now()),
             ))
             .on_conflict((skill_stats::service, skill_stats::human_id, skill_stats::severity))
             .do_update()
             .set((skill_stats::state.eq(&value), skill_stats::updated_at.eq(Utc::now())))
-            .execute(conn)
-            .map(|_| ())
+            .execute(conn)?;
+        let scopes = std::iter::once((SCOPE_OVERALL, String::new()))
+            .chain(item.context.iter().map(|t| (SCOPE_TAG, t.clone())));
+        for (scope, key) in scopes {
+            let current: Option<serde_json::Value> = person_states::table
+                .find((scope, &key, human))
+                .select(person_states::state)
+                .for_update()
+                .first(conn)
+                .optional()?;
+            let value = self.updated(current, kind, at);
+            diesel::insert_into(person_states::table)
+                .values((
+                    person_states::human_id.eq(human),
+                    person_states::scope.eq(scope),
+                    person_states::key.eq(&key),
+                    person_states::state.eq(&value),
+                    person_states::updated_at.eq(Utc::now()),
+                ))
+                .on_conflict((person_states::scope, person_states::key, person_states::human_id))
+                .do_update()
+                .set((person_states::state.eq(&value), person_states::updated_at.eq(Utc::now())))
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+
+    fn updated(&self, current: Option<serde_json::Value>, kind: &OutcomeKind, at: DateTime<Utc>) -> serde_json::Value {
+        let mut state: SkillState = current.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+        routing::apply_outcome(&mut state, kind, at, &self.params);
+        serde_json::to_value(&state).unwrap_or_default()
     }
 
     fn apply(&self, conn: &mut PgConnection, ev: &OutcomeEvent, item: WorkItem) -> Result<Applied, LearnerError> {
@@ -114,7 +142,7 @@ impl LearnerService {
             Option<f64>,
         ) = match &ev.outcome {
             Outcome::Resolved { resolver } => {
-                let resolver = resolver.clone().or_else(|| item.assignee_id.clone());
+                let resolver = resolver.clone();
                 if item.status == "resolved" {
                     return Ok(Applied::NoChange { reason: "already resolved".into() });
                 }
@@ -123,10 +151,11 @@ impl LearnerService {
                 if let Some(r) = &resolver {
                     self.credit(conn, r, &item, &OutcomeKind::Resolved { seconds_to_resolve: seconds }, at)?;
                 }
-                ("resolved", resolver.clone(), None, "resolved", resolver, Some(seconds))
+                let owner = resolver.clone().or_else(|| item.assignee_id.clone());
+                ("resolved", resolver, None, "resolved", owner, Some(seconds))
             }
             Outcome::HandedOff { from, to } => {
-                let from = from.clone().or_else(|| item.assignee_id.clone());
+                let from = from.clone();
                 if from.is_some() && from == *to {
                     return Ok(Applied::NoChange { reason: "assignee unchanged".into() });
                 }
@@ -269,11 +298,25 @@ pub fn beliefs(
         .map(|(human, service, severity, state, updated)| {
             let summary = serde_json::from_value::<SkillState>(state.clone())
                 .ok()
-                .map(|s| routing::summarize(&s, params));
+                .map(|s| summarize(&s, params));
             serde_json::json!({
                 "human_id": human, "service": service, "severity": severity,
                 "summary": summary, "state": state, "updated_at": updated,
             })
         })
         .collect())
+}
+
+/// A readable digest of a state: decayed evidence, success rate, median time to resolve.
+fn summarize(state: &SkillState, _params: &ModelParams) -> serde_json::Value {
+    let evidence = state.successes + state.failures;
+    let median_minutes = (state.time_weight > 0.0).then(|| (state.log_time_sum / state.time_weight).exp() / 60.0);
+    serde_json::json!({
+        "evidence": evidence,
+        "successes": state.successes,
+        "failures": state.failures,
+        "success_rate": (evidence > 0.0).then(|| state.successes / evidence),
+        "median_minutes_to_resolve": median_minutes,
+        "as_of": state.updated_at,
+    })
 }

@@ -1,0 +1,2 @@
+DROP TABLE person_states;
+ALTER TABLE work_items DROP COLUMN context;

@@ -1,0 +1,155 @@
+//! Jira webhook intake: what happens to an issue Goliath created becomes a learner outcome.
+//!
+//! - assignee changed from A to B: a hand-off (poor for A; B now owns the work item);
+//! - resolution set (Cloud sends `issue_generic`, so the changelog decides): resolved by the
+//!   current assignee, with the time to resolve from the webhook's timestamp;
+//! - resolution cleared: a reopen (poor for whoever resolved it).
+//!
+//! Each delivery is applied once (keyed by `X-Atlassian-Webhook-Identifier`, else a digest of
+//! the body), and each outcome in it once (keyed by the delivery and its position).
+
+use std::sync::Arc;
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::schema::{webhook_deliveries, work_items};
+use crate::jira::{parse_webhook, IssueChange, JiraWebhook, WebhookParseError};
+use crate::learner::{Applied, Learner, Outcome, OutcomeEvent};
+
+use super::IngestError;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum JiraIntakeOutcome {
+    Applied { work_item_id: String, outcomes: Vec<Applied> },
+    Duplicate { delivery_id: String },
+    Ignored { reason: String },
+}
+
+pub struct JiraIntake {
+    secrets: Vec<String>,
+    learner: Arc<dyn Learner>,
+}
+
+impl JiraIntake {
+    pub fn new(secrets: Vec<String>, learner: Arc<dyn Learner>) -> Self {
+        JiraIntake { secrets, learner }
+    }
+
+    /// Checks `X-Hub-Signature` when a secret is configured.
+    pub fn verify(&self, header: Option<&str>, body: &[u8]) -> Result<(), IngestError> {
+        if self.secrets.is_empty() {
+            return Ok(());
+        }
+        crate::jira::verify_signature(header, &self.secrets, body)?;
+        Ok(())
+    }
+
+    pub fn accept(
+        &self,
+        conn: &mut PgConnection,
+        delivery_id: Option<&str>,
+        body: &[u8],
+    ) -> Result<JiraIntakeOutcome, IngestError> {
+        let hook = match parse_webhook(body) {
+            Ok(hook) => hook,
+            Err(WebhookParseError::UnsupportedEvent(event)) => {
+                return Ok(JiraIntakeOutcome::Ignored { reason: format!("event {event} is not used") })
+            }
+            Err(WebhookParseError::Json(e)) => return Err(IngestError::MalformedJson(e)),
+            Err(WebhookParseError::MissingField(field)) => return Err(IngestError::MissingField(field)),
+        };
+        if hook.webhook_event != "jira:issue_updated" {
+            return Ok(JiraIntakeOutcome::Ignored { reason: format!("event {} is not used", hook.webhook_event) });
+        }
+        let delivery_id = match delivery_id {
+            Some(id) => id.to_string(),
+            None => {
+                use sha2::{Digest, Sha256};
+                format!("body-{}", hex::encode(&Sha256::digest(body)[..16]))
+            }
+        };
+        conn.transaction(|conn| self.apply(conn, &delivery_id, &hook))
+    }
+
+    fn apply(&self, conn: &mut PgConnection, delivery_id: &str, hook: &JiraWebhook) -> Result<JiraIntakeOutcome, IngestError> {
+        let Some(work_item_id) = find_work_item(conn, hook)? else {
+            return Ok(JiraIntakeOutcome::Ignored { reason: format!("issue {} was not created by Goliath", hook.issue_key) });
+        };
+        let fresh = diesel::insert_into(webhook_deliveries::table)
+            .values((
+                webhook_deliveries::source.eq("jira"),
+                webhook_deliveries::delivery_id.eq(delivery_id),
+                webhook_deliveries::event_type.eq(&hook.webhook_event),
+                webhook_deliveries::work_item_id.eq(&work_item_id),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+        if fresh == 0 {
+            return Ok(JiraIntakeOutcome::Duplicate { delivery_id: delivery_id.to_string() });
+        }
+        let mut applied = vec![];
+        for (i, outcome) in outcomes_of(conn, hook)?.into_iter().enumerate() {
+            let event = OutcomeEvent {
+                event_id: format!("jira-{delivery_id}-{i}"),
+                work_item_id: work_item_id.clone(),
+                outcome,
+                occurred_at: hook.timestamp,
+            };
+            applied.push(self.learner.record(conn, &event).map_err(|e| IngestError::Decision(e.to_string()))?);
+        }
+        if applied.is_empty() {
+            return Ok(JiraIntakeOutcome::Ignored { reason: "no assignee or resolution change".into() });
+        }
+        Ok(JiraIntakeOutcome::Applied { work_item_id, outcomes: applied })
+    }
+}
+
+/// The work item behind an issue: by our label, else by the stored key.
+fn find_work_item(conn: &mut PgConnection, hook: &JiraWebhook) -> QueryResult<Option<String>> {
+    if let Some(id) = hook.label_value("goliath-") {
+        let found: Option<String> = work_items::table.find(id).select(work_items::id).first(conn).optional()?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    work_items::table
+        .filter(work_items::jira_key.eq(&hook.issue_key).or(work_items::jira_issue_id.eq(&hook.issue_id)))
+        .select(work_items::id)
+        .first(conn)
+        .optional()
+}
+
+/// Maps a Jira account (Cloud accountId or Server username) to a person on the roster.
+fn person(conn: &mut PgConnection, account: Option<&str>) -> QueryResult<Option<String>> {
+    match account {
+        Some(a) => Ok(crate::roster::by_jira_account(conn, a)?.map(|h| h.id)),
+        None => Ok(None),
+    }
+}
+
+/// Outcomes in changelog order: a hand-off before a resolve in the same delivery means the
+/// new assignee resolved it.
+fn outcomes_of(conn: &mut PgConnection, hook: &JiraWebhook) -> QueryResult<Vec<Outcome>> {
+    let mut out = vec![];
+    for change in &hook.changes {
+        match change {
+            IssueChange::AssigneeChanged { from, to } => {
+                let from_person = person(conn, from.as_deref())?;
+                let to_person = person(conn, to.as_deref())?;
+                if from.is_some() && from_person.is_none() && to_person.is_none() {
+                    continue; // between people Goliath does not know
+                }
+                out.push(Outcome::HandedOff { from: from_person, to: to_person });
+            }
+            IssueChange::ResolutionSet { .. } => {
+                let resolver = person(conn, hook.current_assignee.as_ref().and_then(|u| u.id()))?;
+                out.push(Outcome::Resolved { resolver });
+            }
+            IssueChange::ResolutionCleared => out.push(Outcome::Reopened),
+            IssueChange::StatusChanged { .. } => {}
+        }
+    }
+    Ok(out)
+}
