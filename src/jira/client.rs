@@ -570,7 +570,7 @@ impl JiraApi for HttpJiraClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Read, Write};
+    use crate::jira::testutil::{response, serve, Captured};
     use std::net::TcpListener;
     use std::sync::mpsc;
 
@@ -579,84 +579,9 @@ mod tests {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
-    #[derive(Debug)]
-    struct Captured {
-        method: String,
-        path: String,
-        headers: Vec<(String, String)>,
-        body: String,
-    }
-
-    impl Captured {
-        fn header(&self, name: &str) -> Option<&str> {
-            self.headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        }
-        fn json(&self) -> Value {
-            serde_json::from_str(&self.body).unwrap()
-        }
-    }
-
-    /// A one-shot HTTP server: answers each connection with the next canned response and
-    /// reports what it received.
     fn canned_server(responses: Vec<String>) -> (String, mpsc::Receiver<Captured>) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for response in responses {
-                let (stream, _) = listener.accept().unwrap();
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request_line = String::new();
-                reader.read_line(&mut request_line).unwrap();
-                let mut parts = request_line.split_whitespace();
-                let method = parts.next().unwrap_or_default().to_owned();
-                let path = parts.next().unwrap_or_default().to_owned();
-                let mut headers = Vec::new();
-                loop {
-                    let mut line = String::new();
-                    reader.read_line(&mut line).unwrap();
-                    let line = line.trim_end();
-                    if line.is_empty() {
-                        break;
-                    }
-                    let (k, v) = line.split_once(':').unwrap();
-                    headers.push((k.trim().to_owned(), v.trim().to_owned()));
-                }
-                let len: usize = headers
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                    .map(|(_, v)| v.parse().unwrap())
-                    .unwrap_or(0);
-                let mut body = vec![0; len];
-                reader.read_exact(&mut body).unwrap();
-                let _ = tx.send(Captured {
-                    method,
-                    path,
-                    headers,
-                    body: String::from_utf8(body).unwrap(),
-                });
-                let mut stream = stream;
-                stream.write_all(response.as_bytes()).unwrap();
-                stream.flush().unwrap();
-            }
-        });
-        (format!("http://{addr}"), rx)
-    }
-
-    fn response(status: &str, extra_headers: &[&str], body: &str) -> String {
-        let mut r = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
-        for h in extra_headers {
-            r.push_str(h);
-            r.push_str("\r\n");
-        }
-        if !body.is_empty() {
-            r.push_str("Content-Type: application/json\r\n");
-        }
-        r.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-        r
+        let mut it = responses.into_iter();
+        serve(move |_| it.next())
     }
 
     fn cloud_client(base: &str) -> HttpJiraClient {

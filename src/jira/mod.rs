@@ -13,16 +13,20 @@
 
 pub mod adf;
 pub mod client;
-//TMP pub mod sim;
+pub mod sim;
 pub mod webhook;
 
+#[cfg(test)]
+mod testutil;
 mod util;
 
 pub use client::{
     HttpJiraClient, InvalidJiraConfig, IssueDescription, IssueRef, JiraApi, JiraAuth, JiraConfig,
     JiraError, JiraFlavor, NewIssue,
 };
-//TMP pub use sim::{run_standalone, JiraSim, JiraSimArgs, JiraSimHandle, SimConfig};
+pub use sim::{
+    run_standalone, JiraSim, JiraSimArgs, JiraSimHandle, SimConfig, SimFaults, SimPerson, SimSkill,
+};
 pub use webhook::{
     parse_webhook, verify_signature, IssueChange, JiraUser, JiraWebhook, WebhookParseError,
 };
