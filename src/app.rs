@@ -41,7 +41,10 @@ impl AppState {
             config.pagerduty.clone(),
             Some(decision.clone() as Arc<dyn OnNewWorkItem>),
         ));
-        let jira_intake = Arc::new(JiraIntake::new(config.jira.webhook_secrets.clone(), learner.clone()));
+        let jira_intake = Arc::new(JiraIntake::new(
+            config.jira.webhook_secrets.clone(),
+            learner.clone(),
+        ));
         AppState {
             config,
             pool,
@@ -72,13 +75,18 @@ impl AppState {
 
 /// The Jira client for a configured Jira (Cloud with e-mail and API token, or Data Center with
 /// a bearer token), or for the simulator at `base_url`.
-pub fn jira_client(config: &Config, simulator_url: Option<&str>) -> anyhow::Result<Arc<dyn JiraApi>> {
+pub fn jira_client(
+    config: &Config,
+    simulator_url: Option<&str>,
+) -> anyhow::Result<Arc<dyn JiraApi>> {
     let j = &config.jira;
     let client_config = match (&j.base_url, simulator_url) {
         (Some(url), _) => match (&j.email, &j.api_token, &j.bearer_token) {
             (Some(email), Some(token), _) => JiraConfig::cloud(url, email, token),
             (_, _, Some(bearer)) => JiraConfig::data_center(url, bearer),
-            _ => anyhow::bail!("JIRA_BASE_URL needs JIRA_EMAIL and JIRA_API_TOKEN, or JIRA_BEARER_TOKEN"),
+            _ => anyhow::bail!(
+                "JIRA_BASE_URL needs JIRA_EMAIL and JIRA_API_TOKEN, or JIRA_BEARER_TOKEN"
+            ),
         },
         (None, Some(sim)) => JiraConfig::cloud(sim, "goliath@localhost", "simulator"),
         (None, None) => anyhow::bail!("no Jira configured and no simulator running"),

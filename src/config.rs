@@ -72,6 +72,24 @@ pub struct Settings {
     #[arg(long, env = "GOLIATH_WORKERS", default_value_t = 2, global = true)]
     pub workers: usize,
 
+    /// Seconds before a job whose worker died (process killed) is taken again.
+    #[arg(
+        long,
+        env = "GOLIATH_JOB_LEASE_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub job_lease_secs: u64,
+
+    /// Built-in Jira simulator: real milliseconds per simulated minute of people's work.
+    #[arg(
+        long,
+        env = "GOLIATH_SIM_MINUTE_MS",
+        default_value_t = 50,
+        global = true
+    )]
+    pub sim_minute_ms: u64,
+
     /// PagerDuty V3 webhook secrets, comma-separated (several during a rotation).
     #[arg(
         long,
@@ -144,6 +162,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub db_pool_size: u32,
     pub workers: usize,
+    pub job_lease: std::time::Duration,
+    pub sim_minute_ms: u64,
     pub pagerduty: PagerDutyConfig,
     pub jira: JiraConfig,
 }
@@ -342,6 +362,8 @@ impl Config {
             admin_token: settings.admin_token.clone().filter(|t| !t.is_empty()),
             db_pool_size: settings.db_pool_size,
             workers: settings.workers,
+            job_lease: std::time::Duration::from_secs(settings.job_lease_secs.max(1)),
+            sim_minute_ms: settings.sim_minute_ms.max(1),
             pagerduty,
             jira,
         })
@@ -366,6 +388,8 @@ impl Config {
             "admin_token": secret(&self.admin_token),
             "db_pool_size": self.db_pool_size,
             "workers": self.workers,
+            "job_lease_secs": self.job_lease.as_secs(),
+            "sim_minute_ms": self.sim_minute_ms,
             "pagerduty": {
                 "webhook_secrets": secrets(&self.pagerduty.webhook_secrets),
                 "service_by_id": self.pagerduty.service_by_id,

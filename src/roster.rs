@@ -31,7 +31,10 @@ pub enum RosterError {
 }
 
 fn invalid(field: &str, problem: &str) -> RosterError {
-    RosterError::Invalid { field: field.to_string(), problem: problem.to_string() }
+    RosterError::Invalid {
+        field: field.to_string(),
+        problem: problem.to_string(),
+    }
 }
 
 /// A validated person, ready to store.
@@ -68,14 +71,21 @@ impl HumanInput {
             }
             None => required(&self.id, "id")?,
         };
-        if id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) {
-            return Err(invalid("id", "may use only letters, digits and . _ - @ (at most 128)"));
+        if id.len() > 128
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+        {
+            return Err(invalid(
+                "id",
+                "may use only letters, digits and . _ - @ (at most 128)",
+            ));
         }
         let display_name = required(&self.display_name, "display_name")?;
         let email = required(&self.email, "email")?;
-        let valid_email = email
-            .split_once('@')
-            .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.') && !email.contains(' '));
+        let valid_email = email.split_once('@').is_some_and(|(user, domain)| {
+            !user.is_empty() && domain.contains('.') && !email.contains(' ')
+        });
         if !valid_email {
             return Err(invalid("email", "is not an e-mail address"));
         }
@@ -100,7 +110,10 @@ impl HumanInput {
             display_name,
             email,
             jira_account_id,
-            pagerduty_user_id: self.pagerduty_user_id.clone().filter(|p| !p.trim().is_empty()),
+            pagerduty_user_id: self
+                .pagerduty_user_id
+                .clone()
+                .filter(|p| !p.trim().is_empty()),
             services,
             max_active: self.max_active,
             active: self.active.unwrap_or(true),
@@ -143,9 +156,10 @@ pub fn import(conn: &mut PgConnection, people: &[HumanInput]) -> Result<Vec<Huma
     let mut valid = Vec::with_capacity(people.len());
     for (i, p) in people.iter().enumerate() {
         valid.push(p.validate(None).map_err(|e| match e {
-            RosterError::Invalid { field, problem } => {
-                RosterError::Invalid { field: format!("[{i}].{field}"), problem }
-            }
+            RosterError::Invalid { field, problem } => RosterError::Invalid {
+                field: format!("[{i}].{field}"),
+                problem,
+            },
             other => other,
         })?);
     }
@@ -155,15 +169,27 @@ pub fn import(conn: &mut PgConnection, people: &[HumanInput]) -> Result<Vec<Huma
             return Err(invalid(&format!("[{i}].id"), "appears twice in the import"));
         }
     }
-    Ok(conn.transaction(|conn| valid.iter().map(|h| upsert(conn, h)).collect::<QueryResult<Vec<_>>>())?)
+    Ok(conn.transaction(|conn| {
+        valid
+            .iter()
+            .map(|h| upsert(conn, h))
+            .collect::<QueryResult<Vec<_>>>()
+    })?)
 }
 
 pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<Human>> {
-    humans::table.select(Human::as_select()).order(humans::id).load(conn)
+    humans::table
+        .select(Human::as_select())
+        .order(humans::id)
+        .load(conn)
 }
 
 pub fn get(conn: &mut PgConnection, id: &str) -> QueryResult<Option<Human>> {
-    humans::table.find(id).select(Human::as_select()).first(conn).optional()
+    humans::table
+        .find(id)
+        .select(Human::as_select())
+        .first(conn)
+        .optional()
 }
 
 /// Removes a person and what was learned about them; their work items keep their history.
@@ -206,10 +232,16 @@ mod tests {
         assert!(ok.active);
         let mut bad = input();
         bad.email = Some("nope".into());
-        assert!(matches!(bad.validate(None), Err(RosterError::Invalid { field, .. }) if field == "email"));
+        assert!(
+            matches!(bad.validate(None), Err(RosterError::Invalid { field, .. }) if field == "email")
+        );
         let mut bad = input();
         bad.max_active = Some(0);
-        assert!(matches!(bad.validate(None), Err(RosterError::Invalid { field, .. }) if field == "max_active"));
-        assert!(matches!(input().validate(Some("bob")), Err(RosterError::Invalid { field, .. }) if field == "id"));
+        assert!(
+            matches!(bad.validate(None), Err(RosterError::Invalid { field, .. }) if field == "max_active")
+        );
+        assert!(
+            matches!(input().validate(Some("bob")), Err(RosterError::Invalid { field, .. }) if field == "id")
+        );
     }
 }

@@ -7,6 +7,8 @@ use crate::app::AppState;
 use crate::config::Config;
 use crate::db::embedded::{Durability, EmbeddedPostgres};
 use crate::db::{self, PgPool};
+use crate::executor::worker::WorkerOptions;
+use crate::jira::{JiraSim, JiraSimHandle, SimConfig, SimPerson};
 
 /// The database the process uses: a configured URL, or the private embedded cluster (kept
 /// alive, and stopped on drop, by this value).
@@ -68,18 +70,59 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         url_db.migrated_pool(size)?
     };
     let bind = cfg.bind;
-    let state = web::Data::new(AppState::new(cfg, pool));
+    // With no Jira configured, the built-in simulator stands in for it (over real HTTP).
+    let simulator = match cfg.jira.base_url {
+        Some(_) => None,
+        None => Some(start_simulator(&cfg, None)?),
+    };
+    let jira = crate::app::jira_client(&cfg, simulator.as_ref().map(|s| s.base_url()).as_deref())?;
+    let lease = cfg.job_lease;
+    let threads = cfg.workers;
+    let state = web::Data::new(AppState::new(cfg, pool, jira));
     let (server, addr) = build_server(state.clone(), bind, 0)?;
     log::info!("Goliath listening on http://{addr}");
+    let workers = state.spawn_workers(WorkerOptions {
+        threads,
+        lease,
+        ..Default::default()
+    });
     let handle = server.handle();
     let server_task = tokio::spawn(server);
     shutdown_signal().await;
     log::info!("shutting down");
     handle.stop(true).await;
     let _ = server_task.await;
+    // Workers finish their current job; anything still queued stays queued for next time.
+    tokio::task::spawn_blocking(move || workers.shutdown()).await?;
+    if let Some(sim) = simulator {
+        sim.stop();
+    }
     drop(state);
     drop(database);
     Ok(())
+}
+
+/// Starts the Jira simulator, playing the roster's people, sending signed webhooks back to
+/// this server. `people` defaults to none (it learns account ids from the issues it sees).
+pub fn start_simulator(
+    cfg: &Config,
+    people: Option<Vec<SimPerson>>,
+) -> anyhow::Result<JiraSimHandle> {
+    let sim_config = SimConfig {
+        webhook_url: Some(format!("{}/webhooks/jira", cfg.public_url)),
+        webhook_secret: cfg.jira.webhook_secrets.first().cloned(),
+        people: people.unwrap_or_default(),
+        play_people: true,
+        minute_ms: cfg.sim_minute_ms,
+        ..SimConfig::default()
+    };
+    let sim = JiraSim::start(sim_config)?;
+    log::info!(
+        "no JIRA_BASE_URL: using the built-in Jira simulator at {} (1 simulated minute = {} ms)",
+        sim.base_url(),
+        cfg.sim_minute_ms
+    );
+    Ok(sim)
 }
 
 /// Binds the HTTP server (port 0 picks a free port) and returns it with its address.

@@ -13,7 +13,8 @@ use crate::db::schema::{decisions, humans, person_states, skill_stats, work_item
 use crate::ingest::{OnNewWorkItem, PdIncident};
 use crate::models::{record_event, Human, WorkItem};
 use crate::routing::{
-    self, CandidateInput, ContextRecord, DecisionInput, ModelParams, Severity, SkillRecord, SkillState,
+    self, CandidateInput, ContextRecord, DecisionInput, ModelParams, Severity, SkillRecord,
+    SkillState,
 };
 
 /// Statuses in which a work item counts against its assignee's load.
@@ -63,8 +64,12 @@ pub struct ReplayReport {
 /// Called after a decision assigns someone, inside the same transaction (the executor queues
 /// the Jira issue here).
 pub trait OnAssigned: Send + Sync {
-    fn on_assigned(&self, conn: &mut PgConnection, item: &WorkItem, decision: &StoredDecision)
-        -> QueryResult<()>;
+    fn on_assigned(
+        &self,
+        conn: &mut PgConnection,
+        item: &WorkItem,
+        decision: &StoredDecision,
+    ) -> QueryResult<()>;
 }
 
 pub struct DecisionService {
@@ -74,7 +79,10 @@ pub struct DecisionService {
 
 impl DecisionService {
     pub fn new(params: ModelParams, on_assigned: Option<Arc<dyn OnAssigned>>) -> Self {
-        DecisionService { params, on_assigned }
+        DecisionService {
+            params,
+            on_assigned,
+        }
     }
 
     pub fn params(&self) -> &ModelParams {
@@ -84,7 +92,11 @@ impl DecisionService {
     /// Decides for a work item, once: a stored decision with an owner is returned as is. An
     /// undecided item (nobody was eligible) is decided afresh, since the roster may have
     /// changed.
-    pub fn decide(&self, conn: &mut PgConnection, work_item_id: &str) -> Result<StoredDecision, DecisionError> {
+    pub fn decide(
+        &self,
+        conn: &mut PgConnection,
+        work_item_id: &str,
+    ) -> Result<StoredDecision, DecisionError> {
         conn.transaction(|conn| {
             let item: WorkItem = work_items::table
                 .find(work_item_id)
@@ -148,7 +160,11 @@ impl DecisionService {
         record_event(
             conn,
             &item.id,
-            if stored.primary_human_id.is_some() { "decided" } else { "undecided" },
+            if stored.primary_human_id.is_some() {
+                "decided"
+            } else {
+                "undecided"
+            },
             serde_json::json!({
                 "primary": stored.primary_human_id,
                 "backups": stored.backup_ids,
@@ -160,9 +176,16 @@ impl DecisionService {
         match &stored.primary_human_id {
             Some(primary) => log::info!(
                 "{} ({} {}) routed to {primary} (confidence {:.2})",
-                item.id, item.service, item.severity, stored.confidence
+                item.id,
+                item.service,
+                item.severity,
+                stored.confidence
             ),
-            None => log::warn!("{} left undecided: {}", item.id, reason.as_deref().unwrap_or("")),
+            None => log::warn!(
+                "{} left undecided: {}",
+                item.id,
+                reason.as_deref().unwrap_or("")
+            ),
         }
         if stored.primary_human_id.is_some() {
             if let Some(hook) = &self.on_assigned {
@@ -173,7 +196,11 @@ impl DecisionService {
     }
 
     /// Recomputes the stored decision from its stored inputs and compares.
-    pub fn replay(&self, conn: &mut PgConnection, work_item_id: &str) -> Result<ReplayReport, DecisionError> {
+    pub fn replay(
+        &self,
+        conn: &mut PgConnection,
+        work_item_id: &str,
+    ) -> Result<ReplayReport, DecisionError> {
         let stored = load(conn, work_item_id)?
             .ok_or_else(|| DecisionError::UnknownWorkItem(work_item_id.to_string()))?;
         let input: DecisionInput = serde_json::from_value(stored.inputs["input"].clone())
@@ -183,13 +210,22 @@ impl DecisionService {
         let again = routing::decide(&input, &params);
         let mut differences = vec![];
         if again.primary != stored.primary_human_id {
-            differences.push(format!("primary {:?} != stored {:?}", again.primary, stored.primary_human_id));
+            differences.push(format!(
+                "primary {:?} != stored {:?}",
+                again.primary, stored.primary_human_id
+            ));
         }
         if again.backups != stored.backup_ids {
-            differences.push(format!("backups {:?} != stored {:?}", again.backups, stored.backup_ids));
+            differences.push(format!(
+                "backups {:?} != stored {:?}",
+                again.backups, stored.backup_ids
+            ));
         }
         if (again.confidence - stored.confidence).abs() > 1e-9 {
-            differences.push(format!("confidence {} != stored {}", again.confidence, stored.confidence));
+            differences.push(format!(
+                "confidence {} != stored {}",
+                again.confidence, stored.confidence
+            ));
         }
         let ranking = serde_json::to_value(&again.ranking).unwrap_or_default();
         if ranking != stored.ranking {
@@ -210,7 +246,12 @@ impl DecisionService {
 }
 
 impl OnNewWorkItem for DecisionService {
-    fn on_new(&self, conn: &mut PgConnection, item: &WorkItem, incident: &PdIncident) -> Result<(), String> {
+    fn on_new(
+        &self,
+        conn: &mut PgConnection,
+        item: &WorkItem,
+        incident: &PdIncident,
+    ) -> Result<(), String> {
         self.decide_locked(conn, item, &incident.assignee_user_ids)
             .map(|_| ())
             .map_err(|e| e.to_string())
@@ -229,7 +270,11 @@ pub fn load(conn: &mut PgConnection, work_item_id: &str) -> QueryResult<Option<S
 fn on_call_from_payload(raw: &serde_json::Value) -> Vec<String> {
     raw["event"]["data"]["assignees"]
         .as_array()
-        .map(|list| list.iter().filter_map(|a| a["id"].as_str().map(String::from)).collect())
+        .map(|list| {
+            list.iter()
+                .filter_map(|a| a["id"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -248,18 +293,32 @@ pub fn open_loads(conn: &mut PgConnection) -> QueryResult<HashMap<String, u32>> 
 }
 
 /// Learned skill of everyone for one service.
-pub fn skills_for_service(conn: &mut PgConnection, service: &str) -> QueryResult<HashMap<String, Vec<SkillRecord>>> {
+pub fn skills_for_service(
+    conn: &mut PgConnection,
+    service: &str,
+) -> QueryResult<HashMap<String, Vec<SkillRecord>>> {
     let rows: Vec<(String, String, serde_json::Value)> = skill_stats::table
         .filter(skill_stats::service.eq(service))
-        .select((skill_stats::human_id, skill_stats::severity, skill_stats::state))
+        .select((
+            skill_stats::human_id,
+            skill_stats::severity,
+            skill_stats::state,
+        ))
         .load(conn)?;
     let mut out: HashMap<String, Vec<SkillRecord>> = HashMap::new();
     for (human, severity, state) in rows {
-        let (Ok(severity), Ok(state)) = (severity.parse::<Severity>(), serde_json::from_value::<SkillState>(state)) else {
+        let (Ok(severity), Ok(state)) = (
+            severity.parse::<Severity>(),
+            serde_json::from_value::<SkillState>(state),
+        ) else {
             log::warn!("skipping unreadable skill record for {human} on {service}");
             continue;
         };
-        out.entry(human).or_default().push(SkillRecord { service: service.to_string(), severity, state });
+        out.entry(human).or_default().push(SkillRecord {
+            service: service.to_string(),
+            severity,
+            state,
+        });
     }
     Ok(out)
 }
@@ -270,7 +329,10 @@ pub fn gather_input(
     item: &WorkItem,
     pd_assignees: &[String],
 ) -> Result<DecisionInput, DecisionError> {
-    let people: Vec<Human> = humans::table.select(Human::as_select()).order(humans::id).load(conn)?;
+    let people: Vec<Human> = humans::table
+        .select(Human::as_select())
+        .order(humans::id)
+        .load(conn)?;
     let loads = open_loads(conn)?;
     let mut skills = skills_for_service(conn, &item.service)?;
     let mut overall = overall_states(conn)?;
@@ -320,19 +382,28 @@ pub fn overall_states(conn: &mut PgConnection) -> QueryResult<HashMap<String, Sk
 }
 
 /// Everyone's state for the given context tags.
-pub fn tag_states(conn: &mut PgConnection, tags: &[String]) -> QueryResult<HashMap<String, Vec<ContextRecord>>> {
+pub fn tag_states(
+    conn: &mut PgConnection,
+    tags: &[String],
+) -> QueryResult<HashMap<String, Vec<ContextRecord>>> {
     if tags.is_empty() {
         return Ok(HashMap::new());
     }
     let rows: Vec<(String, String, serde_json::Value)> = person_states::table
         .filter(person_states::scope.eq(SCOPE_TAG))
         .filter(person_states::key.eq_any(tags))
-        .select((person_states::human_id, person_states::key, person_states::state))
+        .select((
+            person_states::human_id,
+            person_states::key,
+            person_states::state,
+        ))
         .load(conn)?;
     let mut out: HashMap<String, Vec<ContextRecord>> = HashMap::new();
     for (human, tag, value) in rows {
         if let Ok(state) = serde_json::from_value(value) {
-            out.entry(human).or_default().push(ContextRecord { tag, state });
+            out.entry(human)
+                .or_default()
+                .push(ContextRecord { tag, state });
         }
     }
     for list in out.values_mut() {

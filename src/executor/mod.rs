@@ -45,14 +45,26 @@ impl Executor {
 
     /// Queues moving the Jira issue to the work item's current assignee.
     pub fn on_reassigned(&self, conn: &mut PgConnection, work_item_id: &str) -> QueryResult<()> {
-        queue::enqueue(conn, ASSIGN_ISSUE, serde_json::json!({"work_item_id": work_item_id}), None)
-            .map(|_| ())
+        queue::enqueue(
+            conn,
+            ASSIGN_ISSUE,
+            serde_json::json!({"work_item_id": work_item_id}),
+            None,
+        )
+        .map(|_| ())
     }
 
-    fn create_issue(&self, pool: &PgPool, job: &queue::Job, item_id: &str) -> anyhow::Result<JobResult> {
+    fn create_issue(
+        &self,
+        pool: &PgPool,
+        job: &queue::Job,
+        item_id: &str,
+    ) -> anyhow::Result<JobResult> {
         let mut conn = pool.get()?;
         let Some(item) = load_item(&mut conn, item_id)? else {
-            return Ok(JobResult::Dead { error: format!("work item {item_id} no longer exists") });
+            return Ok(JobResult::Dead {
+                error: format!("work item {item_id} no longer exists"),
+            });
         };
         if let Some(key) = &item.jira_key {
             log::info!("{item_id} already has Jira issue {key}");
@@ -63,7 +75,10 @@ impl Executor {
             // An earlier attempt may have created the issue and died before recording it.
             match self.jira.find_by_label(&label) {
                 Ok(Some(found)) => {
-                    log::warn!("{item_id}: found {} from an earlier attempt; not creating again", found.key);
+                    log::warn!(
+                        "{item_id}: found {} from an earlier attempt; not creating again",
+                        found.key
+                    );
                     record_issue(&mut conn, &item, &found, "jira_issue_found")?;
                     return Ok(JobResult::Done);
                 }
@@ -84,7 +99,12 @@ impl Executor {
         }
     }
 
-    fn new_issue(&self, conn: &mut PgConnection, item: &WorkItem, label: &str) -> anyhow::Result<NewIssue> {
+    fn new_issue(
+        &self,
+        conn: &mut PgConnection,
+        item: &WorkItem,
+        label: &str,
+    ) -> anyhow::Result<NewIssue> {
         let decision: Option<StoredDecision> = crate::decision::load(conn, &item.id)?;
         let assignee = match &item.assignee_id {
             Some(id) => crate::roster::get(conn, id)?,
@@ -93,11 +113,14 @@ impl Executor {
         let mut backups = vec![];
         if let Some(d) = &decision {
             for id in &d.backup_ids {
-                let name = crate::roster::get(conn, id)?.map_or_else(|| id.clone(), |h| h.display_name);
+                let name =
+                    crate::roster::get(conn, id)?.map_or_else(|| id.clone(), |h| h.display_name);
                 backups.push(name);
             }
         }
-        let pagerduty_url = item.raw_payload["event"]["data"]["html_url"].as_str().map(String::from);
+        let pagerduty_url = item.raw_payload["event"]["data"]["html_url"]
+            .as_str()
+            .map(String::from);
         let project_key = self
             .settings
             .project_by_service
@@ -113,11 +136,18 @@ impl Executor {
                 service: item.service.clone(),
                 severity: item.severity.clone(),
                 pagerduty_url,
-                explanation: decision.as_ref().map(|d| d.explanation.clone()).unwrap_or_default(),
+                explanation: decision
+                    .as_ref()
+                    .map(|d| d.explanation.clone())
+                    .unwrap_or_default(),
                 backups,
                 work_item_id: item.id.clone(),
             },
-            priority: self.settings.priority_by_severity.get(&item.severity).cloned(),
+            priority: self
+                .settings
+                .priority_by_severity
+                .get(&item.severity)
+                .cloned(),
             labels: vec![
                 "goliath".into(),
                 label.to_string(),
@@ -128,10 +158,17 @@ impl Executor {
         })
     }
 
-    fn assign_issue(&self, pool: &PgPool, job: &queue::Job, item_id: &str) -> anyhow::Result<JobResult> {
+    fn assign_issue(
+        &self,
+        pool: &PgPool,
+        job: &queue::Job,
+        item_id: &str,
+    ) -> anyhow::Result<JobResult> {
         let mut conn = pool.get()?;
         let Some(item) = load_item(&mut conn, item_id)? else {
-            return Ok(JobResult::Dead { error: format!("work item {item_id} no longer exists") });
+            return Ok(JobResult::Dead {
+                error: format!("work item {item_id} no longer exists"),
+            });
         };
         let Some(key) = item.jira_key.clone() else {
             // The create job has not run yet; it assigns the current owner itself. Wait for it
@@ -139,7 +176,10 @@ impl Executor {
             if job.attempts >= 5 {
                 return Ok(JobResult::Done);
             }
-            return Ok(JobResult::Retry { error: "the Jira issue is not created yet".into(), after: Some(Duration::from_secs(2)) });
+            return Ok(JobResult::Retry {
+                error: "the Jira issue is not created yet".into(),
+                after: Some(Duration::from_secs(2)),
+            });
         };
         let account = match &item.assignee_id {
             Some(id) => crate::roster::get(&mut conn, id)?.map(|h| h.jira_account_id),
@@ -164,10 +204,19 @@ impl Executor {
 }
 
 fn load_item(conn: &mut PgConnection, id: &str) -> QueryResult<Option<WorkItem>> {
-    work_items::table.find(id).select(WorkItem::as_select()).first(conn).optional()
+    work_items::table
+        .find(id)
+        .select(WorkItem::as_select())
+        .first(conn)
+        .optional()
 }
 
-fn record_issue(conn: &mut PgConnection, item: &WorkItem, issue: &IssueRef, kind: &str) -> QueryResult<()> {
+fn record_issue(
+    conn: &mut PgConnection,
+    item: &WorkItem,
+    issue: &IssueRef,
+    kind: &str,
+) -> QueryResult<()> {
     conn.transaction(|conn| {
         diesel::update(work_items::table.find(&item.id))
             .set((work_items::jira_key.eq(&issue.key), work_items::jira_issue_id.eq(&issue.id)))
@@ -184,13 +233,23 @@ fn record_issue(conn: &mut PgConnection, item: &WorkItem, issue: &IssueRef, kind
 
 fn jira_failure(e: JiraError) -> JobResult {
     match e {
-        JiraError::Transient { retry_after, .. } => JobResult::Retry { error: e.to_string(), after: retry_after },
-        JiraError::Permanent { .. } => JobResult::Dead { error: e.to_string() },
+        JiraError::Transient { retry_after, .. } => JobResult::Retry {
+            error: e.to_string(),
+            after: retry_after,
+        },
+        JiraError::Permanent { .. } => JobResult::Dead {
+            error: e.to_string(),
+        },
     }
 }
 
 impl OnAssigned for Executor {
-    fn on_assigned(&self, conn: &mut PgConnection, item: &WorkItem, _decision: &StoredDecision) -> QueryResult<()> {
+    fn on_assigned(
+        &self,
+        conn: &mut PgConnection,
+        item: &WorkItem,
+        _decision: &StoredDecision,
+    ) -> QueryResult<()> {
         queue::enqueue(
             conn,
             CREATE_ISSUE,
@@ -204,13 +263,20 @@ impl OnAssigned for Executor {
 impl JobHandler for Executor {
     fn run(&self, pool: &PgPool, job: &queue::Job) -> JobResult {
         let Some(item_id) = job.payload["work_item_id"].as_str() else {
-            return JobResult::Dead { error: "the job has no work_item_id".into() };
+            return JobResult::Dead {
+                error: "the job has no work_item_id".into(),
+            };
         };
         let result = match job.kind.as_str() {
             CREATE_ISSUE => self.create_issue(pool, job, item_id),
             ASSIGN_ISSUE => self.assign_issue(pool, job, item_id),
-            other => Ok(JobResult::Dead { error: format!("unknown job kind `{other}`") }),
+            other => Ok(JobResult::Dead {
+                error: format!("unknown job kind `{other}`"),
+            }),
         };
-        result.unwrap_or_else(|e| JobResult::Retry { error: format!("{e:#}"), after: None })
+        result.unwrap_or_else(|e| JobResult::Retry {
+            error: format!("{e:#}"),
+            after: None,
+        })
     }
 }

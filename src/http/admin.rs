@@ -53,8 +53,9 @@ async fn db<T: Send + 'static>(
 
 /// Parses a JSON body with errors that name the problem (422 for a wrong shape).
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+    })?;
     serde_json::from_value(value).map_err(|e| ApiError::unprocessable(e.to_string()))
 }
 
@@ -81,7 +82,9 @@ impl From<LearnerError> for ApiError {
     fn from(e: LearnerError) -> Self {
         match e {
             LearnerError::UnknownWorkItem(_) => ApiError::not_found(e.to_string()),
-            LearnerError::UnknownHuman(_) => ApiError::unprocessable(format!("field `human_id`: {e}")),
+            LearnerError::UnknownHuman(_) => {
+                ApiError::unprocessable(format!("field `human_id`: {e}"))
+            }
             LearnerError::Db(db) => db.into(),
         }
     }
@@ -90,13 +93,18 @@ impl From<LearnerError> for ApiError {
 // ---- roster ----
 
 #[post("/admin/humans")]
-async fn upsert_humans(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn upsert_humans(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let value: serde_json::Value = parse_json(&body)?;
     if value.is_array() {
         let people: Vec<HumanInput> = parse_json(&body)?;
         let stored = db(&state, move |c| Ok(roster::import(c, &people)?)).await?;
-        return Ok(HttpResponse::Ok().json(serde_json::json!({"imported": stored.len(), "humans": stored})));
+        return Ok(HttpResponse::Ok()
+            .json(serde_json::json!({"imported": stored.len(), "humans": stored})));
     }
     let person: HumanInput = parse_json(&body)?;
     let valid = person.validate(None)?;
@@ -105,7 +113,11 @@ async fn upsert_humans(req: HttpRequest, body: web::Bytes, state: web::Data<AppS
 }
 
 #[post("/admin/humans/import")]
-async fn import_humans(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn import_humans(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let people: Vec<HumanInput> = parse_json(&body)?;
     let stored = db(&state, move |c| Ok(roster::import(c, &people)?)).await?;
@@ -113,14 +125,21 @@ async fn import_humans(req: HttpRequest, body: web::Bytes, state: web::Data<AppS
 }
 
 #[get("/admin/humans")]
-async fn list_humans(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn list_humans(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let people = db(&state, |c| Ok(roster::list(c)?)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"humans": people})))
 }
 
 #[get("/admin/humans/{id}")]
-async fn get_human(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn get_human(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let id = path.into_inner();
     let found = db(&state, {
@@ -148,7 +167,11 @@ async fn put_human(
 }
 
 #[delete("/admin/humans/{id}")]
-async fn delete_human(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn delete_human(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let id = path.into_inner();
     let removed = db(&state, {
@@ -172,11 +195,18 @@ struct DecideRequest {
 }
 
 #[post("/decide")]
-async fn decide(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn decide(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let request: DecideRequest = parse_json(&body)?;
     let st = state.clone();
-    let decision = db(&state, move |c| Ok(st.decision.decide(c, &request.work_item_id)?)).await?;
+    let decision = db(&state, move |c| {
+        Ok(st.decision.decide(c, &request.work_item_id)?)
+    })
+    .await?;
     state.wake_workers();
     Ok(HttpResponse::Ok().json(decision))
 }
@@ -200,11 +230,15 @@ async fn list_work_items(
     let f = query.into_inner();
     let limit = f.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::unprocessable("field `limit` must be between 1 and 500"));
+        return Err(ApiError::unprocessable(
+            "field `limit` must be between 1 and 500",
+        ));
     }
     let offset = f.offset.unwrap_or(0);
     if offset < 0 {
-        return Err(ApiError::unprocessable("field `offset` must not be negative"));
+        return Err(ApiError::unprocessable(
+            "field `offset` must not be negative",
+        ));
     }
     let (items, total) = db(&state, move |c| {
         let filtered = || {
@@ -236,7 +270,11 @@ async fn list_work_items(
 }
 
 #[get("/admin/work-items/{id}")]
-async fn get_work_item(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn get_work_item(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let id = path.into_inner();
     let view = db(&state, move |c| {
@@ -294,7 +332,11 @@ async fn get_work_item(req: HttpRequest, path: web::Path<String>, state: web::Da
 }
 
 #[post("/admin/work-items/{id}/replay")]
-async fn replay(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn replay(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let id = path.into_inner();
     let st = state.clone();
@@ -325,7 +367,11 @@ async fn assign(
     let st = state.clone();
     let applied = db(&state, move |c| {
         let event = OutcomeEvent {
-            event_id: format!("admin-{}-{}", id, chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()),
+            event_id: format!(
+                "admin-{}-{}",
+                id,
+                chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+            ),
             work_item_id: id.clone(),
             outcome: Outcome::Override {
                 to: request.human_id.clone(),
@@ -350,11 +396,22 @@ struct StatsQuery {
 }
 
 #[get("/admin/stats")]
-async fn stats(req: HttpRequest, query: web::Query<StatsQuery>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn stats(
+    req: HttpRequest,
+    query: web::Query<StatsQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let service = query.into_inner().service;
     let st = state.clone();
-    let rows = db(&state, move |c| Ok(crate::learner::beliefs(c, service.as_deref(), st.decision.params())?)).await?;
+    let rows = db(&state, move |c| {
+        Ok(crate::learner::beliefs(
+            c,
+            service.as_deref(),
+            st.decision.params(),
+        )?)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"stats": rows})))
 }
 
@@ -367,21 +424,34 @@ struct JobQuery {
 }
 
 #[get("/admin/jobs")]
-async fn list_jobs(req: HttpRequest, query: web::Query<JobQuery>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn list_jobs(
+    req: HttpRequest,
+    query: web::Query<JobQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let q = query.into_inner();
     if let Some(s) = &q.state {
         if !["queued", "running", "done", "dead"].contains(&s.as_str()) {
-            return Err(ApiError::unprocessable("field `state` must be one of queued, running, done, dead"));
+            return Err(ApiError::unprocessable(
+                "field `state` must be one of queued, running, done, dead",
+            ));
         }
     }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let (list, depth) = db(&state, move |c| Ok((queue::list(c, q.state.as_deref(), limit)?, queue::depth(c)?))).await?;
+    let (list, depth) = db(&state, move |c| {
+        Ok((queue::list(c, q.state.as_deref(), limit)?, queue::depth(c)?))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"jobs": list, "counts": depth})))
 }
 
 #[post("/admin/jobs/{id}/retry")]
-async fn retry_job(req: HttpRequest, path: web::Path<i64>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn retry_job(
+    req: HttpRequest,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let id = path.into_inner();
     let job = db(&state, move |c| Ok(queue::resurrect(c, id)?)).await?;

@@ -79,7 +79,9 @@ pub async fn jira(
     let st = state.clone();
     let outcome = web::block(move || -> Result<JiraIntakeOutcome, ApiError> {
         let mut conn = st.pool.get()?;
-        Ok(st.jira_intake.accept(&mut conn, delivery_id.as_deref(), &body)?)
+        Ok(st
+            .jira_intake
+            .accept(&mut conn, delivery_id.as_deref(), &body)?)
     })
     .await
     .map_err(|e| ApiError::internal("webhook worker", e))??;

@@ -22,9 +22,16 @@ use super::IngestError;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum JiraIntakeOutcome {
-    Applied { work_item_id: String, outcomes: Vec<Applied> },
-    Duplicate { delivery_id: String },
-    Ignored { reason: String },
+    Applied {
+        work_item_id: String,
+        outcomes: Vec<Applied>,
+    },
+    Duplicate {
+        delivery_id: String,
+    },
+    Ignored {
+        reason: String,
+    },
 }
 
 pub struct JiraIntake {
@@ -55,13 +62,19 @@ impl JiraIntake {
         let hook = match parse_webhook(body) {
             Ok(hook) => hook,
             Err(WebhookParseError::UnsupportedEvent(event)) => {
-                return Ok(JiraIntakeOutcome::Ignored { reason: format!("event {event} is not used") })
+                return Ok(JiraIntakeOutcome::Ignored {
+                    reason: format!("event {event} is not used"),
+                })
             }
             Err(WebhookParseError::Json(e)) => return Err(IngestError::MalformedJson(e)),
-            Err(WebhookParseError::MissingField(field)) => return Err(IngestError::MissingField(field)),
+            Err(WebhookParseError::MissingField(field)) => {
+                return Err(IngestError::MissingField(field))
+            }
         };
         if hook.webhook_event != "jira:issue_updated" {
-            return Ok(JiraIntakeOutcome::Ignored { reason: format!("event {} is not used", hook.webhook_event) });
+            return Ok(JiraIntakeOutcome::Ignored {
+                reason: format!("event {} is not used", hook.webhook_event),
+            });
         }
         let delivery_id = match delivery_id {
             Some(id) => id.to_string(),
@@ -73,9 +86,16 @@ impl JiraIntake {
         conn.transaction(|conn| self.apply(conn, &delivery_id, &hook))
     }
 
-    fn apply(&self, conn: &mut PgConnection, delivery_id: &str, hook: &JiraWebhook) -> Result<JiraIntakeOutcome, IngestError> {
+    fn apply(
+        &self,
+        conn: &mut PgConnection,
+        delivery_id: &str,
+        hook: &JiraWebhook,
+    ) -> Result<JiraIntakeOutcome, IngestError> {
         let Some(work_item_id) = find_work_item(conn, hook)? else {
-            return Ok(JiraIntakeOutcome::Ignored { reason: format!("issue {} was not created by Goliath", hook.issue_key) });
+            return Ok(JiraIntakeOutcome::Ignored {
+                reason: format!("issue {} was not created by Goliath", hook.issue_key),
+            });
         };
         let fresh = diesel::insert_into(webhook_deliveries::table)
             .values((
@@ -87,7 +107,9 @@ impl JiraIntake {
             .on_conflict_do_nothing()
             .execute(conn)?;
         if fresh == 0 {
-            return Ok(JiraIntakeOutcome::Duplicate { delivery_id: delivery_id.to_string() });
+            return Ok(JiraIntakeOutcome::Duplicate {
+                delivery_id: delivery_id.to_string(),
+            });
         }
         let mut applied = vec![];
         for (i, outcome) in outcomes_of(conn, hook)?.into_iter().enumerate() {
@@ -97,25 +119,42 @@ impl JiraIntake {
                 outcome,
                 occurred_at: hook.timestamp,
             };
-            applied.push(self.learner.record(conn, &event).map_err(|e| IngestError::Decision(e.to_string()))?);
+            applied.push(
+                self.learner
+                    .record(conn, &event)
+                    .map_err(|e| IngestError::Decision(e.to_string()))?,
+            );
         }
         if applied.is_empty() {
-            return Ok(JiraIntakeOutcome::Ignored { reason: "no assignee or resolution change".into() });
+            return Ok(JiraIntakeOutcome::Ignored {
+                reason: "no assignee or resolution change".into(),
+            });
         }
-        Ok(JiraIntakeOutcome::Applied { work_item_id, outcomes: applied })
+        Ok(JiraIntakeOutcome::Applied {
+            work_item_id,
+            outcomes: applied,
+        })
     }
 }
 
 /// The work item behind an issue: by our label, else by the stored key.
 fn find_work_item(conn: &mut PgConnection, hook: &JiraWebhook) -> QueryResult<Option<String>> {
     if let Some(id) = hook.label_value("goliath-") {
-        let found: Option<String> = work_items::table.find(id).select(work_items::id).first(conn).optional()?;
+        let found: Option<String> = work_items::table
+            .find(id)
+            .select(work_items::id)
+            .first(conn)
+            .optional()?;
         if found.is_some() {
             return Ok(found);
         }
     }
     work_items::table
-        .filter(work_items::jira_key.eq(&hook.issue_key).or(work_items::jira_issue_id.eq(&hook.issue_id)))
+        .filter(
+            work_items::jira_key
+                .eq(&hook.issue_key)
+                .or(work_items::jira_issue_id.eq(&hook.issue_id)),
+        )
         .select(work_items::id)
         .first(conn)
         .optional()
@@ -141,7 +180,10 @@ fn outcomes_of(conn: &mut PgConnection, hook: &JiraWebhook) -> QueryResult<Vec<O
                 if from.is_some() && from_person.is_none() && to_person.is_none() {
                     continue; // between people Goliath does not know
                 }
-                out.push(Outcome::HandedOff { from: from_person, to: to_person });
+                out.push(Outcome::HandedOff {
+                    from: from_person,
+                    to: to_person,
+                });
             }
             IssueChange::ResolutionSet { .. } => {
                 let resolver = person(conn, hook.current_assignee.as_ref().and_then(|u| u.id()))?;

@@ -145,11 +145,22 @@ impl PdEvent {
                     .collect()
             })
             .unwrap_or_default();
-        let summary = |v: &Value| v.get("summary").or_else(|| v.get("name")).and_then(Value::as_str).map(|s| s.trim().to_lowercase());
+        let summary = |v: &Value| {
+            v.get("summary")
+                .or_else(|| v.get("name"))
+                .and_then(Value::as_str)
+                .map(|s| s.trim().to_lowercase())
+        };
         let mut context: Vec<String> = data
             .get("teams")
             .and_then(Value::as_array)
-            .map(|teams| teams.iter().filter_map(summary).map(|t| format!("team:{t}")).collect())
+            .map(|teams| {
+                teams
+                    .iter()
+                    .filter_map(summary)
+                    .map(|t| format!("team:{t}"))
+                    .collect()
+            })
             .unwrap_or_default();
         if let Some(policy) = data.get("escalation_policy").and_then(summary) {
             context.push(format!("policy:{policy}"));

@@ -17,7 +17,10 @@ pub enum Outcome {
     /// Resolved by `resolver` (None: someone not on the roster, so nobody is credited).
     Resolved { resolver: Option<String> },
     /// Handed from `from` to `to` (None: unassigned or someone not on the roster).
-    HandedOff { from: Option<String>, to: Option<String> },
+    HandedOff {
+        from: Option<String>,
+        to: Option<String>,
+    },
     /// Reopened after a resolve: poor for whoever resolved it.
     Reopened,
     /// An admin gave it to `to`: a hand-off from the current assignee.
@@ -38,7 +41,11 @@ pub struct OutcomeEvent {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Applied {
     /// The outcome changed the learner's beliefs and the work item.
-    Applied { work_item_id: String, status: String, assignee_id: Option<String> },
+    Applied {
+        work_item_id: String,
+        status: String,
+        assignee_id: Option<String>,
+    },
     /// This event was applied before.
     Duplicate,
     /// Nothing to learn (for example our own assignment echoed back by Jira).
@@ -57,7 +64,11 @@ pub enum LearnerError {
 
 /// What the Jira webhook intake and the admin routes call.
 pub trait Learner: Send + Sync {
-    fn record(&self, conn: &mut PgConnection, event: &OutcomeEvent) -> Result<Applied, LearnerError>;
+    fn record(
+        &self,
+        conn: &mut PgConnection,
+        event: &OutcomeEvent,
+    ) -> Result<Applied, LearnerError>;
 }
 
 pub struct LearnerService {
@@ -79,7 +90,11 @@ impl LearnerService {
         kind: &OutcomeKind,
         at: DateTime<Utc>,
     ) -> QueryResult<()> {
-        let severity = item.severity.parse::<Severity>().unwrap_or(Severity::Sev3).to_string();
+        let severity = item
+            .severity
+            .parse::<Severity>()
+            .unwrap_or(Severity::Sev3)
+            .to_string();
         let current: Option<serde_json::Value> = skill_stats::table
             .find((&item.service, human, &severity))
             .select(skill_stats::state)
@@ -95,9 +110,16 @@ impl LearnerService {
                 skill_stats::state.eq(&value),
                 skill_stats::updated_at.eq(Utc::now()),
             ))
-            .on_conflict((skill_stats::service, skill_stats::human_id, skill_stats::severity))
+            .on_conflict((
+                skill_stats::service,
+                skill_stats::human_id,
+                skill_stats::severity,
+            ))
             .do_update()
-            .set((skill_stats::state.eq(&value), skill_stats::updated_at.eq(Utc::now())))
+            .set((
+                skill_stats::state.eq(&value),
+                skill_stats::updated_at.eq(Utc::now()),
+            ))
             .execute(conn)?;
         let scopes = std::iter::once((SCOPE_OVERALL, String::new()))
             .chain(item.context.iter().map(|t| (SCOPE_TAG, t.clone())));
@@ -117,21 +139,40 @@ impl LearnerService {
                     person_states::state.eq(&value),
                     person_states::updated_at.eq(Utc::now()),
                 ))
-                .on_conflict((person_states::scope, person_states::key, person_states::human_id))
+                .on_conflict((
+                    person_states::scope,
+                    person_states::key,
+                    person_states::human_id,
+                ))
                 .do_update()
-                .set((person_states::state.eq(&value), person_states::updated_at.eq(Utc::now())))
+                .set((
+                    person_states::state.eq(&value),
+                    person_states::updated_at.eq(Utc::now()),
+                ))
                 .execute(conn)?;
         }
         Ok(())
     }
 
-    fn updated(&self, current: Option<serde_json::Value>, kind: &OutcomeKind, at: DateTime<Utc>) -> serde_json::Value {
-        let mut state: SkillState = current.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+    fn updated(
+        &self,
+        current: Option<serde_json::Value>,
+        kind: &OutcomeKind,
+        at: DateTime<Utc>,
+    ) -> serde_json::Value {
+        let mut state: SkillState = current
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
         routing::apply_outcome(&mut state, kind, at, &self.params);
         serde_json::to_value(&state).unwrap_or_default()
     }
 
-    fn apply(&self, conn: &mut PgConnection, ev: &OutcomeEvent, item: WorkItem) -> Result<Applied, LearnerError> {
+    fn apply(
+        &self,
+        conn: &mut PgConnection,
+        ev: &OutcomeEvent,
+        item: WorkItem,
+    ) -> Result<Applied, LearnerError> {
         let at = ev.occurred_at;
         let (kind, human, to, status, assignee, resolve_seconds): (
             &str,
@@ -144,12 +185,22 @@ impl LearnerService {
             Outcome::Resolved { resolver } => {
                 let resolver = resolver.clone();
                 if item.status == "resolved" {
-                    return Ok(Applied::NoChange { reason: "already resolved".into() });
+                    return Ok(Applied::NoChange {
+                        reason: "already resolved".into(),
+                    });
                 }
                 let since = owned_since(conn, &item)?;
                 let seconds = (at - since).num_milliseconds().max(0) as f64 / 1000.0;
                 if let Some(r) = &resolver {
-                    self.credit(conn, r, &item, &OutcomeKind::Resolved { seconds_to_resolve: seconds }, at)?;
+                    self.credit(
+                        conn,
+                        r,
+                        &item,
+                        &OutcomeKind::Resolved {
+                            seconds_to_resolve: seconds,
+                        },
+                        at,
+                    )?;
                 }
                 let owner = resolver.clone().or_else(|| item.assignee_id.clone());
                 ("resolved", resolver, None, "resolved", owner, Some(seconds))
@@ -157,10 +208,14 @@ impl LearnerService {
             Outcome::HandedOff { from, to } => {
                 let from = from.clone();
                 if from.is_some() && from == *to {
-                    return Ok(Applied::NoChange { reason: "assignee unchanged".into() });
+                    return Ok(Applied::NoChange {
+                        reason: "assignee unchanged".into(),
+                    });
                 }
                 if to.is_some() && item.assignee_id == *to {
-                    return Ok(Applied::NoChange { reason: "already assigned to the new assignee".into() });
+                    return Ok(Applied::NoChange {
+                        reason: "already assigned to the new assignee".into(),
+                    });
                 }
                 if let Some(f) = &from {
                     self.credit(conn, f, &item, &OutcomeKind::HandedOff, at)?;
@@ -170,22 +225,40 @@ impl LearnerService {
             Outcome::Override { to, reason: _ } => {
                 let from = item.assignee_id.clone();
                 if from.as_deref() == Some(to.as_str()) {
-                    return Ok(Applied::NoChange { reason: "already assigned to them".into() });
+                    return Ok(Applied::NoChange {
+                        reason: "already assigned to them".into(),
+                    });
                 }
                 if let Some(f) = &from {
                     self.credit(conn, f, &item, &OutcomeKind::HandedOff, at)?;
                 }
-                ("override", from, Some(to.clone()), "assigned", Some(to.clone()), None)
+                (
+                    "override",
+                    from,
+                    Some(to.clone()),
+                    "assigned",
+                    Some(to.clone()),
+                    None,
+                )
             }
             Outcome::Reopened => {
                 if item.status != "resolved" {
-                    return Ok(Applied::NoChange { reason: "not resolved, so nothing to reopen".into() });
+                    return Ok(Applied::NoChange {
+                        reason: "not resolved, so nothing to reopen".into(),
+                    });
                 }
                 let resolver = item.assignee_id.clone();
                 if let Some(r) = &resolver {
                     self.credit(conn, r, &item, &OutcomeKind::Reopened, at)?;
                 }
-                ("reopened", resolver.clone(), None, "reopened", resolver, None)
+                (
+                    "reopened",
+                    resolver.clone(),
+                    None,
+                    "reopened",
+                    resolver,
+                    None,
+                )
             }
         };
         let detail = match &ev.outcome {
@@ -220,7 +293,11 @@ impl LearnerService {
             history.as_object_mut().expect("object").extend(extra);
         }
         record_event(conn, &item.id, kind, history, at)?;
-        Ok(Applied::Applied { work_item_id: item.id, status: status.to_string(), assignee_id: assignee })
+        Ok(Applied::Applied {
+            work_item_id: item.id,
+            status: status.to_string(),
+            assignee_id: assignee,
+        })
     }
 }
 
@@ -271,7 +348,10 @@ impl Learner for LearnerService {
 }
 
 /// A work item's history, oldest first.
-pub fn history(conn: &mut PgConnection, work_item_id: &str) -> QueryResult<Vec<crate::models::WorkItemEvent>> {
+pub fn history(
+    conn: &mut PgConnection,
+    work_item_id: &str,
+) -> QueryResult<Vec<crate::models::WorkItemEvent>> {
     work_item_events::table
         .filter(work_item_events::work_item_id.eq(work_item_id))
         .order(work_item_events::id)
@@ -286,8 +366,18 @@ pub fn beliefs(
     params: &ModelParams,
 ) -> QueryResult<Vec<serde_json::Value>> {
     let mut query = skill_stats::table
-        .select((skill_stats::human_id, skill_stats::service, skill_stats::severity, skill_stats::state, skill_stats::updated_at))
-        .order((skill_stats::service, skill_stats::human_id, skill_stats::severity))
+        .select((
+            skill_stats::human_id,
+            skill_stats::service,
+            skill_stats::severity,
+            skill_stats::state,
+            skill_stats::updated_at,
+        ))
+        .order((
+            skill_stats::service,
+            skill_stats::human_id,
+            skill_stats::severity,
+        ))
         .into_boxed();
     if let Some(s) = service {
         query = query.filter(skill_stats::service.eq(s.to_string()));
@@ -310,7 +400,8 @@ pub fn beliefs(
 /// A readable digest of a state: decayed evidence, success rate, median time to resolve.
 fn summarize(state: &SkillState, _params: &ModelParams) -> serde_json::Value {
     let evidence = state.successes + state.failures;
-    let median_minutes = (state.time_weight > 0.0).then(|| (state.log_time_sum / state.time_weight).exp() / 60.0);
+    let median_minutes =
+        (state.time_weight > 0.0).then(|| (state.log_time_sum / state.time_weight).exp() / 60.0);
     serde_json::json!({
         "evidence": evidence,
         "successes": state.successes,

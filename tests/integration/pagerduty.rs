@@ -367,9 +367,11 @@ fn database_down_answers_503_so_pagerduty_retries() {
     let broken = goliath::db::build_pool("postgres://nobody@/nowhere?host=/nonexistent", 1);
     let app = TestApp::start_on(db, config);
     // Swap in a pool that cannot connect.
+    let jira = goliath::app::jira_client(&app.state.config, Some(&app.sim().base_url())).unwrap();
     let state = actix_web::web::Data::new(goliath::app::AppState::new(
         (*app.state.config).clone(),
         broken,
+        jira,
     ));
     let down = TestApp::start_on_state(state);
     let resp = down.post(

@@ -11,6 +11,9 @@ use std::sync::Arc;
 use actix_web::web;
 use goliath::app::AppState;
 use goliath::config::{Config, Settings};
+use goliath::executor::worker::{WorkerOptions, Workers};
+use goliath::jira::{JiraSim, JiraSimHandle, SimConfig};
+use std::time::Duration;
 
 pub use db::TestDb;
 
@@ -50,32 +53,99 @@ pub fn config_with(mutate: impl FnOnce(&mut Settings), env: &[(&str, &str)]) -> 
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
-/// A running Goliath on its own database.
+/// How a test app runs.
+pub struct AppOptions {
+    /// Start the background Jira workers.
+    pub workers: bool,
+    /// The Jira simulator's settings (its webhook URL is filled in to point at the app).
+    pub sim: SimConfig,
+    /// Lease after which a job whose worker died is taken again.
+    pub lease: Duration,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            workers: false,
+            sim: SimConfig {
+                play_people: false,
+                ..SimConfig::default()
+            },
+            lease: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A running Goliath on its own database, talking to its own Jira simulator over HTTP.
 pub struct TestApp {
     pub db: TestDb,
     pub addr: SocketAddr,
     pub state: web::Data<AppState>,
+    pub sim: Option<JiraSimHandle>,
+    workers: Option<Workers>,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl TestApp {
     pub fn start(config: Config) -> TestApp {
-        let db = TestDb::new();
-        Self::start_on(db, config)
+        Self::start_with(TestDb::new(), config, AppOptions::default())
     }
 
     pub fn start_on(db: TestDb, config: Config) -> TestApp {
-        let state = web::Data::new(AppState::new(config, db.pool.clone()));
-        Self::launch(db, state)
+        Self::start_with(db, config, AppOptions::default())
+    }
+
+    pub fn start_with(db: TestDb, mut config: Config, opts: AppOptions) -> TestApp {
+        let port = free_port();
+        config.public_url = format!("http://127.0.0.1:{port}");
+        let mut sim_config = opts.sim;
+        sim_config.webhook_url = Some(format!("{}/webhooks/jira", config.public_url));
+        if sim_config.webhook_secret.is_none() {
+            sim_config.webhook_secret = config.jira.webhook_secrets.first().cloned();
+        }
+        let sim = JiraSim::start(sim_config).expect("the Jira simulator starts");
+        let jira = goliath::app::jira_client(&config, Some(&sim.base_url())).unwrap();
+        let state = web::Data::new(AppState::new(config, db.pool.clone(), jira));
+        let workers = opts.workers.then(|| {
+            state.spawn_workers(WorkerOptions {
+                threads: 1,
+                lease: opts.lease,
+                poll: Duration::from_millis(200),
+                ..Default::default()
+            })
+        });
+        let mut app = Self::launch(db, state, port);
+        app.sim = Some(sim);
+        app.workers = workers;
+        app
     }
 
     /// Serves a state built by the test (its database need not be the one in `db`).
     pub fn start_on_state(state: web::Data<AppState>) -> TestApp {
-        Self::launch(TestDb::new(), state)
+        Self::launch(TestDb::new(), state, 0)
     }
 
-    fn launch(db: TestDb, state: web::Data<AppState>) -> TestApp {
+    pub fn sim(&self) -> &JiraSimHandle {
+        self.sim.as_ref().expect("this app has a simulator")
+    }
+
+    /// Stops the workers now (as a crash or shutdown would).
+    pub fn stop_workers(&mut self) {
+        if let Some(w) = self.workers.take() {
+            w.shutdown();
+        }
+    }
+
+    fn launch(db: TestDb, state: web::Data<AppState>, port: u16) -> TestApp {
         let (tx, rx) = std::sync::mpsc::channel();
         let st = state.clone();
         let thread = std::thread::spawn(move || {
@@ -84,8 +154,8 @@ impl TestApp {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let (server, addr) =
-                    goliath::server::build_server(st, "127.0.0.1:0".parse().unwrap(), 1).unwrap();
+                let bind = format!("127.0.0.1:{port}").parse().unwrap();
+                let (server, addr) = goliath::server::build_server(st, bind, 1).unwrap();
                 tx.send((server.handle(), addr)).unwrap();
                 let _ = server.await;
             });
@@ -95,6 +165,8 @@ impl TestApp {
             db,
             addr,
             state,
+            sim: None,
+            workers: None,
             handle,
             thread: Some(thread),
         }
@@ -127,6 +199,12 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if let Some(w) = self.workers.take() {
+            w.shutdown();
+        }
+        if let Some(sim) = self.sim.take() {
+            sim.stop();
+        }
         let handle = self.handle.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
