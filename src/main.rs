@@ -23,6 +23,8 @@ enum Command {
     Migrate,
     /// Print the effective configuration (secrets redacted); non-zero exit if invalid.
     CheckConfig,
+    /// Run the Jira simulator on its own (speaks Jira REST v3/v2 and sends Jira webhooks).
+    JiraSim(goliath::jira::JiraSimArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => run_async(goliath::server::serve(config)),
         Command::Migrate => migrate(&config),
+        Command::JiraSim(args) => goliath::jira::run_standalone(args),
         Command::CheckConfig => {
             println!(
                 "{}",

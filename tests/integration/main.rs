@@ -1,3 +1,4 @@
 //! Integration tests: real Postgres, real HTTP.
+mod decision;
 mod helpers;
 mod pagerduty;

@@ -285,3 +285,69 @@ impl From<ureq::http::Response<ureq::Body>> for Resp {
         Resp { status, body }
     }
 }
+
+/// A V3 `incident.triggered` body for a new incident on `service` (a PagerDuty service name).
+pub fn incident_body(
+    incident_id: &str,
+    service: &str,
+    urgency: &str,
+    created_at: chrono::DateTime<chrono::Utc>,
+) -> Vec<u8> {
+    let mut body = fixture_json("pagerduty_v3_incident_triggered.json");
+    let data = &mut body["event"]["data"];
+    data["id"] = incident_id.into();
+    data["number"] = (incident_id.bytes().map(u64::from).sum::<u64>()).into();
+    data["title"] = format!("{service} is unhappy ({incident_id})").into();
+    data["service"]["summary"] = service.into();
+    data["service"]["id"] = format!("PS{}", service.len()).into();
+    data["urgency"] = urgency.into();
+    data["assignees"] = serde_json::json!([]);
+    data["created_at"] = created_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        .into();
+    body["event"]["id"] = format!("ev-{incident_id}").into();
+    serde_json::to_vec(&body).unwrap()
+}
+
+/// A roster entry as the admin API takes it.
+pub fn person(id: &str, services: &[&str]) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "display_name": format!("Person {id}"),
+        "email": format!("{id}@example.com"),
+        "jira_account_id": format!("acct-{id}"),
+        "services": services,
+    })
+}
+
+impl TestApp {
+    /// Loads people through the admin API.
+    pub fn roster(&self, people: &[serde_json::Value]) {
+        let resp = self.admin(
+            "POST",
+            "/admin/humans",
+            Some(serde_json::Value::Array(people.to_vec())),
+        );
+        assert_eq!(resp.status, 200, "{}", resp.body);
+    }
+
+    /// Sends an incident and returns the intake response.
+    pub fn incident(&self, incident_id: &str, service: &str, urgency: &str) -> serde_json::Value {
+        let body = incident_body(incident_id, service, urgency, chrono::Utc::now());
+        let resp = self.post("/webhooks/pagerduty", &[], &body);
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        resp.json()
+    }
+
+    /// Waits until `check` holds or `timeout` passes; returns whether it held.
+    pub fn wait_until(&self, timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if check() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        check()
+    }
+}

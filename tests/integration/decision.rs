@@ -1,0 +1,459 @@
+//! Routing decisions and learning, through HTTP and through the learner trait.
+
+use chrono::{Duration as ChronoDuration, Utc};
+use goliath::learner::{Applied, Outcome, OutcomeEvent};
+
+use crate::helpers::{admin_request, config_with, person, TestApp};
+
+fn app() -> TestApp {
+    TestApp::start(config_with(|_| {}, &[]))
+}
+
+fn record(
+    app: &TestApp,
+    event_id: &str,
+    item: &str,
+    outcome: Outcome,
+    minutes_later: i64,
+) -> Applied {
+    let mut conn = app.db.conn();
+    let event = OutcomeEvent {
+        event_id: event_id.into(),
+        work_item_id: item.into(),
+        outcome,
+        occurred_at: Utc::now() + ChronoDuration::minutes(minutes_later),
+    };
+    app.state
+        .learner
+        .record(&mut conn, &event)
+        .expect("outcome recorded")
+}
+
+#[test]
+fn new_incident_is_routed_within_its_intake_request_and_explained() {
+    let app = app();
+    app.roster(&[
+        person("ana", &["api"]),
+        person("ben", &["api", "data"]),
+        person("cy", &["frontend"]),
+    ]);
+    let mut off = person("dee", &["api"]);
+    off["active"] = false.into();
+    app.roster(&[off]);
+
+    let resp = app.incident("INC1", "API-Service", "high");
+    assert_eq!(resp["service"], "api");
+    let owner = resp["assignee_id"]
+        .as_str()
+        .expect("routed in the intake request")
+        .to_string();
+    assert!(owner == "ana" || owner == "ben", "{owner}");
+
+    let view = app
+        .admin(
+            "GET",
+            &format!(
+                "/admin/work-items/{}",
+                resp["work_item_id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .json();
+    assert_eq!(view["work_item"]["status"], "assigned");
+    assert_eq!(view["decision"]["primary"], owner.as_str());
+    let conf = view["decision"]["confidence"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&conf));
+    let ranking = view["decision"]["ranking"].as_array().unwrap();
+    assert_eq!(ranking.len(), 2, "ana and ben are eligible: {ranking:?}");
+    let excluded = view["decision"]["excluded"].as_array().unwrap();
+    let excluded_ids: Vec<&str> = excluded
+        .iter()
+        .map(|e| e["human_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        excluded_ids.contains(&"cy") && excluded_ids.contains(&"dee"),
+        "{excluded:?}"
+    );
+    assert!(!view["decision"]["explanation"].as_str().unwrap().is_empty());
+    assert_eq!(
+        view["jobs"].as_array().unwrap().len(),
+        1,
+        "one Jira job queued with the decision"
+    );
+}
+
+#[test]
+fn nobody_eligible_leaves_the_item_undecided_until_someone_is() {
+    let app = app();
+    app.roster(&[person("cy", &["frontend"])]);
+    let resp = app.incident("INC2", "data-service", "low");
+    assert!(resp["assignee_id"].is_null());
+    let id = resp["work_item_id"].as_str().unwrap();
+    let view = app
+        .admin("GET", &format!("/admin/work-items/{id}"), None)
+        .json();
+    assert_eq!(view["work_item"]["status"], "undecided");
+    assert!(!view["work_item"]["undecided_reason"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+    assert!(
+        view["jobs"].as_array().unwrap().is_empty(),
+        "no Jira job without an owner"
+    );
+    let undecided = app
+        .admin("GET", "/admin/work-items?status=undecided", None)
+        .json();
+    assert_eq!(undecided["total"], 1);
+
+    app.roster(&[person("dan", &["data"])]);
+    let decided = app.admin(
+        "POST",
+        "/decide",
+        Some(serde_json::json!({"work_item_id": id})),
+    );
+    assert_eq!(decided.status, 200, "{}", decided.body);
+    assert_eq!(decided.json()["primary_human_id"], "dan");
+    let again = app
+        .admin(
+            "POST",
+            "/decide",
+            Some(serde_json::json!({"work_item_id": id})),
+        )
+        .json();
+    assert_eq!(
+        again["decided_at"],
+        decided.json()["decided_at"],
+        "deciding again returns the stored decision"
+    );
+    let missing = app.admin(
+        "POST",
+        "/decide",
+        Some(serde_json::json!({"work_item_id": "wi-nope"})),
+    );
+    assert_eq!(missing.status, 404);
+    let bad = app.admin("POST", "/decide", Some(serde_json::json!({"id": id})));
+    assert_eq!(bad.status, 422);
+}
+
+#[test]
+fn replay_recomputes_the_stored_decision() {
+    let app = app();
+    app.roster(&[
+        person("ana", &["api"]),
+        person("ben", &["api"]),
+        person("cy", &[]),
+    ]);
+    for i in 0..5 {
+        let resp = app.incident(
+            &format!("R{i}"),
+            "api-service",
+            if i % 2 == 0 { "low" } else { "high" },
+        );
+        let id = resp["work_item_id"].as_str().unwrap();
+        let report = app.admin("POST", &format!("/admin/work-items/{id}/replay"), None);
+        assert_eq!(report.status, 200, "{}", report.body);
+        assert_eq!(report.json()["matches"], true, "{}", report.body);
+    }
+    assert_eq!(
+        app.admin("POST", "/admin/work-items/wi-none/replay", None)
+            .status,
+        404
+    );
+}
+
+#[test]
+fn capacity_excludes_people_at_max_active() {
+    let app = app();
+    let mut ana = person("ana", &["api"]);
+    ana["max_active"] = 1.into();
+    app.roster(&[ana]);
+    let first = app.incident("C1", "api-service", "low");
+    assert_eq!(first["assignee_id"], "ana");
+    let second = app.incident("C2", "api-service", "low");
+    assert!(
+        second["assignee_id"].is_null(),
+        "ana is at capacity: {second}"
+    );
+    let view = app
+        .admin(
+            "GET",
+            &format!(
+                "/admin/work-items/{}",
+                second["work_item_id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .json();
+    let reason = view["decision"]["excluded"][0].to_string();
+    assert!(
+        reason.to_lowercase().contains("capacity") || reason.contains("max_active"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn outcomes_change_the_very_next_decision() {
+    let app = app();
+    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    // Teach it: whoever gets an api incident and is `ana` hands it to ben, who resolves.
+    for i in 0..12 {
+        let resp = app.incident(&format!("L{i}"), "api-service", "high");
+        let id = resp["work_item_id"].as_str().unwrap().to_string();
+        let owner = resp["assignee_id"].as_str().unwrap().to_string();
+        if owner == "ana" {
+            let applied = record(
+                &app,
+                &format!("h{i}"),
+                &id,
+                Outcome::HandedOff {
+                    from: Some("ana".into()),
+                    to: Some("ben".into()),
+                },
+                5,
+            );
+            assert!(matches!(applied, Applied::Applied { .. }), "{applied:?}");
+        }
+        record(
+            &app,
+            &format!("r{i}"),
+            &id,
+            Outcome::Resolved {
+                resolver: Some("ben".into()),
+            },
+            30,
+        );
+    }
+    let next = app.incident("L-final", "api-service", "high");
+    assert_eq!(
+        next["assignee_id"], "ben",
+        "the learner's evidence reaches routing"
+    );
+    let stats = app.admin("GET", "/admin/stats?service=api", None).json();
+    let rows = stats["stats"].as_array().unwrap();
+    let ben = rows
+        .iter()
+        .find(|r| r["human_id"] == "ben")
+        .expect("ben has stats");
+    assert!(
+        ben["summary"]["successes"].as_f64().unwrap() >= 10.0,
+        "{ben}"
+    );
+}
+
+#[test]
+fn each_outcome_is_applied_exactly_once() {
+    let app = app();
+    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    let resp = app.incident("X1", "api-service", "low");
+    let id = resp["work_item_id"].as_str().unwrap();
+    let owner = resp["assignee_id"].as_str().unwrap().to_string();
+    let other = if owner == "ana" { "ben" } else { "ana" };
+    let first = record(
+        &app,
+        "same-event",
+        id,
+        Outcome::HandedOff {
+            from: Some(owner.clone()),
+            to: Some(other.into()),
+        },
+        1,
+    );
+    assert!(matches!(first, Applied::Applied { .. }));
+    let again = record(
+        &app,
+        "same-event",
+        id,
+        Outcome::HandedOff {
+            from: Some(owner.clone()),
+            to: Some(other.into()),
+        },
+        1,
+    );
+    assert_eq!(again, Applied::Duplicate);
+    let stats = app.admin("GET", "/admin/stats?service=api", None).json();
+    let row = stats["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["human_id"] == owner.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["summary"]["failures"].as_f64().unwrap(), 1.0, "{row}");
+
+    // Resolve, reopen (poor for the resolver), and the item's status follows.
+    record(
+        &app,
+        "res",
+        id,
+        Outcome::Resolved {
+            resolver: Some(other.into()),
+        },
+        20,
+    );
+    let view = app
+        .admin("GET", &format!("/admin/work-items/{id}"), None)
+        .json();
+    assert_eq!(view["work_item"]["status"], "resolved");
+    record(&app, "reo", id, Outcome::Reopened, 30);
+    let view = app
+        .admin("GET", &format!("/admin/work-items/{id}"), None)
+        .json();
+    assert_eq!(view["work_item"]["status"], "reopened");
+    let kinds: Vec<&str> = view["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["handed_off", "resolved", "reopened"]);
+    assert!(view["history"].as_array().unwrap().len() >= 4);
+}
+
+#[test]
+fn admin_override_reassigns_counts_as_a_hand_off_and_queues_the_jira_change() {
+    let app = app();
+    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    let resp = app.incident("O1", "api-service", "low");
+    let id = resp["work_item_id"].as_str().unwrap();
+    let owner = resp["assignee_id"].as_str().unwrap().to_string();
+    let other = if owner == "ana" { "ben" } else { "ana" };
+    let r = app.admin(
+        "POST",
+        &format!("/admin/work-items/{id}/assign"),
+        Some(serde_json::json!({"human_id": other, "reason": "knows the cache"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let view = app
+        .admin("GET", &format!("/admin/work-items/{id}"), None)
+        .json();
+    assert_eq!(view["work_item"]["assignee_id"], other);
+    assert_eq!(view["outcomes"][0]["kind"], "override");
+    assert_eq!(view["outcomes"][0]["human_id"], owner.as_str());
+    let kinds: Vec<&str> = view["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["jira_create_issue", "jira_assign"]);
+    let unknown = app.admin(
+        "POST",
+        &format!("/admin/work-items/{id}/assign"),
+        Some(serde_json::json!({"human_id": "zed"})),
+    );
+    assert_eq!(unknown.status, 422, "{}", unknown.body);
+    assert!(unknown.body.contains("human_id"));
+}
+
+#[test]
+fn admin_routes_need_the_token() {
+    let app = app();
+    let url = app.url("/admin/humans");
+    assert_eq!(admin_request(&url, "GET", None, None).status, 401);
+    assert_eq!(admin_request(&url, "GET", None, Some("wrong")).status, 401);
+    assert_eq!(
+        admin_request(
+            &app.url("/decide"),
+            "POST",
+            Some(serde_json::json!({"work_item_id": "x"})),
+            None
+        )
+        .status,
+        401
+    );
+
+    let closed = TestApp::start(config_with(|s| s.admin_token = None, &[]));
+    let resp = admin_request(&closed.url("/admin/humans"), "GET", None, Some("anything"));
+    assert_eq!(resp.status, 401);
+    assert!(
+        resp.body.contains("GOLIATH_ADMIN_TOKEN"),
+        "says how to enable: {}",
+        resp.body
+    );
+}
+
+#[test]
+fn roster_crud_and_validation() {
+    let app = app();
+    let created = app.admin("POST", "/admin/humans", Some(person("ana", &["api"])));
+    assert_eq!(created.status, 200, "{}", created.body);
+    let mut changed = person("ana", &["api", "data"]);
+    changed["max_active"] = 4.into();
+    let put = app.admin("PUT", "/admin/humans/ana", Some(changed));
+    assert_eq!(put.status, 200, "{}", put.body);
+    let got = app.admin("GET", "/admin/humans/ana", None).json();
+    assert_eq!(got["services"], serde_json::json!(["api", "data"]));
+    assert_eq!(got["max_active"], 4);
+
+    let mut bad = person("bob", &[]);
+    bad["email"] = "not-an-email".into();
+    let resp = app.admin("POST", "/admin/humans", Some(bad.clone()));
+    assert_eq!(resp.status, 422);
+    assert!(resp.body.contains("email"), "{}", resp.body);
+
+    let bulk = app.admin(
+        "POST",
+        "/admin/humans/import",
+        Some(serde_json::json!([person("cy", &[]), bad])),
+    );
+    assert_eq!(bulk.status, 422);
+    assert!(bulk.body.contains("[1].email"), "{}", bulk.body);
+    assert_eq!(
+        app.admin("GET", "/admin/humans/cy", None).status,
+        404,
+        "a bad import stores nothing"
+    );
+
+    let unknown_field = app.admin(
+        "POST",
+        "/admin/humans",
+        Some(serde_json::json!({"id": "x", "nickname": "y"})),
+    );
+    assert_eq!(unknown_field.status, 422);
+    let malformed = app.post(
+        "/admin/humans",
+        &[("Authorization", "Bearer test-admin-token")],
+        b"{oops",
+    );
+    assert_eq!(malformed.status, 400);
+
+    let list = app.admin("GET", "/admin/humans", None).json();
+    assert_eq!(list["humans"].as_array().unwrap().len(), 1);
+    assert_eq!(app.admin("DELETE", "/admin/humans/ana", None).status, 204);
+    assert_eq!(app.admin("DELETE", "/admin/humans/ana", None).status, 404);
+}
+
+#[test]
+fn work_item_listing_filters_and_pages() {
+    let app = app();
+    app.roster(&[person("ana", &[])]);
+    for i in 0..5 {
+        app.incident(
+            &format!("P{i}"),
+            if i < 3 { "api-service" } else { "data-service" },
+            if i % 2 == 0 { "high" } else { "low" },
+        );
+    }
+    let api = app
+        .admin("GET", "/admin/work-items?service=api", None)
+        .json();
+    assert_eq!(api["total"], 3);
+    let page = app
+        .admin("GET", "/admin/work-items?limit=2&offset=2", None)
+        .json();
+    assert_eq!(page["work_items"].as_array().unwrap().len(), 2);
+    assert_eq!(page["total"], 5);
+    let sev = app
+        .admin("GET", "/admin/work-items?severity=sev2", None)
+        .json();
+    assert_eq!(sev["total"], 3);
+    assert_eq!(
+        app.admin("GET", "/admin/work-items?limit=0", None).status,
+        422
+    );
+    assert_eq!(
+        app.admin("GET", "/admin/work-items/wi-nope", None).status,
+        404
+    );
+}
