@@ -25,7 +25,8 @@ pub use client::{
     JiraError, JiraFlavor, NewIssue,
 };
 pub use sim::{
-    run_standalone, JiraSim, JiraSimArgs, JiraSimHandle, SimConfig, SimFaults, SimPerson, SimSkill,
+    run_standalone, Fault, JiraSim, JiraSimArgs, JiraSimHandle, SimConfig, SimFaults, SimIssueView,
+    SimPerson, SimSkill,
 };
 pub use webhook::{
     parse_webhook, verify_signature, IssueChange, JiraUser, JiraWebhook, WebhookParseError,

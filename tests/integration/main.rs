@@ -1,4 +1,5 @@
 //! Integration tests: real Postgres, real HTTP.
 mod decision;
+mod executor;
 mod helpers;
 mod pagerduty;

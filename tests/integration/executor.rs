@@ -1,0 +1,382 @@
+//! The whole loop against the Jira simulator over real HTTP: decision -> durable job -> Jira
+//! issue -> Jira webhook -> learner; and the faults that must lose and duplicate nothing.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use goliath::db::schema::jobs;
+use goliath::executor::worker::drain;
+use goliath::jira::{Fault, SimFaults};
+
+use crate::helpers::{config_with, person, AppOptions, TestApp, TestDb};
+
+const JIRA_SECRET: &str = "jira-test-secret";
+
+fn app(workers: bool) -> TestApp {
+    let config = config_with(
+        |s| s.jira.jira_webhook_secret = Some(JIRA_SECRET.into()),
+        &[],
+    );
+    TestApp::start_with(
+        TestDb::new(),
+        config,
+        AppOptions {
+            workers,
+            ..AppOptions::default()
+        },
+    )
+}
+
+fn issue_for(app: &TestApp, work_item_id: &str) -> Vec<goliath::jira::SimIssueView> {
+    let label = format!("goliath-{work_item_id}");
+    app.sim()
+        .issues()
+        .into_iter()
+        .filter(|i| i.labels.contains(&label))
+        .collect()
+}
+
+fn jira_key(app: &TestApp, id: &str) -> Option<String> {
+    app.admin("GET", &format!("/admin/work-items/{id}"), None)
+        .json()["jira_key"]
+        .as_str()
+        .map(String::from)
+}
+
+fn job_states(app: &TestApp) -> Vec<(String, String, i32)> {
+    let mut conn = app.db.conn();
+    jobs::table
+        .order(jobs::id)
+        .select((jobs::kind, jobs::state, jobs::attempts))
+        .load(&mut conn)
+        .unwrap()
+}
+
+#[test]
+fn webhook_to_jira_issue_to_outcome_changes_the_next_decision() {
+    let app = app(true);
+    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    let resp = app.incident("E1", "api-service", "high");
+    let id = resp["work_item_id"].as_str().unwrap().to_string();
+    let owner = resp["assignee_id"].as_str().unwrap().to_string();
+    assert!(
+        app.wait_until(Duration::from_secs(10), || jira_key(&app, &id).is_some()),
+        "the worker created the issue"
+    );
+    let issues = issue_for(&app, &id);
+    assert_eq!(issues.len(), 1);
+    let issue = &issues[0];
+    assert_eq!(
+        issue.assignee.as_deref(),
+        Some(format!("acct-{owner}").as_str()),
+        "assigned to the owner's Jira account"
+    );
+    assert_eq!(issue.project_key, "OPS");
+    assert!(issue.labels.contains(&"service-api".to_string()));
+    assert_eq!(issue.priority.as_deref(), Some("High"), "sev2 maps to High");
+
+    // The owner hands it to the other person in Jira; the signed webhook teaches the learner.
+    let other = if owner == "ana" { "ben" } else { "ana" };
+    app.sim()
+        .reassign(&issue.key, Some(&format!("acct-{other}")))
+        .unwrap();
+    assert!(app.wait_until(Duration::from_secs(10), || {
+        app.admin("GET", &format!("/admin/work-items/{id}"), None)
+            .json()["work_item"]["assignee_id"]
+            == other
+    }));
+    app.sim().resolve(&issue.key).unwrap();
+    assert!(app.wait_until(Duration::from_secs(10), || {
+        app.admin("GET", &format!("/admin/work-items/{id}"), None)
+            .json()["work_item"]["status"]
+            == "resolved"
+    }));
+    let view = app
+        .admin("GET", &format!("/admin/work-items/{id}"), None)
+        .json();
+    let kinds: Vec<&str> = view["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["handed_off", "resolved"]);
+    assert_eq!(view["outcomes"][1]["human_id"], other);
+
+    // The next api incident goes to the person who resolved, not the one who handed off.
+    let next = app.incident("E2", "api-service", "high");
+    assert_eq!(next["assignee_id"], other, "{next}");
+}
+
+#[test]
+fn jira_500_and_429_are_retried_into_exactly_one_issue() {
+    let app = app(false);
+    app.roster(&[person("ana", &["api"])]);
+    app.sim().set_faults(SimFaults {
+        create_issue: vec![Fault::from(500), Fault::from(429)],
+        retry_after_secs: Some(1),
+        ..SimFaults::default()
+    });
+    let id = app.incident("F1", "api-service", "low")["work_item_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let handler = app.state.executor.clone();
+    // First attempt: 500, queued again with backoff.
+    assert_eq!(drain(&app.state.pool, &*handler).unwrap(), 1);
+    assert_eq!(
+        job_states(&app),
+        vec![("jira_create_issue".into(), "queued".into(), 1)]
+    );
+    // Wait out the retries; the 429's Retry-After is honoured.
+    let mut attempts = 1;
+    let done = app.wait_until(Duration::from_secs(15), || {
+        attempts += drain(&app.state.pool, &*handler).unwrap();
+        job_states(&app)[0].1 == "done"
+    });
+    assert!(done, "{:?}", job_states(&app));
+    assert_eq!(job_states(&app)[0].2, 3, "500, 429, then 201");
+    assert_eq!(issue_for(&app, &id).len(), 1, "exactly one issue");
+    let view = app
+        .admin("GET", &format!("/admin/work-items/{id}"), None)
+        .json();
+    assert!(view["jobs"][0]["last_error"].is_null());
+    assert_eq!(view["jobs"][0]["attempts"], 3, "retries are visible");
+}
+
+#[test]
+fn jira_400_makes_the_job_dead_visible_and_retryable() {
+    let app = app(false);
+    app.roster(&[person("ana", &["api"])]);
+    app.sim().set_faults(SimFaults {
+        create_issue: vec![Fault::from(400)],
+        ..SimFaults::default()
+    });
+    let id = app.incident("D1", "api-service", "low")["work_item_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    drain(&app.state.pool, &*app.state.executor).unwrap();
+    let dead = app.admin("GET", "/admin/jobs?state=dead", None).json();
+    let list = dead["jobs"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert!(
+        list[0]["last_error"].as_str().unwrap().contains("400"),
+        "{}",
+        list[0]
+    );
+    let job_id = list[0]["id"].as_i64().unwrap();
+    assert!(issue_for(&app, &id).is_empty());
+
+    let retried = app.admin("POST", &format!("/admin/jobs/{job_id}/retry"), None);
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    drain(&app.state.pool, &*app.state.executor).unwrap();
+    assert_eq!(issue_for(&app, &id).len(), 1);
+    assert!(jira_key(&app, &id).is_some());
+    assert_eq!(
+        app.admin("POST", &format!("/admin/jobs/{job_id}/retry"), None)
+            .status,
+        409,
+        "only dead jobs"
+    );
+    assert_eq!(
+        app.admin("GET", "/admin/jobs?state=bogus", None).status,
+        422
+    );
+}
+
+#[test]
+fn lost_response_after_jira_created_the_issue_does_not_duplicate_it() {
+    let app = app(false);
+    app.roster(&[person("ana", &["api"])]);
+    // Jira creates the issue but the answer never arrives (503 after the commit).
+    app.sim().set_faults(SimFaults {
+        create_issue: vec![Fault {
+            status: 503,
+            commit: true,
+            delay_ms: 0,
+        }],
+        retry_after_secs: Some(0),
+        ..SimFaults::default()
+    });
+    let id = app.incident("LR1", "api-service", "low")["work_item_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let handler = app.state.executor.clone();
+    assert!(app.wait_until(Duration::from_secs(10), || {
+        drain(&app.state.pool, &*handler).unwrap();
+        jira_key(&app, &id).is_some()
+    }));
+    assert_eq!(
+        issue_for(&app, &id).len(),
+        1,
+        "found by its label, not created twice"
+    );
+    assert_eq!(app.sim().counters().create_issue, 1);
+    assert!(
+        app.sim().counters().search >= 1,
+        "the retry searched before creating"
+    );
+    assert_eq!(job_states(&app)[0].2, 2);
+}
+
+#[test]
+fn worker_killed_between_jiras_201_and_our_commit_does_not_duplicate() {
+    let app = app(false);
+    app.roster(&[person("ana", &["api"])]);
+    let id = app.incident("K1", "api-service", "low")["work_item_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A worker claims the job and gets Jira's 201, then dies before it can record anything:
+    // the job row stays `running` under its lease, exactly as a killed process leaves it.
+    {
+        let mut conn = app.db.conn();
+        let job = goliath::executor::queue::claim(&mut conn, "doomed-worker")
+            .unwrap()
+            .expect("a job");
+        assert_eq!(job.kind, "jira_create_issue");
+        let client =
+            goliath::app::jira_client(&app.state.config, Some(&app.sim().base_url())).unwrap();
+        let issue = goliath::jira::NewIssue {
+            project_key: "OPS".into(),
+            issue_type: "Task".into(),
+            summary: "created by the worker that died".into(),
+            description: Default::default(),
+            priority: None,
+            labels: vec![goliath::executor::issue_label(&id)],
+            assignee_account_id: Some("acct-ana".into()),
+        };
+        client.create_issue(&issue).unwrap();
+    }
+    assert_eq!(
+        drain(&app.state.pool, &*app.state.executor).unwrap(),
+        0,
+        "still leased"
+    );
+    // Another process (or this one restarted) finds the expired lease and takes the job again.
+    let mut conn = app.db.conn();
+    diesel::sql_query("UPDATE jobs SET locked_at = now() - interval '2 minutes'")
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(
+        goliath::executor::queue::reap_expired(&mut conn, Duration::from_secs(60)).unwrap(),
+        1
+    );
+    drain(&app.state.pool, &*app.state.executor).unwrap();
+    assert_eq!(issue_for(&app, &id).len(), 1, "no second issue");
+    assert!(jira_key(&app, &id).is_some());
+    assert_eq!(
+        job_states(&app),
+        vec![("jira_create_issue".into(), "done".into(), 2)]
+    );
+}
+
+#[test]
+fn jobs_queued_before_a_restart_are_all_done_once() {
+    let app = app(false);
+    app.roster(&[
+        person("ana", &["api", "data"]),
+        person("ben", &["api", "data"]),
+    ]);
+    let ids: Vec<String> = (0..12)
+        .map(|i| {
+            app.incident(
+                &format!("Q{i}"),
+                if i % 2 == 0 {
+                    "api-service"
+                } else {
+                    "data-service"
+                },
+                "low",
+            )["work_item_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        app.sim().counters().create_issue,
+        0,
+        "nothing ran before the workers start"
+    );
+    // The workers come up (as after a restart) and take the whole backlog.
+    let workers = app
+        .state
+        .spawn_workers(goliath::executor::worker::WorkerOptions {
+            threads: 2,
+            ..Default::default()
+        });
+    assert!(app.wait_until(Duration::from_secs(20), || ids
+        .iter()
+        .all(|id| jira_key(&app, id).is_some())));
+    workers.shutdown();
+    for id in &ids {
+        assert_eq!(issue_for(&app, id).len(), 1, "{id}");
+    }
+    assert_eq!(app.sim().counters().create_issue, 12);
+}
+
+#[test]
+fn jira_webhooks_are_verified_deduplicated_and_unknown_issues_ignored() {
+    let app = app(false);
+    let body = crate::helpers::fixture("jira_webhook_issue_resolved.json");
+    let unsigned = app.post("/webhooks/jira", &[], &body);
+    assert_eq!(unsigned.status, 401);
+    let wrong = app.post("/webhooks/jira", &[("X-Hub-Signature", "sha256=00")], &body);
+    assert_eq!(wrong.status, 401);
+    let sig = format!(
+        "sha256={}",
+        goliath::signature::sign_hex(JIRA_SECRET, &body)
+    );
+    let unknown = app.post("/webhooks/jira", &[("X-Hub-Signature", &sig)], &body);
+    assert_eq!(
+        unknown.status, 202,
+        "not an issue Goliath created: {}",
+        unknown.body
+    );
+    assert_eq!(unknown.json()["status"], "ignored");
+    let garbage = b"{not json";
+    let sig = format!(
+        "sha256={}",
+        goliath::signature::sign_hex(JIRA_SECRET, garbage)
+    );
+    assert_eq!(
+        app.post("/webhooks/jira", &[("X-Hub-Signature", &sig)], garbage)
+            .status,
+        400
+    );
+
+    // A delivery for an issue we created, sent twice with the same identifier.
+    app.roster(&[person("ana", &["api"])]);
+    let id = app.incident("W1", "api-service", "low")["work_item_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    drain(&app.state.pool, &*app.state.executor).unwrap();
+    let key = jira_key(&app, &id).unwrap();
+    let mut hook = crate::helpers::fixture_json("jira_webhook_issue_resolved.json");
+    hook["issue"]["key"] = key.clone().into();
+    hook["issue"]["fields"]["labels"] = serde_json::json!([format!("goliath-{id}")]);
+    hook["issue"]["fields"]["assignee"]["accountId"] = "acct-ana".into();
+    let body = serde_json::to_vec(&hook).unwrap();
+    let sig = format!(
+        "sha256={}",
+        goliath::signature::sign_hex(JIRA_SECRET, &body)
+    );
+    let headers = [
+        ("X-Hub-Signature", sig.as_str()),
+        ("X-Atlassian-Webhook-Identifier", "delivery-77"),
+    ];
+    let first = app.post("/webhooks/jira", &headers, &body);
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.json()["status"], "applied");
+    let second = app.post("/webhooks/jira", &headers, &body);
+    assert_eq!(second.json()["status"], "duplicate");
+    let view = app
+        .admin("GET", &format!("/admin/work-items/{id}"), None)
+        .json();
+    assert_eq!(view["work_item"]["status"], "resolved");
+    assert_eq!(view["outcomes"].as_array().unwrap().len(), 1);
+}
