@@ -123,21 +123,10 @@ impl HumanInput {
 
 /// Inserts or replaces a person by id.
 pub fn upsert(conn: &mut PgConnection, h: &ValidHuman) -> QueryResult<Human> {
-    let values = (
-        humans::id.eq(&h.id),
-        humans::display_name.eq(&h.display_name),
-        humans::email.eq(&h.email),
-        humans::jira_account_id.eq(&h.jira_account_id),
-        humans::pagerduty_user_id.eq(&h.pagerduty_user_id),
-        humans::services.eq(&h.services),
-        humans::max_active.eq(h.max_active),
-        humans::active.eq(h.active),
-    );
+    use diesel::upsert::excluded;
     diesel::insert_into(humans::table)
-        .values(values.clone())
-        .on_conflict(humans::id)
-        .do_update()
-        .set((
+        .values((
+            humans::id.eq(&h.id),
             humans::display_name.eq(&h.display_name),
             humans::email.eq(&h.email),
             humans::jira_account_id.eq(&h.jira_account_id),
@@ -145,6 +134,17 @@ pub fn upsert(conn: &mut PgConnection, h: &ValidHuman) -> QueryResult<Human> {
             humans::services.eq(&h.services),
             humans::max_active.eq(h.max_active),
             humans::active.eq(h.active),
+        ))
+        .on_conflict(humans::id)
+        .do_update()
+        .set((
+            humans::display_name.eq(excluded(humans::display_name)),
+            humans::email.eq(excluded(humans::email)),
+            humans::jira_account_id.eq(excluded(humans::jira_account_id)),
+            humans::pagerduty_user_id.eq(excluded(humans::pagerduty_user_id)),
+            humans::services.eq(excluded(humans::services)),
+            humans::max_active.eq(excluded(humans::max_active)),
+            humans::active.eq(excluded(humans::active)),
             humans::updated_at.eq(Utc::now()),
         ))
         .returning(Human::as_returning())

@@ -269,6 +269,16 @@ async fn list_work_items(
     })))
 }
 
+/// event id, kind, from, to, when, seconds to resolve.
+type OutcomeRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    chrono::DateTime<chrono::Utc>,
+    Option<f64>,
+);
+
 #[get("/admin/work-items/{id}")]
 async fn get_work_item(
     req: HttpRequest,
@@ -286,7 +296,7 @@ async fn get_work_item(
             .ok_or_else(|| ApiError::not_found(format!("no work item `{id}`")))?;
         let decision = crate::decision::load(c, &id)?;
         let history = crate::learner::history(c, &id)?;
-        let outcome_rows: Vec<(String, String, Option<String>, Option<String>, chrono::DateTime<chrono::Utc>, Option<f64>)> =
+        let outcome_rows: Vec<OutcomeRow> =
             outcomes::table
                 .filter(outcomes::work_item_id.eq(&id))
                 .order(outcomes::occurred_at)

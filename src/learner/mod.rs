@@ -174,14 +174,17 @@ impl LearnerService {
         item: WorkItem,
     ) -> Result<Applied, LearnerError> {
         let at = ev.occurred_at;
-        let (kind, human, to, status, assignee, resolve_seconds): (
-            &str,
+        // (kind, person credited or debited, new owner named, item status, item assignee,
+        // seconds to resolve)
+        type Effect = (
+            &'static str,
             Option<String>,
             Option<String>,
-            &str,
+            &'static str,
             Option<String>,
             Option<f64>,
-        ) = match &ev.outcome {
+        );
+        let (kind, human, to, status, assignee, resolve_seconds): Effect = match &ev.outcome {
             Outcome::Resolved { resolver } => {
                 let resolver = resolver.clone();
                 if item.status == "resolved" {
