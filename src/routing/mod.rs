@@ -53,7 +53,6 @@
 
 pub mod rng;
 
-use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
@@ -310,6 +309,10 @@ pub struct ModelParams {
     pub prior_log_seconds: f64,
     /// Pseudo-count of the time prior at each level of pooling.
     pub prior_time_strength: f64,
+    /// Upper bound of the empirical-Bayes time shrinkage pseudo-count.
+    pub max_time_strength: f64,
+    /// Weight of the experience component (log of relative good-resolution count).
+    pub experience_weight: f64,
     /// Prior standard deviation of ln(seconds to resolve) for a single incident.
     pub prior_log_sigma: f64,
     /// Resolve times below this are clamped (seconds) before taking logs.
@@ -324,6 +327,8 @@ pub struct ModelParams {
     pub explore_scale: f64,
     /// Lower-credible-bound width (standard deviations) used on sev1.
     pub sev1_z: f64,
+    /// Pessimism (standard deviations) applied before the Thompson draw on sev3/sev4.
+    pub explore_z: f64,
     /// Lower-credible-bound width (standard deviations) used on sev2.
     pub sev2_z: f64,
 }
@@ -341,12 +346,15 @@ impl Default for ModelParams {
             prior_log_seconds: (4.0f64 * 3600.0).ln(),
             prior_time_strength: 2.0,
             prior_log_sigma: 1.0,
+            max_time_strength: 50.0,
+            experience_weight: 0.0,
             min_seconds: 60.0,
             load_weight: 1.0,
             default_capacity: 5.0,
             on_call_bonus: 0.3,
             explore_scale: 1.0,
             sev1_z: 1.0,
+            explore_z: 0.0,
             sev2_z: 0.5,
         }
     }
@@ -363,21 +371,24 @@ pub struct ScoreComponents {
     pub load: f64,
     /// On-call bonus (0 when not on call).
     pub on_call: f64,
+    /// experience_weight * ln((good resolutions + 1) / eligible average of the same).
+    pub experience: f64,
     /// Thompson draw minus the mean (sev3/sev4), or the conservative penalty (sev1/sev2).
     pub exploration: f64,
 }
 
 impl ScoreComponents {
     fn total(&self) -> f64 {
-        self.success + self.speed + self.load + self.on_call + self.exploration
+        self.success + self.speed + self.load + self.on_call + self.experience + self.exploration
     }
 
-    fn named(&self) -> [(&'static str, f64); 5] {
+    fn named(&self) -> [(&'static str, f64); 6] {
         [
             ("success", self.success),
             ("speed", self.speed),
             ("load", self.load),
             ("on_call", self.on_call),
+            ("experience", self.experience),
             ("exploration", self.exploration),
         ]
     }
@@ -630,16 +641,20 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
     let z = match severity {
         Severity::Sev1 => params.sev1_z,
         Severity::Sev2 => params.sev2_z,
-        _ => 0.0,
+        _ => params.explore_z,
     };
     let w_other = params.other_severity_weight;
     let w_ctx = params.context_weight;
 
-    // (score, mean score, variance of mean score, position in `work`)
-    let mut scored: Vec<ScoredCandidate> = Vec::with_capacity(work.len());
-    let mut stats: Vec<(f64, f64)> = Vec::with_capacity(work.len());
+    // First pass: each candidate's weighted evidence and hierarchical priors.
+    struct Prep {
+        ev: Evidence,
+        p_prior: f64,
+        mu_prior: f64,
+    }
+    let mut preps: Vec<Prep> = Vec::with_capacity(work.len());
+    let mut ok_total = 0.0;
     for w in &work {
-        let c = &input.candidates[w.idx];
         // Prior from the person's record elsewhere, shrunk to the service pool.
         let p_prior = shrink_rate(
             p_pool,
@@ -659,17 +674,55 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
         ev.add_ev(&w.service, w_other);
         ev.add_ev(&w.sev, -w_other);
         ev.add_ev(&w.ctx, w_ctx);
+        ev.ok = ev.ok.max(0.0);
+        ev.fail = ev.fail.max(0.0);
+        ev.tw = ev.tw.max(0.0);
+        ok_total += ev.ok;
+        preps.push(Prep {
+            ev,
+            p_prior,
+            mu_prior,
+        });
+    }
+    // Empirical-Bayes time shrinkage: k = sigma^2 / tau^2, where tau^2 is the spread of the
+    // people's true log times (method of moments over candidates with timed evidence).
+    let k_time = {
+        let (mut n, mut spread, mut noise) = (0.0, 0.0, 0.0);
+        for p in &preps {
+            if p.ev.tw >= 1.0 {
+                let m = p.ev.ts / p.ev.tw;
+                n += 1.0;
+                spread += (m - mu_pool) * (m - mu_pool);
+                noise += sigma2 / p.ev.tw;
+            }
+        }
+        if n >= 3.0 {
+            let tau2 = ((spread - noise) / n).max(sigma2 / params.max_time_strength);
+            (sigma2 / tau2).clamp(params.prior_time_strength, params.max_time_strength)
+        } else {
+            params.prior_time_strength
+        }
+    };
+    let mean_ok1 = if preps.is_empty() {
+        1.0
+    } else {
+        ok_total / preps.len() as f64 + 1.0
+    };
+
+    let mut scored: Vec<ScoredCandidate> = Vec::with_capacity(work.len());
+    // (mean score, variance of the mean score) per candidate, for the confidence.
+    let mut stats: Vec<(f64, f64)> = Vec::with_capacity(work.len());
+    for (w, prep) in work.iter().zip(&preps) {
+        let c = &input.candidates[w.idx];
+        let ev = &prep.ev;
         let m = params.prior_strength_service;
-        let alpha = m * p_prior + ev.ok.max(0.0);
-        let beta = m * (1.0 - p_prior) + ev.fail.max(0.0);
-        let (alpha, beta) = (alpha.max(1e-6), beta.max(1e-6));
+        let alpha = (m * prep.p_prior + ev.ok).max(1e-6);
+        let beta = (m * (1.0 - prep.p_prior) + ev.fail).max(1e-6);
         let p_mean = alpha / (alpha + beta);
         let logit = (alpha / beta).ln();
         let sd_logit = (1.0 / alpha + 1.0 / beta).sqrt();
-        let k = params.prior_time_strength;
-        let tw = ev.tw.max(0.0);
-        let mu = (k * mu_prior + ev.ts) / (k + tw);
-        let sd_mu = (sigma2 / (k + tw)).sqrt();
+        let mu = (k_time * prep.mu_prior + ev.ts) / (k_time + ev.tw);
+        let sd_mu = (sigma2 / (k_time + ev.tw)).sqrt();
 
         let cap = match c.max_active {
             Some(m) if m > 0 => f64::from(m),
@@ -680,6 +733,7 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
             speed: mu_pool - mu,
             load: -(1.0 + params.load_weight * f64::from(c.open_items) / cap).ln(),
             on_call: if c.on_call { params.on_call_bonus } else { 0.0 },
+            experience: params.experience_weight * ((ev.ok + 1.0) / mean_ok1).ln(),
             exploration: 0.0,
         };
         let (d_logit, d_mu) = if severity.is_critical() {
@@ -688,11 +742,11 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
             let mut r = SplitMix64::new(mix64(seed ^ hash_str(&c.human_id).rotate_left(17)));
             let (z1, z2) = r.normal_pair();
             (
-                params.explore_scale * sd_logit * z1,
-                params.explore_scale * sd_mu * z2,
+                (params.explore_scale * z1 - z) * sd_logit,
+                (params.explore_scale * z2 + z) * sd_mu,
             )
         } else {
-            (0.0, 0.0)
+            (-z * sd_logit, z * sd_mu)
         };
         // ln sigmoid(x) = -ln(1 + e^-x)
         let ln_p_draw = -(-(logit + d_logit)).exp().ln_1p();
@@ -707,7 +761,7 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
             components: comp,
             p_success: p_mean,
             expected_seconds: mu.exp(),
-            evidence: ev.ok.max(0.0) + ev.fail.max(0.0),
+            evidence: ev.ok + ev.fail,
         });
     }
 
@@ -830,6 +884,7 @@ fn explain(ranking: &[ScoredCandidate], severity: Severity, params: &ModelParams
             ),
             "load" => "load (fewer open items for their capacity)".to_string(),
             "on_call" => format!("on_call ({} is on call for this incident)", a.human_id),
+            "experience" => "experience (more good resolutions of this kind)".to_string(),
             _ => "exploration (posterior draw)".to_string(),
         }
     };

@@ -1,0 +1,565 @@
+//! Replay of a real incident log (BPI Challenge 2013, Volvo IT) through the routing model.
+//!
+//! Each service request becomes a [`DecisionInput`] at its first event time:
+//! * service = `first_team`, the team that took the request in. That is what a router knows at
+//!   intake; `final_team` is part of the answer, so it is never used as input.
+//! * severity from `impact` (Major -> sev1, High -> sev2, Medium -> sev3, Low -> sev4).
+//! * context tags (known at intake): `product:<code>` by default, optionally `country:<cc>`.
+//! * candidates: every person seen so far (in any resource path, or as first resource). A
+//!   person's services are the intake teams of the requests they worked on, so a person is
+//!   eligible for the teams whose work they have been seen doing. The request's
+//!   `first_resource` is the person paged at intake: `on_call = true`, and the intake team is
+//!   added to their services before the decision (it is known at intake). People not covering
+//!   the team are left out of the input up front (they would be excluded as "not in service"
+//!   anyway); this keeps the replay fast. Open-item loads are not reconstructed (all zero).
+//! * system accounts (`xx-Siebel`, empty names) are not people and are dropped everywhere.
+//!
+//! The prediction is made before the outcome is fed back. Then, through [`apply_outcome`], the
+//! final resolver gets `Resolved` (time = `hours_to_resolve`) and everyone else on the
+//! resource path gets `HandedOff`, each on the (person, intake team, severity) state, the
+//! person's per-tag states and the person's overall state. Requests without a resolver (mostly
+//! `Completed-In Call`) are not scored; their path still counts as hand-offs unless
+//! `--in-call-resolved` credits the last person on the path with the resolve.
+//!
+//! The baseline is an online frequency lookup in the same run: the most frequent resolver so
+//! far for the same (team, product), falling back to the team alone (ties by id).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
+
+use crate::routing::{
+    apply_outcome, decide, CandidateInput, ContextRecord, DecisionInput, ModelParams, OutcomeKind,
+    Severity, SkillRecord, SkillState,
+};
+
+/// Options of `goliath replay-bpic`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReplayArgs {
+    /// incidents_summary.csv (plain, or gzip-compressed when the name ends in .gz).
+    #[arg(long, default_value = "../shared/data/bpic2013/incidents_summary.csv")]
+    pub path: PathBuf,
+    /// Context tags to supply: comma-separated subset of product,country (empty = none).
+    #[arg(long, default_value = "product")]
+    pub context: String,
+    /// Feed outcomes back when their resolve time has passed (event-time order) instead of
+    /// right after each prediction.
+    #[arg(long)]
+    pub delayed_feedback: bool,
+    /// Credit the last person on the path of requests closed "In Call" without a resolver.
+    #[arg(long)]
+    pub in_call_resolved: bool,
+    /// Model parameters as JSON (fields not given keep their defaults).
+    #[arg(long)]
+    pub params: Option<String>,
+    /// Print a progress line every this many scored requests (0 = none).
+    #[arg(long, default_value_t = 1000)]
+    pub every: usize,
+}
+
+impl Default for ReplayArgs {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("../shared/data/bpic2013/incidents_summary.csv"),
+            context: "product".to_string(),
+            delayed_feedback: false,
+            in_call_resolved: false,
+            params: None,
+            every: 1000,
+        }
+    }
+}
+
+/// One service request from the summary file.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub sr_number: String,
+    pub first_event_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub last_event_at: DateTime<Utc>,
+    pub hours_to_resolve: Option<f64>,
+    pub severity: Severity,
+    pub product: String,
+    pub country: String,
+    pub first_team: String,
+    pub first_resource: String,
+    pub resolver: String,
+    pub resource_path: Vec<String>,
+}
+
+/// True for accounts that are systems, not people (`se-Siebel`, `in--`, empty).
+pub fn is_system_account(id: &str) -> bool {
+    let name = id.split_once('-').map(|(_, n)| n).unwrap_or(id).trim();
+    let name = name.trim_matches('-').trim();
+    name.is_empty() || name.eq_ignore_ascii_case("siebel") || name.eq_ignore_ascii_case("system")
+}
+
+fn severity_of(impact: &str) -> Severity {
+    match impact.trim().to_ascii_lowercase().as_str() {
+        "major" => Severity::Sev1,
+        "high" => Severity::Sev2,
+        "medium" => Severity::Sev3,
+        _ => Severity::Sev4,
+    }
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Reads and parses the summary CSV (gzip if the file name ends in `.gz`).
+pub fn load_requests(path: &std::path::Path) -> Result<Vec<Request>> {
+    let mut bytes = Vec::new();
+    let file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        flate2::read::GzDecoder::new(file).read_to_end(&mut bytes)?;
+    } else {
+        std::io::BufReader::new(file).read_to_end(&mut bytes)?;
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let rows = super::csv::parse(&text);
+    let Some((header, body)) = rows.split_first() else {
+        bail!("{} is empty", path.display());
+    };
+    let col = |name: &str| -> Result<usize> {
+        header
+            .iter()
+            .position(|h| h.trim() == name)
+            .with_context(|| format!("column {name} missing"))
+    };
+    let c_sr = col("sr_number")?;
+    let c_first = col("first_event_at")?;
+    let c_res_at = col("resolved_at")?;
+    let c_last = col("last_event_at")?;
+    let c_hours = col("hours_to_resolve")?;
+    let c_impact = col("impact")?;
+    let c_product = col("product")?;
+    let c_country = col("country")?;
+    let c_team = col("first_team")?;
+    let c_first_res = col("first_resource")?;
+    let c_resolver = col("resolver")?;
+    let c_path = col("resource_path")?;
+    let mut out = Vec::with_capacity(body.len());
+    for (i, r) in body.iter().enumerate() {
+        if r.len() < header.len() {
+            if r.iter().all(|f| f.trim().is_empty()) {
+                continue;
+            }
+            bail!(
+                "row {} has {} fields, expected {}",
+                i + 2,
+                r.len(),
+                header.len()
+            );
+        }
+        let first =
+            parse_time(&r[c_first]).with_context(|| format!("row {}: first_event_at", i + 2))?;
+        let last = parse_time(&r[c_last]).unwrap_or(first);
+        out.push(Request {
+            sr_number: r[c_sr].clone(),
+            first_event_at: first,
+            resolved_at: parse_time(&r[c_res_at]),
+            last_event_at: last,
+            hours_to_resolve: r[c_hours].trim().parse::<f64>().ok(),
+            severity: severity_of(&r[c_impact]),
+            product: r[c_product].trim().to_string(),
+            country: r[c_country].trim().to_string(),
+            first_team: r[c_team].trim().to_string(),
+            first_resource: r[c_first_res].trim().to_string(),
+            resolver: r[c_resolver].trim().to_string(),
+            resource_path: r[c_path]
+                .split('|')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        });
+    }
+    out.sort_by(|a, b| {
+        a.first_event_at
+            .cmp(&b.first_event_at)
+            .then_with(|| a.sr_number.cmp(&b.sr_number))
+    });
+    Ok(out)
+}
+
+#[derive(Default)]
+struct Person {
+    id: String,
+    services: Vec<String>,
+    skill: HashMap<(String, Severity), SkillState>,
+    context: HashMap<String, SkillState>,
+    overall: SkillState,
+}
+
+/// Accuracy counters of one replay.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplayResult {
+    pub requests: usize,
+    pub scored: usize,
+    pub goliath_top1: usize,
+    pub goliath_top3: usize,
+    pub lookup_top1: usize,
+    pub lookup_top3: usize,
+    pub undecided: usize,
+    pub resolver_eligible: usize,
+    pub people: usize,
+    pub mean_decide_micros: f64,
+    /// Scored requests whose resolver was the intake (on-call) person.
+    pub resolver_on_call: usize,
+    /// Scored requests where Goliath picked the on-call person.
+    pub picked_on_call: usize,
+    /// Correct picks of the on-call person.
+    pub picked_on_call_correct: usize,
+}
+
+impl ReplayResult {
+    fn rate(&self, n: usize) -> f64 {
+        if self.scored == 0 {
+            0.0
+        } else {
+            n as f64 / self.scored as f64
+        }
+    }
+}
+
+struct Pending {
+    at: DateTime<Utc>,
+    req: usize,
+}
+
+/// Replays `requests` online and returns the accuracy counters.
+pub fn replay(
+    requests: &[Request],
+    params: &ModelParams,
+    args: &ReplayArgs,
+    mut progress: impl FnMut(&ReplayResult),
+) -> ReplayResult {
+    let use_product = args.context.split(',').any(|t| t.trim() == "product");
+    let use_country = args.context.split(',').any(|t| t.trim() == "country");
+    let mut people: Vec<Person> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut by_team: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut lookup_tp: HashMap<(String, String), BTreeMap<String, u32>> = HashMap::new();
+    let mut lookup_t: HashMap<String, BTreeMap<String, u32>> = HashMap::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut res = ReplayResult {
+        requests: requests.len(),
+        ..ReplayResult::default()
+    };
+    let mut micros = 0.0;
+
+    fn person<'a>(
+        people: &'a mut Vec<Person>,
+        index: &mut HashMap<String, usize>,
+        id: &str,
+    ) -> usize {
+        if let Some(&i) = index.get(id) {
+            return i;
+        }
+        people.push(Person {
+            id: id.to_string(),
+            ..Person::default()
+        });
+        index.insert(id.to_string(), people.len() - 1);
+        people.len() - 1
+    }
+    fn cover(
+        people: &mut [Person],
+        by_team: &mut HashMap<String, Vec<usize>>,
+        i: usize,
+        team: &str,
+    ) {
+        if !people[i].services.iter().any(|s| s == team) {
+            people[i].services.push(team.to_string());
+            by_team.entry(team.to_string()).or_default().push(i);
+        }
+    }
+    let tags_of = |r: &Request| -> Vec<String> {
+        let mut t = Vec::new();
+        if use_product && !r.product.is_empty() {
+            t.push(format!("product:{}", r.product));
+        }
+        if use_country && !r.country.is_empty() {
+            t.push(format!("country:{}", r.country));
+        }
+        t
+    };
+
+    let feed = |people: &mut Vec<Person>,
+                index: &mut HashMap<String, usize>,
+                by_team: &mut HashMap<String, Vec<usize>>,
+                lookup_tp: &mut HashMap<(String, String), BTreeMap<String, u32>>,
+                lookup_t: &mut HashMap<String, BTreeMap<String, u32>>,
+                r: &Request| {
+        let tags = tags_of(r);
+        let at = r.resolved_at.unwrap_or(r.last_event_at);
+        let mut resolver = r.resolver.as_str();
+        if resolver.is_empty() && args.in_call_resolved {
+            resolver = r
+                .resource_path
+                .iter()
+                .rev()
+                .find(|p| !is_system_account(p))
+                .map(String::as_str)
+                .unwrap_or("");
+        }
+        let mut done: Vec<&str> = Vec::new();
+        let mut involved: Vec<&str> = r.resource_path.iter().map(String::as_str).collect();
+        involved.push(resolver);
+        for p in involved {
+            if p.is_empty() || is_system_account(p) || done.contains(&p) {
+                continue;
+            }
+            done.push(p);
+            let i = person(people, index, p);
+            cover(people, by_team, i, &r.first_team);
+            let kind = if p == resolver {
+                OutcomeKind::Resolved {
+                    seconds_to_resolve: r.hours_to_resolve.unwrap_or(0.0).max(0.0) * 3600.0,
+                }
+            } else {
+                OutcomeKind::HandedOff
+            };
+            let who = &mut people[i];
+            apply_outcome(
+                who.skill
+                    .entry((r.first_team.clone(), r.severity))
+                    .or_default(),
+                &kind,
+                at,
+                params,
+            );
+            for t in &tags {
+                apply_outcome(who.context.entry(t.clone()).or_default(), &kind, at, params);
+            }
+            apply_outcome(&mut who.overall, &kind, at, params);
+        }
+        if !r.resolver.is_empty() && !is_system_account(&r.resolver) {
+            *lookup_tp
+                .entry((r.first_team.clone(), r.product.clone()))
+                .or_default()
+                .entry(r.resolver.clone())
+                .or_default() += 1;
+            *lookup_t
+                .entry(r.first_team.clone())
+                .or_default()
+                .entry(r.resolver.clone())
+                .or_default() += 1;
+        }
+    };
+
+    for (ri, r) in requests.iter().enumerate() {
+        if args.delayed_feedback {
+            pending.sort_by(|a, b| b.at.cmp(&a.at).then(b.req.cmp(&a.req)));
+            while pending.last().is_some_and(|p| p.at <= r.first_event_at) {
+                let p = pending.pop().expect("checked");
+                feed(
+                    &mut people,
+                    &mut index,
+                    &mut by_team,
+                    &mut lookup_tp,
+                    &mut lookup_t,
+                    &requests[p.req],
+                );
+            }
+        }
+        let on_call = if r.first_resource.is_empty() || is_system_account(&r.first_resource) {
+            None
+        } else {
+            let i = person(&mut people, &mut index, &r.first_resource);
+            cover(&mut people, &mut by_team, i, &r.first_team);
+            Some(i)
+        };
+        let scored = !r.resolver.is_empty() && !is_system_account(&r.resolver);
+        if scored {
+            let tags = tags_of(r);
+            let team_people = by_team.get(&r.first_team).cloned().unwrap_or_default();
+            let candidates: Vec<CandidateInput> = team_people
+                .iter()
+                .map(|&i| {
+                    let p = &people[i];
+                    CandidateInput {
+                        human_id: p.id.clone(),
+                        active: true,
+                        services: p.services.clone(),
+                        max_active: None,
+                        open_items: 0,
+                        on_call: Some(i) == on_call,
+                        skill: Severity::ALL
+                            .iter()
+                            .filter_map(|&s| {
+                                p.skill
+                                    .get(&(r.first_team.clone(), s))
+                                    .map(|st| SkillRecord {
+                                        service: r.first_team.clone(),
+                                        severity: s,
+                                        state: st.clone(),
+                                    })
+                            })
+                            .collect(),
+                        context_skill: tags
+                            .iter()
+                            .filter_map(|t| {
+                                p.context.get(t).map(|st| ContextRecord {
+                                    tag: t.clone(),
+                                    state: st.clone(),
+                                })
+                            })
+                            .collect(),
+                        overall: Some(p.overall.clone()),
+                    }
+                })
+                .collect();
+            if team_people.iter().any(|&i| people[i].id == r.resolver) {
+                res.resolver_eligible += 1;
+            }
+            let input = DecisionInput {
+                work_item_id: r.sr_number.clone(),
+                service: r.first_team.clone(),
+                severity: r.severity,
+                at: r.first_event_at,
+                candidates,
+                context: tags,
+            };
+            let t = std::time::Instant::now();
+            let d = decide(&input, params);
+            micros += t.elapsed().as_secs_f64() * 1e6;
+            res.scored += 1;
+            if d.primary.is_none() {
+                res.undecided += 1;
+            }
+            let correct = d.primary.as_deref() == Some(r.resolver.as_str());
+            if correct {
+                res.goliath_top1 += 1;
+            }
+            if r.resolver == r.first_resource {
+                res.resolver_on_call += 1;
+            }
+            if d.primary.is_some() && d.primary.as_deref() == Some(r.first_resource.as_str()) {
+                res.picked_on_call += 1;
+                if correct {
+                    res.picked_on_call_correct += 1;
+                }
+            }
+            if d.ranking.iter().take(3).any(|c| c.human_id == r.resolver) {
+                res.goliath_top3 += 1;
+            }
+            let table = lookup_tp
+                .get(&(r.first_team.clone(), r.product.clone()))
+                .filter(|m| !m.is_empty())
+                .or_else(|| lookup_t.get(&r.first_team));
+            if let Some(m) = table {
+                let mut top: Vec<(&String, &u32)> = m.iter().collect();
+                top.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+                if top.first().is_some_and(|t| *t.0 == r.resolver) {
+                    res.lookup_top1 += 1;
+                }
+                if top.iter().take(3).any(|t| *t.0 == r.resolver) {
+                    res.lookup_top3 += 1;
+                }
+            }
+            if args.every > 0 && res.scored % args.every == 0 {
+                res.people = people.len();
+                progress(&res);
+            }
+        }
+        if args.delayed_feedback {
+            pending.push(Pending {
+                at: r.resolved_at.unwrap_or(r.last_event_at),
+                req: ri,
+            });
+        } else {
+            feed(
+                &mut people,
+                &mut index,
+                &mut by_team,
+                &mut lookup_tp,
+                &mut lookup_t,
+                r,
+            );
+        }
+    }
+    res.people = people.len();
+    res.mean_decide_micros = if res.scored > 0 {
+        micros / res.scored as f64
+    } else {
+        0.0
+    };
+    res
+}
+
+/// Parses `--params` JSON over the defaults.
+pub fn params_from_json(json: Option<&str>) -> Result<ModelParams> {
+    match json {
+        None => Ok(ModelParams::default()),
+        Some(s) => serde_json::from_str(s).context("--params is not valid ModelParams JSON"),
+    }
+}
+
+/// `goliath replay-bpic`: replays the log and prints online accuracy against the lookup.
+pub fn run_replay(args: &ReplayArgs) -> Result<()> {
+    let params = params_from_json(args.params.as_deref())?;
+    let requests = load_requests(&args.path)?;
+    println!(
+        "replay {}: {} requests; service = first_team, context = [{}], feedback = {}",
+        args.path.display(),
+        requests.len(),
+        args.context,
+        if args.delayed_feedback {
+            "at resolve time"
+        } else {
+            "after each prediction"
+        }
+    );
+    println!(
+        "{:>8} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "scored", "g_top1", "g_top3", "lk_top1", "lk_top3", "people"
+    );
+    let line = |r: &ReplayResult| {
+        println!(
+            "{:>8} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>7}",
+            r.scored,
+            r.rate(r.goliath_top1),
+            r.rate(r.goliath_top3),
+            r.rate(r.lookup_top1),
+            r.rate(r.lookup_top3),
+            r.people
+        )
+    };
+    let r = replay(&requests, &params, args, line);
+    line(&r);
+    let ratio = if r.lookup_top1 > 0 {
+        r.goliath_top1 as f64 / r.lookup_top1 as f64
+    } else {
+        f64::INFINITY
+    };
+    println!(
+        "overall: scored {} of {} requests (with a human resolver); resolver was an eligible candidate in {:.1}%",
+        r.scored,
+        r.requests,
+        100.0 * r.rate(r.resolver_eligible)
+    );
+    println!(
+        "goliath top-1 {:.3} top-3 {:.3} | lookup top-1 {:.3} top-3 {:.3} | top-1 ratio {:.2}x (target >= 1.5x) | undecided {} | mean decide {:.0} us",
+        r.rate(r.goliath_top1),
+        r.rate(r.goliath_top3),
+        r.rate(r.lookup_top1),
+        r.rate(r.lookup_top3),
+        ratio,
+        r.undecided,
+        r.mean_decide_micros
+    );
+    println!(
+        "on-call (intake) person: resolved {:.3} of scored requests; goliath picked them {:.3} of the time, correctly {:.3}; other picks correct {:.3}",
+        r.rate(r.resolver_on_call),
+        r.rate(r.picked_on_call),
+        r.rate(r.picked_on_call_correct),
+        r.rate(r.goliath_top1 - r.picked_on_call_correct)
+    );
+    Ok(())
+}
