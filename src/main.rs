@@ -25,6 +25,11 @@ enum Command {
     CheckConfig,
     /// Run the Jira simulator on its own (speaks Jira REST v3/v2 and sends Jira webhooks).
     JiraSim(goliath::jira::JiraSimArgs),
+    /// Prove the router learns: Goliath against random, round-robin, least-loaded and an
+    /// oracle on a simulated roster with a hidden skill model.
+    Simulate(goliath::simulate::SimulateArgs),
+    /// Replay the real BPIC 2013 incident log through the router, against a frequency lookup.
+    ReplayBpic(goliath::simulate::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +48,8 @@ fn main() -> ExitCode {
         Command::Serve => run_async(goliath::server::serve(config)),
         Command::Migrate => migrate(&config),
         Command::JiraSim(args) => goliath::jira::run_standalone(args),
+        Command::Simulate(args) => goliath::simulate::run_simulate(&args),
+        Command::ReplayBpic(args) => goliath::simulate::run_replay(&args),
         Command::CheckConfig => {
             println!(
                 "{}",
