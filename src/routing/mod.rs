@@ -12,7 +12,7 @@
 //! attempts). The score of a candidate is the log of the inverse cost, relative to the service's
 //! typical time, split into named components that add up:
 //!
-//! `score = success + speed + load + on_call + exploration`
+//! `score = success + speed + load + on_call + experience + exploration`
 //!
 //! * **success** = `ln p`, where `p` is the posterior mean of a Beta-Bernoulli belief that the
 //!   person resolves this kind of incident without a hand-off or a reopen. Evidence is pooled
@@ -24,10 +24,15 @@
 //!   incident's context tags (product, component...) at a discount. Sparse severities therefore
 //!   fall back on service-level, person-level and global evidence instead of on nothing.
 //! * **speed** = `mu_service - mu_person`: the person's expected log time to resolve, a
-//!   log-normal estimate shrunk in the same way, against the service's pooled log time.
+//!   log-normal estimate shrunk in the same way, against the service's pooled log time. The
+//!   shrinkage strength is empirical Bayes: `sigma^2 / tau^2`, the within-person noise over the
+//!   between-person spread estimated across the candidates, so noisy times move nobody much.
 //! * **load** = `-ln(1 + load_weight * open_items / capacity)`: busy people are slower.
 //! * **on_call** = a fixed bonus for people PagerDuty already paged for this incident: they are
 //!   awake and engaged, and routing elsewhere costs a hand-over.
+//! * **experience** = `experience_weight * ln((good resolutions + 1) / eligible average)`:
+//!   an optional volume prior (default weight 0, i.e. off), for deployments where "who has
+//!   resolved most of this" is itself informative.
 //! * **exploration**: on sev3/sev4 Goliath uses Thompson sampling: the success log-odds and the
 //!   log time are drawn from their posteriors (normal approximations, scaled by
 //!   `explore_scale`), seeded from the work item id and the person, so people with little
@@ -341,7 +346,7 @@ impl Default for ModelParams {
             prior_strength_global: 2.0,
             prior_strength_person: 2.0,
             prior_strength_service: 2.0,
-            other_severity_weight: 0.5,
+            other_severity_weight: 0.8,
             context_weight: 0.5,
             prior_log_seconds: (4.0f64 * 3600.0).ln(),
             prior_time_strength: 2.0,
@@ -349,10 +354,10 @@ impl Default for ModelParams {
             max_time_strength: 50.0,
             experience_weight: 0.0,
             min_seconds: 60.0,
-            load_weight: 1.0,
+            load_weight: 2.0,
             default_capacity: 5.0,
             on_call_bonus: 0.3,
-            explore_scale: 1.0,
+            explore_scale: 0.5,
             sev1_z: 1.0,
             explore_z: 0.0,
             sev2_z: 0.5,
@@ -518,6 +523,19 @@ struct Work {
     elsewhere: Evidence,
 }
 
+/// Decay factor with a one-entry cache: states written by the same event share a timestamp.
+fn cached_decay(
+    cache: &mut (Option<DateTime<Utc>>, f64),
+    s: &SkillState,
+    at: DateTime<Utc>,
+    params: &ModelParams,
+) -> f64 {
+    if cache.0 != s.updated_at {
+        *cache = (s.updated_at, s.decay_factor(at, params));
+    }
+    cache.1
+}
+
 /// Shrinks a rate towards `prior` with pseudo-count `m`.
 fn shrink_rate(prior: f64, m: f64, ok: f64, fail: f64) -> f64 {
     (m * prior + ok) / (m + ok + fail)
@@ -534,7 +552,7 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
     let mut excluded = Vec::new();
     let mut work: Vec<Work> = Vec::with_capacity(input.candidates.len());
     let mut pool = Evidence::default();
-    let mut seen = std::collections::HashSet::with_capacity(input.candidates.len());
+    let mut cache: (Option<DateTime<Utc>>, f64) = (None, 1.0);
 
     // Visit candidates in id order so that floating-point sums do not depend on input order.
     let mut visit: Vec<usize> = (0..input.candidates.len()).collect();
@@ -544,9 +562,12 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
             .cmp(&input.candidates[b].human_id)
             .then(a.cmp(&b))
     });
+    let mut prev_id: Option<&str> = None;
     for idx in visit {
         let c = &input.candidates[idx];
-        if !seen.insert(c.human_id.as_str()) {
+        let duplicate = prev_id == Some(c.human_id.as_str());
+        prev_id = Some(c.human_id.as_str());
+        if duplicate {
             excluded.push(Excluded {
                 human_id: c.human_id.clone(),
                 reason: ExclusionReason::DuplicateCandidate,
@@ -559,7 +580,7 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
             if r.service != input.service {
                 continue;
             }
-            let f = r.state.decay_factor(at, params);
+            let f = cached_decay(&mut cache, &r.state, at, params);
             service.add(&r.state, f);
             if r.severity == input.severity {
                 sev.add(&r.state, f);
@@ -569,7 +590,7 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
 
         let reason = if !c.active {
             Some(ExclusionReason::Inactive)
-        } else if !c.services.is_empty() && !c.services.iter().any(|s| *s == input.service) {
+        } else if !c.services.is_empty() && !c.services.contains(&input.service) {
             Some(ExclusionReason::NotInService)
         } else {
             match c.max_active {
@@ -591,15 +612,15 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
         let mut ctx = Evidence::default();
         if !input.context.is_empty() {
             for r in &c.context_skill {
-                if input.context.iter().any(|t| *t == r.tag) {
-                    ctx.add(&r.state, r.state.decay_factor(at, params));
+                if input.context.contains(&r.tag) {
+                    ctx.add(&r.state, cached_decay(&mut cache, &r.state, at, params));
                 }
             }
         }
         let elsewhere = match &c.overall {
             Some(o) => {
                 let mut e = Evidence::default();
-                e.add(o, o.decay_factor(at, params));
+                e.add(o, cached_decay(&mut cache, o, at, params));
                 e.minus_clamped(&service)
             }
             None => Evidence::default(),

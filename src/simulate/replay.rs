@@ -52,6 +52,10 @@ pub struct ReplayArgs {
     /// Credit the last person on the path of requests closed "In Call" without a resolver.
     #[arg(long)]
     pub in_call_resolved: bool,
+    /// Feed `hours_to_resolve` as the resolver's time. Off by default: it is the age of the
+    /// whole request across every team it passed through, not the resolver's own work time.
+    #[arg(long)]
+    pub feed_times: bool,
     /// Model parameters as JSON (fields not given keep their defaults).
     #[arg(long)]
     pub params: Option<String>,
@@ -67,6 +71,7 @@ impl Default for ReplayArgs {
             context: "product".to_string(),
             delayed_feedback: false,
             in_call_resolved: false,
+            feed_times: false,
             params: None,
             every: 1000,
         }
@@ -253,11 +258,7 @@ pub fn replay(
     };
     let mut micros = 0.0;
 
-    fn person<'a>(
-        people: &'a mut Vec<Person>,
-        index: &mut HashMap<String, usize>,
-        id: &str,
-    ) -> usize {
+    fn person(people: &mut Vec<Person>, index: &mut HashMap<String, usize>, id: &str) -> usize {
         if let Some(&i) = index.get(id) {
             return i;
         }
@@ -320,7 +321,11 @@ pub fn replay(
             cover(people, by_team, i, &r.first_team);
             let kind = if p == resolver {
                 OutcomeKind::Resolved {
-                    seconds_to_resolve: r.hours_to_resolve.unwrap_or(0.0).max(0.0) * 3600.0,
+                    seconds_to_resolve: if args.feed_times {
+                        r.hours_to_resolve.unwrap_or(f64::NAN) * 3600.0
+                    } else {
+                        f64::NAN
+                    },
                 }
             } else {
                 OutcomeKind::HandedOff
@@ -463,7 +468,7 @@ pub fn replay(
                     res.lookup_top3 += 1;
                 }
             }
-            if args.every > 0 && res.scored % args.every == 0 {
+            if args.every > 0 && res.scored.is_multiple_of(args.every) {
                 res.people = people.len();
                 progress(&res);
             }
