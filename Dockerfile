@@ -1,5 +1,5 @@
 # Multi-stage build: compile with the full toolchain, run on slim Debian with only libpq.
-FROM rust:1.89-bookworm AS build
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev && rm -rf /var/lib/apt/lists/*
 # Dependencies first, so source edits do not rebuild them.
