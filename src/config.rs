@@ -76,7 +76,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "GOLIATH_JOB_LEASE_SECS",
-        default_value_t = 60,
+        default_value_t = 45,
         global = true
     )]
     pub job_lease_secs: u64,

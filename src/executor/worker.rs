@@ -75,7 +75,7 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
             threads: 2,
-            lease: Duration::from_secs(60),
+            lease: Duration::from_secs(45),
             poll: Duration::from_secs(1),
             instance: format!("goliath-{}", std::process::id()),
         }
