@@ -261,6 +261,6 @@ mod tests {
         assert_eq!(d["title"], "disk full");
         assert_eq!(d["service"]["summary"], "api");
         assert_eq!(d["assignees"][0]["id"], "PU0001");
-        assert!(body.len() > 1500, "about the size of a real delivery");
+        assert!(body.len() > 1000, "about the size of a real delivery");
     }
 }
