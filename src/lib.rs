@@ -2,9 +2,11 @@
 //! gets better with every outcome.
 
 pub mod app;
+pub mod bench;
 pub mod config;
 pub mod db;
 pub mod decision;
+pub mod demo;
 pub mod executor;
 pub mod http;
 pub mod ingest;

@@ -112,6 +112,7 @@ impl DecisionService {
             }
             let on_call = on_call_from_payload(&item.raw_payload);
             self.decide_locked(conn, &item, &on_call)
+                .map(|(stored, _)| stored)
         })
     }
 
@@ -120,7 +121,7 @@ impl DecisionService {
         conn: &mut PgConnection,
         item: &WorkItem,
         pd_assignees: &[String],
-    ) -> Result<StoredDecision, DecisionError> {
+    ) -> Result<(StoredDecision, WorkItem), DecisionError> {
         let input = gather_input(conn, item, pd_assignees)?;
         let decision = routing::decide(&input, &self.params);
         let inputs = serde_json::json!({"input": input, "params": self.params});
@@ -192,7 +193,7 @@ impl DecisionService {
                 hook.on_assigned(conn, &item, &stored)?;
             }
         }
-        Ok(stored)
+        Ok((stored, item))
     }
 
     /// Recomputes the stored decision from its stored inputs and compares.
@@ -251,9 +252,9 @@ impl OnNewWorkItem for DecisionService {
         conn: &mut PgConnection,
         item: &WorkItem,
         incident: &PdIncident,
-    ) -> Result<(), String> {
+    ) -> Result<Option<WorkItem>, String> {
         self.decide_locked(conn, item, &incident.assignee_user_ids)
-            .map(|_| ())
+            .map(|(_, item)| Some(item))
             .map_err(|e| e.to_string())
     }
 }

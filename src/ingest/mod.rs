@@ -40,12 +40,13 @@ pub enum IngestError {
 
 /// Hook the intake calls, inside its transaction, for every new WorkItem.
 pub trait OnNewWorkItem: Send + Sync {
+    /// Returns the item as the hook left it (for example assigned), or None when unchanged.
     fn on_new(
         &self,
         conn: &mut PgConnection,
         item: &WorkItem,
         incident: &PdIncident,
-    ) -> Result<(), String>;
+    ) -> Result<Option<WorkItem>, String>;
 }
 
 /// What happened to a delivery.
@@ -238,15 +239,14 @@ impl IngestService {
             }),
             event.occurred_at.unwrap_or_else(Utc::now),
         )?;
-        if let Some(hook) = &self.on_new {
-            hook.on_new(conn, &item, incident)
-                .map_err(IngestError::Decision)?;
-        }
-        // Re-read: the decision may have assigned it.
-        let item: WorkItem = work_items::table
-            .find(&item.id)
-            .select(WorkItem::as_select())
-            .first(conn)?;
+        let item = match &self.on_new {
+            // The hook hands back the row as it wrote it (no re-read needed).
+            Some(hook) => hook
+                .on_new(conn, &item, incident)
+                .map_err(IngestError::Decision)?
+                .unwrap_or(item),
+            None => item,
+        };
         Ok(IngestOutcome::Success(WorkItemSummary::of(&item)))
     }
 

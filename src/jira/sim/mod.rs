@@ -479,6 +479,12 @@ impl JiraSimHandle {
         self.shared.ctx.base_url.clone()
     }
 
+    /// The simulator's clock now, in simulated epoch milliseconds: the time base of issue
+    /// times and webhook timestamps (it advances 60,000 per `minute_ms` of real time).
+    pub fn now_ms(&self) -> i64 {
+        self.shared.ctx.clock.now_ms()
+    }
+
     /// All issues, in creation order.
     pub fn issues(&self) -> Vec<SimIssueView> {
         self.shared.lock().issues.iter().map(|i| i.view()).collect()

@@ -1,0 +1,266 @@
+//! Signed PagerDuty V3 `incident.triggered` deliveries built from the documented example, and
+//! a closed-loop load generator: N threads, each with its own keep-alive connection, sending
+//! one request at a time for a fixed duration.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::harness::Percentiles;
+
+/// PagerDuty's documented `incident.triggered` example (same as the test fixture).
+pub const TEMPLATE: &str = include_str!("incident_triggered.json");
+
+/// Builds distinct incidents from the template by splicing fields into pre-split text (cheap,
+/// so the load generator spends its time waiting on the server, not building bodies).
+#[derive(Debug, Clone)]
+pub struct IncidentTemplate {
+    parts: Vec<String>,
+}
+
+const SLOTS: [&str; 7] = [
+    "@@EVENT_ID@@",
+    "@@INCIDENT_ID@@",
+    "\"@@NUMBER@@\"",
+    "@@CREATED_AT@@",
+    "@@TITLE@@",
+    "@@SERVICE@@",
+    "@@ASSIGNEE@@",
+];
+
+/// One incident to send.
+#[derive(Debug, Clone)]
+pub struct IncidentSpec<'a> {
+    pub event_id: &'a str,
+    pub incident_id: &'a str,
+    pub number: u64,
+    pub created_at: DateTime<Utc>,
+    pub title: &'a str,
+    /// PagerDuty service name (`data.service.summary`).
+    pub service: &'a str,
+    /// PagerDuty user id of the person paged.
+    pub assignee: &'a str,
+}
+
+impl IncidentTemplate {
+    pub fn new() -> IncidentTemplate {
+        let mut v: serde_json::Value =
+            serde_json::from_str(TEMPLATE).expect("the embedded template is JSON");
+        let d = &mut v["event"]["data"];
+        d["id"] = "@@INCIDENT_ID@@".into();
+        d["number"] = "@@NUMBER@@".into();
+        d["created_at"] = "@@CREATED_AT@@".into();
+        d["title"] = "@@TITLE@@".into();
+        d["service"]["summary"] = "@@SERVICE@@".into();
+        d["service"]["id"] = "@@SERVICE@@".into();
+        d["assignees"][0]["id"] = "@@ASSIGNEE@@".into();
+        v["event"]["id"] = "@@EVENT_ID@@".into();
+        let text = v.to_string();
+        // Split on every slot, in order of appearance.
+        let mut parts = vec![];
+        let mut rest = text.as_str();
+        let mut order = vec![];
+        loop {
+            let next = SLOTS
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| rest.find(s).map(|at| (at, i)))
+                .min();
+            let Some((at, slot)) = next else { break };
+            parts.push(rest[..at].to_string());
+            order.push(slot);
+            rest = &rest[at + SLOTS[slot].len()..];
+        }
+        parts.push(rest.to_string());
+        // Record the slot order in the parts list: parts[2k+1] names the slot as text.
+        let mut interleaved = Vec::with_capacity(parts.len() * 2);
+        for (i, p) in parts.into_iter().enumerate() {
+            interleaved.push(p);
+            if let Some(slot) = order.get(i) {
+                interleaved.push(slot.to_string());
+            }
+        }
+        IncidentTemplate { parts: interleaved }
+    }
+
+    pub fn body(&self, spec: &IncidentSpec<'_>) -> Vec<u8> {
+        let created = spec.created_at.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let number = spec.number.to_string();
+        let mut out = String::with_capacity(2200);
+        for (i, p) in self.parts.iter().enumerate() {
+            if i % 2 == 0 {
+                out.push_str(p);
+                continue;
+            }
+            out.push_str(match p.as_str() {
+                "0" => spec.event_id,
+                "1" => spec.incident_id,
+                "2" => &number,
+                "3" => &created,
+                "4" => spec.title,
+                "5" => spec.service,
+                _ => spec.assignee,
+            });
+        }
+        out.into_bytes()
+    }
+}
+
+impl Default for IncidentTemplate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Sends one delivery, signed with `secret` when given; returns the status and the body.
+pub fn post_webhook(
+    agent: &ureq::Agent,
+    url: &str,
+    secret: Option<&str>,
+    delivery_id: &str,
+    body: &[u8],
+) -> Result<(u16, String), ureq::Error> {
+    let mut req = agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("X-Webhook-Id", delivery_id);
+    let sig;
+    if let Some(secret) = secret {
+        sig = format!("v1={}", crate::signature::sign_hex(secret, body));
+        req = req.header("X-PagerDuty-Signature", &sig);
+    }
+    let mut resp = req.send(body)?;
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string()?;
+    Ok((status, text))
+}
+
+/// What one load run measured.
+#[derive(Debug, Clone)]
+pub struct LoadResult {
+    pub connections: usize,
+    pub ok: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub elapsed: Duration,
+    /// Latency of successful requests, in milliseconds.
+    pub latency_ms: Percentiles,
+}
+
+impl LoadResult {
+    pub fn per_second(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs `connections` closed-loop clients for `duration` against `url`. Client `c` sends its
+/// k-th request with sequence number `c + k * connections` (`seq_base` added), so every
+/// request of the run is distinct.
+pub fn run_load(
+    url: &str,
+    secret: Option<&str>,
+    connections: usize,
+    duration: Duration,
+    seq_base: u64,
+    make: Arc<dyn Fn(u64) -> (String, Vec<u8>) + Send + Sync>,
+) -> LoadResult {
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..connections)
+        .map(|c| {
+            let (stop, make, url) = (stop.clone(), make.clone(), url.to_string());
+            let secret = secret.map(String::from);
+            std::thread::Builder::new()
+                .name(format!("load-{c}"))
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let agent = super::harness::agent();
+                    let mut lat = Vec::with_capacity(4096);
+                    let (mut errors, mut first_error) = (0u64, None);
+                    let mut k = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let seq = seq_base + c as u64 + k * connections as u64;
+                        k += 1;
+                        let (delivery, body) = make(seq);
+                        let t = Instant::now();
+                        match post_webhook(&agent, &url, secret.as_deref(), &delivery, &body) {
+                            Ok((200, _)) => lat.push(t.elapsed().as_secs_f64() * 1000.0),
+                            Ok((status, text)) => {
+                                errors += 1;
+                                first_error.get_or_insert_with(|| {
+                                    format!(
+                                        "{status}: {}",
+                                        text.chars().take(200).collect::<String>()
+                                    )
+                                });
+                            }
+                            Err(e) => {
+                                errors += 1;
+                                first_error.get_or_insert_with(|| e.to_string());
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                        }
+                    }
+                    (lat, errors, first_error)
+                })
+                .expect("spawning a load thread")
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    let mut all = vec![];
+    let (mut errors, mut first_error) = (0, None);
+    for h in handles {
+        if let Ok((lat, e, fe)) = h.join() {
+            all.extend(lat);
+            errors += e;
+            if first_error.is_none() {
+                first_error = fe;
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    LoadResult {
+        connections,
+        ok: all.len() as u64,
+        errors,
+        first_error,
+        elapsed,
+        latency_ms: Percentiles::of(&mut all),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_fills_every_slot_and_stays_json() {
+        let t = IncidentTemplate::new();
+        let at = DateTime::parse_from_rfc3339("2026-03-14T09:26:52Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let body = t.body(&IncidentSpec {
+            event_id: "EV1",
+            incident_id: "INC1",
+            number: 42,
+            created_at: at,
+            title: "disk full",
+            service: "api",
+            assignee: "PU0001",
+        });
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["event"]["id"], "EV1");
+        assert_eq!(v["event"]["event_type"], "incident.triggered");
+        let d = &v["event"]["data"];
+        assert_eq!(d["id"], "INC1");
+        assert_eq!(d["number"], 42);
+        assert_eq!(d["created_at"], "2026-03-14T09:26:52.000Z");
+        assert_eq!(d["title"], "disk full");
+        assert_eq!(d["service"]["summary"], "api");
+        assert_eq!(d["assignees"][0]["id"], "PU0001");
+        assert!(body.len() > 1000, "about the size of a real delivery");
+    }
+}

@@ -1,0 +1,43 @@
+//! `goliath bench …`: load and latency benchmarks against a Goliath started in-process on a
+//! private embedded PostgreSQL (or a given database / server). Tooling, not domain code: it
+//! drives the real HTTP server, the real job workers and the built-in Jira simulator.
+//!
+//! * `bench ingest`: signed PagerDuty webhooks at 16 and 64 connections, next to pgbench running
+//!   a comparable transaction on the same cluster.
+//! * `bench jira-latency`: time from the PagerDuty webhook to the Jira issue existing.
+//! * `bench decide`: decision latency with database reads, and the pure scoring alone.
+
+pub mod decide;
+pub mod harness;
+pub mod ingest;
+pub mod jira_latency;
+pub mod load;
+
+use clap::{Args, Subcommand};
+
+/// `goliath bench <what>`.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum BenchCommand {
+    /// Webhooks per second and latency at 16 and 64 connections, next to pgbench.
+    Ingest(ingest::IngestArgs),
+    /// Time from the PagerDuty webhook to the Jira issue existing in the simulator.
+    JiraLatency(jira_latency::JiraLatencyArgs),
+    /// Decision latency with database reads (1,000 people), and the pure scoring alone.
+    Decide(decide::DecideArgs),
+}
+
+/// Runs one benchmark. `database_url` is the configured `DATABASE_URL`, if any (otherwise a
+/// private cluster is started in a temporary directory and removed afterwards).
+pub fn run(args: BenchArgs, database_url: Option<&str>) -> anyhow::Result<()> {
+    match args.command {
+        BenchCommand::Ingest(a) => ingest::run(a, database_url),
+        BenchCommand::JiraLatency(a) => jira_latency::run(a, database_url),
+        BenchCommand::Decide(a) => decide::run(a, database_url),
+    }
+}
