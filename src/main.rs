@@ -30,6 +30,11 @@ enum Command {
     Simulate(goliath::simulate::SimulateArgs),
     /// Replay the real BPIC 2013 incident log through the router, against a frequency lookup.
     ReplayBpic(goliath::simulate::ReplayArgs),
+    /// Benchmarks that print figures: webhook ingest vs pgbench, webhook-to-Jira latency,
+    /// decision latency.
+    Bench(goliath::bench::BenchArgs),
+    /// The whole product on embedded defaults: simulated people, signed incidents, learning.
+    Demo(goliath::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +55,8 @@ fn main() -> ExitCode {
         Command::JiraSim(args) => goliath::jira::run_standalone(args),
         Command::Simulate(args) => goliath::simulate::run_simulate(&args),
         Command::ReplayBpic(args) => goliath::simulate::run_replay(&args),
+        Command::Bench(args) => goliath::bench::run(args, config.database_url.as_deref()),
+        Command::Demo(args) => goliath::demo::run(args),
         Command::CheckConfig => {
             println!(
                 "{}",
