@@ -8,6 +8,7 @@ use crate::db::PgPool;
 use crate::decision::{DecisionService, OnAssigned};
 use crate::executor::worker::{JobHandler, Waker, WorkerOptions, Workers};
 use crate::executor::Executor;
+use crate::ingest::batcher::IngestBatcher;
 use crate::ingest::jira::JiraIntake;
 use crate::ingest::{IngestService, OnNewWorkItem};
 use crate::jira::{HttpJiraClient, JiraApi, JiraConfig};
@@ -19,6 +20,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub pool: PgPool,
     pub ingest: Arc<IngestService>,
+    /// Group-commit writers the PagerDuty webhook hands deliveries to.
+    pub intake: IngestBatcher,
     pub jira_intake: Arc<JiraIntake>,
     pub decision: Arc<DecisionService>,
     pub learner: Arc<dyn Learner>,
@@ -45,9 +48,11 @@ impl AppState {
             config.jira.webhook_secrets.clone(),
             learner.clone(),
         ));
+        let intake = IngestBatcher::start(pool.clone(), ingest.clone(), ingest_writers(), 128);
         AppState {
             config,
             pool,
+            intake,
             ingest,
             jira_intake,
             decision,
@@ -92,4 +97,11 @@ pub fn jira_client(
         (None, None) => anyhow::bail!("no Jira configured and no simulator running"),
     };
     Ok(Arc::new(HttpJiraClient::new(client_config)?))
+}
+
+fn ingest_writers() -> usize {
+    std::env::var("GOLIATH_INGEST_WRITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
 }

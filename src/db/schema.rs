@@ -40,6 +40,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    open_loads (human_id) {
+        human_id -> Text,
+        open_items -> Int4,
+    }
+}
+
+diesel::table! {
     person_states (scope, key, human_id) {
         human_id -> Text,
         scope -> Text,
@@ -141,6 +148,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     outcomes,
     skill_stats,
     person_states,
+    open_loads,
     work_item_events,
     jobs,
 );

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::db::schema::{decisions, humans, person_states, skill_stats, work_items};
 use crate::ingest::{OnNewWorkItem, PdIncident};
-use crate::models::{record_event, Human, WorkItem};
+use crate::models::{record_events, Human, NewEvent, WorkItem};
 use crate::routing::{
     self, CandidateInput, ContextRecord, DecisionInput, ModelParams, Severity, SkillRecord,
     SkillState,
@@ -64,12 +64,124 @@ pub struct ReplayReport {
 /// Called after a decision assigns someone, inside the same transaction (the executor queues
 /// the Jira issue here).
 pub trait OnAssigned: Send + Sync {
-    fn on_assigned(
-        &self,
+    fn on_assigned(&self, conn: &mut PgConnection, items: &[&WorkItem]) -> QueryResult<()>;
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = decisions)]
+struct NewDecision {
+    work_item_id: String,
+    primary_human_id: Option<String>,
+    backup_ids: Vec<String>,
+    confidence: f64,
+    explanation: String,
+    undecided_reason: Option<String>,
+    ranking: serde_json::Value,
+    excluded: serde_json::Value,
+    inputs: serde_json::Value,
+    model_version: String,
+    decided_at: chrono::DateTime<Utc>,
+}
+
+/// Writes the owner, status and reason of each work item in one statement.
+fn set_owners(conn: &mut PgConnection, items: &[WorkItem]) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Nullable, Text};
+    let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+    let owners: Vec<Option<&str>> = items.iter().map(|i| i.assignee_id.as_deref()).collect();
+    let statuses: Vec<&str> = items.iter().map(|i| i.status.as_str()).collect();
+    let reasons: Vec<Option<&str>> = items
+        .iter()
+        .map(|i| i.undecided_reason.as_deref())
+        .collect();
+    diesel::sql_query(
+        "UPDATE work_items w SET assignee_id = u.owner, status = u.status, undecided_reason = u.reason \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS u(id, owner, status, reason) \
+         WHERE w.id = u.id",
+    )
+    .bind::<Array<Text>, _>(ids)
+    .bind::<Array<Nullable<Text>>, _>(owners)
+    .bind::<Array<Text>, _>(statuses)
+    .bind::<Array<Nullable<Text>>, _>(reasons)
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// What the model needs for a set of work items, read once.
+struct Snapshot {
+    people: Vec<Human>,
+    loads: HashMap<String, u32>,
+    /// service -> person -> records
+    skills: HashMap<String, HashMap<String, Vec<SkillRecord>>>,
+    overall: HashMap<String, SkillState>,
+    /// person -> records for every tag of any of the items
+    tags: HashMap<String, Vec<ContextRecord>>,
+}
+
+impl Snapshot {
+    fn read<'a>(
         conn: &mut PgConnection,
-        item: &WorkItem,
-        decision: &StoredDecision,
-    ) -> QueryResult<()>;
+        items: impl Iterator<Item = &'a WorkItem> + Clone,
+    ) -> QueryResult<Snapshot> {
+        let mut services: Vec<String> = items.clone().map(|i| i.service.clone()).collect();
+        services.sort();
+        services.dedup();
+        let mut tags: Vec<String> = items.flat_map(|i| i.context.iter().cloned()).collect();
+        tags.sort();
+        tags.dedup();
+        Ok(Snapshot {
+            people: humans::table
+                .select(Human::as_select())
+                .order(humans::id)
+                .load(conn)?,
+            loads: open_loads(conn)?,
+            skills: skills_for_services(conn, &services)?,
+            overall: overall_states(conn)?,
+            tags: tag_states(conn, &tags)?,
+        })
+    }
+
+    fn input_for(&self, item: &WorkItem, pd_assignees: &[String]) -> DecisionInput {
+        let skills = self.skills.get(&item.service);
+        let candidates = self
+            .people
+            .iter()
+            .map(|h| CandidateInput {
+                human_id: h.id.clone(),
+                active: h.active,
+                services: h.services.clone(),
+                max_active: h.max_active.and_then(|m| u32::try_from(m).ok()),
+                open_items: self.loads.get(&h.id).copied().unwrap_or(0),
+                on_call: h
+                    .pagerduty_user_id
+                    .as_ref()
+                    .is_some_and(|pd| pd_assignees.iter().any(|a| a == pd)),
+                skill: skills
+                    .and_then(|s| s.get(&h.id))
+                    .cloned()
+                    .unwrap_or_default(),
+                context_skill: self
+                    .tags
+                    .get(&h.id)
+                    .map(|records| {
+                        records
+                            .iter()
+                            .filter(|r| item.context.contains(&r.tag))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                overall: self.overall.get(&h.id).cloned(),
+            })
+            .collect();
+        DecisionInput {
+            work_item_id: item.id.clone(),
+            service: item.service.clone(),
+            severity: item.severity.parse().unwrap_or(Severity::Sev3),
+            at: item.created_at,
+            candidates,
+            context: item.context.clone(),
+        }
+    }
 }
 
 pub struct DecisionService {
@@ -111,89 +223,123 @@ impl DecisionService {
                 }
             }
             let on_call = on_call_from_payload(&item.raw_payload);
-            self.decide_locked(conn, &item, &on_call)
-                .map(|(stored, _)| stored)
+            let mut decided = self.decide_items(conn, &[(item, on_call)])?;
+            Ok(decided.remove(0).0)
         })
     }
 
-    fn decide_locked(
+    /// Decides for new work items in order, inside the caller's transaction: reads the roster,
+    /// loads and learned state once, counts each assignment against the next item's loads, and
+    /// writes every decision, status change, history line and Jira job with one statement each.
+    pub fn decide_items(
         &self,
         conn: &mut PgConnection,
-        item: &WorkItem,
-        pd_assignees: &[String],
-    ) -> Result<(StoredDecision, WorkItem), DecisionError> {
-        let input = gather_input(conn, item, pd_assignees)?;
-        let decision = routing::decide(&input, &self.params);
-        let inputs = serde_json::json!({"input": input, "params": self.params});
-        let row = (
-            decisions::work_item_id.eq(&item.id),
-            decisions::primary_human_id.eq(&decision.primary),
-            decisions::backup_ids.eq(&decision.backups),
-            decisions::confidence.eq(decision.confidence),
-            decisions::explanation.eq(&decision.explanation),
-            decisions::undecided_reason.eq(&decision.undecided_reason),
-            decisions::ranking.eq(serde_json::to_value(&decision.ranking).unwrap_or_default()),
-            decisions::excluded.eq(serde_json::to_value(&decision.excluded).unwrap_or_default()),
-            decisions::inputs.eq(&inputs),
-            decisions::model_version.eq(decision.model_version.to_string()),
-            decisions::decided_at.eq(Utc::now()),
-        );
-        let stored: StoredDecision = diesel::insert_into(decisions::table)
-            .values(row.clone())
+        items: &[(WorkItem, Vec<String>)],
+    ) -> Result<Vec<(StoredDecision, WorkItem)>, DecisionError> {
+        if items.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut snap = Snapshot::read(conn, items.iter().map(|(item, _)| item))?;
+        let now = Utc::now();
+        let mut rows = Vec::with_capacity(items.len());
+        for (item, on_call) in items {
+            let input = snap.input_for(item, on_call);
+            let decision = routing::decide(&input, &self.params);
+            if let Some(primary) = &decision.primary {
+                *snap.loads.entry(primary.clone()).or_default() += 1;
+            }
+            rows.push(NewDecision {
+                work_item_id: item.id.clone(),
+                primary_human_id: decision.primary.clone(),
+                backup_ids: decision.backups.clone(),
+                confidence: decision.confidence,
+                explanation: decision.explanation.clone(),
+                undecided_reason: decision.undecided_reason.clone(),
+                ranking: serde_json::to_value(&decision.ranking).unwrap_or_default(),
+                excluded: serde_json::to_value(&decision.excluded).unwrap_or_default(),
+                inputs: serde_json::json!({"input": input, "params": self.params}),
+                model_version: decision.model_version.to_string(),
+                decided_at: now,
+            });
+        }
+        use diesel::upsert::excluded;
+        let stored: Vec<StoredDecision> = diesel::insert_into(decisions::table)
+            .values(&rows)
             .on_conflict(decisions::work_item_id)
             .do_update()
-            .set(row)
-            .returning(StoredDecision::as_returning())
-            .get_result(conn)?;
-
-        let (status, reason) = match &stored.primary_human_id {
-            Some(_) => ("assigned", None),
-            None => ("undecided", stored.undecided_reason.clone()),
-        };
-        let item: WorkItem = diesel::update(work_items::table.find(&item.id))
             .set((
-                work_items::assignee_id.eq(&stored.primary_human_id),
-                work_items::status.eq(status),
-                work_items::undecided_reason.eq(&reason),
+                decisions::primary_human_id.eq(excluded(decisions::primary_human_id)),
+                decisions::backup_ids.eq(excluded(decisions::backup_ids)),
+                decisions::confidence.eq(excluded(decisions::confidence)),
+                decisions::explanation.eq(excluded(decisions::explanation)),
+                decisions::undecided_reason.eq(excluded(decisions::undecided_reason)),
+                decisions::ranking.eq(excluded(decisions::ranking)),
+                decisions::excluded.eq(excluded(decisions::excluded)),
+                decisions::inputs.eq(excluded(decisions::inputs)),
+                decisions::model_version.eq(excluded(decisions::model_version)),
+                decisions::decided_at.eq(excluded(decisions::decided_at)),
             ))
-            .returning(WorkItem::as_returning())
-            .get_result(conn)?;
-        record_event(
-            conn,
-            &item.id,
-            if stored.primary_human_id.is_some() {
-                "decided"
-            } else {
-                "undecided"
-            },
-            serde_json::json!({
-                "primary": stored.primary_human_id,
-                "backups": stored.backup_ids,
-                "confidence": stored.confidence,
-                "reason": reason,
-            }),
-            Utc::now(),
-        )?;
-        match &stored.primary_human_id {
-            Some(primary) => log::info!(
-                "{} ({} {}) routed to {primary} (confidence {:.2})",
-                item.id,
-                item.service,
-                item.severity,
-                stored.confidence
-            ),
-            None => log::warn!(
-                "{} left undecided: {}",
-                item.id,
-                reason.as_deref().unwrap_or("")
-            ),
+            .returning(StoredDecision::as_returning())
+            .get_results(conn)?;
+        let by_id: HashMap<&str, &StoredDecision> = stored
+            .iter()
+            .map(|d| (d.work_item_id.as_str(), d))
+            .collect();
+
+        let mut updated = Vec::with_capacity(items.len());
+        let mut events = Vec::with_capacity(items.len());
+        for (item, _) in items {
+            let d = by_id[item.id.as_str()];
+            let mut item = item.clone();
+            item.assignee_id = d.primary_human_id.clone();
+            (item.status, item.undecided_reason) = match &d.primary_human_id {
+                Some(_) => ("assigned".to_string(), None),
+                None => ("undecided".to_string(), d.undecided_reason.clone()),
+            };
+            match &d.primary_human_id {
+                Some(primary) => log::info!(
+                    "{} ({} {}) routed to {primary} (confidence {:.2})",
+                    item.id,
+                    item.service,
+                    item.severity,
+                    d.confidence
+                ),
+                None => log::warn!(
+                    "{} left undecided: {}",
+                    item.id,
+                    item.undecided_reason.as_deref().unwrap_or("")
+                ),
+            }
+            events.push(NewEvent {
+                work_item_id: item.id.clone(),
+                kind: if d.primary_human_id.is_some() {
+                    "decided"
+                } else {
+                    "undecided"
+                },
+                detail: serde_json::json!({
+                    "primary": d.primary_human_id,
+                    "backups": d.backup_ids,
+                    "confidence": d.confidence,
+                    "reason": item.undecided_reason,
+                }),
+                occurred_at: now,
+            });
+            updated.push(item);
         }
-        if stored.primary_human_id.is_some() {
-            if let Some(hook) = &self.on_assigned {
-                hook.on_assigned(conn, &item, &stored)?;
+        set_owners(conn, &updated)?;
+        record_events(conn, &events)?;
+        let assigned: Vec<&WorkItem> = updated.iter().filter(|i| i.assignee_id.is_some()).collect();
+        if let Some(hook) = &self.on_assigned {
+            if !assigned.is_empty() {
+                hook.on_assigned(conn, &assigned)?;
             }
         }
-        Ok((stored, item))
+        Ok(items
+            .iter()
+            .zip(updated)
+            .map(|((item, _), updated)| (by_id[item.id.as_str()].clone(), updated))
+            .collect())
     }
 
     /// Recomputes the stored decision from its stored inputs and compares.
@@ -250,11 +396,14 @@ impl OnNewWorkItem for DecisionService {
     fn on_new(
         &self,
         conn: &mut PgConnection,
-        item: &WorkItem,
-        incident: &PdIncident,
-    ) -> Result<Option<WorkItem>, String> {
-        self.decide_locked(conn, item, &incident.assignee_user_ids)
-            .map(|(_, item)| Some(item))
+        items: &[(WorkItem, &PdIncident)],
+    ) -> Result<Vec<WorkItem>, String> {
+        let items: Vec<(WorkItem, Vec<String>)> = items
+            .iter()
+            .map(|(item, incident)| (item.clone(), incident.assignee_user_ids.clone()))
+            .collect();
+        self.decide_items(conn, &items)
+            .map(|decided| decided.into_iter().map(|(_, item)| item).collect())
             .map_err(|e| e.to_string())
     }
 }
@@ -279,35 +428,40 @@ fn on_call_from_payload(raw: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Open work items per assignee.
+/// Open work items per assignee (kept by a trigger on `work_items`).
 pub fn open_loads(conn: &mut PgConnection) -> QueryResult<HashMap<String, u32>> {
-    let rows: Vec<(Option<String>, i64)> = work_items::table
-        .filter(work_items::status.eq_any(OPEN_STATUSES))
-        .filter(work_items::assignee_id.is_not_null())
-        .group_by(work_items::assignee_id)
-        .select((work_items::assignee_id, diesel::dsl::count_star()))
+    use crate::db::schema::open_loads;
+    let rows: Vec<(String, i32)> = open_loads::table
+        .filter(open_loads::open_items.gt(0))
+        .select((open_loads::human_id, open_loads::open_items))
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, n)| id.map(|id| (id, u32::try_from(n).unwrap_or(u32::MAX))))
+        .map(|(id, n)| (id, u32::try_from(n).unwrap_or(0)))
         .collect())
 }
 
-/// Learned skill of everyone for one service.
-pub fn skills_for_service(
+/// Learned skill of everyone for some services: service -> person -> records.
+pub fn skills_for_services(
     conn: &mut PgConnection,
-    service: &str,
-) -> QueryResult<HashMap<String, Vec<SkillRecord>>> {
-    let rows: Vec<(String, String, serde_json::Value)> = skill_stats::table
-        .filter(skill_stats::service.eq(service))
+    services: &[String],
+) -> QueryResult<HashMap<String, HashMap<String, Vec<SkillRecord>>>> {
+    let rows: Vec<(String, String, String, serde_json::Value)> = skill_stats::table
+        .filter(skill_stats::service.eq_any(services))
         .select((
+            skill_stats::service,
             skill_stats::human_id,
             skill_stats::severity,
             skill_stats::state,
         ))
+        .order((
+            skill_stats::service,
+            skill_stats::human_id,
+            skill_stats::severity,
+        ))
         .load(conn)?;
-    let mut out: HashMap<String, Vec<SkillRecord>> = HashMap::new();
-    for (human, severity, state) in rows {
+    let mut out: HashMap<String, HashMap<String, Vec<SkillRecord>>> = HashMap::new();
+    for (service, human, severity, state) in rows {
         let (Ok(severity), Ok(state)) = (
             severity.parse::<Severity>(),
             serde_json::from_value::<SkillState>(state),
@@ -315,11 +469,15 @@ pub fn skills_for_service(
             log::warn!("skipping unreadable skill record for {human} on {service}");
             continue;
         };
-        out.entry(human).or_default().push(SkillRecord {
-            service: service.to_string(),
-            severity,
-            state,
-        });
+        out.entry(service.clone())
+            .or_default()
+            .entry(human)
+            .or_default()
+            .push(SkillRecord {
+                service,
+                severity,
+                state,
+            });
     }
     Ok(out)
 }
@@ -330,39 +488,8 @@ pub fn gather_input(
     item: &WorkItem,
     pd_assignees: &[String],
 ) -> Result<DecisionInput, DecisionError> {
-    let people: Vec<Human> = humans::table
-        .select(Human::as_select())
-        .order(humans::id)
-        .load(conn)?;
-    let loads = open_loads(conn)?;
-    let mut skills = skills_for_service(conn, &item.service)?;
-    let mut overall = overall_states(conn)?;
-    let mut tags = tag_states(conn, &item.context)?;
-    let candidates = people
-        .into_iter()
-        .map(|h| CandidateInput {
-            overall: overall.remove(&h.id),
-            context_skill: tags.remove(&h.id).unwrap_or_default(),
-            open_items: loads.get(&h.id).copied().unwrap_or(0),
-            on_call: h
-                .pagerduty_user_id
-                .as_ref()
-                .is_some_and(|pd| pd_assignees.iter().any(|a| a == pd)),
-            skill: skills.remove(&h.id).unwrap_or_default(),
-            active: h.active,
-            services: h.services,
-            max_active: h.max_active.and_then(|m| u32::try_from(m).ok()),
-            human_id: h.id,
-        })
-        .collect();
-    Ok(DecisionInput {
-        work_item_id: item.id.clone(),
-        service: item.service.clone(),
-        severity: item.severity.parse().unwrap_or(Severity::Sev3),
-        at: item.created_at,
-        candidates,
-        context: item.context.clone(),
-    })
+    let snap = Snapshot::read(conn, std::iter::once(item))?;
+    Ok(snap.input_for(item, pd_assignees))
 }
 
 /// Scope of a person's state pooled over every service.

@@ -244,19 +244,17 @@ fn jira_failure(e: JiraError) -> JobResult {
 }
 
 impl OnAssigned for Executor {
-    fn on_assigned(
-        &self,
-        conn: &mut PgConnection,
-        item: &WorkItem,
-        _decision: &StoredDecision,
-    ) -> QueryResult<()> {
-        queue::enqueue(
-            conn,
-            CREATE_ISSUE,
-            serde_json::json!({"work_item_id": item.id}),
-            Some(&format!("{CREATE_ISSUE}:{}", item.id)),
-        )
-        .map(|_| ())
+    fn on_assigned(&self, conn: &mut PgConnection, items: &[&WorkItem]) -> QueryResult<()> {
+        let jobs: Vec<(serde_json::Value, String)> = items
+            .iter()
+            .map(|item| {
+                (
+                    serde_json::json!({"work_item_id": item.id}),
+                    format!("{CREATE_ISSUE}:{}", item.id),
+                )
+            })
+            .collect();
+        queue::enqueue_many(conn, CREATE_ISSUE, &jobs)
     }
 }
 

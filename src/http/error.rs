@@ -111,6 +111,10 @@ impl From<IngestError> for ApiError {
                 msg,
             ),
             IngestError::Db(db) => ApiError::from(db),
+            IngestError::Unavailable(_) => {
+                log::warn!("{msg}");
+                ApiError::unavailable("the database is unavailable; retry shortly")
+            }
             IngestError::Decision(_) => ApiError::internal("deciding the new work item", msg),
         }
     }

@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 
 use crate::app::AppState;
 use crate::ingest::jira::JiraIntakeOutcome;
-use crate::ingest::IngestOutcome;
+use crate::ingest::{IngestOutcome, Parsed};
 
 use super::error::ApiError;
 
@@ -46,14 +46,10 @@ pub async fn pagerduty(
         .ingest
         .verify(header(&req, "X-PagerDuty-Signature"), &body)
         .inspect_err(|e| log::warn!("PagerDuty webhook refused: {e}"))?;
-    let delivery_id = header(&req, "X-Webhook-Id").map(String::from);
-    let st = state.clone();
-    let outcome = web::block(move || -> Result<IngestOutcome, ApiError> {
-        let mut conn = st.pool.get()?;
-        Ok(st.ingest.accept(&mut conn, delivery_id.as_deref(), &body)?)
-    })
-    .await
-    .map_err(|e| ApiError::internal("webhook worker", e))??;
+    let outcome = match state.ingest.parse(header(&req, "X-Webhook-Id"), &body)? {
+        Parsed::Ignored { event_type } => IngestOutcome::Ignored { event_type },
+        Parsed::Incident(delivery) => state.intake.submit(*delivery).await?,
+    };
     Ok(match outcome {
         IngestOutcome::Ignored { .. } => HttpResponse::Accepted().json(&outcome),
         IngestOutcome::Success(_) => {

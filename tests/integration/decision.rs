@@ -457,3 +457,132 @@ fn work_item_listing_filters_and_pages() {
         404
     );
 }
+
+#[test]
+fn concurrent_incidents_are_grouped_yet_each_answered_and_capacity_holds() {
+    let app = app();
+    let mut ana = person("ana", &["api"]);
+    ana["max_active"] = 3.into();
+    let mut ben = person("ben", &["api"]);
+    ben["max_active"] = 3.into();
+    app.roster(&[ana, ben]);
+    let answers: Vec<serde_json::Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..24)
+            .map(|i| {
+                let app = &app;
+                s.spawn(move || {
+                    // Every incident twice: the second delivery must name the first's WorkItem.
+                    let id = format!("G{}", i % 12);
+                    let body = crate::helpers::incident_body(&id, "api-service", "low", Utc::now());
+                    let r = app.post(
+                        "/webhooks/pagerduty",
+                        &[("X-Webhook-Id", &format!("d{i}"))],
+                        &body,
+                    );
+                    assert_eq!(r.status, 200, "{}", r.body);
+                    r.json()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let successes = answers.iter().filter(|a| a["status"] == "success").count();
+    assert_eq!(successes, 12, "one success per incident");
+    for a in &answers {
+        let twin = answers
+            .iter()
+            .find(|b| b["incident_id"] == a["incident_id"] && b["status"] != a["status"]);
+        assert!(
+            twin.is_some_and(|t| t["work_item_id"] == a["work_item_id"]),
+            "{a}"
+        );
+    }
+    let listed = app.admin("GET", "/admin/work-items?limit=100", None).json();
+    assert_eq!(listed["total"], 12);
+    let assigned: Vec<&serde_json::Value> = listed["work_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["status"] == "assigned")
+        .collect();
+    assert_eq!(assigned.len(), 6, "3 each, then nobody has capacity");
+    for who in ["ana", "ben"] {
+        assert_eq!(
+            assigned.iter().filter(|w| w["assignee_id"] == who).count(),
+            3,
+            "{who}"
+        );
+    }
+}
+
+#[test]
+fn open_loads_follow_every_status_change() {
+    use diesel::prelude::*;
+    let app = app();
+    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    let loads = |app: &TestApp| -> std::collections::HashMap<String, u32> {
+        let mut conn = app.db.conn();
+        goliath::decision::open_loads(&mut conn).unwrap()
+    };
+    let counted = |app: &TestApp| -> std::collections::HashMap<String, u32> {
+        use goliath::db::schema::work_items;
+        let mut conn = app.db.conn();
+        let rows: Vec<(Option<String>, i64)> = work_items::table
+            .filter(work_items::status.eq_any(["assigned", "reopened"]))
+            .group_by(work_items::assignee_id)
+            .select((work_items::assignee_id, diesel::dsl::count_star()))
+            .load(&mut conn)
+            .unwrap();
+        rows.into_iter()
+            .filter_map(|(h, n)| h.map(|h| (h, n as u32)))
+            .collect()
+    };
+    let a = app.incident("OL1", "api-service", "low");
+    let b = app.incident("OL2", "api-service", "low");
+    assert_eq!(loads(&app), counted(&app));
+    let (a_id, a_owner) = (
+        a["work_item_id"].as_str().unwrap(),
+        a["assignee_id"].as_str().unwrap().to_string(),
+    );
+    let other = if a_owner == "ana" { "ben" } else { "ana" };
+    record(
+        &app,
+        "ol-h",
+        a_id,
+        Outcome::HandedOff {
+            from: Some(a_owner.clone()),
+            to: Some(other.into()),
+        },
+        1,
+    );
+    assert_eq!(loads(&app), counted(&app));
+    record(
+        &app,
+        "ol-r",
+        a_id,
+        Outcome::Resolved {
+            resolver: Some(other.into()),
+        },
+        2,
+    );
+    assert_eq!(loads(&app), counted(&app));
+    record(&app, "ol-o", a_id, Outcome::Reopened, 3);
+    assert_eq!(loads(&app), counted(&app));
+    let b_id = b["work_item_id"].as_str().unwrap();
+    record(
+        &app,
+        "ol-r2",
+        b_id,
+        Outcome::Resolved {
+            resolver: b["assignee_id"].as_str().map(String::from),
+        },
+        4,
+    );
+    let now = loads(&app);
+    assert_eq!(now, counted(&app));
+    assert_eq!(
+        now.values().sum::<u32>(),
+        1,
+        "only the reopened item is open: {now:?}"
+    );
+}
