@@ -113,7 +113,9 @@ fn store(pool: &PgPool, ingest: &IngestService, batch: Vec<Job>) {
             }
         }
         Err(e) if deliveries.len() == 1 => {
-            let _ = replies.into_iter().next().map(|r| r.send(Err(e)));
+            if let Some(reply) = replies.into_iter().next() {
+                let _ = reply.send(Err(e));
+            }
         }
         Err(e) => {
             // One bad delivery must not fail the others: store each on its own.
