@@ -41,8 +41,8 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 30)]
     pub max_wait_secs: u64,
     /// Keep the database here (durable) instead of a temporary directory removed at the end.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    #[arg(long = "keep-database-in", value_name = "DIR")]
+    pub keep_database_in: Option<PathBuf>,
     /// Simulator RNG seed.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -121,13 +121,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         log::set_max_level(log::LevelFilter::Warn);
     }
     let started = Instant::now();
-    let durability = if args.data_dir.is_some() {
+    let durability = if args.keep_database_in.is_some() {
         Durability::Durable
     } else {
         Durability::Throwaway
     };
     eprintln!("goliath demo: starting PostgreSQL, Goliath and the Jira simulator…");
-    let db = BenchDb::open(None, args.data_dir.clone(), durability)?;
+    let db = BenchDb::open(None, args.keep_database_in.clone(), durability)?;
     let pool = db.pool(16)?;
     let admin_token = harness::random_token("admin");
     let pd_secret = harness::random_token("pagerduty");

@@ -55,6 +55,9 @@ impl IncidentTemplate {
         d["title"] = "@@TITLE@@".into();
         d["service"]["summary"] = "@@SERVICE@@".into();
         d["service"]["id"] = "@@SERVICE@@".into();
+        // Each service has its own on-call policy and team, as in a real PagerDuty account.
+        d["escalation_policy"]["summary"] = "@@SERVICE@@ on-call".into();
+        d["teams"][0]["summary"] = "@@SERVICE@@ team".into();
         d["assignees"][0]["id"] = "@@ASSIGNEE@@".into();
         v["event"]["id"] = "@@EVENT_ID@@".into();
         let text = v.to_string();
