@@ -48,7 +48,7 @@ impl AppState {
             config.jira.webhook_secrets.clone(),
             learner.clone(),
         ));
-        let intake = IngestBatcher::start(pool.clone(), ingest.clone(), ingest_writers(), 128);
+        let intake = IngestBatcher::start(pool.clone(), ingest.clone(), config.ingest_writers, 128);
         AppState {
             config,
             pool,
@@ -97,11 +97,4 @@ pub fn jira_client(
         (None, None) => anyhow::bail!("no Jira configured and no simulator running"),
     };
     Ok(Arc::new(HttpJiraClient::new(client_config)?))
-}
-
-fn ingest_writers() -> usize {
-    std::env::var("GOLIATH_INGEST_WRITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2)
 }

@@ -68,6 +68,15 @@ pub struct Settings {
     )]
     pub db_pool_size: u32,
 
+    /// Threads that store webhook deliveries, each committing everything waiting at once.
+    #[arg(
+        long,
+        env = "GOLIATH_INGEST_WRITERS",
+        default_value_t = 2,
+        global = true
+    )]
+    pub ingest_writers: usize,
+
     /// Background worker threads that execute Jira jobs.
     #[arg(long, env = "GOLIATH_WORKERS", default_value_t = 2, global = true)]
     pub workers: usize,
@@ -162,6 +171,7 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub db_pool_size: u32,
     pub workers: usize,
+    pub ingest_writers: usize,
     pub job_lease: std::time::Duration,
     pub sim_minute_ms: u64,
     pub pagerduty: PagerDutyConfig,
@@ -362,6 +372,7 @@ impl Config {
             admin_token: settings.admin_token.clone().filter(|t| !t.is_empty()),
             db_pool_size: settings.db_pool_size,
             workers: settings.workers,
+            ingest_writers: settings.ingest_writers.max(1),
             job_lease: std::time::Duration::from_secs(settings.job_lease_secs.max(1)),
             sim_minute_ms: settings.sim_minute_ms.max(1),
             pagerduty,
@@ -388,6 +399,7 @@ impl Config {
             "admin_token": secret(&self.admin_token),
             "db_pool_size": self.db_pool_size,
             "workers": self.workers,
+            "ingest_writers": self.ingest_writers,
             "job_lease_secs": self.job_lease.as_secs(),
             "sim_minute_ms": self.sim_minute_ms,
             "pagerduty": {

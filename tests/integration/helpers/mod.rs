@@ -37,6 +37,7 @@ pub fn config_with(mutate: impl FnOnce(&mut Settings), env: &[(&str, &str)]) -> 
         bind: "127.0.0.1:0".into(),
         db_pool_size: 8,
         workers: 1,
+        ingest_writers: 2,
         data_dir: std::env::temp_dir(),
         admin_token: Some(ADMIN_TOKEN.into()),
         ..Default::default()
