@@ -9,9 +9,9 @@ use chrono::Utc;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::db::schema::{decisions, humans, person_states, skill_stats, work_items};
+use crate::db::schema::{decisions, work_items};
 use crate::ingest::{OnNewWorkItem, PdIncident};
-use crate::models::{record_events, Human, NewEvent, WorkItem};
+use crate::models::{record_events, NewEvent, WorkItem};
 use crate::routing::{
     self, CandidateInput, ContextRecord, DecisionInput, ModelParams, Severity, SkillRecord,
     SkillState,
@@ -106,9 +106,42 @@ fn set_owners(conn: &mut PgConnection, items: &[WorkItem]) -> QueryResult<()> {
     .map(|_| ())
 }
 
+/// A person as the model needs them.
+#[derive(serde::Deserialize)]
+struct Person {
+    id: String,
+    active: bool,
+    services: Vec<String>,
+    max_active: Option<i32>,
+    pagerduty_user_id: Option<String>,
+}
+
+/// Everything a decision reads, in one round trip: the roster, open loads, learned skill for
+/// the items' services, pooled states, and states for the items' context tags.
+const SNAPSHOT_SQL: &str = "\
+    SELECT 'h' AS kind, json_build_object('id', id, 'active', active, 'services', services, \
+           'max_active', max_active, 'pagerduty_user_id', pagerduty_user_id)::text AS body \
+      FROM humans \
+    UNION ALL SELECT 'l', json_build_array(human_id, open_items)::text \
+      FROM open_loads WHERE open_items > 0 \
+    UNION ALL SELECT 's', json_build_array(service, human_id, severity, state)::text \
+      FROM skill_stats WHERE service = ANY($1) \
+    UNION ALL SELECT 'o', json_build_array(human_id, state)::text \
+      FROM person_states WHERE scope = 'overall' \
+    UNION ALL SELECT 't', json_build_array(human_id, key, state)::text \
+      FROM person_states WHERE scope = 'tag' AND key = ANY($2)";
+
+#[derive(QueryableByName)]
+struct SnapshotRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    body: String,
+}
+
 /// What the model needs for a set of work items, read once.
 struct Snapshot {
-    people: Vec<Human>,
+    people: Vec<Person>,
     loads: HashMap<String, u32>,
     /// service -> person -> records
     skills: HashMap<String, HashMap<String, Vec<SkillRecord>>>,
@@ -122,22 +155,73 @@ impl Snapshot {
         conn: &mut PgConnection,
         items: impl Iterator<Item = &'a WorkItem> + Clone,
     ) -> QueryResult<Snapshot> {
+        use diesel::sql_types::{Array, Text};
         let mut services: Vec<String> = items.clone().map(|i| i.service.clone()).collect();
         services.sort();
         services.dedup();
         let mut tags: Vec<String> = items.flat_map(|i| i.context.iter().cloned()).collect();
         tags.sort();
         tags.dedup();
-        Ok(Snapshot {
-            people: humans::table
-                .select(Human::as_select())
-                .order(humans::id)
-                .load(conn)?,
-            loads: open_loads(conn)?,
-            skills: skills_for_services(conn, &services)?,
-            overall: overall_states(conn)?,
-            tags: tag_states(conn, &tags)?,
-        })
+        let rows: Vec<SnapshotRow> = diesel::sql_query(SNAPSHOT_SQL)
+            .bind::<Array<Text>, _>(&services)
+            .bind::<Array<Text>, _>(&tags)
+            .load(conn)?;
+        let mut snap = Snapshot {
+            people: vec![],
+            loads: HashMap::new(),
+            skills: HashMap::new(),
+            overall: HashMap::new(),
+            tags: HashMap::new(),
+        };
+        for row in rows {
+            let parsed = match row.kind.as_str() {
+                "h" => serde_json::from_str(&row.body).map(|p| snap.people.push(p)),
+                "l" => serde_json::from_str::<(String, i64)>(&row.body).map(|(h, n)| {
+                    snap.loads.insert(h, u32::try_from(n).unwrap_or(0));
+                }),
+                "s" => serde_json::from_str::<(String, String, String, SkillState)>(&row.body).map(
+                    |(service, human, severity, state)| match severity.parse::<Severity>() {
+                        Ok(severity) => snap
+                            .skills
+                            .entry(service.clone())
+                            .or_default()
+                            .entry(human)
+                            .or_default()
+                            .push(SkillRecord {
+                                service,
+                                severity,
+                                state,
+                            }),
+                        Err(_) => log::warn!("skipping a skill record with severity {severity}"),
+                    },
+                ),
+                "o" => serde_json::from_str::<(String, SkillState)>(&row.body).map(|(h, s)| {
+                    snap.overall.insert(h, s);
+                }),
+                _ => serde_json::from_str::<(String, String, SkillState)>(&row.body).map(
+                    |(human, tag, state)| {
+                        snap.tags
+                            .entry(human)
+                            .or_default()
+                            .push(ContextRecord { tag, state })
+                    },
+                ),
+            };
+            if let Err(e) = parsed {
+                log::warn!("skipping an unreadable learned record ({}): {e}", row.kind);
+            }
+        }
+        // Stable orders, so the same data always gives the same input.
+        snap.people.sort_by(|a, b| a.id.cmp(&b.id));
+        for by_person in snap.skills.values_mut() {
+            for records in by_person.values_mut() {
+                records.sort_by_key(|r| r.severity);
+            }
+        }
+        for records in snap.tags.values_mut() {
+            records.sort_by(|a, b| a.tag.cmp(&b.tag));
+        }
+        Ok(snap)
     }
 
     fn input_for(&self, item: &WorkItem, pd_assignees: &[String]) -> DecisionInput {
@@ -441,47 +525,6 @@ pub fn open_loads(conn: &mut PgConnection) -> QueryResult<HashMap<String, u32>> 
         .collect())
 }
 
-/// Learned skill of everyone for some services: service -> person -> records.
-pub fn skills_for_services(
-    conn: &mut PgConnection,
-    services: &[String],
-) -> QueryResult<HashMap<String, HashMap<String, Vec<SkillRecord>>>> {
-    let rows: Vec<(String, String, String, serde_json::Value)> = skill_stats::table
-        .filter(skill_stats::service.eq_any(services))
-        .select((
-            skill_stats::service,
-            skill_stats::human_id,
-            skill_stats::severity,
-            skill_stats::state,
-        ))
-        .order((
-            skill_stats::service,
-            skill_stats::human_id,
-            skill_stats::severity,
-        ))
-        .load(conn)?;
-    let mut out: HashMap<String, HashMap<String, Vec<SkillRecord>>> = HashMap::new();
-    for (service, human, severity, state) in rows {
-        let (Ok(severity), Ok(state)) = (
-            severity.parse::<Severity>(),
-            serde_json::from_value::<SkillState>(state),
-        ) else {
-            log::warn!("skipping unreadable skill record for {human} on {service}");
-            continue;
-        };
-        out.entry(service.clone())
-            .or_default()
-            .entry(human)
-            .or_default()
-            .push(SkillRecord {
-                service,
-                severity,
-                state,
-            });
-    }
-    Ok(out)
-}
-
 /// Everything the model sees for one decision.
 pub fn gather_input(
     conn: &mut PgConnection,
@@ -496,46 +539,3 @@ pub fn gather_input(
 pub const SCOPE_OVERALL: &str = "overall";
 /// Scope of a person's state for one context tag.
 pub const SCOPE_TAG: &str = "tag";
-
-/// Everyone's pooled state.
-pub fn overall_states(conn: &mut PgConnection) -> QueryResult<HashMap<String, SkillState>> {
-    let rows: Vec<(String, serde_json::Value)> = person_states::table
-        .filter(person_states::scope.eq(SCOPE_OVERALL))
-        .select((person_states::human_id, person_states::state))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(h, v)| serde_json::from_value(v).ok().map(|s| (h, s)))
-        .collect())
-}
-
-/// Everyone's state for the given context tags.
-pub fn tag_states(
-    conn: &mut PgConnection,
-    tags: &[String],
-) -> QueryResult<HashMap<String, Vec<ContextRecord>>> {
-    if tags.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<(String, String, serde_json::Value)> = person_states::table
-        .filter(person_states::scope.eq(SCOPE_TAG))
-        .filter(person_states::key.eq_any(tags))
-        .select((
-            person_states::human_id,
-            person_states::key,
-            person_states::state,
-        ))
-        .load(conn)?;
-    let mut out: HashMap<String, Vec<ContextRecord>> = HashMap::new();
-    for (human, tag, value) in rows {
-        if let Ok(state) = serde_json::from_value(value) {
-            out.entry(human)
-                .or_default()
-                .push(ContextRecord { tag, state });
-        }
-    }
-    for list in out.values_mut() {
-        list.sort_by(|a, b| a.tag.cmp(&b.tag));
-    }
-    Ok(out)
-}
