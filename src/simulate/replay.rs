@@ -32,8 +32,8 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 
 use crate::routing::{
-    apply_outcome, decide, CandidateInput, ContextRecord, DecisionInput, ModelParams, OutcomeKind,
-    Severity, SkillRecord, SkillState,
+    apply_on_call_outcome, apply_outcome, decide, CandidateInput, ContextRecord, DecisionInput,
+    ModelParams, OutcomeKind, Severity, SkillRecord, SkillState,
 };
 
 /// Options of `goliath replay-bpic`.
@@ -326,6 +326,8 @@ pub fn replay(
                     } else {
                         f64::NAN
                     },
+                    // Shadow mode: people routed the real history, Goliath only predicted.
+                    goliath_assigned: false,
                 }
             } else {
                 OutcomeKind::HandedOff
@@ -343,6 +345,27 @@ pub fn replay(
                 apply_outcome(who.context.entry(t.clone()).or_default(), &kind, at, params);
             }
             apply_outcome(&mut who.overall, &kind, at, params);
+        }
+        // The intake person was paged and Goliath assigned nobody (shadow mode): did they keep
+        // the request and resolve it themselves?
+        let has_resolver = !r.resolver.is_empty() && !is_system_account(&r.resolver);
+        if has_resolver && !r.first_resource.is_empty() && !is_system_account(&r.first_resource) {
+            let kept = r.resolver == r.first_resource;
+            let i = person(people, index, &r.first_resource);
+            cover(people, by_team, i, &r.first_team);
+            let who = &mut people[i];
+            apply_on_call_outcome(
+                who.skill
+                    .entry((r.first_team.clone(), r.severity))
+                    .or_default(),
+                kept,
+                at,
+                params,
+            );
+            for t in &tags {
+                apply_on_call_outcome(who.context.entry(t.clone()).or_default(), kept, at, params);
+            }
+            apply_on_call_outcome(&mut who.overall, kept, at, params);
         }
         if !r.resolver.is_empty() && !is_system_account(&r.resolver) {
             *lookup_tp

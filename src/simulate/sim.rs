@@ -28,8 +28,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::routing::rng::{mix64, SplitMix64};
 use crate::routing::{
-    apply_outcome, decide, CandidateInput, DecisionInput, ModelParams, OutcomeKind, Severity,
-    SkillRecord, SkillState,
+    apply_on_call_outcome, apply_outcome, decide, CandidateInput, DecisionInput, ModelParams,
+    OutcomeKind, Severity, SkillRecord, SkillState,
 };
 
 /// Extra hours before someone who is not on call starts working.
@@ -354,6 +354,8 @@ pub fn run_policy(
         state: HashMap::new(),
         overall: vec![SkillState::default(); np],
     };
+    // On-call person of incidents Goliath did not assign to them (so far).
+    let mut on_call_trial: Vec<Option<usize>> = vec![None; n];
     // Min-heap on (time in microhours, sequence).
     let mut heap: BinaryHeap<Reverse<(i64, u64)>> = BinaryHeap::new();
     let mut events: HashMap<u64, Ev> = HashMap::new();
@@ -439,6 +441,14 @@ pub fn run_policy(
                         on_call,
                     ),
                 };
+                if policy == Policy::Goliath {
+                    if attempt == 0 {
+                        on_call_trial[inc] = on_call.filter(|&o| o != h && cands.contains(&o));
+                    } else if on_call_trial[inc] == Some(h) {
+                        // Assigned on a later attempt: no longer a case of keeping it anyway.
+                        on_call_trial[inc] = None;
+                    }
+                }
                 tried[inc].push(h);
                 load[h] += 1;
                 assigned_at[inc] = now;
@@ -510,9 +520,22 @@ pub fn run_policy(
                         } else {
                             results[inc].cost_h = now - incident.at_h;
                             results[inc].resolve_h = worked_h;
+                            if let Some(o) = on_call_trial[inc] {
+                                let at = time_of(now);
+                                let kept = o == person;
+                                let p = &learner.params;
+                                let st = learner
+                                    .state
+                                    .entry((o, incident.service, incident.severity))
+                                    .or_default();
+                                apply_on_call_outcome(st, kept, at, p);
+                                apply_on_call_outcome(&mut learner.overall[o], kept, at, p);
+                            }
                         }
                         OutcomeKind::Resolved {
                             seconds_to_resolve: worked_h * 3600.0,
+                            // Goliath routes every attempt in the simulation.
+                            goliath_assigned: true,
                         }
                     }
                     Done::HandedOff => {
