@@ -24,9 +24,13 @@
 //!   incident's context tags (product, component...) at a discount. Sparse severities therefore
 //!   fall back on service-level, person-level and global evidence instead of on nothing.
 //! * **speed** = `mu_service - mu_person`: the person's expected log time to resolve, a
-//!   log-normal estimate shrunk in the same way, against the service's pooled log time. The
-//!   shrinkage strength is empirical Bayes: `sigma^2 / tau^2`, the within-person noise over the
-//!   between-person spread estimated across the candidates, so noisy times move nobody much.
+//!   log-normal estimate shrunk in the same way, against the service's pooled log time. Severity
+//!   shifts everyone's times alike, so each severity's offset from the service mean (estimated
+//!   over all candidates, shrunk to 0) is removed first: a person's time record does not depend
+//!   on their mix of severities, and `expected_seconds` adds the incident's offset back. The
+//!   shrinkage strength is empirical Bayes: `sigma^2 / tau^2`, the noise of a single time over
+//!   the between-person spread estimated across the candidates, so noisy times move nobody
+//!   much.
 //! * **load** = `-ln(1 + load_weight * open_items / capacity)`: busy people are slower.
 //! * **on_call** (learned): how much more likely the person PagerDuty paged is to end up
 //!   resolving than the experience share alone says. Goliath keeps, per person, a decayed
@@ -52,7 +56,11 @@
 //! * **exploration**: on sev3/sev4 Goliath uses Thompson sampling: the success log-odds and the
 //!   log time are drawn from their posteriors (normal approximations, scaled by
 //!   `explore_scale`), seeded from the work item id and the person, so people with little
-//!   history get tried where mistakes are cheap, and the draw is reproducible. On sev1/sev2 there
+//!   history get tried where mistakes are cheap, and the draw is reproducible. The draw shrinks
+//!   as evidence accumulates (it is a posterior draw), and it is further scaled by the share of
+//!   the service's good resolutions that Goliath itself assigned (with one assigned
+//!   pseudo-resolution, from `SkillState::owned`): where people route the work or Goliath runs in shadow mode, a
+//!   recommendation produces no evidence, so exploring would only cost. On sev1/sev2 there
 //!   is no optimism: the score uses a lower credible bound (`z` standard deviations below the
 //!   posterior mean for success, above for time), so an unproven person does not get a critical
 //!   incident over a proven one. The component is the (signed) difference from the mean score.
@@ -386,7 +394,9 @@ pub struct ModelParams {
     /// Upper bound of the empirical-Bayes time shrinkage pseudo-count.
     pub max_time_strength: f64,
     /// Weight of the experience component (log of the person's predictive share of this
-    /// service's good resolutions, relative to an even share).
+    /// service's good resolutions, relative to an even share). 1 would be the full mixture
+    /// likelihood; the default 0.5 counts ownership as half evidence, since it predicts who
+    /// gets the work rather than how fast it gets resolved.
     pub experience_weight: f64,
     /// Dirichlet pseudo-count spread evenly over the eligible candidates in the experience share.
     pub experience_concentration: f64,
@@ -617,6 +627,24 @@ struct Work {
     sev: Evidence,
     ctx: Evidence,
     elsewhere: Evidence,
+    /// (time weight, log-time sum) of this service's records by severity.
+    by_sev: [(f64, f64); 4],
+}
+
+/// Removes per-severity log-time offsets from evidence built from records of those severities.
+fn remove_offsets(
+    ev: &mut Evidence,
+    by_sev: &[(f64, f64); 4],
+    delta: &[f64; 4],
+    only: Option<usize>,
+) {
+    for (s, (&(tw, ts), &d)) in by_sev.iter().zip(delta).enumerate() {
+        if only.is_some_and(|o| o != s) || tw <= 0.0 {
+            continue;
+        }
+        ev.ts -= d * tw;
+        ev.tss = (ev.tss - 2.0 * d * ts + d * d * tw).max(0.0);
+    }
 }
 
 /// Decay factor with a one-entry cache: states written by the same event share a timestamp.
@@ -648,6 +676,7 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
     let mut excluded = Vec::new();
     let mut work: Vec<Work> = Vec::with_capacity(input.candidates.len());
     let mut pool = Evidence::default();
+    let mut pool_by_sev = [(0.0, 0.0); 4];
     // On-call (trials, kept) over every candidate's overall record.
     let mut oc_all = (0.0, 0.0);
     let mut cache: (Option<DateTime<Utc>>, f64) = (None, 1.0);
@@ -674,6 +703,7 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
         }
         let mut service = Evidence::default();
         let mut sev = Evidence::default();
+        let mut by_sev = [(0.0, 0.0); 4];
         for r in &c.skill {
             if r.service != input.service {
                 continue;
@@ -683,8 +713,15 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
             if r.severity == input.severity {
                 sev.add(&r.state, f);
             }
+            let b = &mut by_sev[r.severity as usize];
+            b.0 += f * r.state.time_weight;
+            b.1 += f * r.state.log_time_sum;
         }
         pool.add_ev(&service, 1.0);
+        for (p, b) in pool_by_sev.iter_mut().zip(&by_sev) {
+            p.0 += b.0;
+            p.1 += b.1;
+        }
         if let Some(o) = &c.overall {
             let f = cached_decay(&mut cache, o, at, params);
             oc_all.0 += f * o.on_call_trials;
@@ -734,7 +771,29 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
             sev,
             ctx,
             elsewhere,
+            by_sev,
         });
+    }
+
+    // Severity shifts everyone's times alike (critical incidents get worked faster), so
+    // times are compared after removing each severity's offset from the service's mean log
+    // time (each offset shrunk to 0 with `prior_time_strength`). A person's time record then
+    // does not depend on their mix of severities, and all their severities inform it.
+    let delta: [f64; 4] = {
+        let mut d = [0.0; 4];
+        if pool.tw > 0.0 {
+            let mean = pool.ts / pool.tw;
+            for (x, &(tw, ts)) in d.iter_mut().zip(&pool_by_sev) {
+                *x = (ts - tw * mean) / (tw + params.prior_time_strength);
+            }
+        }
+        d
+    };
+    let sev_idx = input.severity as usize;
+    remove_offsets(&mut pool, &pool_by_sev, &delta, None);
+    for w in &mut work {
+        remove_offsets(&mut w.service, &w.by_sev, &delta, None);
+        remove_offsets(&mut w.sev, &w.by_sev, &delta, Some(sev_idx));
     }
 
     // Service pool: the empirical-Bayes prior for everyone in this decision.
@@ -768,6 +827,11 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
         _ => params.explore_z,
     };
     let w_other = params.other_severity_weight;
+    // Exploration only pays where Goliath's own assignments produce the evidence. Scale it by
+    // the share of this service's good resolutions that Goliath assigned, counting one assigned
+    // pseudo-resolution (full exploration until evidence says otherwise): in shadow mode, or
+    // where people route the work, a recommendation teaches nothing.
+    let explore = params.explore_scale * ((pool.ok - pool.own).max(0.0) + 1.0) / (pool.ok + 1.0);
     let w_ctx = params.context_weight;
 
     // First pass: each candidate's weighted evidence and hierarchical priors.
@@ -896,13 +960,10 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
         };
         let (d_logit, d_mu) = if severity.is_critical() {
             (-z * sd_logit, z * sd_mu)
-        } else if params.explore_scale > 0.0 {
+        } else if explore > 0.0 {
             let mut r = SplitMix64::new(mix64(seed ^ hash_str(&c.human_id).rotate_left(17)));
             let (z1, z2) = r.normal_pair();
-            (
-                (params.explore_scale * z1 - z) * sd_logit,
-                (params.explore_scale * z2 + z) * sd_mu,
-            )
+            ((explore * z1 - z) * sd_logit, (explore * z2 + z) * sd_mu)
         } else {
             (-z * sd_logit, z * sd_mu)
         };
@@ -918,7 +979,7 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
             score: comp.total(),
             components: comp,
             p_success: p_mean,
-            expected_seconds: mu.exp(),
+            expected_seconds: (mu + delta[sev_idx]).exp(),
             evidence: ev.ok + ev.fail,
         });
     }
@@ -1041,8 +1102,13 @@ fn explain(ranking: &[ScoredCandidate], severity: Severity, params: &ModelParams
                 hours(b.expected_seconds)
             ),
             "load" => "load (fewer open items for their capacity)".to_string(),
-            "on_call" => format!("on_call ({} is on call for this incident)", a.human_id),
-            "experience" => "experience (more good resolutions of this kind)".to_string(),
+            "on_call" => format!(
+                "on_call ({} is on call for this incident, and on-call people here keep such work)",
+                a.human_id
+            ),
+            "experience" => {
+                "experience (resolves more of this work when people route it)".to_string()
+            }
             _ => "exploration (posterior draw)".to_string(),
         }
     };

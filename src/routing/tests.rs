@@ -396,3 +396,71 @@ fn inputs_stored_before_the_new_fields_still_parse() {
         }
     );
 }
+
+#[test]
+fn times_are_compared_after_removing_severity_offsets() {
+    let p = ModelParams {
+        explore_scale: 0.0,
+        ..ModelParams::default()
+    };
+    // Everyone works sev1 in about 30 min and sev4 in about 72 min.
+    let mut cands: Vec<CandidateInput> = (0..4)
+        .map(|i| {
+            let mut c = cand(&format!("team-{i}"));
+            c.skill
+                .push(record(Severity::Sev1, history(10, 0, 1800.0, &p)));
+            c.skill
+                .push(record(Severity::Sev4, history(10, 0, 4320.0, &p)));
+            c
+        })
+        .collect();
+    // Faster than typical, but only ever seen on slow sev4 work.
+    let mut fast = cand("fast-on-sev4");
+    fast.skill
+        .push(record(Severity::Sev4, history(10, 0, 3000.0, &p)));
+    // Slower than typical, but only ever seen on quick sev1 work.
+    let mut slow = cand("slow-on-sev1");
+    slow.skill
+        .push(record(Severity::Sev1, history(10, 0, 2600.0, &p)));
+    cands.push(fast);
+    cands.push(slow);
+    let d = decide(&input("w", Severity::Sev3, cands), &p);
+    let speed = |id: &str| {
+        d.ranking
+            .iter()
+            .find(|r| r.human_id == id)
+            .unwrap()
+            .components
+            .speed
+    };
+    assert!(speed("fast-on-sev4") > speed("slow-on-sev1"));
+    assert!(speed("fast-on-sev4") > 0.0 && speed("slow-on-sev1") < 0.0);
+}
+
+#[test]
+fn no_exploration_where_people_route_the_work() {
+    let p = ModelParams::default();
+    // Same records, once as Goliath's assignments, once as work people routed (shadow mode).
+    let picks = |goliath_assigned: bool| {
+        let mut a = cand("a");
+        a.skill
+            .push(record(Severity::Sev4, resolves(6, goliath_assigned, &p)));
+        let mut b = cand("b");
+        b.skill
+            .push(record(Severity::Sev4, resolves(6, goliath_assigned, &p)));
+        b.skill.push(record(Severity::Sev4, history(0, 1, 0.0, &p)));
+        (0..200)
+            .filter(|i| {
+                decide(
+                    &input(&format!("w{i}"), Severity::Sev4, vec![a.clone(), b.clone()]),
+                    &p,
+                )
+                .primary
+                .as_deref()
+                    == Some("b")
+            })
+            .count()
+    };
+    assert!(picks(true) > 0, "Goliath-assigned work is explored");
+    assert_eq!(picks(false), 0, "shadow mode does not explore");
+}

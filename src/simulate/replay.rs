@@ -17,7 +17,11 @@
 //! The prediction is made before the outcome is fed back. Then, through [`apply_outcome`], the
 //! final resolver gets `Resolved` (time = `hours_to_resolve`) and everyone else on the
 //! resource path gets `HandedOff`, each on the (person, intake team, severity) state, the
-//! person's per-tag states and the person's overall state. Requests without a resolver (mostly
+//! person's per-tag states and the person's overall state. The replay is shadow mode: people
+//! routed the real history, so resolves carry `goliath_assigned: false` (they count towards
+//! ownership) and every resolved request with an intake person feeds
+//! [`crate::routing::apply_on_call_outcome`] (kept = the intake person resolved it) into the
+//! intake person's same three states. Requests without a resolver (mostly
 //! `Completed-In Call`) are not scored; their path still counts as hand-offs unless
 //! `--in-call-resolved` credits the last person on the path with the resolve.
 //!

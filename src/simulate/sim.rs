@@ -11,7 +11,9 @@
 //! reopened two hours later. After a hand-off or a reopen the same policy routes the incident
 //! again among people who have not had it yet (at most [`MAX_ATTEMPTS`] attempts; the last one
 //! always resolves). Outcomes reach the learner at their event time, in time order, through
-//! [`apply_outcome`]; loads are tracked and items close when resolved.
+//! [`apply_outcome`]; loads are tracked and items close when resolved. Goliath assigns every
+//! attempt here, so resolves carry `goliath_assigned: true`, and an on-call person Goliath never
+//! assigned gets [`apply_on_call_outcome`] once the incident has its good resolution.
 //!
 //! **Cost metric**: time to good resolution (hours from arrival until the resolution that
 //! sticks), so hand-offs and reopens cost the time they wasted plus the re-routing.
