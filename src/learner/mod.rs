@@ -201,6 +201,9 @@ impl LearnerService {
                         &item,
                         &OutcomeKind::Resolved {
                             seconds_to_resolve: seconds,
+                            // Not yet known here: count it as Goliath's, which keeps the
+                            // experience share off until the glue tells the two apart.
+                            goliath_assigned: true,
                         },
                         at,
                     )?;

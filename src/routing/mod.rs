@@ -24,19 +24,43 @@
 //!   incident's context tags (product, component...) at a discount. Sparse severities therefore
 //!   fall back on service-level, person-level and global evidence instead of on nothing.
 //! * **speed** = `mu_service - mu_person`: the person's expected log time to resolve, a
-//!   log-normal estimate shrunk in the same way, against the service's pooled log time. The
-//!   shrinkage strength is empirical Bayes: `sigma^2 / tau^2`, the within-person noise over the
-//!   between-person spread estimated across the candidates, so noisy times move nobody much.
+//!   log-normal estimate shrunk in the same way, against the service's pooled log time. Severity
+//!   shifts everyone's times alike, so each severity's offset from the service mean (estimated
+//!   over all candidates, shrunk to 0) is removed first: a person's time record does not depend
+//!   on their mix of severities, and `expected_seconds` adds the incident's offset back. The
+//!   shrinkage strength is empirical Bayes: `sigma^2 / tau^2`, the noise of a single time over
+//!   the between-person spread estimated across the candidates, so noisy times move nobody
+//!   much.
 //! * **load** = `-ln(1 + load_weight * open_items / capacity)`: busy people are slower.
-//! * **on_call** = a fixed bonus for people PagerDuty already paged for this incident: they are
-//!   awake and engaged, and routing elsewhere costs a hand-over.
-//! * **experience** = `experience_weight * ln((good resolutions + 1) / eligible average)`:
-//!   an optional volume prior (default weight 0, i.e. off), for deployments where "who has
-//!   resolved most of this" is itself informative.
+//! * **on_call** (learned): how much more likely the person PagerDuty paged is to end up
+//!   resolving than the experience share alone says. Goliath keeps, per person, a decayed
+//!   record of the incidents on which they were on call *and Goliath did not assign it to them*,
+//!   and how many of those they resolved anyway (kept). Its rate `q` is shrunk to the same rate
+//!   for the person on other services, then to the pool of the eligible candidates' records for
+//!   this service, then anywhere, then to `on_call_prior_keep`. Treating the resolver as "the
+//!   on-call person with probability `q`, else someone drawn by the experience share `s`", the
+//!   component is the log lift `ln(1 + q / ((1 - q) * max(s, 1/K)))` for the on-call person (K
+//!   eligible candidates; the floor keeps a rarely seen on-call person from getting an
+//!   unbounded lift). Assignments Goliath made are left out, so the rate never echoes Goliath's
+//!   own choices: where its recommendations are followed it falls towards 0 and the term fades;
+//!   where on-call people keep their pages (the team's practice), it grows, per person.
+//! * **experience** = `experience_weight * ln(K * share)`: who owns this kind of work. The share
+//!   is a Dirichlet-multinomial predictive share of the next good resolution among the eligible
+//!   candidates, in two levels: the service's resolutions (shrunk to an even share with
+//!   `experience_concentration` pseudo-counts), and on the incident's context tags the share of
+//!   those resolutions, shrunk to the service share. Only resolutions of work that reached the
+//!   person without Goliath assigning it count (`SkillState::owned`), for the same reason as
+//!   above: under full auto-assignment the share is even and the term is 0, so it cannot lock
+//!   in Goliath's past choices; when people route the work, it carries their knowledge of who
+//!   handles what.
 //! * **exploration**: on sev3/sev4 Goliath uses Thompson sampling: the success log-odds and the
 //!   log time are drawn from their posteriors (normal approximations, scaled by
 //!   `explore_scale`), seeded from the work item id and the person, so people with little
-//!   history get tried where mistakes are cheap, and the draw is reproducible. On sev1/sev2 there
+//!   history get tried where mistakes are cheap, and the draw is reproducible. The draw shrinks
+//!   as evidence accumulates (it is a posterior draw), and it is further scaled by the share of
+//!   the service's good resolutions that Goliath itself assigned (with one assigned
+//!   pseudo-resolution, from `SkillState::owned`): where people route the work or Goliath runs in shadow mode, a
+//!   recommendation produces no evidence, so exploring would only cost. On sev1/sev2 there
 //!   is no optimism: the score uses a lower credible bound (`z` standard deviations below the
 //!   posterior mean for success, above for time), so an unproven person does not get a critical
 //!   incident over a proven one. The component is the (signed) difference from the mean score.
@@ -51,10 +75,12 @@
 //! when the choice was a coin flip or an exploration pick. A lone eligible candidate gets 1.
 //!
 //! Learning ([`apply_outcome`]): a resolve by the assignee adds one success and one log-time
-//! observation; a hand-off adds one failure for the person who handed it on; a reopen withdraws
-//! one success from the resolver and adds a failure. The glue applies each outcome to every
-//! state it keeps for that person (the (service, severity) state, the per-context-tag states, and
-//! the person's overall state), all with the same function.
+//! observation (and one `owned` resolution when Goliath had not assigned it to them); a hand-off
+//! adds one failure for the person who handed it on; a reopen withdraws one success from the
+//! resolver and adds a failure. [`apply_on_call_outcome`] adds one on-call observation to the
+//! person who was on call. The glue applies each outcome to every state it keeps for that
+//! person (the (service, severity) state, the per-context-tag states, and the person's overall
+//! state), all with the same functions.
 
 pub mod rng;
 
@@ -67,7 +93,7 @@ use serde::{Deserialize, Serialize};
 use rng::{hash_str, mix64, normal_cdf, SplitMix64};
 
 /// Version tag stored with every decision.
-pub const MODEL_VERSION: &str = "goliath-routing/1";
+pub const MODEL_VERSION: &str = "goliath-routing/2";
 
 /// Incident severity; `Sev1` is the most critical.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -205,6 +231,15 @@ pub struct SkillState {
     pub log_time_sum: f64,
     /// Sum of squared ln(seconds to resolve).
     pub log_time_sq_sum: f64,
+    /// Good resolutions of work that reached the person without Goliath assigning it to them
+    /// (routed by people, taken up, kept while on call). Feeds the experience share; work
+    /// Goliath assigned is left out so the share never echoes Goliath's own choices.
+    pub owned: f64,
+    /// Incidents on which the person was on call, Goliath did not assign it to them, and it
+    /// reached a good resolution (see [`apply_on_call_outcome`]).
+    pub on_call_trials: f64,
+    /// Of those, the ones the person resolved themselves (kept the work).
+    pub on_call_kept: f64,
     /// Event time up to which the numbers above are decayed.
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -236,6 +271,9 @@ impl SkillState {
         self.time_weight += f * other.time_weight;
         self.log_time_sum += f * other.log_time_sum;
         self.log_time_sq_sum += f * other.log_time_sq_sum;
+        self.owned += f * other.owned;
+        self.on_call_trials += f * other.on_call_trials;
+        self.on_call_kept += f * other.on_call_kept;
     }
 
     fn decay_to(&mut self, at: DateTime<Utc>, params: &ModelParams) {
@@ -245,6 +283,9 @@ impl SkillState {
         self.time_weight *= f;
         self.log_time_sum *= f;
         self.log_time_sq_sum *= f;
+        self.owned *= f;
+        self.on_call_trials *= f;
+        self.on_call_kept *= f;
         match self.updated_at {
             Some(t) if t >= at => {}
             _ => self.updated_at = Some(at),
@@ -257,7 +298,14 @@ impl SkillState {
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeKind {
     /// Resolved by the assignee.
-    Resolved { seconds_to_resolve: f64 },
+    Resolved {
+        seconds_to_resolve: f64,
+        /// True when the resolver held the incident because Goliath assigned it to them (auto
+        /// assignment acted on a recommendation); false when people routed it, the person took
+        /// it, or Goliath only recommended (shadow mode). Only false counts towards `owned`.
+        #[serde(default)]
+        goliath_assigned: bool,
+    },
     /// The assignee handed the incident on to someone else.
     HandedOff,
     /// A resolution by this person was reopened.
@@ -273,8 +321,14 @@ pub fn apply_outcome(
 ) {
     state.decay_to(at, params);
     match kind {
-        OutcomeKind::Resolved { seconds_to_resolve } => {
+        OutcomeKind::Resolved {
+            seconds_to_resolve,
+            goliath_assigned,
+        } => {
             state.successes += 1.0;
+            if !goliath_assigned {
+                state.owned += 1.0;
+            }
             if seconds_to_resolve.is_finite() && *seconds_to_resolve >= 0.0 {
                 let l = seconds_to_resolve.max(params.min_seconds).ln();
                 state.time_weight += 1.0;
@@ -285,8 +339,31 @@ pub fn apply_outcome(
         OutcomeKind::HandedOff => state.failures += 1.0,
         OutcomeKind::Reopened => {
             state.successes = (state.successes - 1.0).max(0.0);
+            state.owned = state.owned.min(state.successes);
             state.failures += 1.0;
         }
+    }
+}
+
+/// Folds one on-call observation into a state of the on-call person, at event time `at`.
+///
+/// Call it once an incident has its good resolution, if a person was on call for it (paged,
+/// eligible) and Goliath never assigned it to them: `kept` is true when that person made the
+/// good resolution anyway. Apply it to the same states as [`apply_outcome`] (the person's
+/// (service, severity) state, their context-tag states and their overall state). Incidents
+/// Goliath assigned to the on-call person are left out, so the rate does not echo Goliath's
+/// own choices: if its recommendations are followed, the rate stays near zero; if on-call people
+/// keep their pages anyway (the team's practice), Goliath learns how often, per person.
+pub fn apply_on_call_outcome(
+    state: &mut SkillState,
+    kept: bool,
+    at: DateTime<Utc>,
+    params: &ModelParams,
+) {
+    state.decay_to(at, params);
+    state.on_call_trials += 1.0;
+    if kept {
+        state.on_call_kept += 1.0;
     }
 }
 
@@ -316,8 +393,13 @@ pub struct ModelParams {
     pub prior_time_strength: f64,
     /// Upper bound of the empirical-Bayes time shrinkage pseudo-count.
     pub max_time_strength: f64,
-    /// Weight of the experience component (log of relative good-resolution count).
+    /// Weight of the experience component (log of the person's predictive share of this
+    /// service's good resolutions, relative to an even share). 1 would be the full mixture
+    /// likelihood; the default 0.5 counts ownership as half evidence, since it predicts who
+    /// gets the work rather than how fast it gets resolved.
     pub experience_weight: f64,
+    /// Dirichlet pseudo-count spread evenly over the eligible candidates in the experience share.
+    pub experience_concentration: f64,
     /// Prior standard deviation of ln(seconds to resolve) for a single incident.
     pub prior_log_sigma: f64,
     /// Resolve times below this are clamped (seconds) before taking logs.
@@ -326,7 +408,15 @@ pub struct ModelParams {
     pub load_weight: f64,
     /// Capacity used for the load term when a person has no `max_active`.
     pub default_capacity: f64,
-    /// Score bonus (log units, i.e. a cost factor of e^bonus) for being on call for the incident.
+    /// Prior probability that the on-call person keeps and resolves an incident recommended to
+    /// someone else (the pooled [`ServiceState`] is shrunk to it).
+    pub on_call_prior_keep: f64,
+    /// Pseudo-count of `on_call_prior_keep` in the pooled rate, and of the pooled rate in a
+    /// service's rate.
+    pub on_call_prior_strength: f64,
+    /// Pseudo-count of the pooled keep rate against a person's own on-call record.
+    pub on_call_person_strength: f64,
+    /// Fixed extra score (log units) for being on call, on top of the learned component.
     pub on_call_bonus: f64,
     /// Scale of the Thompson draw on sev3/sev4 (0 = posterior mean, 1 = full posterior).
     pub explore_scale: f64,
@@ -352,11 +442,15 @@ impl Default for ModelParams {
             prior_time_strength: 2.0,
             prior_log_sigma: 1.0,
             max_time_strength: 50.0,
-            experience_weight: 0.0,
+            experience_weight: 0.5,
+            experience_concentration: 1.0,
             min_seconds: 60.0,
             load_weight: 2.0,
             default_capacity: 5.0,
-            on_call_bonus: 0.3,
+            on_call_prior_keep: 0.05,
+            on_call_prior_strength: 10.0,
+            on_call_person_strength: 2.0,
+            on_call_bonus: 0.0,
             explore_scale: 0.5,
             sev1_z: 1.0,
             explore_z: 0.0,
@@ -476,6 +570,9 @@ struct Evidence {
     tw: f64,
     ts: f64,
     tss: f64,
+    own: f64,
+    oc_t: f64,
+    oc_k: f64,
 }
 
 impl Evidence {
@@ -485,6 +582,9 @@ impl Evidence {
         self.tw += w * s.time_weight;
         self.ts += w * s.log_time_sum;
         self.tss += w * s.log_time_sq_sum;
+        self.own += w * s.owned;
+        self.oc_t += w * s.on_call_trials;
+        self.oc_k += w * s.on_call_kept;
     }
 
     fn add_ev(&mut self, e: &Evidence, w: f64) {
@@ -493,6 +593,9 @@ impl Evidence {
         self.tw += w * e.tw;
         self.ts += w * e.ts;
         self.tss += w * e.tss;
+        self.own += w * e.own;
+        self.oc_t += w * e.oc_t;
+        self.oc_k += w * e.oc_k;
     }
 
     fn minus_clamped(&self, e: &Evidence) -> Evidence {
@@ -510,6 +613,9 @@ impl Evidence {
             } else {
                 0.0
             },
+            own: (self.own - e.own).max(0.0),
+            oc_t: (self.oc_t - e.oc_t).max(0.0),
+            oc_k: (self.oc_k - e.oc_k).max(0.0),
         }
     }
 }
@@ -521,6 +627,24 @@ struct Work {
     sev: Evidence,
     ctx: Evidence,
     elsewhere: Evidence,
+    /// (time weight, log-time sum) of this service's records by severity.
+    by_sev: [(f64, f64); 4],
+}
+
+/// Removes per-severity log-time offsets from evidence built from records of those severities.
+fn remove_offsets(
+    ev: &mut Evidence,
+    by_sev: &[(f64, f64); 4],
+    delta: &[f64; 4],
+    only: Option<usize>,
+) {
+    for (s, (&(tw, ts), &d)) in by_sev.iter().zip(delta).enumerate() {
+        if only.is_some_and(|o| o != s) || tw <= 0.0 {
+            continue;
+        }
+        ev.ts -= d * tw;
+        ev.tss = (ev.tss - 2.0 * d * ts + d * d * tw).max(0.0);
+    }
 }
 
 /// Decay factor with a one-entry cache: states written by the same event share a timestamp.
@@ -552,6 +676,9 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
     let mut excluded = Vec::new();
     let mut work: Vec<Work> = Vec::with_capacity(input.candidates.len());
     let mut pool = Evidence::default();
+    let mut pool_by_sev = [(0.0, 0.0); 4];
+    // On-call (trials, kept) over every candidate's overall record.
+    let mut oc_all = (0.0, 0.0);
     let mut cache: (Option<DateTime<Utc>>, f64) = (None, 1.0);
 
     // Visit candidates in id order so that floating-point sums do not depend on input order.
@@ -576,6 +703,7 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
         }
         let mut service = Evidence::default();
         let mut sev = Evidence::default();
+        let mut by_sev = [(0.0, 0.0); 4];
         for r in &c.skill {
             if r.service != input.service {
                 continue;
@@ -585,8 +713,20 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
             if r.severity == input.severity {
                 sev.add(&r.state, f);
             }
+            let b = &mut by_sev[r.severity as usize];
+            b.0 += f * r.state.time_weight;
+            b.1 += f * r.state.log_time_sum;
         }
         pool.add_ev(&service, 1.0);
+        for (p, b) in pool_by_sev.iter_mut().zip(&by_sev) {
+            p.0 += b.0;
+            p.1 += b.1;
+        }
+        if let Some(o) = &c.overall {
+            let f = cached_decay(&mut cache, o, at, params);
+            oc_all.0 += f * o.on_call_trials;
+            oc_all.1 += f * o.on_call_kept;
+        }
 
         let reason = if !c.active {
             Some(ExclusionReason::Inactive)
@@ -631,7 +771,29 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
             sev,
             ctx,
             elsewhere,
+            by_sev,
         });
+    }
+
+    // Severity shifts everyone's times alike (critical incidents get worked faster), so
+    // times are compared after removing each severity's offset from the service's mean log
+    // time (each offset shrunk to 0 with `prior_time_strength`). A person's time record then
+    // does not depend on their mix of severities, and all their severities inform it.
+    let delta: [f64; 4] = {
+        let mut d = [0.0; 4];
+        if pool.tw > 0.0 {
+            let mean = pool.ts / pool.tw;
+            for (x, &(tw, ts)) in d.iter_mut().zip(&pool_by_sev) {
+                *x = (ts - tw * mean) / (tw + params.prior_time_strength);
+            }
+        }
+        d
+    };
+    let sev_idx = input.severity as usize;
+    remove_offsets(&mut pool, &pool_by_sev, &delta, None);
+    for w in &mut work {
+        remove_offsets(&mut w.service, &w.by_sev, &delta, None);
+        remove_offsets(&mut w.sev, &w.by_sev, &delta, Some(sev_idx));
     }
 
     // Service pool: the empirical-Bayes prior for everyone in this decision.
@@ -665,6 +827,11 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
         _ => params.explore_z,
     };
     let w_other = params.other_severity_weight;
+    // Exploration only pays where Goliath's own assignments produce the evidence. Scale it by
+    // the share of this service's good resolutions that Goliath assigned, counting one assigned
+    // pseudo-resolution (full exploration until evidence says otherwise): in shadow mode, or
+    // where people route the work, a recommendation teaches nothing.
+    let explore = params.explore_scale * ((pool.ok - pool.own).max(0.0) + 1.0) / (pool.ok + 1.0);
     let w_ctx = params.context_weight;
 
     // First pass: each candidate's weighted evidence and hierarchical priors.
@@ -672,9 +839,11 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
         ev: Evidence,
         p_prior: f64,
         mu_prior: f64,
+        own: f64,
+        own_ctx: f64,
     }
     let mut preps: Vec<Prep> = Vec::with_capacity(work.len());
-    let mut ok_total = 0.0;
+    let (mut own_total, mut own_ctx_total) = (0.0, 0.0);
     for w in &work {
         // Prior from the person's record elsewhere, shrunk to the service pool.
         let p_prior = shrink_rate(
@@ -698,13 +867,37 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
         ev.ok = ev.ok.max(0.0);
         ev.fail = ev.fail.max(0.0);
         ev.tw = ev.tw.max(0.0);
-        ok_total += ev.ok;
+        // Good resolutions in this service (any severity) and on the context tags.
+        let own = w.service.own.max(0.0);
+        let own_ctx = w.ctx.own.max(0.0);
+        own_total += own;
+        own_ctx_total += own_ctx;
         preps.push(Prep {
             ev,
             p_prior,
             mu_prior,
+            own,
+            own_ctx,
         });
     }
+    // Experience: Dirichlet-multinomial predictive share of the next good resolution of this
+    // service among the eligible candidates, with `experience_concentration` spread evenly.
+    let n_elig = preps.len().max(1) as f64;
+    let conc = params.experience_concentration.max(1e-6);
+    // Two levels: the share of the service's resolutions (shrunk to an even share), and on the
+    // incident's context tags the share of those resolutions, shrunk to the service share.
+    let share_of = |p: &Prep| {
+        let svc = (p.own + conc / n_elig) / (own_total + conc);
+        (p.own_ctx + conc * svc) / (own_ctx_total + conc)
+    };
+    // Pooled rate at which on-call people keep work Goliath did not assign them: the prior,
+    // moved by every candidate's record anywhere, then by the records for this service.
+    let keep_pool = {
+        let s = params.on_call_prior_strength.max(1e-6);
+        let q0 = params.on_call_prior_keep.clamp(0.0, 0.99);
+        let q_all = shrink_rate(q0, s, oc_all.1, (oc_all.0 - oc_all.1).max(0.0));
+        shrink_rate(q_all, s, pool.oc_k, (pool.oc_t - pool.oc_k).max(0.0))
+    };
     // Empirical-Bayes time shrinkage: k = sigma^2 / tau^2, where tau^2 is the spread of the
     // people's true log times (method of moments over candidates with timed evidence).
     let k_time = {
@@ -723,11 +916,6 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
         } else {
             params.prior_time_strength
         }
-    };
-    let mean_ok1 = if preps.is_empty() {
-        1.0
-    } else {
-        ok_total / preps.len() as f64 + 1.0
     };
 
     let mut scored: Vec<ScoredCandidate> = Vec::with_capacity(work.len());
@@ -753,19 +941,29 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
             success: p_mean.ln(),
             speed: mu_pool - mu,
             load: -(1.0 + params.load_weight * f64::from(c.open_items) / cap).ln(),
-            on_call: if c.on_call { params.on_call_bonus } else { 0.0 },
-            experience: params.experience_weight * ((ev.ok + 1.0) / mean_ok1).ln(),
+            // Mixture: the on-call person resolves with probability `keep` on their own, else
+            // the resolver follows the experience share; this is the log of that lift.
+            on_call: if c.on_call {
+                // The person's own keep rate: service record over their record elsewhere over
+                // the pool.
+                let sp = params.on_call_person_strength.max(1e-6);
+                let e = &w.elsewhere;
+                let q = shrink_rate(keep_pool, sp, e.oc_k, (e.oc_t - e.oc_k).max(0.0));
+                let s = &w.service;
+                let q = shrink_rate(q, sp, s.oc_k, (s.oc_t - s.oc_k).max(0.0)).clamp(0.0, 0.99);
+                (q / ((1.0 - q) * share_of(prep).max(1.0 / n_elig))).ln_1p() + params.on_call_bonus
+            } else {
+                0.0
+            },
+            experience: params.experience_weight * (share_of(prep) * n_elig).ln(),
             exploration: 0.0,
         };
         let (d_logit, d_mu) = if severity.is_critical() {
             (-z * sd_logit, z * sd_mu)
-        } else if params.explore_scale > 0.0 {
+        } else if explore > 0.0 {
             let mut r = SplitMix64::new(mix64(seed ^ hash_str(&c.human_id).rotate_left(17)));
             let (z1, z2) = r.normal_pair();
-            (
-                (params.explore_scale * z1 - z) * sd_logit,
-                (params.explore_scale * z2 + z) * sd_mu,
-            )
+            ((explore * z1 - z) * sd_logit, (explore * z2 + z) * sd_mu)
         } else {
             (-z * sd_logit, z * sd_mu)
         };
@@ -781,7 +979,7 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
             score: comp.total(),
             components: comp,
             p_success: p_mean,
-            expected_seconds: mu.exp(),
+            expected_seconds: (mu + delta[sev_idx]).exp(),
             evidence: ev.ok + ev.fail,
         });
     }
@@ -904,8 +1102,13 @@ fn explain(ranking: &[ScoredCandidate], severity: Severity, params: &ModelParams
                 hours(b.expected_seconds)
             ),
             "load" => "load (fewer open items for their capacity)".to_string(),
-            "on_call" => format!("on_call ({} is on call for this incident)", a.human_id),
-            "experience" => "experience (more good resolutions of this kind)".to_string(),
+            "on_call" => format!(
+                "on_call ({} is on call for this incident, and on-call people here keep such work)",
+                a.human_id
+            ),
+            "experience" => {
+                "experience (resolves more of this work when people route it)".to_string()
+            }
             _ => "exploration (posterior draw)".to_string(),
         }
     };

@@ -47,6 +47,8 @@ fn history(resolves: usize, handoffs: usize, seconds: f64, p: &ModelParams) -> S
                 &mut s,
                 &OutcomeKind::Resolved {
                     seconds_to_resolve: seconds,
+                    // Assignments made by Goliath: skill evidence without ownership.
+                    goliath_assigned: true,
                 },
                 at,
                 p,
@@ -292,4 +294,173 @@ fn severity_parses_and_serializes() {
     assert_eq!("1".parse::<Severity>().unwrap(), Severity::Sev1);
     assert!("sev5".parse::<Severity>().is_err());
     assert_eq!(serde_json::to_string(&Severity::Sev3).unwrap(), "\"sev3\"");
+}
+
+fn resolves(n: usize, goliath_assigned: bool, p: &ModelParams) -> SkillState {
+    let mut s = SkillState::default();
+    for i in 0..n {
+        apply_outcome(
+            &mut s,
+            &OutcomeKind::Resolved {
+                seconds_to_resolve: 3600.0,
+                goliath_assigned,
+            },
+            t0() + chrono::Duration::hours(i as i64),
+            p,
+        );
+    }
+    s
+}
+
+fn on_call_record(state: &mut SkillState, kept: bool, n: usize, p: &ModelParams) {
+    for i in 0..n {
+        apply_on_call_outcome(state, kept, t0() + chrono::Duration::hours(i as i64), p);
+    }
+}
+
+#[test]
+fn on_call_lift_is_learned_per_person() {
+    let p = ModelParams {
+        explore_scale: 0.0,
+        ..ModelParams::default()
+    };
+    let lift = |kept: Option<bool>| {
+        let mut a = cand("a");
+        a.on_call = true;
+        let mut st = history(5, 1, 3600.0, &p);
+        let mut overall = st.clone();
+        if let Some(k) = kept {
+            on_call_record(&mut st, k, 20, &p);
+            on_call_record(&mut overall, k, 20, &p);
+        }
+        a.skill.push(record(Severity::Sev3, st));
+        a.overall = Some(overall);
+        let mut b = cand("b");
+        b.skill
+            .push(record(Severity::Sev3, history(5, 1, 3600.0, &p)));
+        let d = decide(&input("w", Severity::Sev3, vec![a, b]), &p);
+        let r = d.ranking.iter().find(|r| r.human_id == "a").unwrap();
+        r.components.on_call
+    };
+    let (keeps, prior, never) = (lift(Some(true)), lift(None), lift(Some(false)));
+    assert!(keeps > prior && prior > never, "{keeps} {prior} {never}");
+    assert!((0.0..0.1).contains(&never), "{never}");
+}
+
+#[test]
+fn experience_counts_only_work_goliath_did_not_assign() {
+    let p = ModelParams {
+        explore_scale: 0.0,
+        ..ModelParams::default()
+    };
+    let exp = |a_assigned: bool, b_assigned: bool| {
+        let mut a = cand("a");
+        a.skill
+            .push(record(Severity::Sev3, resolves(10, a_assigned, &p)));
+        let mut b = cand("b");
+        b.skill
+            .push(record(Severity::Sev3, resolves(2, b_assigned, &p)));
+        let d = decide(&input("w", Severity::Sev3, vec![a, b]), &p);
+        let get = |id: &str| {
+            d.ranking
+                .iter()
+                .find(|r| r.human_id == id)
+                .unwrap()
+                .components
+                .experience
+        };
+        (get("a"), get("b"))
+    };
+    let (a, b) = exp(false, false);
+    assert!(a > b + 0.3, "{a} {b}");
+    let (a, b) = exp(true, true);
+    assert_eq!(a, b);
+    assert_eq!(a, 0.0);
+}
+
+#[test]
+fn inputs_stored_before_the_new_fields_still_parse() {
+    let s: SkillState = serde_json::from_str(
+        r#"{"successes":3.0,"failures":1.0,"time_weight":3.0,"log_time_sum":24.0,"log_time_sq_sum":200.0,"updated_at":null}"#,
+    )
+    .unwrap();
+    assert_eq!(s.owned, 0.0);
+    assert_eq!(s.on_call_trials, 0.0);
+    let k: OutcomeKind =
+        serde_json::from_str(r#"{"resolved":{"seconds_to_resolve":60.0}}"#).unwrap();
+    assert_eq!(
+        k,
+        OutcomeKind::Resolved {
+            seconds_to_resolve: 60.0,
+            goliath_assigned: false
+        }
+    );
+}
+
+#[test]
+fn times_are_compared_after_removing_severity_offsets() {
+    let p = ModelParams {
+        explore_scale: 0.0,
+        ..ModelParams::default()
+    };
+    // Everyone works sev1 in about 30 min and sev4 in about 72 min.
+    let mut cands: Vec<CandidateInput> = (0..4)
+        .map(|i| {
+            let mut c = cand(&format!("team-{i}"));
+            c.skill
+                .push(record(Severity::Sev1, history(10, 0, 1800.0, &p)));
+            c.skill
+                .push(record(Severity::Sev4, history(10, 0, 4320.0, &p)));
+            c
+        })
+        .collect();
+    // Faster than typical, but only ever seen on slow sev4 work.
+    let mut fast = cand("fast-on-sev4");
+    fast.skill
+        .push(record(Severity::Sev4, history(10, 0, 3000.0, &p)));
+    // Slower than typical, but only ever seen on quick sev1 work.
+    let mut slow = cand("slow-on-sev1");
+    slow.skill
+        .push(record(Severity::Sev1, history(10, 0, 2600.0, &p)));
+    cands.push(fast);
+    cands.push(slow);
+    let d = decide(&input("w", Severity::Sev3, cands), &p);
+    let speed = |id: &str| {
+        d.ranking
+            .iter()
+            .find(|r| r.human_id == id)
+            .unwrap()
+            .components
+            .speed
+    };
+    assert!(speed("fast-on-sev4") > speed("slow-on-sev1"));
+    assert!(speed("fast-on-sev4") > 0.0 && speed("slow-on-sev1") < 0.0);
+}
+
+#[test]
+fn no_exploration_where_people_route_the_work() {
+    let p = ModelParams::default();
+    // Same records, once as Goliath's assignments, once as work people routed (shadow mode).
+    let picks = |goliath_assigned: bool| {
+        let mut a = cand("a");
+        a.skill
+            .push(record(Severity::Sev4, resolves(6, goliath_assigned, &p)));
+        let mut b = cand("b");
+        b.skill
+            .push(record(Severity::Sev4, resolves(6, goliath_assigned, &p)));
+        b.skill.push(record(Severity::Sev4, history(0, 1, 0.0, &p)));
+        (0..200)
+            .filter(|i| {
+                decide(
+                    &input(&format!("w{i}"), Severity::Sev4, vec![a.clone(), b.clone()]),
+                    &p,
+                )
+                .primary
+                .as_deref()
+                    == Some("b")
+            })
+            .count()
+    };
+    assert!(picks(true) > 0, "Goliath-assigned work is explored");
+    assert_eq!(picks(false), 0, "shadow mode does not explore");
 }

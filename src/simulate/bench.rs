@@ -33,6 +33,7 @@ pub fn bench_decide(people: usize, services: usize, iterations: usize) -> BenchR
                         let kind = if r.next_f64() < 0.8 {
                             OutcomeKind::Resolved {
                                 seconds_to_resolve: 3600.0 * (r.normal() * 0.7).exp(),
+                                goliath_assigned: k % 2 == 0,
                             }
                         } else {
                             OutcomeKind::HandedOff
@@ -97,4 +98,19 @@ pub fn run_bench_decide(people: usize, services: usize, iterations: usize) {
         "decide: {people} people, {services} services, {iterations} iterations: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
         b.p50_us, b.p99_us, b.max_us
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Latency check on a large roster; meaningful in release builds:
+    /// `cargo test --release --lib decide_latency -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn decide_latency_1000_candidates() {
+        run_bench_decide(1000, 50, 2000);
+        let b = bench_decide(1000, 50, 2000);
+        assert!(b.p99_us < 1000.0, "p99 {} us", b.p99_us);
+    }
 }

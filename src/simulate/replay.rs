@@ -17,7 +17,11 @@
 //! The prediction is made before the outcome is fed back. Then, through [`apply_outcome`], the
 //! final resolver gets `Resolved` (time = `hours_to_resolve`) and everyone else on the
 //! resource path gets `HandedOff`, each on the (person, intake team, severity) state, the
-//! person's per-tag states and the person's overall state. Requests without a resolver (mostly
+//! person's per-tag states and the person's overall state. The replay is shadow mode: people
+//! routed the real history, so resolves carry `goliath_assigned: false` (they count towards
+//! ownership) and every resolved request with an intake person feeds
+//! [`crate::routing::apply_on_call_outcome`] (kept = the intake person resolved it) into the
+//! intake person's same three states. Requests without a resolver (mostly
 //! `Completed-In Call`) are not scored; their path still counts as hand-offs unless
 //! `--in-call-resolved` credits the last person on the path with the resolve.
 //!
@@ -32,8 +36,8 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 
 use crate::routing::{
-    apply_outcome, decide, CandidateInput, ContextRecord, DecisionInput, ModelParams, OutcomeKind,
-    Severity, SkillRecord, SkillState,
+    apply_on_call_outcome, apply_outcome, decide, CandidateInput, ContextRecord, DecisionInput,
+    ModelParams, OutcomeKind, Severity, SkillRecord, SkillState,
 };
 
 /// Options of `goliath replay-bpic`.
@@ -326,6 +330,8 @@ pub fn replay(
                     } else {
                         f64::NAN
                     },
+                    // Shadow mode: people routed the real history, Goliath only predicted.
+                    goliath_assigned: false,
                 }
             } else {
                 OutcomeKind::HandedOff
@@ -343,6 +349,27 @@ pub fn replay(
                 apply_outcome(who.context.entry(t.clone()).or_default(), &kind, at, params);
             }
             apply_outcome(&mut who.overall, &kind, at, params);
+        }
+        // The intake person was paged and Goliath assigned nobody (shadow mode): did they keep
+        // the request and resolve it themselves?
+        let has_resolver = !r.resolver.is_empty() && !is_system_account(&r.resolver);
+        if has_resolver && !r.first_resource.is_empty() && !is_system_account(&r.first_resource) {
+            let kept = r.resolver == r.first_resource;
+            let i = person(people, index, &r.first_resource);
+            cover(people, by_team, i, &r.first_team);
+            let who = &mut people[i];
+            apply_on_call_outcome(
+                who.skill
+                    .entry((r.first_team.clone(), r.severity))
+                    .or_default(),
+                kept,
+                at,
+                params,
+            );
+            for t in &tags {
+                apply_on_call_outcome(who.context.entry(t.clone()).or_default(), kept, at, params);
+            }
+            apply_on_call_outcome(&mut who.overall, kept, at, params);
         }
         if !r.resolver.is_empty() && !is_system_account(&r.resolver) {
             *lookup_tp

@@ -11,7 +11,9 @@
 //! reopened two hours later. After a hand-off or a reopen the same policy routes the incident
 //! again among people who have not had it yet (at most [`MAX_ATTEMPTS`] attempts; the last one
 //! always resolves). Outcomes reach the learner at their event time, in time order, through
-//! [`apply_outcome`]; loads are tracked and items close when resolved.
+//! [`apply_outcome`]; loads are tracked and items close when resolved. Goliath assigns every
+//! attempt here, so resolves carry `goliath_assigned: true`, and an on-call person Goliath never
+//! assigned gets [`apply_on_call_outcome`] once the incident has its good resolution.
 //!
 //! **Cost metric**: time to good resolution (hours from arrival until the resolution that
 //! sticks), so hand-offs and reopens cost the time they wasted plus the re-routing.
@@ -28,8 +30,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::routing::rng::{mix64, SplitMix64};
 use crate::routing::{
-    apply_outcome, decide, CandidateInput, DecisionInput, ModelParams, OutcomeKind, Severity,
-    SkillRecord, SkillState,
+    apply_on_call_outcome, apply_outcome, decide, CandidateInput, DecisionInput, ModelParams,
+    OutcomeKind, Severity, SkillRecord, SkillState,
 };
 
 /// Extra hours before someone who is not on call starts working.
@@ -354,6 +356,8 @@ pub fn run_policy(
         state: HashMap::new(),
         overall: vec![SkillState::default(); np],
     };
+    // On-call person of incidents Goliath did not assign to them (so far).
+    let mut on_call_trial: Vec<Option<usize>> = vec![None; n];
     // Min-heap on (time in microhours, sequence).
     let mut heap: BinaryHeap<Reverse<(i64, u64)>> = BinaryHeap::new();
     let mut events: HashMap<u64, Ev> = HashMap::new();
@@ -439,6 +443,14 @@ pub fn run_policy(
                         on_call,
                     ),
                 };
+                if policy == Policy::Goliath {
+                    if attempt == 0 {
+                        on_call_trial[inc] = on_call.filter(|&o| o != h && cands.contains(&o));
+                    } else if on_call_trial[inc] == Some(h) {
+                        // Assigned on a later attempt: no longer a case of keeping it anyway.
+                        on_call_trial[inc] = None;
+                    }
+                }
                 tried[inc].push(h);
                 load[h] += 1;
                 assigned_at[inc] = now;
@@ -510,9 +522,22 @@ pub fn run_policy(
                         } else {
                             results[inc].cost_h = now - incident.at_h;
                             results[inc].resolve_h = worked_h;
+                            if let Some(o) = on_call_trial[inc] {
+                                let at = time_of(now);
+                                let kept = o == person;
+                                let p = &learner.params;
+                                let st = learner
+                                    .state
+                                    .entry((o, incident.service, incident.severity))
+                                    .or_default();
+                                apply_on_call_outcome(st, kept, at, p);
+                                apply_on_call_outcome(&mut learner.overall[o], kept, at, p);
+                            }
                         }
                         OutcomeKind::Resolved {
                             seconds_to_resolve: worked_h * 3600.0,
+                            // Goliath routes every attempt in the simulation.
+                            goliath_assigned: true,
                         }
                     }
                     Done::HandedOff => {
