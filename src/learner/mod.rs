@@ -90,6 +90,55 @@ impl LearnerService {
         kind: &OutcomeKind,
         at: DateTime<Utc>,
     ) -> QueryResult<()> {
+        self.update_states(conn, human, item, &|state| {
+            routing::apply_outcome(state, kind, at, &self.params)
+        })
+    }
+
+    /// After a good resolution, teaches the on-call rate: each eligible person PagerDuty had
+    /// paged for the incident, and whom Goliath did not assign it to, either kept it (they
+    /// resolved it) or not.
+    fn learn_on_call(
+        &self,
+        conn: &mut PgConnection,
+        item: &WorkItem,
+        decision: &crate::decision::StoredDecision,
+        resolver: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> QueryResult<()> {
+        let excluded: Vec<&str> = decision
+            .excluded
+            .as_array()
+            .map(|list| list.iter().filter_map(|e| e["human_id"].as_str()).collect())
+            .unwrap_or_default();
+        let paged: Vec<String> = decision.inputs["input"]["candidates"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter(|c| c["on_call"].as_bool() == Some(true))
+                    .filter_map(|c| c["human_id"].as_str())
+                    .filter(|h| !excluded.contains(h))
+                    .filter(|h| decision.primary_human_id.as_deref() != Some(*h))
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for person in paged {
+            let kept = resolver == Some(person.as_str());
+            self.update_states(conn, &person, item, &|state| {
+                routing::apply_on_call_outcome(state, kept, at, &self.params)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn update_states(
+        &self,
+        conn: &mut PgConnection,
+        human: &str,
+        item: &WorkItem,
+        change: &dyn Fn(&mut SkillState),
+    ) -> QueryResult<()> {
         let severity = item
             .severity
             .parse::<Severity>()
@@ -101,7 +150,7 @@ impl LearnerService {
             .for_update()
             .first(conn)
             .optional()?;
-        let value = self.updated(current, kind, at);
+        let value = updated(current, change);
         diesel::insert_into(skill_stats::table)
             .values((
                 skill_stats::human_id.eq(human),
@@ -130,7 +179,7 @@ impl LearnerService {
                 .for_update()
                 .first(conn)
                 .optional()?;
-            let value = self.updated(current, kind, at);
+            let value = updated(current, change);
             diesel::insert_into(person_states::table)
                 .values((
                     person_states::human_id.eq(human),
@@ -152,19 +201,6 @@ impl LearnerService {
                 .execute(conn)?;
         }
         Ok(())
-    }
-
-    fn updated(
-        &self,
-        current: Option<serde_json::Value>,
-        kind: &OutcomeKind,
-        at: DateTime<Utc>,
-    ) -> serde_json::Value {
-        let mut state: SkillState = current
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default();
-        routing::apply_outcome(&mut state, kind, at, &self.params);
-        serde_json::to_value(&state).unwrap_or_default()
     }
 
     fn apply(
@@ -194,19 +230,27 @@ impl LearnerService {
                 }
                 let since = owned_since(conn, &item)?;
                 let seconds = (at - since).num_milliseconds().max(0) as f64 / 1000.0;
+                let decision = crate::decision::load(conn, &item.id)?;
                 if let Some(r) = &resolver {
+                    // Goliath's own pick resolving it says nothing about who owns this kind
+                    // of work; someone who took it over (or was given it by a person) does.
+                    let goliath_assigned = decision
+                        .as_ref()
+                        .is_some_and(|d| d.primary_human_id.as_deref() == Some(r.as_str()))
+                        && !changed_hands(conn, &item)?;
                     self.credit(
                         conn,
                         r,
                         &item,
                         &OutcomeKind::Resolved {
                             seconds_to_resolve: seconds,
-                            // Not yet known here: count it as Goliath's, which keeps the
-                            // experience share off until the glue tells the two apart.
-                            goliath_assigned: true,
+                            goliath_assigned,
                         },
                         at,
                     )?;
+                }
+                if let Some(d) = &decision {
+                    self.learn_on_call(conn, &item, d, resolver.as_deref(), at)?;
                 }
                 let owner = resolver.clone().or_else(|| item.assignee_id.clone());
                 ("resolved", resolver, None, "resolved", owner, Some(seconds))
@@ -305,6 +349,28 @@ impl LearnerService {
             assignee_id: assignee,
         })
     }
+}
+
+/// A stored state with `change` applied (a missing or unreadable one starts empty).
+fn updated(
+    current: Option<serde_json::Value>,
+    change: &dyn Fn(&mut SkillState),
+) -> serde_json::Value {
+    let mut state: SkillState = current
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    change(&mut state);
+    serde_json::to_value(&state).unwrap_or_default()
+}
+
+/// True when the item changed hands after the decision (a hand-off or an admin override).
+fn changed_hands(conn: &mut PgConnection, item: &WorkItem) -> QueryResult<bool> {
+    let n: i64 = outcomes::table
+        .filter(outcomes::work_item_id.eq(&item.id))
+        .filter(outcomes::kind.eq_any(["handed_off", "override"]))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
 }
 
 /// When the current assignee got the item: their last hand-off in, else the incident's time.

@@ -586,3 +586,103 @@ fn open_loads_follow_every_status_change() {
         "only the reopened item is open: {now:?}"
     );
 }
+
+#[test]
+fn resolutions_teach_ownership_and_the_on_call_rate() {
+    let app = app();
+    let mut ana = person("ana", &["api"]);
+    ana["pagerduty_user_id"] = "PANA".into();
+    app.roster(&[ana, person("ben", &["api"])]);
+    // PagerDuty paged ana; whoever Goliath picks, the other person resolves it.
+    let mut body: serde_json::Value = serde_json::from_slice(&crate::helpers::incident_body(
+        "OC1",
+        "api-service",
+        "low",
+        Utc::now(),
+    ))
+    .unwrap();
+    body["event"]["data"]["assignees"] =
+        serde_json::json!([{"id": "PANA", "type": "user_reference"}]);
+    let resp = app
+        .post(
+            "/webhooks/pagerduty",
+            &[],
+            &serde_json::to_vec(&body).unwrap(),
+        )
+        .json();
+    let id = resp["work_item_id"].as_str().unwrap();
+    let owner = resp["assignee_id"].as_str().unwrap().to_string();
+    let other = if owner == "ana" { "ben" } else { "ana" };
+    record(
+        &app,
+        "oc-h",
+        id,
+        Outcome::HandedOff {
+            from: Some(owner.clone()),
+            to: Some(other.into()),
+        },
+        1,
+    );
+    record(
+        &app,
+        "oc-r",
+        id,
+        Outcome::Resolved {
+            resolver: Some(other.into()),
+        },
+        9,
+    );
+
+    let stats = app.admin("GET", "/admin/stats?service=api", None).json();
+    let state_of = |who: &str| {
+        stats["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["human_id"] == who)
+            .map(|r| r["state"].clone())
+    };
+    let resolver_state = state_of(other).expect("the resolver has a state");
+    assert_eq!(
+        resolver_state["owned"].as_f64(),
+        Some(1.0),
+        "taken over, so it counts as theirs: {resolver_state}"
+    );
+    if owner != "ana" {
+        // ana was paged but Goliath chose ben: whether ana kept it is learned.
+        let ana_state = state_of("ana").expect("ana has a state");
+        assert_eq!(
+            ana_state["on_call_trials"].as_f64(),
+            Some(1.0),
+            "{ana_state}"
+        );
+        assert_eq!(ana_state["on_call_kept"].as_f64(), Some(1.0), "{ana_state}");
+    }
+
+    // Goliath's own pick resolving it teaches success, not ownership.
+    let resp = app.incident("OC2", "api-service", "low");
+    let id = resp["work_item_id"].as_str().unwrap();
+    let pick = resp["assignee_id"].as_str().unwrap().to_string();
+    let before = state_of(&pick)
+        .and_then(|s| s["owned"].as_f64())
+        .unwrap_or(0.0);
+    record(
+        &app,
+        "oc-r2",
+        id,
+        Outcome::Resolved {
+            resolver: Some(pick.clone()),
+        },
+        5,
+    );
+    let stats = app.admin("GET", "/admin/stats?service=api", None).json();
+    let after = stats["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["human_id"] == pick.as_str())
+        .unwrap()["state"]["owned"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!((after - before).abs() < 1e-9, "owned {before} -> {after}");
+}
