@@ -195,6 +195,7 @@ fn lost_response_after_jira_created_the_issue_does_not_duplicate_it() {
             status: 503,
             commit: true,
             delay_ms: 0,
+            hold_ms: 0,
         }],
         retry_after_secs: Some(0),
         ..SimFaults::default()
@@ -379,4 +380,125 @@ fn jira_webhooks_are_verified_deduplicated_and_unknown_issues_ignored() {
         .json();
     assert_eq!(view["work_item"]["status"], "resolved");
     assert_eq!(view["outcomes"].as_array().unwrap().len(), 1);
+}
+
+/// Runs the real `goliath` binary against a test database and a simulator.
+struct Process {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Process {
+    fn start(db_url: &str, sim_url: &str) -> Process {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_goliath"))
+            .arg("serve")
+            .env("DATABASE_URL", db_url)
+            .env("GOLIATH_BIND", format!("127.0.0.1:{port}"))
+            .env("GOLIATH_ADMIN_TOKEN", crate::helpers::ADMIN_TOKEN)
+            .env("GOLIATH_JOB_LEASE_SECS", "1")
+            .env("JIRA_BASE_URL", sim_url)
+            .env("JIRA_EMAIL", "goliath@example.com")
+            .env("JIRA_API_TOKEN", "token")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the goliath binary starts");
+        let url = format!("http://127.0.0.1:{port}");
+        let agent = crate::helpers::agent();
+        let up = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            agent
+                .get(&format!("{url}/healthz"))
+                .call()
+                .is_ok_and(|r| r.status() == 200)
+        });
+        assert!(up, "goliath serve came up");
+        Process { child, url }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn process_killed_between_jiras_201_and_its_commit_makes_no_duplicate_after_restart() {
+    let db = TestDb::new();
+    let sim = goliath::jira::JiraSim::start(goliath::jira::SimConfig {
+        play_people: false,
+        ..Default::default()
+    })
+    .unwrap();
+    // Jira creates the issue at once but holds its 201 back for 30 s: long enough to kill the
+    // process while it waits, after Jira has the issue and before Goliath recorded it.
+    sim.set_faults(SimFaults {
+        create_issue: vec![Fault {
+            status: 201,
+            commit: false,
+            delay_ms: 0,
+            hold_ms: 30_000,
+        }],
+        ..SimFaults::default()
+    });
+    let mut first = Process::start(&db.url, &sim.base_url());
+    let roster = crate::helpers::admin_request(
+        &format!("{}/admin/humans", first.url),
+        "POST",
+        Some(person("ana", &["api"])),
+        Some(crate::helpers::ADMIN_TOKEN),
+    );
+    assert_eq!(roster.status, 200, "{}", roster.body);
+    let body = crate::helpers::incident_body("KILL1", "api-service", "low", chrono::Utc::now());
+    let resp = crate::helpers::agent()
+        .post(&format!("{}/webhooks/pagerduty", first.url))
+        .send(&body[..])
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let waited = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(25));
+        !sim.issues().is_empty()
+    });
+    assert!(waited, "Jira received the create");
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    let mut conn = db.conn();
+    let (state, key): (String, Option<String>) = jobs::table
+        .inner_join(
+            goliath::db::schema::work_items::table.on(jobs::payload
+                .retrieve_as_text("work_item_id")
+                .eq(goliath::db::schema::work_items::id)),
+        )
+        .select((jobs::state, goliath::db::schema::work_items::jira_key))
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(
+        (state.as_str(), key.as_deref()),
+        ("running", None),
+        "killed mid-job"
+    );
+
+    // Restarted, it takes the job again once the lease runs out, and finds the issue.
+    let _second = Process::start(&db.url, &sim.base_url());
+    let recorded = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        goliath::db::schema::work_items::table
+            .select(goliath::db::schema::work_items::jira_key)
+            .first::<Option<String>>(&mut conn)
+            .unwrap()
+            .is_some()
+    });
+    assert!(recorded, "the restarted process finished the job");
+    assert_eq!(sim.issues().len(), 1, "no second issue");
+    assert_eq!(sim.counters().create_issue, 1);
+    assert!(sim.counters().search >= 1);
+    sim.stop();
 }

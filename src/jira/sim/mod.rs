@@ -23,7 +23,7 @@
 //!   the next create calls answer those statuses in order (with Jira's error bodies,
 //!   `Retry-After` on 429/503), then normal service. An entry may be
 //!   `{"status": 500, "commit": true}` (the issue is created but the answer is an error: a lost
-//!   response) or carry `"delay_ms"`. Also `assign`, `search`, `get_issue`.
+//!   response) or carry `"delay_ms"` (late answer) or `"hold_ms"` (created, 201 held back). Also `assign`, `search`, `get_issue`.
 //! * `GET /_sim/issues` → `{"issues": [SimIssueView], "counters": SimCounters}`.
 //! * `GET /_sim/deliveries` → `[SimDelivery]` (webhooks sent and their outcome).
 //! * `POST /_sim/issues/{key}/{resolve|reassign|unassign|reopen}` (reassign body

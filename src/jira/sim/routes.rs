@@ -148,7 +148,7 @@ async fn gate(
             let retry_after = sim.lock().faults.retry_after_secs;
             Err(fault_response(op, f.status, retry_after))
         }
-        Some(f) if !(200..300).contains(&f.status) => Ok(Some(f)),
+        Some(f) if !(200..300).contains(&f.status) || f.hold_ms > 0 => Ok(Some(f)),
         _ => Ok(None),
     }
 }
@@ -161,8 +161,10 @@ fn finish(
     ok: HttpResponse,
 ) -> HttpResponse {
     match fault {
-        Some(f) => fault_response(op, f.status, sim.lock().faults.retry_after_secs),
-        None => ok,
+        Some(f) if !(200..300).contains(&f.status) => {
+            fault_response(op, f.status, sim.lock().faults.retry_after_secs)
+        }
+        _ => ok,
     }
 }
 
@@ -344,6 +346,9 @@ async fn create_issue(
     }));
     drop(st);
     sim.wake.notify_all();
+    if let Some(f) = fault.filter(|f| f.hold_ms > 0) {
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(f.hold_ms)).await;
+    }
     finish(&sim, Op::CreateIssue, fault, ok)
 }
 

@@ -145,7 +145,9 @@ pub struct SimDelivery {
 
 /// One injected failure. Deserializes from a bare status (`500`) or an object
 /// `{"status": 500, "commit": true, "delay_ms": 2000}`: `commit` performs the operation before
-/// answering with the error (a lost response), `delay_ms` waits before answering (a 2xx with a
+/// answering with the error (a lost response), `hold_ms` performs a create and holds its 201
+/// that long (the caller can die in between, as after Jira answered but before it recorded
+/// the answer), `delay_ms` waits before answering (a 2xx with a
 /// delay answers normally, late: use it to trigger client timeouts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "FaultRepr")]
@@ -153,6 +155,7 @@ pub struct Fault {
     pub status: u16,
     pub commit: bool,
     pub delay_ms: u64,
+    pub hold_ms: u64,
 }
 
 impl From<u16> for Fault {
@@ -161,6 +164,7 @@ impl From<u16> for Fault {
             status,
             commit: false,
             delay_ms: 0,
+            hold_ms: 0,
         }
     }
 }
@@ -175,6 +179,8 @@ enum FaultRepr {
         commit: bool,
         #[serde(default)]
         delay_ms: u64,
+        #[serde(default)]
+        hold_ms: u64,
     },
 }
 
@@ -186,10 +192,12 @@ impl From<FaultRepr> for Fault {
                 status,
                 commit,
                 delay_ms,
+                hold_ms,
             } => Fault {
                 status,
                 commit,
                 delay_ms,
+                hold_ms,
             },
         }
     }

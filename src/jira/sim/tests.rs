@@ -303,6 +303,7 @@ fn a_lost_create_response_is_recovered_by_searching_the_label() {
             status: 503,
             commit: true,
             delay_ms: 0,
+            hold_ms: 0,
         }],
         assign: vec![404.into()],
         ..SimFaults::default()
@@ -335,6 +336,7 @@ fn a_slow_answer_times_the_client_out_as_transient() {
             status: 200,
             commit: false,
             delay_ms: 1500,
+            hold_ms: 0,
         }],
         ..SimFaults::default()
     });
