@@ -317,34 +317,36 @@ async fn create_issue(
     }
 
     let ctx = &sim.ctx;
-    let mut st = sim.lock();
-    let idx = st.create(
-        ctx,
-        project.as_deref().unwrap_or_default(),
-        issue_type.as_deref().unwrap_or_default(),
-        summary.unwrap_or_default(),
-        description,
-        priority,
-        labels,
-        assignee,
-    );
-    if ctx.config.echo_api_changes {
-        let hook = st.created_webhook(ctx, idx);
-        st.push_delivery(ctx, hook);
-    }
-    let issue = &st.issues[idx];
-    log::info!(
-        "jira-sim: created {} for {} ({})",
-        issue.key,
-        issue.assignee.as_deref().unwrap_or("nobody"),
-        issue.labels.join(",")
-    );
-    let ok = HttpResponse::Created().json(json!({
-        "id": issue.id,
-        "key": issue.key,
-        "self": format!("{}/rest/api/{api}/issue/{}", ctx.base_url, issue.id),
-    }));
-    drop(st);
+    // The lock is released before any wait below.
+    let ok = {
+        let mut st = sim.lock();
+        let idx = st.create(
+            ctx,
+            project.as_deref().unwrap_or_default(),
+            issue_type.as_deref().unwrap_or_default(),
+            summary.unwrap_or_default(),
+            description,
+            priority,
+            labels,
+            assignee,
+        );
+        if ctx.config.echo_api_changes {
+            let hook = st.created_webhook(ctx, idx);
+            st.push_delivery(ctx, hook);
+        }
+        let issue = &st.issues[idx];
+        log::info!(
+            "jira-sim: created {} for {} ({})",
+            issue.key,
+            issue.assignee.as_deref().unwrap_or("nobody"),
+            issue.labels.join(",")
+        );
+        HttpResponse::Created().json(json!({
+            "id": issue.id,
+            "key": issue.key,
+            "self": format!("{}/rest/api/{api}/issue/{}", ctx.base_url, issue.id),
+        }))
+    };
     sim.wake.notify_all();
     if let Some(f) = fault.filter(|f| f.hold_ms > 0) {
         actix_web::rt::time::sleep(std::time::Duration::from_millis(f.hold_ms)).await;
