@@ -74,9 +74,9 @@ diesel::table! {
         confidence -> Float8,
         explanation -> Text,
         undecided_reason -> Nullable<Text>,
-        ranking -> Jsonb,
+        ranking -> Json,
         excluded -> Jsonb,
-        inputs -> Jsonb,
+        inputs -> Json,
         model_version -> Text,
         decided_at -> Timestamptz,
     }
