@@ -17,9 +17,9 @@ use chrono::Utc;
 use diesel::prelude::*;
 
 use crate::config::JiraConfig as JiraSettings;
-use crate::db::schema::work_items;
+use crate::db::schema::{decisions, humans, work_items};
 use crate::db::PgPool;
-use crate::decision::{OnAssigned, StoredDecision};
+use crate::decision::OnAssigned;
 use crate::jira::{IssueDescription, IssueRef, JiraApi, JiraError, NewIssue};
 use crate::models::{record_event, WorkItem};
 
@@ -105,19 +105,34 @@ impl Executor {
         item: &WorkItem,
         label: &str,
     ) -> anyhow::Result<NewIssue> {
-        let decision: Option<StoredDecision> = crate::decision::load(conn, &item.id)?;
-        let assignee = match &item.assignee_id {
-            Some(id) => crate::roster::get(conn, id)?,
-            None => None,
-        };
-        let mut backups = vec![];
-        if let Some(d) = &decision {
-            for id in &d.backup_ids {
-                let name =
-                    crate::roster::get(conn, id)?.map_or_else(|| id.clone(), |h| h.display_name);
-                backups.push(name);
-            }
-        }
+        // Only what the issue shows: the stored inputs are large and not needed here.
+        let (explanation, backup_ids): (String, Vec<String>) = decisions::table
+            .find(&item.id)
+            .select((decisions::explanation, decisions::backup_ids))
+            .first(conn)
+            .optional()?
+            .unwrap_or_default();
+        let mut wanted: Vec<&String> = backup_ids.iter().collect();
+        wanted.extend(item.assignee_id.as_ref());
+        let people: Vec<(String, String, String)> = humans::table
+            .filter(humans::id.eq_any(wanted))
+            .select((humans::id, humans::display_name, humans::jira_account_id))
+            .load(conn)?;
+        let assignee_account = item.assignee_id.as_ref().and_then(|a| {
+            people
+                .iter()
+                .find(|(id, _, _)| id == a)
+                .map(|(_, _, account)| account.clone())
+        });
+        let backups: Vec<String> = backup_ids
+            .iter()
+            .map(|b| {
+                people
+                    .iter()
+                    .find(|(id, _, _)| id == b)
+                    .map_or_else(|| b.clone(), |(_, name, _)| name.clone())
+            })
+            .collect();
         let pagerduty_url = item.raw_payload["event"]["data"]["html_url"]
             .as_str()
             .map(String::from);
@@ -136,10 +151,7 @@ impl Executor {
                 service: item.service.clone(),
                 severity: item.severity.clone(),
                 pagerduty_url,
-                explanation: decision
-                    .as_ref()
-                    .map(|d| d.explanation.clone())
-                    .unwrap_or_default(),
+                explanation,
                 backups,
                 work_item_id: item.id.clone(),
             },
@@ -154,7 +166,7 @@ impl Executor {
                 format!("service-{}", item.service),
                 item.severity.clone(),
             ],
-            assignee_account_id: assignee.map(|h| h.jira_account_id),
+            assignee_account_id: assignee_account,
         })
     }
 
