@@ -170,16 +170,22 @@ pub fn run_load(
     make: Arc<dyn Fn(u64) -> (String, Vec<u8>) + Send + Sync>,
 ) -> LoadResult {
     let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
+    // Every client opens its connection before the clock starts, so the figures measure
+    // requests, not 64 simultaneous TCP handshakes.
+    let ready = Arc::new(std::sync::Barrier::new(connections + 1));
+    let health = url.replace("/webhooks/pagerduty", "/healthz");
     let handles: Vec<_> = (0..connections)
         .map(|c| {
             let (stop, make, url) = (stop.clone(), make.clone(), url.to_string());
+            let (ready, health) = (ready.clone(), health.clone());
             let secret = secret.map(String::from);
             std::thread::Builder::new()
                 .name(format!("load-{c}"))
                 .stack_size(256 * 1024)
                 .spawn(move || {
                     let agent = super::harness::agent();
+                    let _ = agent.get(&health).call();
+                    ready.wait();
                     let mut lat = Vec::with_capacity(4096);
                     let (mut errors, mut first_error) = (0u64, None);
                     let mut k = 0u64;
@@ -211,6 +217,8 @@ pub fn run_load(
                 .expect("spawning a load thread")
         })
         .collect();
+    ready.wait();
+    let start = Instant::now();
     std::thread::sleep(duration);
     stop.store(true, Ordering::Relaxed);
     let mut all = vec![];
