@@ -17,6 +17,17 @@ use crate::routing::{
     SkillState,
 };
 
+/// Advisory lock key serializing changes of ownership (an arbitrary constant).
+const ASSIGNMENT_LOCK: i64 = 0x474F_4C49_4154_48;
+
+/// Takes the transaction-scoped lock that every change of who owns what holds until commit.
+pub fn lock_assignments(conn: &mut PgConnection) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(ASSIGNMENT_LOCK)
+        .execute(conn)
+        .map(|_| ())
+}
+
 /// Statuses in which a work item counts against its assignee's load.
 pub const OPEN_STATUSES: [&str; 2] = ["assigned", "reopened"];
 
@@ -323,6 +334,10 @@ impl DecisionService {
         if items.is_empty() {
             return Ok(vec![]);
         }
+        // One decision batch at a time, across writer threads and replicas, until commit: each
+        // sees the loads the previous one committed (so `max_active` holds under concurrency),
+        // and their open-load counter updates cannot deadlock.
+        lock_assignments(conn)?;
         let mut snap = Snapshot::read(conn, items.iter().map(|(item, _)| item))?;
         let now = Utc::now();
         let mut rows = Vec::with_capacity(items.len());

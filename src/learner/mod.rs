@@ -386,6 +386,7 @@ fn owned_since(conn: &mut PgConnection, item: &WorkItem) -> QueryResult<DateTime
 impl Learner for LearnerService {
     fn record(&self, conn: &mut PgConnection, ev: &OutcomeEvent) -> Result<Applied, LearnerError> {
         conn.transaction(|conn| {
+            crate::decision::lock_assignments(conn)?;
             let seen: Option<String> = outcomes::table
                 .find(&ev.event_id)
                 .select(outcomes::event_id)
