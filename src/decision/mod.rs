@@ -18,7 +18,7 @@ use crate::routing::{
 };
 
 /// Advisory lock key serializing changes of ownership (an arbitrary constant).
-const ASSIGNMENT_LOCK: i64 = 0x474F_4C49_4154_48;
+const ASSIGNMENT_LOCK: i64 = 0x0047_4F4C_4941_5448;
 
 /// Takes the transaction-scoped lock that every change of who owns what holds until commit.
 pub fn lock_assignments(conn: &mut PgConnection) -> QueryResult<()> {
