@@ -58,14 +58,10 @@ impl Executor {
         &self,
         pool: &PgPool,
         job: &queue::Job,
-        item_id: &str,
+        item: WorkItem,
     ) -> anyhow::Result<JobResult> {
+        let item_id = item.id.as_str();
         let mut conn = pool.get()?;
-        let Some(item) = load_item(&mut conn, item_id)? else {
-            return Ok(JobResult::Dead {
-                error: format!("work item {item_id} no longer exists"),
-            });
-        };
         if let Some(key) = &item.jira_key {
             log::info!("{item_id} already has Jira issue {key}");
             return Ok(JobResult::Done);
@@ -174,14 +170,9 @@ impl Executor {
         &self,
         pool: &PgPool,
         job: &queue::Job,
-        item_id: &str,
+        item: WorkItem,
     ) -> anyhow::Result<JobResult> {
         let mut conn = pool.get()?;
-        let Some(item) = load_item(&mut conn, item_id)? else {
-            return Ok(JobResult::Dead {
-                error: format!("work item {item_id} no longer exists"),
-            });
-        };
         let Some(key) = item.jira_key.clone() else {
             // The create job has not run yet; it assigns the current owner itself. Wait for it
             // briefly in case it is running right now with the previous owner.
@@ -277,10 +268,18 @@ impl JobHandler for Executor {
                 error: "the job has no work_item_id".into(),
             };
         };
-        let result = match job.kind.as_str() {
-            CREATE_ISSUE => self.create_issue(pool, job, item_id),
-            ASSIGN_ISSUE => self.assign_issue(pool, job, item_id),
-            other => Ok(JobResult::Dead {
+        let item = pool
+            .get()
+            .map_err(anyhow::Error::from)
+            .and_then(|mut conn| Ok(load_item(&mut conn, item_id)?));
+        let result = match (job.kind.as_str(), item) {
+            (_, Err(e)) => Err(e),
+            (_, Ok(None)) => Ok(JobResult::Dead {
+                error: format!("work item {item_id} no longer exists"),
+            }),
+            (CREATE_ISSUE, Ok(Some(item))) => self.create_issue(pool, job, item),
+            (ASSIGN_ISSUE, Ok(Some(item))) => self.assign_issue(pool, job, item),
+            (other, _) => Ok(JobResult::Dead {
                 error: format!("unknown job kind `{other}`"),
             }),
         };

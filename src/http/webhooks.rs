@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 
 use crate::app::AppState;
 use crate::ingest::jira::JiraIntakeOutcome;
-use crate::ingest::{IngestOutcome, Parsed};
+use crate::ingest::{IngestError, IngestOutcome, Parsed};
 
 use super::error::ApiError;
 
@@ -35,17 +35,29 @@ pub fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Reads the body and checks its signature before anything parses it.
+async fn signed_body(
+    payload: web::Payload,
+    source: &str,
+    verify: impl FnOnce(&[u8]) -> Result<(), IngestError>,
+) -> Result<web::Bytes, ApiError> {
+    let body = read_body(payload).await?;
+    verify(&body).inspect_err(|e| log::warn!("{source} webhook refused: {e}"))?;
+    Ok(body)
+}
+
 #[post("/webhooks/pagerduty")]
 pub async fn pagerduty(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload).await?;
-    state
-        .ingest
-        .verify(header(&req, "X-PagerDuty-Signature"), &body)
-        .inspect_err(|e| log::warn!("PagerDuty webhook refused: {e}"))?;
+    let body = signed_body(payload, "PagerDuty", |body| {
+        state
+            .ingest
+            .verify(header(&req, "X-PagerDuty-Signature"), body)
+    })
+    .await?;
     let outcome = match state.ingest.parse(header(&req, "X-Webhook-Id"), &body)? {
         Parsed::Ignored { event_type } => IngestOutcome::Ignored { event_type },
         Parsed::Incident(delivery) => state.intake.submit(*delivery).await?,
@@ -66,11 +78,12 @@ pub async fn jira(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload).await?;
-    state
-        .jira_intake
-        .verify(header(&req, "X-Hub-Signature"), &body)
-        .inspect_err(|e| log::warn!("Jira webhook refused: {e}"))?;
+    let body = signed_body(payload, "Jira", |body| {
+        state
+            .jira_intake
+            .verify(header(&req, "X-Hub-Signature"), body)
+    })
+    .await?;
     let delivery_id = header(&req, "X-Atlassian-Webhook-Identifier").map(String::from);
     let st = state.clone();
     let outcome = web::block(move || -> Result<JiraIntakeOutcome, ApiError> {
