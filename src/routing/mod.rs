@@ -28,9 +28,11 @@
 //!   shifts everyone's times alike, so each severity's offset from the service mean (estimated
 //!   over all candidates, shrunk to 0) is removed first: a person's time record does not depend
 //!   on their mix of severities, and `expected_seconds` adds the incident's offset back. The
-//!   shrinkage strength is empirical Bayes: `sigma^2 / tau^2`, the noise of a single time over
-//!   the between-person spread estimated across the candidates, so noisy times move nobody
-//!   much.
+//!   shrinkage strength is empirical Bayes: `sigma^2 / tau^2`, where `sigma^2` is the pooled
+//!   within-person variance of a single time and `tau^2` the spread of the candidates' true
+//!   log times about the prior means they are shrunk towards (a Paule-Mandel estimate, which
+//!   subtracts each mean's sampling noise), so noisy times move nobody much and a person's
+//!   record elsewhere, where it predicts their time here, earns its weight.
 //! * **load** = `-ln(1 + load_weight * open_items / capacity)`: busy people are slower.
 //! * **on_call** (learned): how much more likely the person PagerDuty paged is to end up
 //!   resolving than the experience share alone says. Goliath keeps, per person, a decayed
@@ -809,14 +811,21 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
         pool.tw,
         pool.ts,
     );
+    // Noise of a single (offset-removed) log time: the pooled *within-person* variance, each
+    // eligible candidate's squares about their own mean, with one degree of freedom spent per
+    // candidate on that mean, shrunk to `prior_log_sigma`. Squares about the service mean would
+    // also count the between-person spread, overstating the noise and so the shrinkage.
     let sigma2 = {
         let k = params.prior_time_strength;
-        let ss = if pool.tw > 0.0 {
-            (pool.tss - pool.ts * pool.ts / pool.tw).max(0.0)
-        } else {
-            0.0
-        };
-        (k * params.prior_log_sigma * params.prior_log_sigma + ss) / (k + pool.tw)
+        let (mut ss, mut df) = (0.0, 0.0);
+        for w in &work {
+            let e = &w.service;
+            if e.tw > 1.0 {
+                ss += (e.tss - e.ts * e.ts / e.tw).max(0.0);
+                df += e.tw - 1.0;
+            }
+        }
+        (k * params.prior_log_sigma * params.prior_log_sigma + ss) / (k + df)
     };
 
     let severity = input.severity;
@@ -899,20 +908,57 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
         shrink_rate(q_all, s, pool.oc_k, (pool.oc_t - pool.oc_k).max(0.0))
     };
     // Empirical-Bayes time shrinkage: k = sigma^2 / tau^2, where tau^2 is the spread of the
-    // people's true log times (method of moments over candidates with timed evidence).
+    // people's true log times about the prior means they are shrunk towards.
     let k_time = {
-        let (mut n, mut spread, mut noise) = (0.0, 0.0, 0.0);
-        for p in &preps {
-            if p.ev.tw >= 1.0 {
-                let m = p.ev.ts / p.ev.tw;
-                n += 1.0;
-                spread += (m - mu_pool) * (m - mu_pool);
-                noise += sigma2 / p.ev.tw;
+        // Paule-Mandel: candidate i's mean log time in this service, less their prior mean
+        // (`mu_prior`), varies with variance tau^2 + sigma^2 / n_i. tau^2 is the value at which
+        // the generalized Q statistic (squares about the weighted mean, weights 1 / that
+        // variance) equals its expectation, n - 1. Q falls as tau^2 grows, so bisect (in log
+        // space) between the bounds that the clamp on k allows.
+        let timed: Vec<(f64, f64)> = work
+            .iter()
+            .zip(&preps)
+            .filter(|(w, _)| w.service.tw >= 1.0)
+            .map(|(w, p)| {
+                let e = &w.service;
+                (e.ts / e.tw - p.mu_prior, sigma2 / e.tw)
+            })
+            .collect();
+        let n = timed.len() as f64;
+        let excess = |tau2: f64| {
+            let (mut sw, mut swm) = (0.0, 0.0);
+            for &(m, v) in &timed {
+                let w = 1.0 / (tau2 + v);
+                sw += w;
+                swm += w * m;
             }
-        }
+            let mean = swm / sw;
+            let q: f64 = timed
+                .iter()
+                .map(|&(m, v)| (m - mean).powi(2) / (tau2 + v))
+                .sum();
+            q - (n - 1.0)
+        };
+        let k_min = params.prior_time_strength.max(1e-6);
+        let k_max = params.max_time_strength.max(k_min);
         if n >= 3.0 {
-            let tau2 = ((spread - noise) / n).max(sigma2 / params.max_time_strength);
-            (sigma2 / tau2).clamp(params.prior_time_strength, params.max_time_strength)
+            let (mut lo, mut hi) = ((sigma2 / k_max).ln(), (sigma2 / k_min).ln());
+            let tau2 = if excess(lo.exp()) <= 0.0 {
+                lo.exp()
+            } else if excess(hi.exp()) >= 0.0 {
+                hi.exp()
+            } else {
+                for _ in 0..40 {
+                    let mid = 0.5 * (lo + hi);
+                    if excess(mid.exp()) > 0.0 {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                (0.5 * (lo + hi)).exp()
+            };
+            (sigma2 / tau2).clamp(k_min, k_max)
         } else {
             params.prior_time_strength
         }

@@ -104,10 +104,18 @@ fn same_input_same_decision_and_json_roundtrip() {
     let mut cands = Vec::new();
     for i in 0..30 {
         let mut c = cand(&format!("p{i:02}"));
-        c.skill.push(record(
-            Severity::Sev4,
-            history(i % 4, i % 3, 600.0 * (i + 1) as f64, &p),
-        ));
+        let mut s = history(i % 4, i % 3, 600.0 * (i + 1) as f64, &p);
+        // One slower resolve each: times vary within a person, as real ones do.
+        apply_outcome(
+            &mut s,
+            &OutcomeKind::Resolved {
+                seconds_to_resolve: 2400.0 * (i + 1) as f64,
+                goliath_assigned: true,
+            },
+            t0() + chrono::Duration::hours(4),
+            &p,
+        );
+        c.skill.push(record(Severity::Sev4, s));
         c.open_items = (i % 3) as u32;
         cands.push(c);
     }
