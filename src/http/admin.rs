@@ -53,9 +53,13 @@ async fn db<T: Send + 'static>(
 
 /// Parses a JSON body with errors that name the problem (422 for a wrong shape).
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+    typed(serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
-    })?;
+    })?)
+}
+
+/// A parsed body in the shape a route wants (422 naming the problem otherwise).
+fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_json::from_value(value).map_err(|e| ApiError::unprocessable(e.to_string()))
 }
 
@@ -101,12 +105,9 @@ async fn upsert_humans(
     require_admin(&req, &state)?;
     let value: serde_json::Value = parse_json(&body)?;
     if value.is_array() {
-        let people: Vec<HumanInput> = parse_json(&body)?;
-        let stored = db(&state, move |c| Ok(roster::import(c, &people)?)).await?;
-        return Ok(HttpResponse::Ok()
-            .json(serde_json::json!({"imported": stored.len(), "humans": stored})));
+        return import(&state, typed(value)?).await;
     }
-    let person: HumanInput = parse_json(&body)?;
+    let person: HumanInput = typed(value)?;
     let valid = person.validate(None)?;
     let stored = db(&state, move |c| Ok(roster::upsert(c, &valid)?)).await?;
     Ok(HttpResponse::Ok().json(stored))
@@ -119,8 +120,15 @@ async fn import_humans(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
-    let people: Vec<HumanInput> = parse_json(&body)?;
-    let stored = db(&state, move |c| Ok(roster::import(c, &people)?)).await?;
+    import(&state, parse_json(&body)?).await
+}
+
+/// Stores a whole roster, all or nothing.
+async fn import(
+    state: &web::Data<AppState>,
+    people: Vec<HumanInput>,
+) -> Result<HttpResponse, ApiError> {
+    let stored = db(state, move |c| Ok(roster::import(c, &people)?)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"imported": stored.len(), "humans": stored})))
 }
 

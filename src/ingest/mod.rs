@@ -150,7 +150,8 @@ impl IngestService {
 
     /// Parses a delivery (no database). `delivery_id` is `X-Webhook-Id` when PagerDuty sent it.
     pub fn parse(&self, delivery_id: Option<&str>, body: &[u8]) -> Result<Parsed, IngestError> {
-        let event = pagerduty::parse_envelope(body)?;
+        let raw = pagerduty::parse_body(body)?;
+        let event = pagerduty::envelope(&raw)?;
         if !matches!(
             event.event_type.as_str(),
             "incident.triggered" | "incident.created"
@@ -160,8 +161,6 @@ impl IngestService {
             });
         }
         let incident = event.incident()?;
-        let raw: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| IngestError::MalformedJson(e.to_string()))?;
         let delivery_id = delivery_id.unwrap_or(&event.id).to_string();
         Ok(Parsed::Incident(Box::new(Delivery {
             delivery_id,

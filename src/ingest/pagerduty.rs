@@ -40,11 +40,19 @@ pub struct PdIncident {
 
 /// Parses the envelope. Unknown fields are ignored; missing required ones are named.
 pub fn parse_envelope(body: &[u8]) -> Result<PdEvent, IngestError> {
+    envelope(&parse_body(body)?)
+}
+
+/// The body as JSON (parsed once: the intake keeps it as the raw payload too).
+pub fn parse_body(body: &[u8]) -> Result<Value, IngestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(IngestError::MalformedJson("the body is empty".into()));
     }
-    let root: Value =
-        serde_json::from_slice(body).map_err(|e| IngestError::MalformedJson(e.to_string()))?;
+    serde_json::from_slice(body).map_err(|e| IngestError::MalformedJson(e.to_string()))
+}
+
+/// The envelope's `event` from a parsed body.
+pub fn envelope(root: &Value) -> Result<PdEvent, IngestError> {
     let Some(obj) = root.as_object() else {
         return Err(IngestError::MalformedJson(
             "the body is not a JSON object".into(),
