@@ -43,9 +43,12 @@ pub struct NewWorkItem<'a> {
     pub status: &'a str,
     pub origin_system: &'a str,
     pub pagerduty_incident_id: Option<&'a str>,
-    pub raw_payload: &'a serde_json::Value,
+    pub raw_payload: &'a crate::db::json::JsonText,
     pub created_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
     pub context: &'a [String],
+    pub assignee_id: Option<&'a str>,
+    pub undecided_reason: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, PartialEq)]

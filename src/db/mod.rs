@@ -2,13 +2,13 @@
 //! diesel work off the async executor.
 
 pub mod embedded;
+pub mod json;
 pub mod schema;
 
 use std::time::Duration;
 
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
-use diesel::RunQueryDsl;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -17,17 +17,35 @@ pub type PgPool = Pool<ConnectionManager<PgConnection>>;
 pub type PgConn = PooledConnection<ConnectionManager<PgConnection>>;
 
 /// Every pooled connection gets a statement timeout, so one stuck query cannot hold a
-/// webhook past PagerDuty's 5 s deadline.
+/// webhook past PagerDuty's 5 s deadline, and plans made for each execution: a generic plan
+/// cached while a table was nearly empty (a fresh install) would keep scanning it whole
+/// after it has grown, until autovacuum next analyzes it.
 #[derive(Debug, Clone, Copy)]
 struct StatementTimeout(u64);
 
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for StatementTimeout {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        diesel::sql_query(format!("SET statement_timeout = {}", self.0))
-            .execute(conn)
-            .map(|_| ())
-            .map_err(diesel::r2d2::Error::QueryError)
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute(&format!(
+            "SET statement_timeout = {}; SET plan_cache_mode = force_custom_plan",
+            self.0
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
     }
+}
+
+/// Advisory lock key serializing changes of ownership (an arbitrary constant).
+const ASSIGNMENT_LOCK: i64 = 0x0047_4F4C_4941_5448;
+
+/// Takes the transaction-scoped lock that every change of who owns what holds until commit,
+/// so each decision sees the loads the previous one committed (`max_active` holds under
+/// concurrency) and open-load counter updates cannot deadlock.
+pub fn lock_assignments(conn: &mut PgConnection) -> diesel::QueryResult<()> {
+    use diesel::RunQueryDsl;
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(ASSIGNMENT_LOCK)
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Builds a pool; connections are made lazily, so a database that is down at start is

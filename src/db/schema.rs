@@ -75,7 +75,7 @@ diesel::table! {
         explanation -> Text,
         undecided_reason -> Nullable<Text>,
         ranking -> Json,
-        excluded -> Jsonb,
+        excluded -> Json,
         inputs -> Json,
         model_version -> Text,
         decided_at -> Timestamptz,

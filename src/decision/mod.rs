@@ -9,24 +9,16 @@ use chrono::Utc;
 use diesel::prelude::*;
 use serde::Serialize;
 
+use crate::db::json::JsonText;
 use crate::db::schema::{decisions, work_items};
-use crate::ingest::{OnNewWorkItem, PdIncident};
+use crate::ingest::{OnNewWorkItem, PdIncident, Routed};
 use crate::models::{record_events, NewEvent, WorkItem};
 use crate::routing::{
     self, CandidateInput, ContextRecord, DecisionInput, ModelParams, Severity, SkillRecord,
     SkillState,
 };
 
-/// Advisory lock key serializing changes of ownership (an arbitrary constant).
-const ASSIGNMENT_LOCK: i64 = 0x0047_4F4C_4941_5448;
-
-/// Takes the transaction-scoped lock that every change of who owns what holds until commit.
-pub fn lock_assignments(conn: &mut PgConnection) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-        .bind::<diesel::sql_types::BigInt, _>(ASSIGNMENT_LOCK)
-        .execute(conn)
-        .map(|_| ())
-}
+pub use crate::db::lock_assignments;
 
 /// Statuses in which a work item counts against its assignee's load.
 pub const OPEN_STATUSES: [&str; 2] = ["assigned", "reopened"];
@@ -87,11 +79,20 @@ struct NewDecision {
     confidence: f64,
     explanation: String,
     undecided_reason: Option<String>,
-    ranking: serde_json::Value,
-    excluded: serde_json::Value,
-    inputs: serde_json::Value,
+    ranking: JsonText,
+    excluded: JsonText,
+    inputs: JsonText,
     model_version: String,
     decided_at: chrono::DateTime<Utc>,
+}
+
+/// Decisions made and not yet written: what [`DecisionService::record`] stores once the work
+/// items exist.
+pub struct Planned {
+    rows: Vec<NewDecision>,
+    events: Vec<NewEvent>,
+    /// Work items given an owner, whose Jira work follows.
+    assigned: Vec<WorkItem>,
 }
 
 /// Writes the owner, status and reason of each work item in one statement.
@@ -323,9 +324,8 @@ impl DecisionService {
         })
     }
 
-    /// Decides for new work items in order, inside the caller's transaction: reads the roster,
-    /// loads and learned state once, counts each assignment against the next item's loads, and
-    /// writes every decision, status change, history line and Jira job with one statement each.
+    /// Decides for existing work items in order, inside the caller's transaction, and writes
+    /// every decision, owner, history line and Jira job with one statement each.
     pub fn decide_items(
         &self,
         conn: &mut PgConnection,
@@ -334,36 +334,125 @@ impl DecisionService {
         if items.is_empty() {
             return Ok(vec![]);
         }
-        // One decision batch at a time, across writer threads and replicas, until commit: each
-        // sees the loads the previous one committed (so `max_active` holds under concurrency),
-        // and their open-load counter updates cannot deadlock.
         lock_assignments(conn)?;
-        let mut snap = Snapshot::read(conn, items.iter().map(|(item, _)| item))?;
+        let (mut decided, on_call): (Vec<WorkItem>, Vec<Vec<String>>) =
+            items.iter().cloned().unzip();
+        let planned = self.plan(conn, &mut decided, &on_call)?;
+        set_owners(conn, &decided)?;
+        record_events(conn, &planned.events)?;
+        self.record(conn, planned)?;
+        let ids: Vec<&str> = decided.iter().map(|i| i.id.as_str()).collect();
+        let mut stored: HashMap<String, StoredDecision> = decisions::table
+            .filter(decisions::work_item_id.eq_any(&ids))
+            .select(StoredDecision::as_select())
+            .load::<StoredDecision>(conn)?
+            .into_iter()
+            .map(|d| (d.work_item_id.clone(), d))
+            .collect();
+        decided
+            .into_iter()
+            .map(|item| {
+                let d = stored
+                    .remove(&item.id)
+                    .ok_or(DecisionError::Db(diesel::result::Error::NotFound))?;
+                Ok((d, item))
+            })
+            .collect()
+    }
+
+    /// Decides for work items in order without writing anything: reads the roster, loads and
+    /// learned state once, counts each assignment against the next item's loads, and sets each
+    /// item's owner, status and undecided reason. The caller holds [`lock_assignments`] until
+    /// it commits, so the loads it read stay true.
+    pub fn plan(
+        &self,
+        conn: &mut PgConnection,
+        items: &mut [WorkItem],
+        on_call: &[Vec<String>],
+    ) -> Result<Planned, DecisionError> {
+        let mut snap = Snapshot::read(conn, items.iter())?;
         let now = Utc::now();
-        let mut rows = Vec::with_capacity(items.len());
-        for (item, on_call) in items {
-            let input = snap.input_for(item, on_call);
+        let params = serde_json::to_string(&self.params).unwrap_or_else(|_| "null".into());
+        let mut planned = Planned {
+            rows: Vec::with_capacity(items.len()),
+            events: Vec::with_capacity(items.len()),
+            assigned: vec![],
+        };
+        for (i, item) in items.iter_mut().enumerate() {
+            let input = snap.input_for(item, on_call.get(i).map_or(&[], Vec::as_slice));
             let decision = routing::decide(&input, &self.params);
             if let Some(primary) = &decision.primary {
                 *snap.loads.entry(primary.clone()).or_default() += 1;
             }
-            rows.push(NewDecision {
+            item.assignee_id = decision.primary.clone();
+            (item.status, item.undecided_reason) = match &decision.primary {
+                Some(_) => ("assigned".to_string(), None),
+                None => ("undecided".to_string(), decision.undecided_reason.clone()),
+            };
+            match &decision.primary {
+                Some(primary) => log::info!(
+                    "{} ({} {}) routed to {primary} (confidence {:.2})",
+                    item.id,
+                    item.service,
+                    item.severity,
+                    decision.confidence
+                ),
+                None => log::warn!(
+                    "{} left undecided: {}",
+                    item.id,
+                    item.undecided_reason.as_deref().unwrap_or("")
+                ),
+            }
+            planned.events.push(NewEvent {
                 work_item_id: item.id.clone(),
-                primary_human_id: decision.primary.clone(),
-                backup_ids: decision.backups.clone(),
+                kind: if decision.primary.is_some() {
+                    "decided"
+                } else {
+                    "undecided"
+                },
+                detail: serde_json::json!({
+                    "primary": decision.primary,
+                    "backups": decision.backups,
+                    "confidence": decision.confidence,
+                    "reason": item.undecided_reason,
+                }),
+                occurred_at: now,
+            });
+            if decision.primary.is_some() {
+                planned.assigned.push(WorkItem {
+                    raw_payload: serde_json::Value::Null,
+                    ..item.clone()
+                });
+            }
+            // The audit is printed straight to text: it is the largest thing written per
+            // incident, and building a JSON tree first would double the work.
+            let input = serde_json::to_string(&input).unwrap_or_else(|_| "null".into());
+            planned.rows.push(NewDecision {
+                work_item_id: item.id.clone(),
+                primary_human_id: decision.primary,
+                backup_ids: decision.backups,
                 confidence: decision.confidence,
-                explanation: decision.explanation.clone(),
-                undecided_reason: decision.undecided_reason.clone(),
-                ranking: serde_json::to_value(&decision.ranking).unwrap_or_default(),
-                excluded: serde_json::to_value(&decision.excluded).unwrap_or_default(),
-                inputs: serde_json::json!({"input": input, "params": self.params}),
-                model_version: decision.model_version.to_string(),
+                explanation: decision.explanation,
+                undecided_reason: decision.undecided_reason,
+                ranking: JsonText::of(&decision.ranking),
+                excluded: JsonText::of(&decision.excluded),
+                inputs: JsonText(format!(r#"{{"input":{input},"params":{params}}}"#)),
+                model_version: decision.model_version,
                 decided_at: now,
             });
         }
+        Ok(planned)
+    }
+
+    /// Writes planned decisions and queues the Jira work of the assigned items; their history
+    /// lines are the caller's to write (`Planned::events`), so it can add them to its own.
+    pub fn record(&self, conn: &mut PgConnection, planned: Planned) -> Result<(), DecisionError> {
         use diesel::upsert::excluded;
-        let stored: Vec<StoredDecision> = diesel::insert_into(decisions::table)
-            .values(&rows)
+        if planned.rows.is_empty() {
+            return Ok(());
+        }
+        diesel::insert_into(decisions::table)
+            .values(&planned.rows)
             .on_conflict(decisions::work_item_id)
             .do_update()
             .set((
@@ -378,67 +467,14 @@ impl DecisionService {
                 decisions::model_version.eq(excluded(decisions::model_version)),
                 decisions::decided_at.eq(excluded(decisions::decided_at)),
             ))
-            .returning(StoredDecision::as_returning())
-            .get_results(conn)?;
-        let by_id: HashMap<&str, &StoredDecision> = stored
-            .iter()
-            .map(|d| (d.work_item_id.as_str(), d))
-            .collect();
-
-        let mut updated = Vec::with_capacity(items.len());
-        let mut events = Vec::with_capacity(items.len());
-        for (item, _) in items {
-            let d = by_id[item.id.as_str()];
-            let mut item = item.clone();
-            item.assignee_id = d.primary_human_id.clone();
-            (item.status, item.undecided_reason) = match &d.primary_human_id {
-                Some(_) => ("assigned".to_string(), None),
-                None => ("undecided".to_string(), d.undecided_reason.clone()),
-            };
-            match &d.primary_human_id {
-                Some(primary) => log::info!(
-                    "{} ({} {}) routed to {primary} (confidence {:.2})",
-                    item.id,
-                    item.service,
-                    item.severity,
-                    d.confidence
-                ),
-                None => log::warn!(
-                    "{} left undecided: {}",
-                    item.id,
-                    item.undecided_reason.as_deref().unwrap_or("")
-                ),
-            }
-            events.push(NewEvent {
-                work_item_id: item.id.clone(),
-                kind: if d.primary_human_id.is_some() {
-                    "decided"
-                } else {
-                    "undecided"
-                },
-                detail: serde_json::json!({
-                    "primary": d.primary_human_id,
-                    "backups": d.backup_ids,
-                    "confidence": d.confidence,
-                    "reason": item.undecided_reason,
-                }),
-                occurred_at: now,
-            });
-            updated.push(item);
-        }
-        set_owners(conn, &updated)?;
-        record_events(conn, &events)?;
-        let assigned: Vec<&WorkItem> = updated.iter().filter(|i| i.assignee_id.is_some()).collect();
+            .execute(conn)?;
         if let Some(hook) = &self.on_assigned {
-            if !assigned.is_empty() {
+            if !planned.assigned.is_empty() {
+                let assigned: Vec<&WorkItem> = planned.assigned.iter().collect();
                 hook.on_assigned(conn, &assigned)?;
             }
         }
-        Ok(items
-            .iter()
-            .zip(updated)
-            .map(|((item, _), updated)| (by_id[item.id.as_str()].clone(), updated))
-            .collect())
+        Ok(())
     }
 
     /// Recomputes the stored decision from its stored inputs and compares.
@@ -492,18 +528,23 @@ impl DecisionService {
 }
 
 impl OnNewWorkItem for DecisionService {
-    fn on_new(
-        &self,
+    fn route<'a>(
+        &'a self,
         conn: &mut PgConnection,
-        items: &[(WorkItem, &PdIncident)],
-    ) -> Result<Vec<WorkItem>, String> {
-        let items: Vec<(WorkItem, Vec<String>)> = items
+        items: &mut [WorkItem],
+        incidents: &[&PdIncident],
+    ) -> Result<Routed<'a>, String> {
+        let on_call: Vec<Vec<String>> = incidents
             .iter()
-            .map(|(item, incident)| (item.clone(), incident.assignee_user_ids.clone()))
+            .map(|i| i.assignee_user_ids.clone())
             .collect();
-        self.decide_items(conn, &items)
-            .map(|decided| decided.into_iter().map(|(_, item)| item).collect())
-            .map_err(|e| e.to_string())
+        let mut planned = self
+            .plan(conn, items, &on_call)
+            .map_err(|e| e.to_string())?;
+        Ok(Routed {
+            events: std::mem::take(&mut planned.events),
+            write: Box::new(move |conn| self.record(conn, planned).map_err(|e| e.to_string())),
+        })
     }
 }
 

@@ -13,6 +13,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::config::PagerDutyConfig;
+use crate::db::json::JsonText;
 use crate::db::schema::{webhook_deliveries, work_items};
 use crate::models::{record_events, NewEvent, NewWorkItem, WorkItem};
 use crate::signature::SignatureError;
@@ -42,14 +43,26 @@ pub enum IngestError {
     Db(#[from] diesel::result::Error),
 }
 
-/// Hook the intake calls, inside its transaction, for the new WorkItems of a batch.
+/// Hook the intake calls, inside its transaction, for the new WorkItems of a batch, before
+/// they are written (so each is written once, with its owner).
 pub trait OnNewWorkItem: Send + Sync {
-    /// Returns the items as the hook left them (for example assigned), in the same order.
-    fn on_new(
-        &self,
+    /// Sets each item's owner, status and reason (the intake holds
+    /// [`crate::db::lock_assignments`]), and returns what to write once the items exist.
+    fn route<'a>(
+        &'a self,
         conn: &mut PgConnection,
-        items: &[(WorkItem, &PdIncident)],
-    ) -> Result<Vec<WorkItem>, String>;
+        items: &mut [WorkItem],
+        incidents: &[&PdIncident],
+    ) -> Result<Routed<'a>, String>;
+}
+
+/// What [`OnNewWorkItem::route`] leaves to write after the WorkItems are inserted.
+pub struct Routed<'a> {
+    /// History lines, which the intake writes with its own.
+    pub events: Vec<NewEvent>,
+    /// Writes the rest (decisions, queued work).
+    #[allow(clippy::type_complexity)]
+    pub write: Box<dyn FnOnce(&mut PgConnection) -> Result<(), String> + 'a>,
 }
 
 /// A delivery that passed parsing, ready to store.
@@ -59,7 +72,8 @@ pub struct Delivery {
     pub delivery_id: String,
     pub event: PdEvent,
     pub incident: PdIncident,
-    pub raw: serde_json::Value,
+    /// The body as received, stored as the WorkItem's raw payload.
+    pub raw: JsonText,
 }
 
 /// What parsing found.
@@ -94,16 +108,42 @@ pub struct WorkItemSummary {
 
 impl WorkItemSummary {
     fn of(item: &WorkItem) -> Self {
+        ItemRef {
+            id: item.id.clone(),
+            pagerduty_incident_id: item.pagerduty_incident_id.clone(),
+            origin_system: item.origin_system.clone(),
+            service: item.service.clone(),
+            severity: item.severity.clone(),
+            assignee_id: item.assignee_id.clone(),
+        }
+        .into()
+    }
+}
+
+/// The columns of an existing WorkItem that the intake answers with.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = work_items)]
+struct ItemRef {
+    id: String,
+    pagerduty_incident_id: Option<String>,
+    origin_system: String,
+    service: String,
+    severity: String,
+    assignee_id: Option<String>,
+}
+
+impl From<ItemRef> for WorkItemSummary {
+    fn from(item: ItemRef) -> Self {
         WorkItemSummary {
-            work_item_id: item.id.clone(),
-            incident_id: item.pagerduty_incident_id.clone(),
             incident_number: item
                 .origin_system
                 .strip_prefix("PAGERDUTY-")
                 .and_then(|n| n.parse().ok()),
-            service: item.service.clone(),
-            severity: item.severity.clone(),
-            assignee_id: item.assignee_id.clone(),
+            work_item_id: item.id,
+            incident_id: item.pagerduty_incident_id,
+            service: item.service,
+            severity: item.severity,
+            assignee_id: item.assignee_id,
         }
     }
 }
@@ -162,6 +202,15 @@ impl IngestService {
         }
         let incident = event.incident()?;
         let delivery_id = delivery_id.unwrap_or(&event.id).to_string();
+        // serde_json accepts it, PostgreSQL's jsonb does not: refuse it here, not as a 500.
+        if memchr_str(body, br"\u0000") {
+            return Err(IngestError::InvalidField {
+                field: "event",
+                reason: "a string holds a NUL character (\\u0000), which cannot be stored".into(),
+            });
+        }
+        // parse_body checked that the body is JSON (hence UTF-8).
+        let raw = JsonText(String::from_utf8_lossy(body).into_owned());
         Ok(Parsed::Incident(Box::new(Delivery {
             delivery_id,
             event,
@@ -198,6 +247,10 @@ impl IngestService {
         conn: &mut PgConnection,
         batch: &[Delivery],
     ) -> Result<Vec<IngestOutcome>, IngestError> {
+        // Whoever creates WorkItems or changes owners holds this lock until commit, so what
+        // is read below (seen deliveries, existing incidents and ids, loads) stays true.
+        crate::db::lock_assignments(conn)?;
+
         // Deliveries seen before are answered with the WorkItem they made.
         let delivery_ids: Vec<&str> = batch.iter().map(|d| d.delivery_id.as_str()).collect();
         let seen: HashSet<String> = webhook_deliveries::table
@@ -208,79 +261,107 @@ impl IngestService {
             .into_iter()
             .collect();
 
-        // One new WorkItem per incident not seen before, in a stable order (so concurrent
-        // batches take row locks in the same order).
+        // One new WorkItem per incident not seen before, made by its first delivery.
         let mut creators: BTreeMap<&str, &Delivery> = BTreeMap::new();
         for d in batch.iter().filter(|d| !seen.contains(&d.delivery_id)) {
             creators.entry(d.incident.id.as_str()).or_insert(d);
         }
-        let mut items: HashMap<String, WorkItem> = HashMap::new();
-        let mut created: Vec<WorkItem> = vec![];
-        let mut pending: Vec<&Delivery> = creators.values().copied().collect();
-        for attempt in 0..4 {
-            if pending.is_empty() {
-                break;
-            }
-            let inserted = self.insert_items(conn, &pending, attempt)?;
-            let inserted_incidents: HashSet<String> = inserted
-                .iter()
-                .filter_map(|i| i.pagerduty_incident_id.clone())
-                .collect();
-            created.extend(inserted);
-            // Not inserted: the incident exists already, or (rarely) its id collided.
-            let missing: Vec<&str> = pending
-                .iter()
-                .map(|d| d.incident.id.as_str())
-                .filter(|id| !inserted_incidents.contains(*id))
-                .collect();
-            let existing = items_by_incident(conn, &missing)?;
-            pending.retain(|d| {
-                !inserted_incidents.contains(&d.incident.id)
-                    && !existing.contains_key(&d.incident.id)
-            });
-            items.extend(existing);
-        }
-        if let Some(d) = pending.first() {
-            return Err(IngestError::InvalidField {
-                field: "event.data.id",
-                reason: format!("no free work item id for incident {}", d.incident.id),
-            });
-        }
-        // Incidents of re-delivered webhooks.
-        let others: Vec<&str> = batch
-            .iter()
-            .map(|d| d.incident.id.as_str())
-            .filter(|id| {
-                !items.contains_key(*id)
-                    && !created
-                        .iter()
-                        .any(|c| c.pagerduty_incident_id.as_deref() == Some(*id))
-            })
+        let incident_ids: Vec<&str> = batch.iter().map(|d| d.incident.id.as_str()).collect();
+        let first_ids: Vec<String> = creators
+            .values()
+            .map(|d| work_item_id(&d.incident, 0))
             .collect();
-        items.extend(items_by_incident(conn, &others)?);
-
-        // Record the new deliveries, linked to their WorkItems.
-        let created_ids: HashMap<&str, &str> = created
-            .iter()
+        let existing: Vec<ItemRef> = work_items::table
+            .filter(
+                work_items::pagerduty_incident_id
+                    .eq_any(&incident_ids)
+                    .or(work_items::id.eq_any(&first_ids)),
+            )
+            .select(ItemRef::as_select())
+            .load(conn)?;
+        let mut taken: HashSet<String> = existing.iter().map(|i| i.id.clone()).collect();
+        let mut answers: HashMap<String, WorkItemSummary> = existing
+            .into_iter()
             .filter_map(|i| {
                 i.pagerduty_incident_id
-                    .as_deref()
-                    .map(|p| (p, i.id.as_str()))
+                    .clone()
+                    .map(|incident| (incident, i.into()))
             })
             .collect();
+
+        // The new WorkItems, each with an id no other item has (a digest collision within the
+        // same second is salted away).
+        let now = Utc::now();
+        let mut items: Vec<WorkItem> = vec![];
+        let mut sources: Vec<&Delivery> = vec![];
+        for d in creators
+            .values()
+            .filter(|d| !answers.contains_key(&d.incident.id))
+        {
+            let id = (0..8)
+                .map(|attempt| work_item_id(&d.incident, attempt))
+                .find(|id| !taken.contains(id))
+                .ok_or_else(|| IngestError::InvalidField {
+                    field: "event.data.id",
+                    reason: format!("no free work item id for incident {}", d.incident.id),
+                })?;
+            taken.insert(id.clone());
+            items.push(self.new_item(id, &d.incident, now));
+            sources.push(d);
+        }
+        let incidents: Vec<&PdIncident> = sources.iter().map(|d| &d.incident).collect();
+
+        // Decide before writing, so each WorkItem is written once, with its owner.
+        let routed = match &self.on_new {
+            Some(hook) if !items.is_empty() => Some(
+                hook.route(conn, &mut items, &incidents)
+                    .map_err(IngestError::Decision)?,
+            ),
+            _ => None,
+        };
+        let rows: Vec<NewWorkItem> = items
+            .iter()
+            .zip(&sources)
+            .map(|(item, d)| NewWorkItem {
+                id: &item.id,
+                item_type: &item.item_type,
+                service: &item.service,
+                severity: &item.severity,
+                title: &item.title,
+                description: item.description.as_deref(),
+                status: &item.status,
+                origin_system: &item.origin_system,
+                pagerduty_incident_id: item.pagerduty_incident_id.as_deref(),
+                raw_payload: &d.raw,
+                created_at: item.created_at,
+                received_at: item.received_at,
+                context: &item.context,
+                assignee_id: item.assignee_id.as_deref(),
+                undecided_reason: item.undecided_reason.as_deref(),
+            })
+            .collect();
+        if !rows.is_empty() {
+            diesel::insert_into(work_items::table)
+                .values(&rows)
+                .execute(conn)?;
+        }
+        for item in &items {
+            if let Some(incident) = &item.pagerduty_incident_id {
+                answers.insert(incident.clone(), WorkItemSummary::of(item));
+            }
+        }
+
+        // Record the new deliveries, linked to their WorkItems.
         let new_deliveries: Vec<_> = batch
             .iter()
             .filter(|d| !seen.contains(&d.delivery_id))
             .map(|d| {
-                let item_id = created_ids
-                    .get(d.incident.id.as_str())
-                    .copied()
-                    .or_else(|| items.get(&d.incident.id).map(|i| i.id.as_str()));
                 (
                     webhook_deliveries::source.eq("pagerduty"),
                     webhook_deliveries::delivery_id.eq(d.delivery_id.as_str()),
                     webhook_deliveries::event_type.eq(d.event.event_type.as_str()),
-                    webhook_deliveries::work_item_id.eq(item_id),
+                    webhook_deliveries::work_item_id
+                        .eq(answers.get(&d.incident.id).map(|a| a.work_item_id.as_str())),
                 )
             })
             .collect();
@@ -291,147 +372,99 @@ impl IngestService {
                 .execute(conn)?;
         }
 
-        // History, then the decisions for the new WorkItems.
-        let by_incident: HashMap<&str, &Delivery> =
-            creators.iter().map(|(k, v)| (*k, *v)).collect();
-        let events: Vec<NewEvent> = created
+        // The decisions, then the history of both steps in one statement.
+        let mut events: Vec<NewEvent> = items
             .iter()
-            .map(|item| {
-                let d = by_incident[item.pagerduty_incident_id.as_deref().unwrap_or("")];
-                NewEvent {
-                    work_item_id: item.id.clone(),
-                    kind: "received",
-                    detail: serde_json::json!({
-                        "source": "pagerduty",
-                        "event_type": d.event.event_type,
-                        "event_id": d.event.id,
-                        "incident_id": d.incident.id,
-                        "incident_url": d.incident.html_url,
-                    }),
-                    occurred_at: d.event.occurred_at.unwrap_or_else(Utc::now),
-                }
+            .zip(&sources)
+            .map(|(item, d)| NewEvent {
+                work_item_id: item.id.clone(),
+                kind: "received",
+                detail: serde_json::json!({
+                    "source": "pagerduty",
+                    "event_type": d.event.event_type,
+                    "event_id": d.event.id,
+                    "incident_id": d.incident.id,
+                    "incident_url": d.incident.html_url,
+                }),
+                occurred_at: d.event.occurred_at.unwrap_or(now),
             })
             .collect();
+        if let Some(routed) = routed {
+            (routed.write)(conn).map_err(IngestError::Decision)?;
+            events.extend(routed.events);
+        }
         record_events(conn, &events)?;
-        let created = match &self.on_new {
-            Some(hook) if !created.is_empty() => {
-                let with_incidents: Vec<(WorkItem, &PdIncident)> = created
-                    .into_iter()
-                    .map(|item| {
-                        let d = by_incident[item.pagerduty_incident_id.as_deref().unwrap_or("")];
-                        (item, &d.incident)
-                    })
-                    .collect();
-                hook.on_new(conn, &with_incidents)
-                    .map_err(IngestError::Decision)?
-            }
-            _ => created,
-        };
 
         // One answer per delivery: the one that created an item gets `success`.
-        let mut fresh: HashMap<String, WorkItem> = created
-            .into_iter()
-            .filter_map(|i| i.pagerduty_incident_id.clone().map(|p| (p, i)))
-            .collect();
-        let mut out = Vec::with_capacity(batch.len());
-        for d in batch {
-            let is_creator = !seen.contains(&d.delivery_id)
-                && creators
-                    .get(d.incident.id.as_str())
-                    .is_some_and(|c| std::ptr::eq(*c, d));
-            if is_creator {
-                if let Some(item) = fresh.remove(&d.incident.id) {
-                    let summary = WorkItemSummary::of(&item);
-                    items.insert(d.incident.id.clone(), item);
-                    out.push(IngestOutcome::Success(summary));
-                    continue;
-                }
-            }
-            let item = items
-                .get(&d.incident.id)
-                .or_else(|| fresh.get(&d.incident.id))
-                .ok_or(IngestError::Db(diesel::result::Error::NotFound))?;
-            out.push(IngestOutcome::Duplicate(WorkItemSummary::of(item)));
-        }
-        Ok(out)
-    }
-
-    fn insert_items(
-        &self,
-        conn: &mut PgConnection,
-        deliveries: &[&Delivery],
-        attempt: u32,
-    ) -> Result<Vec<WorkItem>, IngestError> {
-        let prepared: Vec<(String, String, String, String)> = deliveries
+        let created: HashSet<&str> = sources.iter().map(|d| d.delivery_id.as_str()).collect();
+        batch
             .iter()
             .map(|d| {
-                let incident = &d.incident;
-                let (service, matched) = pagerduty::map_service(
-                    &self.config,
-                    incident.service_id.as_deref(),
-                    &incident.service_name,
-                );
-                if !matched && attempt == 0 {
-                    log::warn!(
-                        "PagerDuty service `{}` ({}) has no mapping; using `{service}`. Set \
-                         PAGERDUTY_SERVICE_{}=<service> to map it",
-                        incident.service_name,
-                        incident.service_id.as_deref().unwrap_or("no id"),
-                        crate::config::env_key(&incident.service_name),
-                    );
-                }
-                let severity = pagerduty::map_severity(
-                    &self.config,
-                    incident.priority.as_deref(),
-                    incident.urgency.as_deref(),
-                );
-                (
-                    work_item_id(incident, attempt),
-                    service,
-                    severity,
-                    format!("PAGERDUTY-{}", incident.number),
+                let answer = answers
+                    .get(&d.incident.id)
+                    .cloned()
+                    .ok_or(IngestError::Db(diesel::result::Error::NotFound))?;
+                Ok(
+                    if created.contains(d.delivery_id.as_str())
+                        && creators
+                            .get(d.incident.id.as_str())
+                            .is_some_and(|c| std::ptr::eq(*c, d))
+                    {
+                        IngestOutcome::Success(answer)
+                    } else {
+                        IngestOutcome::Duplicate(answer)
+                    },
                 )
             })
-            .collect();
-        let rows: Vec<NewWorkItem> = deliveries
-            .iter()
-            .zip(&prepared)
-            .map(|(d, (id, service, severity, origin))| NewWorkItem {
-                id,
-                item_type: "incident",
-                service,
-                severity,
-                title: &d.incident.title,
-                description: d.incident.description.as_deref(),
-                status: "open",
-                origin_system: origin,
-                pagerduty_incident_id: Some(&d.incident.id),
-                raw_payload: &d.raw,
-                created_at: d.incident.created_at,
-                context: &d.incident.context,
-            })
-            .collect();
-        Ok(diesel::insert_into(work_items::table)
-            .values(&rows)
-            .on_conflict_do_nothing()
-            .returning(WorkItem::as_returning())
-            .get_results(conn)?)
+            .collect()
+    }
+
+    /// A new WorkItem for an incident, as it will be written (open, no owner yet).
+    fn new_item(&self, id: String, incident: &PdIncident, now: chrono::DateTime<Utc>) -> WorkItem {
+        let (service, matched) = pagerduty::map_service(
+            &self.config,
+            incident.service_id.as_deref(),
+            &incident.service_name,
+        );
+        if !matched {
+            log::warn!(
+                "PagerDuty service `{}` ({}) has no mapping; using `{service}`. Set \
+                 PAGERDUTY_SERVICE_{}=<service> to map it",
+                incident.service_name,
+                incident.service_id.as_deref().unwrap_or("no id"),
+                crate::config::env_key(&incident.service_name),
+            );
+        }
+        let severity = pagerduty::map_severity(
+            &self.config,
+            incident.priority.as_deref(),
+            incident.urgency.as_deref(),
+        );
+        WorkItem {
+            id,
+            item_type: "incident".into(),
+            service,
+            severity,
+            title: incident.title.clone(),
+            description: incident.description.clone(),
+            status: "open".into(),
+            origin_system: format!("PAGERDUTY-{}", incident.number),
+            pagerduty_incident_id: Some(incident.id.clone()),
+            // Written from the delivery's own text; nothing downstream of intake reads it here.
+            raw_payload: serde_json::Value::Null,
+            created_at: incident.created_at,
+            received_at: now,
+            assignee_id: None,
+            undecided_reason: None,
+            jira_key: None,
+            jira_issue_id: None,
+            resolved_at: None,
+            context: incident.context.clone(),
+        }
     }
 }
 
-/// Existing WorkItems by PagerDuty incident id.
-fn items_by_incident(
-    conn: &mut PgConnection,
-    incident_ids: &[&str],
-) -> QueryResult<HashMap<String, WorkItem>> {
-    if incident_ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(work_items::table
-        .filter(work_items::pagerduty_incident_id.eq_any(incident_ids))
-        .select(WorkItem::as_select())
-        .load::<WorkItem>(conn)?
-        .into_iter()
-        .filter_map(|i| i.pagerduty_incident_id.clone().map(|p| (p, i)))
-        .collect())
+/// Whether `needle` occurs in `haystack`.
+fn memchr_str(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -99,18 +99,3 @@ pub fn run_bench_decide(people: usize, services: usize, iterations: usize) {
         b.p50_us, b.p99_us, b.max_us
     );
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Latency check on a large roster; meaningful in release builds:
-    /// `cargo test --release --lib decide_latency -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn decide_latency_1000_candidates() {
-        run_bench_decide(1000, 50, 2000);
-        let b = bench_decide(1000, 50, 2000);
-        assert!(b.p99_us < 1000.0, "p99 {} us", b.p99_us);
-    }
-}
