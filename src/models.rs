@@ -31,26 +31,6 @@ pub struct WorkItem {
     pub context: Vec<String>,
 }
 
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = work_items)]
-pub struct NewWorkItem<'a> {
-    pub id: &'a str,
-    pub item_type: &'a str,
-    pub service: &'a str,
-    pub severity: &'a str,
-    pub title: &'a str,
-    pub description: Option<&'a str>,
-    pub status: &'a str,
-    pub origin_system: &'a str,
-    pub pagerduty_incident_id: Option<&'a str>,
-    pub raw_payload: &'a crate::db::json::JsonText,
-    pub created_at: DateTime<Utc>,
-    pub received_at: DateTime<Utc>,
-    pub context: &'a [String],
-    pub assignee_id: Option<&'a str>,
-    pub undecided_reason: Option<&'a str>,
-}
-
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, PartialEq)]
 #[diesel(table_name = humans)]
 pub struct Human {

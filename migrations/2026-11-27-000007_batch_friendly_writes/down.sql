@@ -1,3 +1,8 @@
+ALTER TABLE webhook_deliveries ADD CONSTRAINT webhook_deliveries_work_item_id_fkey
+    FOREIGN KEY (work_item_id) REFERENCES work_items (id);
+ALTER TABLE work_item_events ADD CONSTRAINT work_item_events_work_item_id_fkey
+    FOREIGN KEY (work_item_id) REFERENCES work_items (id) ON DELETE CASCADE;
+
 DROP TRIGGER work_items_open_load_insert ON work_items;
 DROP TRIGGER work_items_open_load_update ON work_items;
 DROP TRIGGER work_items_open_load_delete ON work_items;

@@ -41,6 +41,9 @@ pub struct IngestArgs {
     /// Background Jira worker threads (against the simulator); 0 disables them.
     #[arg(long, default_value_t = 2)]
     pub job_workers: usize,
+    /// Intake writer threads (each commits one batch of deliveries at a time).
+    #[arg(long, default_value_t = 1)]
+    pub ingest_writers: usize,
     /// actix worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub http_threads: usize,
@@ -281,6 +284,7 @@ fn start_app(
     let config = harness::config_for(port, |s| {
         s.db_pool_size = args.pool_size;
         s.workers = args.job_workers;
+        s.ingest_writers = args.ingest_writers;
         s.pagerduty_webhook_secret = secret;
         s.pagerduty_services = services
             .iter()

@@ -9,10 +9,11 @@ use chrono::Utc;
 use diesel::prelude::*;
 use serde::Serialize;
 
+use crate::db::batch::{DecisionRow, JobRow, RowBatch};
 use crate::db::json::JsonText;
 use crate::db::schema::{decisions, work_items};
-use crate::ingest::{OnNewWorkItem, PdIncident, Routed};
-use crate::models::{record_events, NewEvent, WorkItem};
+use crate::ingest::{OnNewWorkItem, PdIncident};
+use crate::models::{NewEvent, WorkItem};
 use crate::routing::{
     self, CandidateInput, ContextRecord, DecisionInput, ModelParams, Severity, SkillRecord,
     SkillState,
@@ -67,29 +68,14 @@ pub struct ReplayReport {
 /// Called after a decision assigns someone, inside the same transaction (the executor queues
 /// the Jira issue here).
 pub trait OnAssigned: Send + Sync {
-    fn on_assigned(&self, conn: &mut PgConnection, items: &[&WorkItem]) -> QueryResult<()>;
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = decisions)]
-struct NewDecision {
-    work_item_id: String,
-    primary_human_id: Option<String>,
-    backup_ids: Vec<String>,
-    confidence: f64,
-    explanation: String,
-    undecided_reason: Option<String>,
-    ranking: JsonText,
-    excluded: JsonText,
-    inputs: JsonText,
-    model_version: String,
-    decided_at: chrono::DateTime<Utc>,
+    /// The jobs to queue for newly assigned items.
+    fn jobs_for(&self, items: &[&WorkItem]) -> Vec<JobRow>;
 }
 
 /// Decisions made and not yet written: what [`DecisionService::record`] stores once the work
 /// items exist.
 pub struct Planned {
-    rows: Vec<NewDecision>,
+    rows: Vec<DecisionRow>,
     events: Vec<NewEvent>,
     /// Work items given an owner, whose Jira work follows.
     assigned: Vec<WorkItem>,
@@ -339,8 +325,9 @@ impl DecisionService {
             items.iter().cloned().unzip();
         let planned = self.plan(conn, &mut decided, &on_call)?;
         set_owners(conn, &decided)?;
-        record_events(conn, &planned.events)?;
-        self.record(conn, planned)?;
+        let mut batch = RowBatch::new();
+        self.stage(planned, &mut batch);
+        batch.insert(conn)?;
         let ids: Vec<&str> = decided.iter().map(|i| i.id.as_str()).collect();
         let mut stored: HashMap<String, StoredDecision> = decisions::table
             .filter(decisions::work_item_id.eq_any(&ids))
@@ -427,7 +414,7 @@ impl DecisionService {
             // The audit is printed straight to text: it is the largest thing written per
             // incident, and building a JSON tree first would double the work.
             let input = serde_json::to_string(&input).unwrap_or_else(|_| "null".into());
-            planned.rows.push(NewDecision {
+            planned.rows.push(DecisionRow {
                 work_item_id: item.id.clone(),
                 primary_human_id: decision.primary,
                 backup_ids: decision.backups,
@@ -444,37 +431,26 @@ impl DecisionService {
         Ok(planned)
     }
 
-    /// Writes planned decisions and queues the Jira work of the assigned items; their history
-    /// lines are the caller's to write (`Planned::events`), so it can add them to its own.
-    pub fn record(&self, conn: &mut PgConnection, planned: Planned) -> Result<(), DecisionError> {
-        use diesel::upsert::excluded;
-        if planned.rows.is_empty() {
-            return Ok(());
+    /// Adds planned decisions, their history lines and the Jira jobs of the assigned items to
+    /// `batch`, which the caller writes once the work items exist.
+    pub fn stage(&self, planned: Planned, batch: &mut RowBatch) {
+        for event in &planned.events {
+            batch.push_event(
+                &event.work_item_id,
+                event.kind,
+                &event.detail,
+                event.occurred_at,
+            );
         }
-        diesel::insert_into(decisions::table)
-            .values(&planned.rows)
-            .on_conflict(decisions::work_item_id)
-            .do_update()
-            .set((
-                decisions::primary_human_id.eq(excluded(decisions::primary_human_id)),
-                decisions::backup_ids.eq(excluded(decisions::backup_ids)),
-                decisions::confidence.eq(excluded(decisions::confidence)),
-                decisions::explanation.eq(excluded(decisions::explanation)),
-                decisions::undecided_reason.eq(excluded(decisions::undecided_reason)),
-                decisions::ranking.eq(excluded(decisions::ranking)),
-                decisions::excluded.eq(excluded(decisions::excluded)),
-                decisions::inputs.eq(excluded(decisions::inputs)),
-                decisions::model_version.eq(excluded(decisions::model_version)),
-                decisions::decided_at.eq(excluded(decisions::decided_at)),
-            ))
-            .execute(conn)?;
         if let Some(hook) = &self.on_assigned {
-            if !planned.assigned.is_empty() {
-                let assigned: Vec<&WorkItem> = planned.assigned.iter().collect();
-                hook.on_assigned(conn, &assigned)?;
+            let assigned: Vec<&WorkItem> = planned.assigned.iter().collect();
+            for job in hook.jobs_for(&assigned) {
+                batch.push_job(job);
             }
         }
-        Ok(())
+        for row in planned.rows {
+            batch.push_decision(row);
+        }
     }
 
     /// Recomputes the stored decision from its stored inputs and compares.
@@ -528,23 +504,22 @@ impl DecisionService {
 }
 
 impl OnNewWorkItem for DecisionService {
-    fn route<'a>(
-        &'a self,
+    fn route(
+        &self,
         conn: &mut PgConnection,
         items: &mut [WorkItem],
         incidents: &[&PdIncident],
-    ) -> Result<Routed<'a>, String> {
+        batch: &mut RowBatch,
+    ) -> Result<(), String> {
         let on_call: Vec<Vec<String>> = incidents
             .iter()
             .map(|i| i.assignee_user_ids.clone())
             .collect();
-        let mut planned = self
+        let planned = self
             .plan(conn, items, &on_call)
             .map_err(|e| e.to_string())?;
-        Ok(Routed {
-            events: std::mem::take(&mut planned.events),
-            write: Box::new(move |conn| self.record(conn, planned).map_err(|e| e.to_string())),
-        })
+        self.stage(planned, batch);
+        Ok(())
     }
 }
 

@@ -17,6 +17,7 @@ use chrono::Utc;
 use diesel::prelude::*;
 
 use crate::config::JiraConfig as JiraSettings;
+use crate::db::batch::JobRow;
 use crate::db::schema::{decisions, humans, work_items};
 use crate::db::PgPool;
 use crate::decision::OnAssigned;
@@ -247,17 +248,15 @@ fn jira_failure(e: JiraError) -> JobResult {
 }
 
 impl OnAssigned for Executor {
-    fn on_assigned(&self, conn: &mut PgConnection, items: &[&WorkItem]) -> QueryResult<()> {
-        let jobs: Vec<(serde_json::Value, String)> = items
+    fn jobs_for(&self, items: &[&WorkItem]) -> Vec<JobRow> {
+        items
             .iter()
-            .map(|item| {
-                (
-                    serde_json::json!({"work_item_id": item.id}),
-                    format!("{CREATE_ISSUE}:{}", item.id),
-                )
+            .map(|item| JobRow {
+                kind: CREATE_ISSUE.to_string(),
+                payload: serde_json::json!({"work_item_id": item.id}),
+                dedup_key: Some(format!("{CREATE_ISSUE}:{}", item.id)),
             })
-            .collect();
-        queue::enqueue_many(conn, CREATE_ISSUE, &jobs)
+            .collect()
     }
 }
 

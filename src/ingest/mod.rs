@@ -10,12 +10,14 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Nullable, Text};
 use serde::Serialize;
 
 use crate::config::PagerDutyConfig;
+use crate::db::batch::RowBatch;
 use crate::db::json::JsonText;
-use crate::db::schema::{webhook_deliveries, work_items};
-use crate::models::{record_events, NewEvent, NewWorkItem, WorkItem};
+use crate::db::schema::work_items;
+use crate::models::WorkItem;
 use crate::signature::SignatureError;
 
 pub use pagerduty::{PdEvent, PdIncident};
@@ -47,22 +49,15 @@ pub enum IngestError {
 /// they are written (so each is written once, with its owner).
 pub trait OnNewWorkItem: Send + Sync {
     /// Sets each item's owner, status and reason (the intake holds
-    /// [`crate::db::lock_assignments`]), and returns what to write once the items exist.
-    fn route<'a>(
-        &'a self,
+    /// [`crate::db::lock_assignments`]) and adds what follows from them to `batch`, which the
+    /// intake writes with the items.
+    fn route(
+        &self,
         conn: &mut PgConnection,
         items: &mut [WorkItem],
         incidents: &[&PdIncident],
-    ) -> Result<Routed<'a>, String>;
-}
-
-/// What [`OnNewWorkItem::route`] leaves to write after the WorkItems are inserted.
-pub struct Routed<'a> {
-    /// History lines, which the intake writes with its own.
-    pub events: Vec<NewEvent>,
-    /// Writes the rest (decisions, queued work).
-    #[allow(clippy::type_complexity)]
-    pub write: Box<dyn FnOnce(&mut PgConnection) -> Result<(), String> + 'a>,
+        batch: &mut RowBatch,
+    ) -> Result<(), String>;
 }
 
 /// A delivery that passed parsing, ready to store.
@@ -129,6 +124,31 @@ struct ItemRef {
     origin_system: String,
     service: String,
     severity: String,
+    assignee_id: Option<String>,
+}
+
+/// Seen deliveries (`incident` null) and existing WorkItems, for a batch.
+const KNOWN_SQL: &str = "\
+    SELECT delivery_id AS id, NULL::text AS incident, NULL::text AS origin_system, \
+           NULL::text AS service, NULL::text AS severity, NULL::text AS assignee_id \
+      FROM webhook_deliveries WHERE source = 'pagerduty' AND delivery_id = ANY($1) \
+    UNION ALL \
+    SELECT id, pagerduty_incident_id, origin_system, service, severity, assignee_id \
+      FROM work_items WHERE pagerduty_incident_id = ANY($2) OR id = ANY($3)";
+
+#[derive(QueryableByName)]
+struct KnownRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    incident: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    origin_system: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    service: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    severity: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
     assignee_id: Option<String>,
 }
 
@@ -251,43 +271,53 @@ impl IngestService {
         // is read below (seen deliveries, existing incidents and ids, loads) stays true.
         crate::db::lock_assignments(conn)?;
 
-        // Deliveries seen before are answered with the WorkItem they made.
+        // Deliveries seen before, and WorkItems that exist for these incidents (or hold the ids
+        // new ones would get), in one read.
         let delivery_ids: Vec<&str> = batch.iter().map(|d| d.delivery_id.as_str()).collect();
-        let seen: HashSet<String> = webhook_deliveries::table
-            .filter(webhook_deliveries::source.eq("pagerduty"))
-            .filter(webhook_deliveries::delivery_id.eq_any(&delivery_ids))
-            .select(webhook_deliveries::delivery_id)
-            .load::<String>(conn)?
-            .into_iter()
+        let incident_ids: Vec<&str> = batch.iter().map(|d| d.incident.id.as_str()).collect();
+        // A new item's id, and the salted one it falls back on.
+        let first_ids: Vec<String> = batch
+            .iter()
+            .flat_map(|d| [work_item_id(&d.incident, 0), work_item_id(&d.incident, 1)])
             .collect();
+        let known: Vec<KnownRow> = diesel::sql_query(KNOWN_SQL)
+            .bind::<Array<Text>, _>(&delivery_ids)
+            .bind::<Array<Text>, _>(&incident_ids)
+            .bind::<Array<Text>, _>(&first_ids)
+            .load(conn)?;
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut taken: HashSet<String> = HashSet::new();
+        let mut answers: HashMap<String, WorkItemSummary> = HashMap::new();
+        for row in known {
+            match row.incident {
+                None => {
+                    seen.insert(row.id);
+                }
+                Some(incident) => {
+                    taken.insert(row.id.clone());
+                    if incident_ids.contains(&incident.as_str()) {
+                        answers.insert(
+                            incident.clone(),
+                            ItemRef {
+                                id: row.id,
+                                pagerduty_incident_id: Some(incident),
+                                origin_system: row.origin_system.unwrap_or_default(),
+                                service: row.service.unwrap_or_default(),
+                                severity: row.severity.unwrap_or_default(),
+                                assignee_id: row.assignee_id,
+                            }
+                            .into(),
+                        );
+                    }
+                }
+            }
+        }
 
         // One new WorkItem per incident not seen before, made by its first delivery.
         let mut creators: BTreeMap<&str, &Delivery> = BTreeMap::new();
         for d in batch.iter().filter(|d| !seen.contains(&d.delivery_id)) {
             creators.entry(d.incident.id.as_str()).or_insert(d);
         }
-        let incident_ids: Vec<&str> = batch.iter().map(|d| d.incident.id.as_str()).collect();
-        let first_ids: Vec<String> = creators
-            .values()
-            .map(|d| work_item_id(&d.incident, 0))
-            .collect();
-        let existing: Vec<ItemRef> = work_items::table
-            .filter(
-                work_items::pagerduty_incident_id
-                    .eq_any(&incident_ids)
-                    .or(work_items::id.eq_any(&first_ids)),
-            )
-            .select(ItemRef::as_select())
-            .load(conn)?;
-        let mut taken: HashSet<String> = existing.iter().map(|i| i.id.clone()).collect();
-        let mut answers: HashMap<String, WorkItemSummary> = existing
-            .into_iter()
-            .filter_map(|i| {
-                i.pagerduty_incident_id
-                    .clone()
-                    .map(|incident| (incident, i.into()))
-            })
-            .collect();
 
         // The new WorkItems, each with an id no other item has (a digest collision within the
         // same second is salted away).
@@ -298,7 +328,7 @@ impl IngestService {
             .values()
             .filter(|d| !answers.contains_key(&d.incident.id))
         {
-            let id = (0..8)
+            let id = (0..2)
                 .map(|attempt| work_item_id(&d.incident, attempt))
                 .find(|id| !taken.contains(id))
                 .ok_or_else(|| IngestError::InvalidField {
@@ -311,89 +341,42 @@ impl IngestService {
         }
         let incidents: Vec<&PdIncident> = sources.iter().map(|d| &d.incident).collect();
 
-        // Decide before writing, so each WorkItem is written once, with its owner.
-        let routed = match &self.on_new {
-            Some(hook) if !items.is_empty() => Some(
-                hook.route(conn, &mut items, &incidents)
-                    .map_err(IngestError::Decision)?,
-            ),
-            _ => None,
-        };
-        let rows: Vec<NewWorkItem> = items
-            .iter()
-            .zip(&sources)
-            .map(|(item, d)| NewWorkItem {
-                id: &item.id,
-                item_type: &item.item_type,
-                service: &item.service,
-                severity: &item.severity,
-                title: &item.title,
-                description: item.description.as_deref(),
-                status: &item.status,
-                origin_system: &item.origin_system,
-                pagerduty_incident_id: item.pagerduty_incident_id.as_deref(),
-                raw_payload: &d.raw,
-                created_at: item.created_at,
-                received_at: item.received_at,
-                context: &item.context,
-                assignee_id: item.assignee_id.as_deref(),
-                undecided_reason: item.undecided_reason.as_deref(),
-            })
-            .collect();
-        if !rows.is_empty() {
-            diesel::insert_into(work_items::table)
-                .values(&rows)
-                .execute(conn)?;
-        }
-        for item in &items {
-            if let Some(incident) = &item.pagerduty_incident_id {
-                answers.insert(incident.clone(), WorkItemSummary::of(item));
+        // Decide before writing, so each WorkItem is written once, with its owner; then write
+        // the items, the deliveries, the decisions, the history and the Jira jobs together.
+        let mut rows = RowBatch::new();
+        if let Some(hook) = &self.on_new {
+            if !items.is_empty() {
+                hook.route(conn, &mut items, &incidents, &mut rows)
+                    .map_err(IngestError::Decision)?;
             }
         }
-
-        // Record the new deliveries, linked to their WorkItems.
-        let new_deliveries: Vec<_> = batch
-            .iter()
-            .filter(|d| !seen.contains(&d.delivery_id))
-            .map(|d| {
-                (
-                    webhook_deliveries::source.eq("pagerduty"),
-                    webhook_deliveries::delivery_id.eq(d.delivery_id.as_str()),
-                    webhook_deliveries::event_type.eq(d.event.event_type.as_str()),
-                    webhook_deliveries::work_item_id
-                        .eq(answers.get(&d.incident.id).map(|a| a.work_item_id.as_str())),
-                )
-            })
-            .collect();
-        if !new_deliveries.is_empty() {
-            diesel::insert_into(webhook_deliveries::table)
-                .values(&new_deliveries)
-                .on_conflict_do_nothing()
-                .execute(conn)?;
-        }
-
-        // The decisions, then the history of both steps in one statement.
-        let mut events: Vec<NewEvent> = items
-            .iter()
-            .zip(&sources)
-            .map(|(item, d)| NewEvent {
-                work_item_id: item.id.clone(),
-                kind: "received",
-                detail: serde_json::json!({
+        for (item, d) in items.iter().zip(&sources) {
+            rows.push_item(item, d.raw.clone());
+            rows.push_event(
+                &item.id,
+                "received",
+                &serde_json::json!({
                     "source": "pagerduty",
                     "event_type": d.event.event_type,
                     "event_id": d.event.id,
                     "incident_id": d.incident.id,
                     "incident_url": d.incident.html_url,
                 }),
-                occurred_at: d.event.occurred_at.unwrap_or(now),
-            })
-            .collect();
-        if let Some(routed) = routed {
-            (routed.write)(conn).map_err(IngestError::Decision)?;
-            events.extend(routed.events);
+                d.event.occurred_at.unwrap_or(now),
+            );
+            if let Some(incident) = &item.pagerduty_incident_id {
+                answers.insert(incident.clone(), WorkItemSummary::of(item));
+            }
         }
-        record_events(conn, &events)?;
+        for d in batch.iter().filter(|d| !seen.contains(&d.delivery_id)) {
+            rows.push_delivery(
+                "pagerduty",
+                &d.delivery_id,
+                &d.event.event_type,
+                answers.get(&d.incident.id).map(|a| a.work_item_id.as_str()),
+            );
+        }
+        rows.insert(conn)?;
 
         // One answer per delivery: the one that created an item gets `success`.
         let created: HashSet<&str> = sources.iter().map(|d| d.delivery_id.as_str()).collect();

@@ -273,6 +273,11 @@ fn bad_input_gets_a_named_error_and_stores_nothing() {
             "invalid_field",
         ),
         (vec![b' '; 1024 * 1024 + 10], 413, "body_too_large"),
+        (
+            br#"{"event":{"id":"e","event_type":"incident.triggered","data":{"id":"P1","number":3,"title":"nul \u0000 here","created_at":"2026-01-01T00:00:00Z","service":{"summary":"api-service"}}}}"#.to_vec(),
+            422,
+            "invalid_field",
+        ),
     ];
     for (body, status, code) in cases {
         let resp = app.post("/webhooks/pagerduty", &[], &body);
@@ -337,6 +342,26 @@ fn service_and_severity_mapping_follow_configuration() {
         )
         .json();
     assert_eq!(resp["service"], "edge", "the service id mapping wins");
+}
+
+#[test]
+fn context_tags_and_the_raw_body_are_stored_exactly() {
+    let app = unsigned_app();
+    let mut body = fixture_json("pagerduty_v3_incident_triggered.json");
+    let team = r#"Ops "core" \ NULL, {edge}"#;
+    body["event"]["data"]["teams"] = serde_json::json!([{"summary": team, "id": "PT1"}]);
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let resp = app.post("/webhooks/pagerduty", &[], &bytes).json();
+    assert_eq!(resp["status"], "success", "{resp}");
+    let mut conn = app.db.conn();
+    let (context, raw): (Vec<String>, serde_json::Value) = work_items::table
+        .find(resp["work_item_id"].as_str().unwrap())
+        .select((work_items::context, work_items::raw_payload))
+        .first(&mut conn)
+        .unwrap();
+    let expected = format!("team:{}", team.to_lowercase());
+    assert!(context.contains(&expected), "{context:?}");
+    assert_eq!(raw, body, "the payload is the body as received");
 }
 
 #[test]

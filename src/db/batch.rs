@@ -1,0 +1,346 @@
+//! Rows for several tables written by one statement. The intake stores a batch of incidents
+//! with everything that follows from them (work items, deliveries, decisions, history, Jira
+//! jobs); as separate statements that is one round trip each, and on a busy machine every round
+//! trip waits for both sides to be scheduled, while the batch holds the assignment lock. Here
+//! each table's rows travel as column arrays, unnested by data-modifying CTEs: one round trip,
+//! one statement to parse, whatever the batch size. Foreign keys are checked at the end of the
+//! statement, when every row is in.
+
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Double, Json, Jsonb, Nullable, Text, Timestamptz};
+
+use super::json::JsonText;
+use crate::models::WorkItem;
+
+/// Column arrays, one set per table; each `push_*` adds one row.
+#[derive(Debug, Default)]
+pub struct RowBatch {
+    items: ItemColumns,
+    deliveries: DeliveryColumns,
+    decisions: DecisionColumns,
+    events: EventColumns,
+    jobs: JobColumns,
+}
+
+#[derive(Debug, Default)]
+struct ItemColumns {
+    id: Vec<String>,
+    item_type: Vec<String>,
+    service: Vec<String>,
+    severity: Vec<String>,
+    title: Vec<String>,
+    description: Vec<Option<String>>,
+    status: Vec<String>,
+    origin_system: Vec<String>,
+    pagerduty_incident_id: Vec<Option<String>>,
+    raw_payload: Vec<JsonText>,
+    created_at: Vec<DateTime<Utc>>,
+    received_at: Vec<DateTime<Utc>>,
+    assignee_id: Vec<Option<String>>,
+    undecided_reason: Vec<Option<String>>,
+    /// Each row's `context` as an array literal (arrays of arrays must be rectangular).
+    context: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct DeliveryColumns {
+    source: Vec<String>,
+    delivery_id: Vec<String>,
+    event_type: Vec<String>,
+    work_item_id: Vec<Option<String>>,
+}
+
+#[derive(Debug, Default)]
+struct DecisionColumns {
+    work_item_id: Vec<String>,
+    primary_human_id: Vec<Option<String>>,
+    /// Each row's backups as an array literal.
+    backup_ids: Vec<String>,
+    confidence: Vec<f64>,
+    explanation: Vec<String>,
+    undecided_reason: Vec<Option<String>>,
+    ranking: Vec<JsonText>,
+    excluded: Vec<JsonText>,
+    inputs: Vec<JsonText>,
+    model_version: Vec<String>,
+    decided_at: Vec<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+struct EventColumns {
+    work_item_id: Vec<String>,
+    kind: Vec<String>,
+    detail: Vec<JsonText>,
+    occurred_at: Vec<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+struct JobColumns {
+    kind: Vec<String>,
+    payload: Vec<JsonText>,
+    dedup_key: Vec<Option<String>>,
+}
+
+/// A decision row, as [`RowBatch::push_decision`] takes it.
+#[derive(Debug, Clone)]
+pub struct DecisionRow {
+    pub work_item_id: String,
+    pub primary_human_id: Option<String>,
+    pub backup_ids: Vec<String>,
+    pub confidence: f64,
+    pub explanation: String,
+    pub undecided_reason: Option<String>,
+    pub ranking: JsonText,
+    pub excluded: JsonText,
+    pub inputs: JsonText,
+    pub model_version: String,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// A queued job, as [`RowBatch::push_job`] takes it (a job whose dedup key is queued already
+/// is skipped, as `executor::queue::enqueue` does).
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub dedup_key: Option<String>,
+}
+
+const INSERT_SQL: &str = "\
+WITH items AS (
+    INSERT INTO work_items (id, type, service, severity, title, description, status,
+                            origin_system, pagerduty_incident_id, raw_payload, created_at,
+                            received_at, assignee_id, undecided_reason, context)
+    SELECT u.id, u.type, u.service, u.severity, u.title, u.description, u.status,
+           u.origin_system, u.incident, u.raw, u.created_at, u.received_at, u.assignee,
+           u.reason, u.context::text[]
+      FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                  $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::timestamptz[],
+                  $12::timestamptz[], $13::text[], $14::text[], $15::text[])
+           AS u(id, type, service, severity, title, description, status, origin_system,
+                incident, raw, created_at, received_at, assignee, reason, context)
+    RETURNING 1
+), deliveries AS (
+    INSERT INTO webhook_deliveries (source, delivery_id, event_type, work_item_id)
+    SELECT * FROM UNNEST($16::text[], $17::text[], $18::text[], $19::text[])
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), decided AS (
+    INSERT INTO decisions (work_item_id, primary_human_id, backup_ids, confidence,
+                           explanation, undecided_reason, ranking, excluded, inputs,
+                           model_version, decided_at)
+    SELECT u.item, u.primary_id, u.backups::text[],
+           u.confidence, u.explanation, u.reason, u.ranking, u.excluded, u.inputs,
+           u.model_version, u.decided_at
+      FROM UNNEST($20::text[], $21::text[], $22::text[], $23::float8[], $24::text[],
+                  $25::text[], $26::json[], $27::json[], $28::json[], $29::text[],
+                  $30::timestamptz[])
+           AS u(item, primary_id, backups, confidence, explanation, reason, ranking,
+                excluded, inputs, model_version, decided_at)
+    ON CONFLICT (work_item_id) DO UPDATE SET
+        primary_human_id = EXCLUDED.primary_human_id, backup_ids = EXCLUDED.backup_ids,
+        confidence = EXCLUDED.confidence, explanation = EXCLUDED.explanation,
+        undecided_reason = EXCLUDED.undecided_reason, ranking = EXCLUDED.ranking,
+        excluded = EXCLUDED.excluded, inputs = EXCLUDED.inputs,
+        model_version = EXCLUDED.model_version, decided_at = EXCLUDED.decided_at
+    RETURNING 1
+), history AS (
+    INSERT INTO work_item_events (work_item_id, kind, detail, occurred_at)
+    SELECT * FROM UNNEST($31::text[], $32::text[], $33::jsonb[], $34::timestamptz[])
+    RETURNING 1
+), queued AS (
+    INSERT INTO jobs (kind, payload, dedup_key)
+    SELECT * FROM UNNEST($35::text[], $36::jsonb[], $37::text[])
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM items) AS items";
+
+#[derive(QueryableByName)]
+struct Inserted {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    items: i64,
+}
+
+impl RowBatch {
+    pub fn new() -> RowBatch {
+        RowBatch::default()
+    }
+
+    /// A new work item, written with `raw` as its payload (the item's own `raw_payload` is
+    /// not used: intake keeps the body as received).
+    pub fn push_item(&mut self, item: &WorkItem, raw: JsonText) {
+        let c = &mut self.items;
+        c.id.push(item.id.clone());
+        c.item_type.push(item.item_type.clone());
+        c.service.push(item.service.clone());
+        c.severity.push(item.severity.clone());
+        c.title.push(item.title.clone());
+        c.description.push(item.description.clone());
+        c.status.push(item.status.clone());
+        c.origin_system.push(item.origin_system.clone());
+        c.pagerduty_incident_id
+            .push(item.pagerduty_incident_id.clone());
+        c.raw_payload.push(raw);
+        c.created_at.push(item.created_at);
+        c.received_at.push(item.received_at);
+        c.assignee_id.push(item.assignee_id.clone());
+        c.undecided_reason.push(item.undecided_reason.clone());
+        c.context.push(array_literal(&item.context));
+    }
+
+    /// A webhook delivery seen for the first time.
+    pub fn push_delivery(
+        &mut self,
+        source: &str,
+        delivery_id: &str,
+        event_type: &str,
+        work_item_id: Option<&str>,
+    ) {
+        let c = &mut self.deliveries;
+        c.source.push(source.to_string());
+        c.delivery_id.push(delivery_id.to_string());
+        c.event_type.push(event_type.to_string());
+        c.work_item_id.push(work_item_id.map(String::from));
+    }
+
+    /// A decision (replacing a stored one for the same work item).
+    pub fn push_decision(&mut self, row: DecisionRow) {
+        let c = &mut self.decisions;
+        c.work_item_id.push(row.work_item_id);
+        c.primary_human_id.push(row.primary_human_id);
+        c.backup_ids.push(array_literal(&row.backup_ids));
+        c.confidence.push(row.confidence);
+        c.explanation.push(row.explanation);
+        c.undecided_reason.push(row.undecided_reason);
+        c.ranking.push(row.ranking);
+        c.excluded.push(row.excluded);
+        c.inputs.push(row.inputs);
+        c.model_version.push(row.model_version);
+        c.decided_at.push(row.decided_at);
+    }
+
+    /// A line of a work item's history.
+    pub fn push_event(
+        &mut self,
+        work_item_id: &str,
+        kind: &str,
+        detail: &serde_json::Value,
+        occurred_at: DateTime<Utc>,
+    ) {
+        let c = &mut self.events;
+        c.work_item_id.push(work_item_id.to_string());
+        c.kind.push(kind.to_string());
+        c.detail.push(JsonText::of(detail));
+        c.occurred_at.push(occurred_at);
+    }
+
+    /// A job for the background workers.
+    pub fn push_job(&mut self, job: JobRow) {
+        let c = &mut self.jobs;
+        c.kind.push(job.kind);
+        c.payload.push(JsonText::of(&job.payload));
+        c.dedup_key.push(job.dedup_key);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.id.is_empty()
+            && self.deliveries.delivery_id.is_empty()
+            && self.decisions.work_item_id.is_empty()
+            && self.events.work_item_id.is_empty()
+            && self.jobs.kind.is_empty()
+    }
+
+    /// Writes every row in one statement; returns the number of work items inserted.
+    pub fn insert(&self, conn: &mut PgConnection) -> QueryResult<usize> {
+        if self.is_empty() {
+            return Ok(0);
+        }
+        let (i, d, x, e, j) = (
+            &self.items,
+            &self.deliveries,
+            &self.decisions,
+            &self.events,
+            &self.jobs,
+        );
+        let row: Inserted = diesel::sql_query(INSERT_SQL)
+            .bind::<Array<Text>, _>(&i.id)
+            .bind::<Array<Text>, _>(&i.item_type)
+            .bind::<Array<Text>, _>(&i.service)
+            .bind::<Array<Text>, _>(&i.severity)
+            .bind::<Array<Text>, _>(&i.title)
+            .bind::<Array<Nullable<Text>>, _>(&i.description)
+            .bind::<Array<Text>, _>(&i.status)
+            .bind::<Array<Text>, _>(&i.origin_system)
+            .bind::<Array<Nullable<Text>>, _>(&i.pagerduty_incident_id)
+            .bind::<Array<Jsonb>, _>(&i.raw_payload)
+            .bind::<Array<Timestamptz>, _>(&i.created_at)
+            .bind::<Array<Timestamptz>, _>(&i.received_at)
+            .bind::<Array<Nullable<Text>>, _>(&i.assignee_id)
+            .bind::<Array<Nullable<Text>>, _>(&i.undecided_reason)
+            .bind::<Array<Text>, _>(&i.context)
+            .bind::<Array<Text>, _>(&d.source)
+            .bind::<Array<Text>, _>(&d.delivery_id)
+            .bind::<Array<Text>, _>(&d.event_type)
+            .bind::<Array<Nullable<Text>>, _>(&d.work_item_id)
+            .bind::<Array<Text>, _>(&x.work_item_id)
+            .bind::<Array<Nullable<Text>>, _>(&x.primary_human_id)
+            .bind::<Array<Text>, _>(&x.backup_ids)
+            .bind::<Array<Double>, _>(&x.confidence)
+            .bind::<Array<Text>, _>(&x.explanation)
+            .bind::<Array<Nullable<Text>>, _>(&x.undecided_reason)
+            .bind::<Array<Json>, _>(&x.ranking)
+            .bind::<Array<Json>, _>(&x.excluded)
+            .bind::<Array<Json>, _>(&x.inputs)
+            .bind::<Array<Text>, _>(&x.model_version)
+            .bind::<Array<Timestamptz>, _>(&x.decided_at)
+            .bind::<Array<Text>, _>(&e.work_item_id)
+            .bind::<Array<Text>, _>(&e.kind)
+            .bind::<Array<Jsonb>, _>(&e.detail)
+            .bind::<Array<Timestamptz>, _>(&e.occurred_at)
+            .bind::<Array<Text>, _>(&j.kind)
+            .bind::<Array<Jsonb>, _>(&j.payload)
+            .bind::<Array<Nullable<Text>>, _>(&j.dedup_key)
+            .get_result(conn)?;
+        Ok(usize::try_from(row.items).unwrap_or(0))
+    }
+}
+
+/// A `text[]` literal such as `{"a","b \"c\""}`: every element quoted (so `NULL` stays a
+/// string), `"` and `\` escaped.
+fn array_literal(values: &[String]) -> String {
+    let mut out = String::from("{");
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for ch in v.chars() {
+            if ch == '"' || ch == '\\' {
+                out.push('\\');
+            }
+            out.push(ch);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_literals_quote_every_element() {
+        assert_eq!(array_literal(&[]), "{}");
+        let v = vec![
+            "team:a b".to_string(),
+            r#"q"uote\back"#.to_string(),
+            "NULL".into(),
+        ];
+        assert_eq!(array_literal(&v), r#"{"team:a b","q\"uote\\back","NULL"}"#);
+    }
+}
