@@ -27,12 +27,17 @@
 //!   log-normal estimate shrunk in the same way, against the service's pooled log time. Severity
 //!   shifts everyone's times alike, so each severity's offset from the service mean (estimated
 //!   over all candidates, shrunk to 0) is removed first: a person's time record does not depend
-//!   on their mix of severities, and `expected_seconds` adds the incident's offset back. The
-//!   shrinkage strength is empirical Bayes: `sigma^2 / tau^2`, where `sigma^2` is the pooled
-//!   within-person variance of a single time and `tau^2` the spread of the candidates' true
-//!   log times about the prior means they are shrunk towards (a Paule-Mandel estimate, which
-//!   subtracts each mean's sampling noise), so noisy times move nobody much and a person's
-//!   record elsewhere, where it predicts their time here, earns its weight.
+//!   on their mix of severities, and `expected_seconds` adds the incident's offset back. Each
+//!   person's prior mean is the service's pooled log time, moved by their record on other
+//!   services only as far as such records are shown to predict times here: the weight is the
+//!   best linear predictor `cov / (tau_e^2 + sigma_e^2 / n)`, where `cov` is the covariance of
+//!   the candidates' true times elsewhere and here (mean cross-product of the centred means,
+//!   shrunk to 0 by its own sampling error) and `tau_e^2` the spread of true times elsewhere;
+//!   with fewer than three candidates timed in both places, the prior is the pool. The
+//!   shrinkage strength towards that prior is empirical Bayes: `sigma^2 / tau^2`, where
+//!   `sigma^2` is the pooled within-person variance of a single time and `tau^2` the spread of
+//!   the candidates' true log times about their prior means (a Paule-Mandel estimate, which
+//!   subtracts each mean's sampling noise), so noisy times move nobody much.
 //! * **load** = `-ln(1 + load_weight * open_items / capacity)`: busy people are slower.
 //! * **on_call** (learned): how much more likely the person PagerDuty paged is to end up
 //!   resolving than the experience share alone says. Goliath keeps, per person, a decayed
@@ -672,6 +677,149 @@ fn shrink_mu(prior: f64, k: f64, tw: f64, ts: f64) -> f64 {
     (k * prior + ts) / (k + tw)
 }
 
+/// Paule-Mandel estimate of the spread `tau^2` of true means, from `(observed mean, its
+/// sampling variance)` points: the value at which the generalized Q statistic (squares about
+/// the precision-weighted mean, weights `1 / (tau^2 + v)`) equals its expectation, n - 1. Q falls
+/// as `tau^2` grows, so this bisects (in log space) within `[lo, hi]`. Returns `(tau^2, weighted
+/// mean)`, or `None` with fewer than three points (no spread to speak of).
+fn paule_mandel(points: &[(f64, f64)], lo: f64, hi: f64) -> Option<(f64, f64)> {
+    if points.len() < 3 {
+        return None;
+    }
+    let n = points.len() as f64;
+    let mean_at = |tau2: f64| {
+        let (mut sw, mut swm) = (0.0, 0.0);
+        for &(m, v) in points {
+            let w = 1.0 / (tau2 + v);
+            sw += w;
+            swm += w * m;
+        }
+        swm / sw
+    };
+    let excess = |tau2: f64| {
+        let mean = mean_at(tau2);
+        let q: f64 = points
+            .iter()
+            .map(|&(m, v)| (m - mean).powi(2) / (tau2 + v))
+            .sum();
+        q - (n - 1.0)
+    };
+    let (mut a, mut b) = (lo.max(1e-12).ln(), hi.max(lo).max(1e-12).ln());
+    let tau2 = if excess(a.exp()) <= 0.0 {
+        a.exp()
+    } else if excess(b.exp()) >= 0.0 {
+        b.exp()
+    } else {
+        for _ in 0..40 {
+            let mid = 0.5 * (a + b);
+            if excess(mid.exp()) > 0.0 {
+                a = mid;
+            } else {
+                b = mid;
+            }
+        }
+        (0.5 * (a + b)).exp()
+    };
+    Some((tau2, mean_at(tau2)))
+}
+
+/// Pooled within-person variance of a single log time from (weight, sum, sum of squares)
+/// records, one degree of freedom spent per record on its own mean, shrunk to `prior_var` with
+/// pseudo-count `k`.
+fn within_variance<'a>(recs: impl Iterator<Item = &'a Evidence>, prior_var: f64, k: f64) -> f64 {
+    let (mut ss, mut df) = (0.0, 0.0);
+    for e in recs {
+        if e.tw > 1.0 {
+            ss += (e.tss - e.ts * e.ts / e.tw).max(0.0);
+            df += e.tw - 1.0;
+        }
+    }
+    (k * prior_var + ss) / (k + df)
+}
+
+/// Prior mean log time for each candidate (in `work` order) from their record on other
+/// services, weighted by how well such records predict times here *among these candidates*.
+///
+/// Model: a candidate's mean log time elsewhere `e_i` is `e + b_i` plus sampling noise
+/// `sigma_e^2 / n_i`, and their true log time here is `mu_pool + m_i`. The best linear predictor
+/// of `m_i` is `cov(b, m) / (tau_e^2 + sigma_e^2 / n_i) * (e_i - e)`: `tau_e^2` is the spread of
+/// the true `b_i` (Paule-Mandel), and `cov(b, m)` the mean cross-product of the centred
+/// elsewhere and here means over the candidates who have both (their noises are independent,
+/// so it is unbiased), kept between 0 and `tau_e * tau_m` (a correlation in [0, 1]). Records
+/// elsewhere are centred on the candidates' common mean, so services that are slower or faster
+/// overall do not leak in, and where they do not predict times here they get no weight.
+/// `None` (everyone's prior is the service pool) with fewer than three candidates who have
+/// both: there is no telling yet whether records elsewhere predict anything here.
+fn elsewhere_time_priors(
+    work: &[Work],
+    mu_pool: f64,
+    sigma2: f64,
+    params: &ModelParams,
+) -> Option<Vec<f64>> {
+    let k_min = params.prior_time_strength.max(1e-6);
+    let k_max = params.max_time_strength.max(k_min);
+    let sigma2_e = within_variance(
+        work.iter().map(|w| &w.elsewhere),
+        params.prior_log_sigma * params.prior_log_sigma,
+        params.prior_time_strength,
+    );
+    let mean = |e: &Evidence| e.ts / e.tw;
+    let both: Vec<&Work> = work
+        .iter()
+        .filter(|w| w.service.tw >= 1.0 && w.elsewhere.tw >= 1.0)
+        .collect();
+    if both.len() < 3 {
+        return None;
+    }
+    let here: Vec<(f64, f64)> = work
+        .iter()
+        .filter(|w| w.service.tw >= 1.0)
+        .map(|w| (mean(&w.service) - mu_pool, sigma2 / w.service.tw))
+        .collect();
+    let there: Vec<(f64, f64)> = work
+        .iter()
+        .filter(|w| w.elsewhere.tw >= 1.0)
+        .map(|w| (mean(&w.elsewhere), sigma2_e / w.elsewhere.tw))
+        .collect();
+    let (tau2_m, _) = paule_mandel(&here, sigma2 / k_max, sigma2 / k_min)?;
+    let (tau2_e, e_bar) = paule_mandel(&there, sigma2_e / k_max, sigma2_e / k_min)?;
+    // Cross-products weighted by the precision of each pair.
+    let pairs: Vec<(f64, f64)> = both
+        .iter()
+        .map(|w| {
+            let v = (tau2_e + sigma2_e / w.elsewhere.tw) * (tau2_m + sigma2 / w.service.tw);
+            let xy = (mean(&w.elsewhere) - e_bar) * (mean(&w.service) - mu_pool);
+            (1.0 / v.sqrt(), xy)
+        })
+        .collect();
+    let sw: f64 = pairs.iter().map(|p| p.0).sum();
+    let c = pairs.iter().map(|p| p.0 * p.1).sum::<f64>() / sw;
+    // With few candidates the estimate is mostly noise, and clamping noise at 0 would bias it
+    // upwards. Shrink it to 0 first: the empirical-Bayes posterior mean under a normal prior
+    // centred on 0 is c * max(0, 1 - se^2 / c^2), with se^2 the sampling variance of c.
+    let n = pairs.len() as f64;
+    let se2 =
+        pairs.iter().map(|p| (p.0 * (p.1 - c)).powi(2)).sum::<f64>() / (sw * sw) * n / (n - 1.0);
+    let c = if c * c > se2 {
+        c * (1.0 - se2 / (c * c))
+    } else {
+        0.0
+    };
+    let cov = c.clamp(0.0, (tau2_e * tau2_m).sqrt());
+    Some(
+        work.iter()
+            .map(|w| {
+                if w.elsewhere.tw > 0.0 {
+                    let g = cov / (tau2_e + sigma2_e / w.elsewhere.tw);
+                    mu_pool + g * (mean(&w.elsewhere) - e_bar)
+                } else {
+                    mu_pool
+                }
+            })
+            .collect(),
+    )
+}
+
 /// Scores the eligible candidates and picks an owner. Pure and deterministic.
 pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
     let at = input.at;
@@ -815,18 +963,11 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
     // eligible candidate's squares about their own mean, with one degree of freedom spent per
     // candidate on that mean, shrunk to `prior_log_sigma`. Squares about the service mean would
     // also count the between-person spread, overstating the noise and so the shrinkage.
-    let sigma2 = {
-        let k = params.prior_time_strength;
-        let (mut ss, mut df) = (0.0, 0.0);
-        for w in &work {
-            let e = &w.service;
-            if e.tw > 1.0 {
-                ss += (e.tss - e.ts * e.ts / e.tw).max(0.0);
-                df += e.tw - 1.0;
-            }
-        }
-        (k * params.prior_log_sigma * params.prior_log_sigma + ss) / (k + df)
-    };
+    let sigma2 = within_variance(
+        work.iter().map(|w| &w.service),
+        params.prior_log_sigma * params.prior_log_sigma,
+        params.prior_time_strength,
+    );
 
     let severity = input.severity;
     let seed = hash_str(&input.work_item_id);
@@ -861,12 +1002,8 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
             w.elsewhere.ok,
             w.elsewhere.fail,
         );
-        let mu_prior = shrink_mu(
-            mu_pool,
-            params.prior_time_strength,
-            w.elsewhere.tw,
-            w.elsewhere.ts,
-        );
+        // The service pool, until `elsewhere_time_priors` shows records elsewhere predict.
+        let mu_prior = mu_pool;
         // Weighted evidence: this severity, other severities at a discount, context tags.
         let mut ev = Evidence::default();
         ev.add_ev(&w.sev, 1.0);
@@ -909,12 +1046,20 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
     };
     // Empirical-Bayes time shrinkage: k = sigma^2 / tau^2, where tau^2 is the spread of the
     // people's true log times about the prior means they are shrunk towards.
+    let k_min = params.prior_time_strength.max(1e-6);
+    let k_max = params.max_time_strength.max(k_min);
+    // How far a person's times elsewhere predict their times here, estimated across the
+    // candidates rather than assumed: see [`elsewhere_time_priors`].
+    if let Some(priors) = elsewhere_time_priors(&work, mu_pool, sigma2, params) {
+        for (p, mu) in preps.iter_mut().zip(priors) {
+            p.mu_prior = mu;
+        }
+    }
+    // Empirical-Bayes time shrinkage: k = sigma^2 / tau^2, where tau^2 is the spread of the
+    // people's true log times about the prior means they are shrunk towards (Paule-Mandel:
+    // candidate i's mean log time here, less their prior mean, varies with variance
+    // tau^2 + sigma^2 / n_i), within the bounds the clamp on k allows.
     let k_time = {
-        // Paule-Mandel: candidate i's mean log time in this service, less their prior mean
-        // (`mu_prior`), varies with variance tau^2 + sigma^2 / n_i. tau^2 is the value at which
-        // the generalized Q statistic (squares about the weighted mean, weights 1 / that
-        // variance) equals its expectation, n - 1. Q falls as tau^2 grows, so bisect (in log
-        // space) between the bounds that the clamp on k allows.
         let timed: Vec<(f64, f64)> = work
             .iter()
             .zip(&preps)
@@ -924,43 +1069,9 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
                 (e.ts / e.tw - p.mu_prior, sigma2 / e.tw)
             })
             .collect();
-        let n = timed.len() as f64;
-        let excess = |tau2: f64| {
-            let (mut sw, mut swm) = (0.0, 0.0);
-            for &(m, v) in &timed {
-                let w = 1.0 / (tau2 + v);
-                sw += w;
-                swm += w * m;
-            }
-            let mean = swm / sw;
-            let q: f64 = timed
-                .iter()
-                .map(|&(m, v)| (m - mean).powi(2) / (tau2 + v))
-                .sum();
-            q - (n - 1.0)
-        };
-        let k_min = params.prior_time_strength.max(1e-6);
-        let k_max = params.max_time_strength.max(k_min);
-        if n >= 3.0 {
-            let (mut lo, mut hi) = ((sigma2 / k_max).ln(), (sigma2 / k_min).ln());
-            let tau2 = if excess(lo.exp()) <= 0.0 {
-                lo.exp()
-            } else if excess(hi.exp()) >= 0.0 {
-                hi.exp()
-            } else {
-                for _ in 0..40 {
-                    let mid = 0.5 * (lo + hi);
-                    if excess(mid.exp()) > 0.0 {
-                        lo = mid;
-                    } else {
-                        hi = mid;
-                    }
-                }
-                (0.5 * (lo + hi)).exp()
-            };
-            (sigma2 / tau2).clamp(k_min, k_max)
-        } else {
-            params.prior_time_strength
+        match paule_mandel(&timed, sigma2 / k_max, sigma2 / k_min) {
+            Some((tau2, _)) => (sigma2 / tau2).clamp(k_min, k_max),
+            None => params.prior_time_strength,
         }
     };
 

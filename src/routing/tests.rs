@@ -472,3 +472,92 @@ fn no_exploration_where_people_route_the_work() {
     assert!(picks(true) > 0, "Goliath-assigned work is explored");
     assert_eq!(picks(false), 0, "shadow mode does not explore");
 }
+
+/// A candidate with a sev3 record here (if `here`) and a record on another service, with the
+/// overall state holding both, as the glue keeps it.
+fn with_elsewhere(id: &str, here: Option<f64>, there: f64, p: &ModelParams) -> CandidateInput {
+    let mut c = cand(id);
+    let mut overall = history(10, 0, there, p);
+    if let Some(h) = here {
+        let s = history(10, 0, h, p);
+        overall.merge(&s, s.updated_at.unwrap(), p);
+        c.skill.push(record(Severity::Sev3, s));
+    }
+    c.overall = Some(overall);
+    c
+}
+
+fn newcomer_speeds(there_of: impl Fn(f64) -> f64) -> (f64, f64) {
+    let p = ModelParams {
+        explore_scale: 0.0,
+        ..ModelParams::default()
+    };
+    // Another service that is twice as slow for everyone: only relative speed there counts.
+    let mut cands: Vec<CandidateInput> = [-2.0f64, -1.0, -0.5, 0.5, 1.0, 2.0]
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            with_elsewhere(
+                &format!("team-{i}"),
+                Some(3600.0 * (0.4 * d).exp()),
+                7200.0 * (0.4 * there_of(d)).exp(),
+                &p,
+            )
+        })
+        .collect();
+    cands.push(with_elsewhere(
+        "new-fast",
+        None,
+        7200.0 * (-0.8f64).exp(),
+        &p,
+    ));
+    cands.push(with_elsewhere("new-slow", None, 7200.0 * 0.8f64.exp(), &p));
+    let d = decide(&input("w", Severity::Sev3, cands), &p);
+    let speed = |id: &str| {
+        d.ranking
+            .iter()
+            .find(|r| r.human_id == id)
+            .unwrap()
+            .components
+            .speed
+    };
+    (speed("new-fast"), speed("new-slow"))
+}
+
+#[test]
+fn times_elsewhere_count_where_they_predict_times_here() {
+    // Here and elsewhere agree on who is fast: a newcomer's record elsewhere sets their prior.
+    let (fast, slow) = newcomer_speeds(|d| d);
+    assert!(fast > 0.05 && slow < -0.05, "fast {fast} slow {slow}");
+}
+
+#[test]
+fn times_elsewhere_get_no_weight_where_they_do_not_predict() {
+    // Records elsewhere unrelated to times here (zero cross-product): both newcomers get the
+    // service prior.
+    let pattern = |d: f64| match d {
+        x if x.abs() == 0.5 => 0.0,
+        x if x == -1.0 || x == 1.0 => -1.0,
+        _ => 1.0,
+    };
+    let (fast, slow) = newcomer_speeds(pattern);
+    assert!((fast - slow).abs() < 1e-9, "fast {fast} slow {slow}");
+}
+
+#[test]
+fn paule_mandel_recovers_the_spread() {
+    // Means with sampling variance 0.1 and an observed spread of about 0.5: tau^2 ~ 0.4.
+    let pts: Vec<(f64, f64)> = [-1.0, -0.5, 0.0, 0.5, 1.0]
+        .iter()
+        .map(|&m| (m * 0.5f64.sqrt() / 0.79, 0.1))
+        .collect();
+    let (tau2, mean) = paule_mandel(&pts, 1e-6, 10.0).unwrap();
+    assert!(mean.abs() < 1e-12);
+    // Q(tau2) = n - 1 exactly at the returned value.
+    let q: f64 = pts.iter().map(|&(m, v)| m * m / (tau2 + v)).sum();
+    assert!((q - 4.0).abs() < 1e-6, "q {q} tau2 {tau2}");
+    assert!(paule_mandel(&pts[..2], 1e-6, 10.0).is_none());
+    // No excess spread: the lower bound.
+    let flat = vec![(0.0, 0.1); 4];
+    assert!((paule_mandel(&flat, 1e-3, 10.0).unwrap().0 - 1e-3).abs() < 1e-12);
+}
