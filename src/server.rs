@@ -132,6 +132,18 @@ pub fn build_server(
     bind: std::net::SocketAddr,
     threads: usize,
 ) -> anyhow::Result<(actix_web::dev::Server, std::net::SocketAddr)> {
+    let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
+    serve_on(state, listener, threads)
+}
+
+/// Serves on a socket already bound (so a caller can learn the port before the server
+/// starts, without another process taking it in between).
+pub fn serve_on(
+    state: web::Data<AppState>,
+    listener: std::net::TcpListener,
+    threads: usize,
+) -> anyhow::Result<(actix_web::dev::Server, std::net::SocketAddr)> {
+    let bind = listener.local_addr()?;
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -144,8 +156,8 @@ pub fn build_server(
         server = server.workers(threads);
     }
     let server = server
-        .bind(bind)
-        .with_context(|| format!("binding {bind}"))?;
+        .listen(listener)
+        .with_context(|| format!("listening on {bind}"))?;
     let addr = server.addrs().first().copied().unwrap_or(bind);
     Ok((server.run(), addr))
 }

@@ -390,35 +390,51 @@ struct Process {
 
 impl Process {
     fn start(db_url: &str, sim_url: &str) -> Process {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_goliath"))
-            .arg("serve")
-            .env("DATABASE_URL", db_url)
-            .env("GOLIATH_BIND", format!("127.0.0.1:{port}"))
-            .env("GOLIATH_ADMIN_TOKEN", crate::helpers::ADMIN_TOKEN)
-            .env("GOLIATH_JOB_LEASE_SECS", "1")
-            .env("JIRA_BASE_URL", sim_url)
-            .env("JIRA_EMAIL", "goliath@example.com")
-            .env("JIRA_API_TOKEN", "token")
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("the goliath binary starts");
-        let url = format!("http://127.0.0.1:{port}");
-        let agent = crate::helpers::agent();
-        let up = (0..200).any(|_| {
-            std::thread::sleep(Duration::from_millis(50));
-            agent
-                .get(&format!("{url}/healthz"))
-                .call()
-                .is_ok_and(|r| r.status() == 200)
-        });
-        assert!(up, "goliath serve came up");
-        Process { child, url }
+        // The port is free when picked but another process may take it before the child binds
+        // it: a child that exits early is started again on another port.
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_goliath"))
+                .arg("serve")
+                .env("DATABASE_URL", db_url)
+                .env("GOLIATH_BIND", format!("127.0.0.1:{port}"))
+                .env("GOLIATH_ADMIN_TOKEN", crate::helpers::ADMIN_TOKEN)
+                .env("GOLIATH_JOB_LEASE_SECS", "1")
+                .env("JIRA_BASE_URL", sim_url)
+                .env("JIRA_EMAIL", "goliath@example.com")
+                .env("JIRA_API_TOKEN", "token")
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("the goliath binary starts");
+            let url = format!("http://127.0.0.1:{port}");
+            let agent = crate::helpers::agent();
+            for _ in 0..200 {
+                std::thread::sleep(Duration::from_millis(50));
+                if child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                let healthy = agent
+                    .get(&format!("{url}/healthz"))
+                    .call()
+                    .is_ok_and(|r| r.status() == 200);
+                if healthy {
+                    // Still running, so the answer came from this child.
+                    std::thread::sleep(Duration::from_millis(200));
+                    if child.try_wait().ok().flatten().is_none() {
+                        return Process { child, url };
+                    }
+                    break;
+                }
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("goliath serve did not come up");
     }
 }
 

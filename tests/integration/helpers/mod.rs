@@ -88,12 +88,9 @@ pub struct TestApp {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A socket on a free port, held open until the server takes it (so nothing else can).
+fn listener() -> std::net::TcpListener {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap()
 }
 
 impl TestApp {
@@ -106,7 +103,8 @@ impl TestApp {
     }
 
     pub fn start_with(db: TestDb, mut config: Config, opts: AppOptions) -> TestApp {
-        let port = free_port();
+        let listener = listener();
+        let port = listener.local_addr().unwrap().port();
         config.public_url = format!("http://127.0.0.1:{port}");
         let mut sim_config = opts.sim;
         sim_config.webhook_url = Some(format!("{}/webhooks/jira", config.public_url));
@@ -124,7 +122,7 @@ impl TestApp {
                 ..Default::default()
             })
         });
-        let mut app = Self::launch(db, state, port);
+        let mut app = Self::launch(db, state, listener);
         app.sim = Some(sim);
         app.workers = workers;
         app
@@ -132,7 +130,7 @@ impl TestApp {
 
     /// Serves a state built by the test (its database need not be the one in `db`).
     pub fn start_on_state(state: web::Data<AppState>) -> TestApp {
-        Self::launch(TestDb::new(), state, 0)
+        Self::launch(TestDb::new(), state, listener())
     }
 
     pub fn sim(&self) -> &JiraSimHandle {
@@ -146,7 +144,7 @@ impl TestApp {
         }
     }
 
-    fn launch(db: TestDb, state: web::Data<AppState>, port: u16) -> TestApp {
+    fn launch(db: TestDb, state: web::Data<AppState>, listener: std::net::TcpListener) -> TestApp {
         let (tx, rx) = std::sync::mpsc::channel();
         let st = state.clone();
         let thread = std::thread::spawn(move || {
@@ -155,8 +153,7 @@ impl TestApp {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let bind = format!("127.0.0.1:{port}").parse().unwrap();
-                let (server, addr) = goliath::server::build_server(st, bind, 1).unwrap();
+                let (server, addr) = goliath::server::serve_on(st, listener, 1).unwrap();
                 tx.send((server.handle(), addr)).unwrap();
                 let _ = server.await;
             });
