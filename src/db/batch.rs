@@ -121,12 +121,10 @@ WITH items AS (
                   $12::timestamptz[], $13::text[], $14::text[], $15::text[])
            AS u(id, type, service, severity, title, description, status, origin_system,
                 incident, raw, created_at, received_at, assignee, reason, context)
-    RETURNING 1
 ), deliveries AS (
     INSERT INTO webhook_deliveries (source, delivery_id, event_type, work_item_id)
     SELECT * FROM UNNEST($16::text[], $17::text[], $18::text[], $19::text[])
     ON CONFLICT DO NOTHING
-    RETURNING 1
 ), decided AS (
     INSERT INTO decisions (work_item_id, primary_human_id, backup_ids, confidence,
                            explanation, undecided_reason, ranking, excluded, inputs,
@@ -145,24 +143,15 @@ WITH items AS (
         undecided_reason = EXCLUDED.undecided_reason, ranking = EXCLUDED.ranking,
         excluded = EXCLUDED.excluded, inputs = EXCLUDED.inputs,
         model_version = EXCLUDED.model_version, decided_at = EXCLUDED.decided_at
-    RETURNING 1
 ), history AS (
     INSERT INTO work_item_events (work_item_id, kind, detail, occurred_at)
     SELECT * FROM UNNEST($31::text[], $32::text[], $33::jsonb[], $34::timestamptz[])
-    RETURNING 1
 ), queued AS (
     INSERT INTO jobs (kind, payload, dedup_key)
     SELECT * FROM UNNEST($35::text[], $36::jsonb[], $37::text[])
     ON CONFLICT DO NOTHING
-    RETURNING 1
 )
-SELECT (SELECT count(*) FROM items) AS items";
-
-#[derive(QueryableByName)]
-struct Inserted {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    items: i64,
-}
+SELECT 1";
 
 impl RowBatch {
     pub fn new() -> RowBatch {
@@ -253,10 +242,11 @@ impl RowBatch {
             && self.jobs.kind.is_empty()
     }
 
-    /// Writes every row in one statement; returns the number of work items inserted.
-    pub fn insert(&self, conn: &mut PgConnection) -> QueryResult<usize> {
+    /// Writes every row in one statement (PostgreSQL runs each data-modifying CTE once,
+    /// whether or not the final SELECT reads it).
+    pub fn insert(&self, conn: &mut PgConnection) -> QueryResult<()> {
         if self.is_empty() {
-            return Ok(0);
+            return Ok(());
         }
         let (i, d, x, e, j) = (
             &self.items,
@@ -265,7 +255,7 @@ impl RowBatch {
             &self.events,
             &self.jobs,
         );
-        let row: Inserted = diesel::sql_query(INSERT_SQL)
+        diesel::sql_query(INSERT_SQL)
             .bind::<Array<Text>, _>(&i.id)
             .bind::<Array<Text>, _>(&i.item_type)
             .bind::<Array<Text>, _>(&i.service)
@@ -303,8 +293,8 @@ impl RowBatch {
             .bind::<Array<Text>, _>(&j.kind)
             .bind::<Array<Jsonb>, _>(&j.payload)
             .bind::<Array<Nullable<Text>>, _>(&j.dedup_key)
-            .get_result(conn)?;
-        Ok(usize::try_from(row.items).unwrap_or(0))
+            .execute(conn)
+            .map(|_| ())
     }
 }
 

@@ -68,8 +68,8 @@ pub struct ReplayReport {
 /// Called after a decision assigns someone, inside the same transaction (the executor queues
 /// the Jira issue here).
 pub trait OnAssigned: Send + Sync {
-    /// The jobs to queue for newly assigned items.
-    fn jobs_for(&self, items: &[&WorkItem]) -> Vec<JobRow>;
+    /// The jobs to queue for newly assigned work items (by id).
+    fn jobs_for(&self, work_item_ids: &[String]) -> Vec<JobRow>;
 }
 
 /// Decisions made and not yet written: what [`DecisionService::record`] stores once the work
@@ -78,7 +78,7 @@ pub struct Planned {
     rows: Vec<DecisionRow>,
     events: Vec<NewEvent>,
     /// Work items given an owner, whose Jira work follows.
-    assigned: Vec<WorkItem>,
+    assigned: Vec<String>,
 }
 
 /// Writes the owner, status and reason of each work item in one statement.
@@ -406,10 +406,7 @@ impl DecisionService {
                 occurred_at: now,
             });
             if decision.primary.is_some() {
-                planned.assigned.push(WorkItem {
-                    raw_payload: serde_json::Value::Null,
-                    ..item.clone()
-                });
+                planned.assigned.push(item.id.clone());
             }
             // The audit is printed straight to text: it is the largest thing written per
             // incident, and building a JSON tree first would double the work.
@@ -443,8 +440,7 @@ impl DecisionService {
             );
         }
         if let Some(hook) = &self.on_assigned {
-            let assigned: Vec<&WorkItem> = planned.assigned.iter().collect();
-            for job in hook.jobs_for(&assigned) {
+            for job in hook.jobs_for(&planned.assigned) {
                 batch.push_job(job);
             }
         }

@@ -248,13 +248,13 @@ fn jira_failure(e: JiraError) -> JobResult {
 }
 
 impl OnAssigned for Executor {
-    fn jobs_for(&self, items: &[&WorkItem]) -> Vec<JobRow> {
-        items
+    fn jobs_for(&self, work_item_ids: &[String]) -> Vec<JobRow> {
+        work_item_ids
             .iter()
-            .map(|item| JobRow {
+            .map(|id| JobRow {
                 kind: CREATE_ISSUE.to_string(),
-                payload: serde_json::json!({"work_item_id": item.id}),
-                dedup_key: Some(format!("{CREATE_ISSUE}:{}", item.id)),
+                payload: serde_json::json!({"work_item_id": id}),
+                dedup_key: Some(format!("{CREATE_ISSUE}:{id}")),
             })
             .collect()
     }

@@ -16,7 +16,6 @@ use serde::Serialize;
 use crate::config::PagerDutyConfig;
 use crate::db::batch::RowBatch;
 use crate::db::json::JsonText;
-use crate::db::schema::work_items;
 use crate::models::WorkItem;
 use crate::signature::SignatureError;
 
@@ -103,28 +102,22 @@ pub struct WorkItemSummary {
 
 impl WorkItemSummary {
     fn of(item: &WorkItem) -> Self {
-        ItemRef {
-            id: item.id.clone(),
-            pagerduty_incident_id: item.pagerduty_incident_id.clone(),
-            origin_system: item.origin_system.clone(),
+        WorkItemSummary {
+            work_item_id: item.id.clone(),
+            incident_id: item.pagerduty_incident_id.clone(),
+            incident_number: incident_number(&item.origin_system),
             service: item.service.clone(),
             severity: item.severity.clone(),
             assignee_id: item.assignee_id.clone(),
         }
-        .into()
     }
 }
 
-/// The columns of an existing WorkItem that the intake answers with.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = work_items)]
-struct ItemRef {
-    id: String,
-    pagerduty_incident_id: Option<String>,
-    origin_system: String,
-    service: String,
-    severity: String,
-    assignee_id: Option<String>,
+/// The incident number in `PAGERDUTY-<number>`.
+fn incident_number(origin_system: &str) -> Option<i64> {
+    origin_system
+        .strip_prefix("PAGERDUTY-")
+        .and_then(|n| n.parse().ok())
 }
 
 /// Seen deliveries (`incident` null) and existing WorkItems, for a batch.
@@ -150,22 +143,6 @@ struct KnownRow {
     severity: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     assignee_id: Option<String>,
-}
-
-impl From<ItemRef> for WorkItemSummary {
-    fn from(item: ItemRef) -> Self {
-        WorkItemSummary {
-            incident_number: item
-                .origin_system
-                .strip_prefix("PAGERDUTY-")
-                .and_then(|n| n.parse().ok()),
-            work_item_id: item.id,
-            incident_id: item.pagerduty_incident_id,
-            service: item.service,
-            severity: item.severity,
-            assignee_id: item.assignee_id,
-        }
-    }
 }
 
 pub struct IngestService {
@@ -223,7 +200,7 @@ impl IngestService {
         let incident = event.incident()?;
         let delivery_id = delivery_id.unwrap_or(&event.id).to_string();
         // serde_json accepts it, PostgreSQL's jsonb does not: refuse it here, not as a 500.
-        if memchr_str(body, br"\u0000") {
+        if contains_bytes(body, br"\u0000") {
             return Err(IngestError::InvalidField {
                 field: "event",
                 reason: "a string holds a NUL character (\\u0000), which cannot be stored".into(),
@@ -296,18 +273,15 @@ impl IngestService {
                 Some(incident) => {
                     taken.insert(row.id.clone());
                     if incident_ids.contains(&incident.as_str()) {
-                        answers.insert(
-                            incident.clone(),
-                            ItemRef {
-                                id: row.id,
-                                pagerduty_incident_id: Some(incident),
-                                origin_system: row.origin_system.unwrap_or_default(),
-                                service: row.service.unwrap_or_default(),
-                                severity: row.severity.unwrap_or_default(),
-                                assignee_id: row.assignee_id,
-                            }
-                            .into(),
-                        );
+                        let summary = WorkItemSummary {
+                            work_item_id: row.id,
+                            incident_number: row.origin_system.as_deref().and_then(incident_number),
+                            incident_id: Some(incident.clone()),
+                            service: row.service.unwrap_or_default(),
+                            severity: row.severity.unwrap_or_default(),
+                            assignee_id: row.assignee_id,
+                        };
+                        answers.insert(incident, summary);
                     }
                 }
             }
@@ -448,6 +422,6 @@ impl IngestService {
 }
 
 /// Whether `needle` occurs in `haystack`.
-fn memchr_str(haystack: &[u8], needle: &[u8]) -> bool {
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
