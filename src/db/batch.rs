@@ -7,8 +7,9 @@
 //! statement, when every row is in.
 
 use chrono::{DateTime, Utc};
-use diesel::pg::PgConnection;
+use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{Array, Double, Json, Jsonb, Nullable, Text, Timestamptz};
 
 use super::json::JsonText;
@@ -248,54 +249,100 @@ impl RowBatch {
         if self.is_empty() {
             return Ok(());
         }
-        let (i, d, x, e, j) = (
-            &self.items,
-            &self.deliveries,
-            &self.decisions,
-            &self.events,
-            &self.jobs,
-        );
-        diesel::sql_query(INSERT_SQL)
-            .bind::<Array<Text>, _>(&i.id)
-            .bind::<Array<Text>, _>(&i.item_type)
-            .bind::<Array<Text>, _>(&i.service)
-            .bind::<Array<Text>, _>(&i.severity)
-            .bind::<Array<Text>, _>(&i.title)
-            .bind::<Array<Nullable<Text>>, _>(&i.description)
-            .bind::<Array<Text>, _>(&i.status)
-            .bind::<Array<Text>, _>(&i.origin_system)
-            .bind::<Array<Nullable<Text>>, _>(&i.pagerduty_incident_id)
-            .bind::<Array<Jsonb>, _>(&i.raw_payload)
-            .bind::<Array<Timestamptz>, _>(&i.created_at)
-            .bind::<Array<Timestamptz>, _>(&i.received_at)
-            .bind::<Array<Nullable<Text>>, _>(&i.assignee_id)
-            .bind::<Array<Nullable<Text>>, _>(&i.undecided_reason)
-            .bind::<Array<Text>, _>(&i.context)
-            .bind::<Array<Text>, _>(&d.source)
-            .bind::<Array<Text>, _>(&d.delivery_id)
-            .bind::<Array<Text>, _>(&d.event_type)
-            .bind::<Array<Nullable<Text>>, _>(&d.work_item_id)
-            .bind::<Array<Text>, _>(&x.work_item_id)
-            .bind::<Array<Nullable<Text>>, _>(&x.primary_human_id)
-            .bind::<Array<Text>, _>(&x.backup_ids)
-            .bind::<Array<Double>, _>(&x.confidence)
-            .bind::<Array<Text>, _>(&x.explanation)
-            .bind::<Array<Nullable<Text>>, _>(&x.undecided_reason)
-            .bind::<Array<Json>, _>(&x.ranking)
-            .bind::<Array<Json>, _>(&x.excluded)
-            .bind::<Array<Json>, _>(&x.inputs)
-            .bind::<Array<Text>, _>(&x.model_version)
-            .bind::<Array<Timestamptz>, _>(&x.decided_at)
-            .bind::<Array<Text>, _>(&e.work_item_id)
-            .bind::<Array<Text>, _>(&e.kind)
-            .bind::<Array<Jsonb>, _>(&e.detail)
-            .bind::<Array<Timestamptz>, _>(&e.occurred_at)
-            .bind::<Array<Text>, _>(&j.kind)
-            .bind::<Array<Jsonb>, _>(&j.payload)
-            .bind::<Array<Nullable<Text>>, _>(&j.dedup_key)
-            .execute(conn)
-            .map(|_| ())
+        InsertRows(self).execute(conn).map(|_| ())
     }
+}
+
+/// [`INSERT_SQL`] with a batch's columns bound. Unlike `sql_query`, which diesel never
+/// prepares, this has a fixed query id, so each connection prepares the statement once: the
+/// server parses, analyzes and plans it once instead of on every batch (its plan does not
+/// depend on the values: every table is reached through its unique index).
+struct InsertRows<'a>(&'a RowBatch);
+
+/// The statement cache key of [`InsertRows`].
+struct InsertRowsId;
+
+impl QueryId for InsertRows<'_> {
+    type QueryId = InsertRowsId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<Conn> RunQueryDsl<Conn> for InsertRows<'_> {}
+
+impl QueryFragment<Pg> for InsertRows<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let (i, d, x, e, j) = (
+            &self.0.items,
+            &self.0.deliveries,
+            &self.0.decisions,
+            &self.0.events,
+            &self.0.jobs,
+        );
+        // The SQL between placeholders, in order; each bind below writes the next `$n`.
+        let mut sql = sql_between_placeholders(INSERT_SQL).into_iter();
+        out.push_sql(sql.next().unwrap_or_default());
+        macro_rules! bind {
+            ($($ty:ty => $value:expr),* $(,)?) => {$(
+                out.push_bind_param::<$ty, _>($value)?;
+                out.push_sql(sql.next().unwrap_or_default());
+            )*};
+        }
+        bind!(
+            Array<Text> => &i.id,
+            Array<Text> => &i.item_type,
+            Array<Text> => &i.service,
+            Array<Text> => &i.severity,
+            Array<Text> => &i.title,
+            Array<Nullable<Text>> => &i.description,
+            Array<Text> => &i.status,
+            Array<Text> => &i.origin_system,
+            Array<Nullable<Text>> => &i.pagerduty_incident_id,
+            Array<Jsonb> => &i.raw_payload,
+            Array<Timestamptz> => &i.created_at,
+            Array<Timestamptz> => &i.received_at,
+            Array<Nullable<Text>> => &i.assignee_id,
+            Array<Nullable<Text>> => &i.undecided_reason,
+            Array<Text> => &i.context,
+            Array<Text> => &d.source,
+            Array<Text> => &d.delivery_id,
+            Array<Text> => &d.event_type,
+            Array<Nullable<Text>> => &d.work_item_id,
+            Array<Text> => &x.work_item_id,
+            Array<Nullable<Text>> => &x.primary_human_id,
+            Array<Text> => &x.backup_ids,
+            Array<Double> => &x.confidence,
+            Array<Text> => &x.explanation,
+            Array<Nullable<Text>> => &x.undecided_reason,
+            Array<Json> => &x.ranking,
+            Array<Json> => &x.excluded,
+            Array<Json> => &x.inputs,
+            Array<Text> => &x.model_version,
+            Array<Timestamptz> => &x.decided_at,
+            Array<Text> => &e.work_item_id,
+            Array<Text> => &e.kind,
+            Array<Jsonb> => &e.detail,
+            Array<Timestamptz> => &e.occurred_at,
+            Array<Text> => &j.kind,
+            Array<Jsonb> => &j.payload,
+            Array<Nullable<Text>> => &j.dedup_key,
+        );
+        Ok(())
+    }
+}
+
+/// The text around each `$n` placeholder of `sql`, which numbers them 1, 2, 3... in order.
+fn sql_between_placeholders(sql: &str) -> Vec<&str> {
+    let mut parts = vec![];
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        parts.push(&rest[..at]);
+        let digits = rest[at + 1..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len() - at - 1);
+        rest = &rest[at + 1 + digits..];
+    }
+    parts.push(rest);
+    parts
 }
 
 /// A `text[]` literal such as `{"a","b \"c\""}`: every element quoted (so `NULL` stays a
@@ -322,6 +369,25 @@ fn array_literal(values: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_batch_insert_numbers_its_placeholders_in_order() {
+        let mut expected = 1;
+        let mut rest = INSERT_SQL;
+        while let Some(at) = rest.find('$') {
+            let digits: String = rest[at + 1..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            assert_eq!(digits, expected.to_string());
+            expected += 1;
+            rest = &rest[at + 1 + digits.len()..];
+        }
+        // One more part than placeholders, each placeholder bound once by `InsertRows`.
+        assert_eq!(sql_between_placeholders(INSERT_SQL).len(), expected);
+        assert_eq!(expected - 1, 37);
+        assert_eq!(sql_between_placeholders("a $1 b $2"), vec!["a ", " b ", ""]);
+    }
 
     #[test]
     fn array_literals_quote_every_element() {

@@ -18,35 +18,51 @@ pub type PgPool = Pool<ConnectionManager<PgConnection>>;
 pub type PgConn = PooledConnection<ConnectionManager<PgConnection>>;
 
 /// Every pooled connection gets a statement timeout, so one stuck query cannot hold a
-/// webhook past PagerDuty's 5 s deadline, and plans made for each execution: a generic plan
-/// cached while a table was nearly empty (a fresh install) would keep scanning it whole
-/// after it has grown, until autovacuum next analyzes it.
+/// webhook past PagerDuty's 5 s deadline.
+///
+/// Plans are left to PostgreSQL's default choice. The intake's reads are sent unprepared, so
+/// they are planned for their own values every time (a generic plan cached while a table was
+/// nearly empty would keep scanning it whole as it grew); the batch insert and the foreign key
+/// checks are prepared and keep one generic plan, which forcing custom plans would rebuild on
+/// every execution.
 #[derive(Debug, Clone, Copy)]
 struct StatementTimeout(u64);
 
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for StatementTimeout {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
         use diesel::connection::SimpleConnection;
-        conn.batch_execute(&format!(
-            "SET statement_timeout = {}; SET plan_cache_mode = force_custom_plan",
-            self.0
-        ))
-        .map_err(diesel::r2d2::Error::QueryError)
+        conn.batch_execute(&format!("SET statement_timeout = {}", self.0))
+            .map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
-/// Advisory lock key serializing changes of ownership (an arbitrary constant).
-const ASSIGNMENT_LOCK: i64 = 0x0047_4F4C_4941_5448;
+/// Advisory lock key guarding changes of ownership (an arbitrary constant).
+pub const ASSIGNMENT_LOCK: i64 = 0x0047_4F4C_4941_5448;
 
-/// Takes the transaction-scoped lock that every change of who owns what holds until commit,
-/// so each decision sees the loads the previous one committed (`max_active` holds under
-/// concurrency) and open-load counter updates cannot deadlock.
+/// Takes, until commit, the lock that every change of an existing work item's owner holds
+/// (learner, manual override, on-demand decision), so each sees the loads the previous one
+/// committed and their open-load counter updates cannot deadlock. Intake batches hold the same
+/// lock shared: they run beside one another (the open-load trigger refuses one that would take
+/// someone past `max_active`, and it is retried), but not beside these.
 pub fn lock_assignments(conn: &mut PgConnection) -> diesel::QueryResult<()> {
     use diesel::RunQueryDsl;
     diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
         .bind::<diesel::sql_types::BigInt, _>(ASSIGNMENT_LOCK)
         .execute(conn)
         .map(|_| ())
+}
+
+/// Whether a failed transaction may succeed if run again from the start: a serialization
+/// failure (raised by the open-load trigger), a deadlock, or a unique key taken by a
+/// transaction that committed after this one read.
+pub fn is_transient(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)
+        | Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => true,
+        Error::DatabaseError(_, info) => info.message().contains("deadlock detected"),
+        _ => false,
+    }
 }
 
 /// Builds a pool; connections are made lazily, so a database that is down at start is

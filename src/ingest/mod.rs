@@ -48,8 +48,8 @@ pub enum IngestError {
 /// they are written (so each is written once, with its owner).
 pub trait OnNewWorkItem: Send + Sync {
     /// Sets each item's owner, status and reason (the intake holds
-    /// [`crate::db::lock_assignments`]) and adds what follows from them to `batch`, which the
-    /// intake writes with the items.
+    /// [`crate::db::lock_assignments`]'s lock shared) and adds what follows from them to
+    /// `batch`, which the intake writes with the items.
     fn route(
         &self,
         conn: &mut PgConnection,
@@ -120,14 +120,18 @@ fn incident_number(origin_system: &str) -> Option<i64> {
         .and_then(|n| n.parse().ok())
 }
 
-/// Seen deliveries (`incident` null) and existing WorkItems, for a batch.
+/// Takes [`crate::db::lock_assignments`]'s lock shared, then reads the seen
+/// deliveries (`incident` null) and existing WorkItems of a batch: one round trip. The read's
+/// snapshot may predate the lock; it covers only rows that intake itself writes, and a batch
+/// that missed one fails on its unique key and is run again.
 const KNOWN_SQL: &str = "\
+    WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($4)) \
     SELECT delivery_id AS id, NULL::text AS incident, NULL::text AS origin_system, \
            NULL::text AS service, NULL::text AS severity, NULL::text AS assignee_id \
-      FROM webhook_deliveries WHERE source = 'pagerduty' AND delivery_id = ANY($1) \
+      FROM locked, webhook_deliveries WHERE source = 'pagerduty' AND delivery_id = ANY($1) \
     UNION ALL \
     SELECT id, pagerduty_incident_id, origin_system, service, severity, assignee_id \
-      FROM work_items WHERE pagerduty_incident_id = ANY($2) OR id = ANY($3)";
+      FROM locked, work_items WHERE pagerduty_incident_id = ANY($2) OR id = ANY($3)";
 
 #[derive(QueryableByName)]
 struct KnownRow {
@@ -236,7 +240,19 @@ impl IngestService {
         conn: &mut PgConnection,
         batch: &[Delivery],
     ) -> Result<Vec<IngestOutcome>, IngestError> {
-        conn.transaction(|conn| self.store_in_tx(conn, batch))
+        let mut attempt = 0;
+        loop {
+            match conn.transaction(|conn| self.store_in_tx(conn, batch)) {
+                // Another batch committed first what this one read as free (a person's last
+                // slot, an incident, an id): run again from the start, on what is there now.
+                Err(IngestError::Db(e)) if crate::db::is_transient(&e) && attempt < MAX_RETRIES => {
+                    attempt += 1;
+                    log::debug!("retrying a batch of {} ({e})", batch.len());
+                    std::thread::sleep(retry_pause(attempt));
+                }
+                result => return result,
+            }
+        }
     }
 
     fn store_in_tx(
@@ -244,12 +260,12 @@ impl IngestService {
         conn: &mut PgConnection,
         batch: &[Delivery],
     ) -> Result<Vec<IngestOutcome>, IngestError> {
-        // Whoever creates WorkItems or changes owners holds this lock until commit, so what
-        // is read below (seen deliveries, existing incidents and ids, loads) stays true.
-        crate::db::lock_assignments(conn)?;
-
-        // Deliveries seen before, and WorkItems that exist for these incidents (or hold the ids
-        // new ones would get), in one read.
+        // Batches run side by side, but not beside a change of an existing item's owner. What
+        // a concurrent batch commits meanwhile is caught on write (unique keys, the capacity
+        // check of the open-load trigger) and the batch is run again.
+        //
+        // With the lock: deliveries seen before, and WorkItems that exist for these incidents
+        // (or hold the ids new ones would get), in one read.
         let delivery_ids: Vec<&str> = batch.iter().map(|d| d.delivery_id.as_str()).collect();
         let incident_ids: Vec<&str> = batch.iter().map(|d| d.incident.id.as_str()).collect();
         // A new item's id, and the salted one it falls back on.
@@ -261,6 +277,7 @@ impl IngestService {
             .bind::<Array<Text>, _>(&delivery_ids)
             .bind::<Array<Text>, _>(&incident_ids)
             .bind::<Array<Text>, _>(&first_ids)
+            .bind::<diesel::sql_types::BigInt, _>(crate::db::ASSIGNMENT_LOCK)
             .load(conn)?;
         let mut seen: HashSet<String> = HashSet::new();
         let mut taken: HashSet<String> = HashSet::new();
@@ -419,6 +436,18 @@ impl IngestService {
             context: incident.context.clone(),
         }
     }
+}
+
+/// Runs of a batch after a transient failure before its error is returned.
+const MAX_RETRIES: u32 = 6;
+
+/// A short pause before a retry, growing with the attempt and spread by the clock's low bits,
+/// so two batches that collided do not collide again in step.
+fn retry_pause(attempt: u32) -> std::time::Duration {
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() % 1_000);
+    std::time::Duration::from_micros(u64::from(attempt) * 500 + u64::from(jitter))
 }
 
 /// Whether `needle` occurs in `haystack`.

@@ -686,3 +686,74 @@ fn resolutions_teach_ownership_and_the_on_call_rate() {
         .unwrap_or(0.0);
     assert!((after - before).abs() < 1e-9, "owned {before} -> {after}");
 }
+
+#[test]
+fn the_open_load_trigger_refuses_a_concurrent_assignment_past_capacity() {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use diesel::result::{DatabaseErrorKind, Error};
+    let app = app();
+    let mut ana = person("ana", &["api"]);
+    ana["max_active"] = 1.into();
+    app.roster(&[ana]);
+    // What an intake batch writes: a new work item already assigned.
+    let assign = |conn: &mut goliath::db::PgConn, id: &str| {
+        diesel::sql_query(
+            "INSERT INTO work_items (id, type, service, severity, title, status, origin_system, \
+             raw_payload, created_at, assignee_id) \
+             VALUES ($1, 'incident', 'api', 'sev3', 't', 'assigned', 'TEST', '{}', now(), 'ana')",
+        )
+        .bind::<diesel::sql_types::Text, _>(id)
+        .execute(conn)
+    };
+    let mut first = app.db.conn();
+    first.batch_execute("BEGIN").unwrap();
+    assign(&mut first, "wi-first").unwrap();
+    // A second batch that read ana's load before the first committed assigns her too; its
+    // counter update waits for the first to commit, then sees both.
+    let second = std::thread::scope(|s| {
+        let waiting = s.spawn(|| {
+            let mut conn = app.db.conn();
+            conn.batch_execute("BEGIN").unwrap();
+            let result = assign(&mut conn, "wi-second");
+            conn.batch_execute("ROLLBACK").unwrap();
+            result
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        first.batch_execute("COMMIT").unwrap();
+        waiting.join().unwrap()
+    });
+    let err = second.expect_err("ana has max_active 1");
+    assert!(
+        matches!(
+            err,
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)
+        ),
+        "{err:?}"
+    );
+    assert!(goliath::db::is_transient(&err));
+    let loads = goliath::decision::open_loads(&mut app.db.conn()).unwrap();
+    assert_eq!(
+        loads.get("ana"),
+        Some(&1),
+        "only the first assignment counts"
+    );
+    // Changes of an existing item's owner are not refused: a hand-off may go past capacity.
+    let mut conn = app.db.conn();
+    assign(&mut conn, "wi-third")
+        .expect_err("a new assignment past capacity is refused outside a race too");
+    diesel::sql_query(
+        "INSERT INTO work_items (id, type, service, severity, title, status, origin_system, \
+         raw_payload, created_at) \
+         VALUES ('wi-open', 'incident', 'api', 'sev3', 't', 'open', 'TEST', '{}', now())",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    diesel::sql_query(
+        "UPDATE work_items SET assignee_id = 'ana', status = 'assigned' WHERE id = 'wi-open'",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let loads = goliath::decision::open_loads(&mut conn).unwrap();
+    assert_eq!(loads.get("ana"), Some(&2));
+}
