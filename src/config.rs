@@ -69,11 +69,11 @@ pub struct Settings {
     pub db_pool_size: u32,
 
     /// Threads that store webhook deliveries, each committing everything waiting at once.
-    /// Batches run one at a time under the assignment lock, so one is usually best.
+    /// Their batches run side by side; more writers make smaller batches.
     #[arg(
         long,
         env = "GOLIATH_INGEST_WRITERS",
-        default_value_t = 1,
+        default_value_t = 2,
         global = true
     )]
     pub ingest_writers: usize,

@@ -103,7 +103,7 @@ pub fn config_for(port: u16, mutate: impl FnOnce(&mut Settings)) -> anyhow::Resu
         public_url: Some(format!("http://127.0.0.1:{port}")),
         db_pool_size: 16,
         workers: 2,
-        ingest_writers: 1,
+        ingest_writers: 2,
         job_lease_secs: 45,
         sim_minute_ms: 50,
         data_dir: std::env::temp_dir(),

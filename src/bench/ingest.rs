@@ -42,7 +42,7 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 2)]
     pub job_workers: usize,
     /// Intake writer threads (each commits one batch of deliveries at a time).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     pub ingest_writers: usize,
     /// actix worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]

@@ -7,12 +7,11 @@
 //! statement, when every row is in.
 
 use chrono::{DateTime, Utc};
-use diesel::pg::{Pg, PgConnection};
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::sql_types::{Array, Double, Json, Jsonb, Nullable, Text, Timestamptz};
 
 use super::json::JsonText;
+use super::prepared::{Bind, Prepared, Statement};
 use crate::models::WorkItem;
 
 /// Column arrays, one set per table; each `push_*` adds one row.
@@ -109,7 +108,11 @@ pub struct JobRow {
     pub dedup_key: Option<String>,
 }
 
-const INSERT_SQL: &str = "\
+/// Every row of a batch, one data-modifying CTE per table.
+struct InsertBatch;
+
+impl Statement for InsertBatch {
+    const SQL: &'static str = "\
 WITH items AS (
     INSERT INTO work_items (id, type, service, severity, title, description, status,
                             origin_system, pagerduty_incident_id, raw_payload, created_at,
@@ -153,6 +156,7 @@ WITH items AS (
     ON CONFLICT DO NOTHING
 )
 SELECT 1";
+}
 
 impl RowBatch {
     pub fn new() -> RowBatch {
@@ -249,100 +253,56 @@ impl RowBatch {
         if self.is_empty() {
             return Ok(());
         }
-        InsertRows(self).execute(conn).map(|_| ())
-    }
-}
-
-/// [`INSERT_SQL`] with a batch's columns bound. Unlike `sql_query`, which diesel never
-/// prepares, this has a fixed query id, so each connection prepares the statement once: the
-/// server parses, analyzes and plans it once instead of on every batch (its plan does not
-/// depend on the values: every table is reached through its unique index).
-struct InsertRows<'a>(&'a RowBatch);
-
-/// The statement cache key of [`InsertRows`].
-struct InsertRowsId;
-
-impl QueryId for InsertRows<'_> {
-    type QueryId = InsertRowsId;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl<Conn> RunQueryDsl<Conn> for InsertRows<'_> {}
-
-impl QueryFragment<Pg> for InsertRows<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let (i, d, x, e, j) = (
-            &self.0.items,
-            &self.0.deliveries,
-            &self.0.decisions,
-            &self.0.events,
-            &self.0.jobs,
+            &self.items,
+            &self.deliveries,
+            &self.decisions,
+            &self.events,
+            &self.jobs,
         );
-        // The SQL between placeholders, in order; each bind below writes the next `$n`.
-        let mut sql = sql_between_placeholders(INSERT_SQL).into_iter();
-        out.push_sql(sql.next().unwrap_or_default());
-        macro_rules! bind {
-            ($($ty:ty => $value:expr),* $(,)?) => {$(
-                out.push_bind_param::<$ty, _>($value)?;
-                out.push_sql(sql.next().unwrap_or_default());
-            )*};
-        }
-        bind!(
-            Array<Text> => &i.id,
-            Array<Text> => &i.item_type,
-            Array<Text> => &i.service,
-            Array<Text> => &i.severity,
-            Array<Text> => &i.title,
-            Array<Nullable<Text>> => &i.description,
-            Array<Text> => &i.status,
-            Array<Text> => &i.origin_system,
-            Array<Nullable<Text>> => &i.pagerduty_incident_id,
-            Array<Jsonb> => &i.raw_payload,
-            Array<Timestamptz> => &i.created_at,
-            Array<Timestamptz> => &i.received_at,
-            Array<Nullable<Text>> => &i.assignee_id,
-            Array<Nullable<Text>> => &i.undecided_reason,
-            Array<Text> => &i.context,
-            Array<Text> => &d.source,
-            Array<Text> => &d.delivery_id,
-            Array<Text> => &d.event_type,
-            Array<Nullable<Text>> => &d.work_item_id,
-            Array<Text> => &x.work_item_id,
-            Array<Nullable<Text>> => &x.primary_human_id,
-            Array<Text> => &x.backup_ids,
-            Array<Double> => &x.confidence,
-            Array<Text> => &x.explanation,
-            Array<Nullable<Text>> => &x.undecided_reason,
-            Array<Json> => &x.ranking,
-            Array<Json> => &x.excluded,
-            Array<Json> => &x.inputs,
-            Array<Text> => &x.model_version,
-            Array<Timestamptz> => &x.decided_at,
-            Array<Text> => &e.work_item_id,
-            Array<Text> => &e.kind,
-            Array<Jsonb> => &e.detail,
-            Array<Timestamptz> => &e.occurred_at,
-            Array<Text> => &j.kind,
-            Array<Jsonb> => &j.payload,
-            Array<Nullable<Text>> => &j.dedup_key,
-        );
-        Ok(())
+        // Prepared once per connection: its plan does not depend on the values (every table
+        // is reached through its unique index), and the text is the largest the intake sends.
+        Prepared::<InsertBatch>::new()
+            .bind(Bind::Texts(&i.id))
+            .bind(Bind::Texts(&i.item_type))
+            .bind(Bind::Texts(&i.service))
+            .bind(Bind::Texts(&i.severity))
+            .bind(Bind::Texts(&i.title))
+            .bind(Bind::NullableTexts(&i.description))
+            .bind(Bind::Texts(&i.status))
+            .bind(Bind::Texts(&i.origin_system))
+            .bind(Bind::NullableTexts(&i.pagerduty_incident_id))
+            .bind(Bind::Jsonbs(&i.raw_payload))
+            .bind(Bind::Times(&i.created_at))
+            .bind(Bind::Times(&i.received_at))
+            .bind(Bind::NullableTexts(&i.assignee_id))
+            .bind(Bind::NullableTexts(&i.undecided_reason))
+            .bind(Bind::Texts(&i.context))
+            .bind(Bind::Texts(&d.source))
+            .bind(Bind::Texts(&d.delivery_id))
+            .bind(Bind::Texts(&d.event_type))
+            .bind(Bind::NullableTexts(&d.work_item_id))
+            .bind(Bind::Texts(&x.work_item_id))
+            .bind(Bind::NullableTexts(&x.primary_human_id))
+            .bind(Bind::Texts(&x.backup_ids))
+            .bind(Bind::Doubles(&x.confidence))
+            .bind(Bind::Texts(&x.explanation))
+            .bind(Bind::NullableTexts(&x.undecided_reason))
+            .bind(Bind::Jsons(&x.ranking))
+            .bind(Bind::Jsons(&x.excluded))
+            .bind(Bind::Jsons(&x.inputs))
+            .bind(Bind::Texts(&x.model_version))
+            .bind(Bind::Times(&x.decided_at))
+            .bind(Bind::Texts(&e.work_item_id))
+            .bind(Bind::Texts(&e.kind))
+            .bind(Bind::Jsonbs(&e.detail))
+            .bind(Bind::Times(&e.occurred_at))
+            .bind(Bind::Texts(&j.kind))
+            .bind(Bind::Jsonbs(&j.payload))
+            .bind(Bind::NullableTexts(&j.dedup_key))
+            .execute(conn)
+            .map(|_| ())
     }
-}
-
-/// The text around each `$n` placeholder of `sql`, which numbers them 1, 2, 3... in order.
-fn sql_between_placeholders(sql: &str) -> Vec<&str> {
-    let mut parts = vec![];
-    let mut rest = sql;
-    while let Some(at) = rest.find('$') {
-        parts.push(&rest[..at]);
-        let digits = rest[at + 1..]
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len() - at - 1);
-        rest = &rest[at + 1 + digits..];
-    }
-    parts.push(rest);
-    parts
 }
 
 /// A `text[]` literal such as `{"a","b \"c\""}`: every element quoted (so `NULL` stays a
@@ -368,25 +328,12 @@ fn array_literal(values: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::prepared::placeholders_in_order;
     use super::*;
 
     #[test]
-    fn the_batch_insert_numbers_its_placeholders_in_order() {
-        let mut expected = 1;
-        let mut rest = INSERT_SQL;
-        while let Some(at) = rest.find('$') {
-            let digits: String = rest[at + 1..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            assert_eq!(digits, expected.to_string());
-            expected += 1;
-            rest = &rest[at + 1 + digits.len()..];
-        }
-        // One more part than placeholders, each placeholder bound once by `InsertRows`.
-        assert_eq!(sql_between_placeholders(INSERT_SQL).len(), expected);
-        assert_eq!(expected - 1, 37);
-        assert_eq!(sql_between_placeholders("a $1 b $2"), vec!["a ", " b ", ""]);
+    fn the_batch_insert_binds_every_placeholder_in_order() {
+        assert_eq!(placeholders_in_order(InsertBatch::SQL), Ok(37));
     }
 
     #[test]

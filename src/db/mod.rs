@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod embedded;
 pub mod json;
+pub mod prepared;
 pub mod schema;
 
 use std::time::Duration;

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::db::batch::{DecisionRow, JobRow, RowBatch};
 use crate::db::json::JsonText;
+use crate::db::prepared::{Bind, Prepared, Statement};
 use crate::db::schema::{decisions, work_items};
 use crate::ingest::{OnNewWorkItem, PdIncident};
 use crate::models::{NewEvent, WorkItem};
@@ -116,7 +117,12 @@ struct Person {
 
 /// Everything a decision reads, in one round trip: the roster, open loads, learned skill for
 /// the items' services, pooled states, and states for the items' context tags.
-const SNAPSHOT_SQL: &str = "\
+/// Prepared: it reads small tables (the roster and what was learned about it), mostly whole,
+/// so one generic plan serves.
+struct SnapshotSql;
+
+impl Statement for SnapshotSql {
+    const SQL: &'static str = "\
     SELECT 'h' AS kind, json_build_object('id', id, 'active', active, 'services', services, \
            'max_active', max_active, 'pagerduty_user_id', pagerduty_user_id)::text AS body \
       FROM humans \
@@ -128,6 +134,7 @@ const SNAPSHOT_SQL: &str = "\
       FROM person_states WHERE scope = 'overall' \
     UNION ALL SELECT 't', json_build_array(human_id, key, state)::text \
       FROM person_states WHERE scope = 'tag' AND key = ANY($2)";
+}
 
 #[derive(QueryableByName)]
 struct SnapshotRow {
@@ -153,16 +160,15 @@ impl Snapshot {
         conn: &mut PgConnection,
         items: impl Iterator<Item = &'a WorkItem> + Clone,
     ) -> QueryResult<Snapshot> {
-        use diesel::sql_types::{Array, Text};
         let mut services: Vec<String> = items.clone().map(|i| i.service.clone()).collect();
         services.sort();
         services.dedup();
         let mut tags: Vec<String> = items.flat_map(|i| i.context.iter().cloned()).collect();
         tags.sort();
         tags.dedup();
-        let rows: Vec<SnapshotRow> = diesel::sql_query(SNAPSHOT_SQL)
-            .bind::<Array<Text>, _>(&services)
-            .bind::<Array<Text>, _>(&tags)
+        let rows: Vec<SnapshotRow> = Prepared::<SnapshotSql>::new()
+            .bind(Bind::Texts(&services))
+            .bind(Bind::Texts(&tags))
             .load(conn)?;
         let mut snap = Snapshot {
             people: vec![],
