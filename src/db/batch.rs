@@ -49,7 +49,9 @@ struct DeliveryColumns {
     source: Vec<String>,
     delivery_id: Vec<String>,
     event_type: Vec<String>,
-    work_item_id: Vec<Option<String>>,
+    /// Joined to the new work item made for it; a delivery whose item was not made is not
+    /// written here.
+    incident: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -78,6 +80,7 @@ struct EventColumns {
 
 #[derive(Debug, Default)]
 struct JobColumns {
+    work_item_id: Vec<String>,
     kind: Vec<String>,
     payload: Vec<JsonText>,
     dedup_key: Vec<Option<String>>,
@@ -103,6 +106,8 @@ pub struct DecisionRow {
 /// is skipped, as `executor::queue::enqueue` does).
 #[derive(Debug, Clone)]
 pub struct JobRow {
+    /// The work item the job is for (a job for a new item not made is dropped with it).
+    pub work_item_id: String,
     pub kind: String,
     pub payload: serde_json::Value,
     pub dedup_key: Option<String>,
@@ -113,21 +118,33 @@ struct InsertBatch;
 
 impl Statement for InsertBatch {
     const SQL: &'static str = "\
-WITH items AS (
+WITH locked AS MATERIALIZED (
+    -- Held shared until commit, before any counter is touched (db::lock_assignments).
+    SELECT pg_advisory_xact_lock_shared($1)
+), input AS MATERIALIZED (
+    SELECT * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::timestamptz[],
+                         $13::timestamptz[], $14::text[], $15::text[], $16::text[])
+           AS u(id, type, service, severity, title, description, status, origin_system,
+                incident, raw, created_at, received_at, assignee, reason, context)
+), items AS (
+    -- An incident that has a work item already (or an id another incident holds) is skipped,
+    -- and so is everything written for it below.
     INSERT INTO work_items (id, type, service, severity, title, description, status,
                             origin_system, pagerduty_incident_id, raw_payload, created_at,
                             received_at, assignee_id, undecided_reason, context)
     SELECT u.id, u.type, u.service, u.severity, u.title, u.description, u.status,
            u.origin_system, u.incident, u.raw, u.created_at, u.received_at, u.assignee,
            u.reason, u.context::text[]
-      FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                  $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::timestamptz[],
-                  $12::timestamptz[], $13::text[], $14::text[], $15::text[])
-           AS u(id, type, service, severity, title, description, status, origin_system,
-                incident, raw, created_at, received_at, assignee, reason, context)
+      FROM locked, input u
+    ON CONFLICT DO NOTHING
+    RETURNING id, pagerduty_incident_id
 ), deliveries AS (
     INSERT INTO webhook_deliveries (source, delivery_id, event_type, work_item_id)
-    SELECT * FROM UNNEST($16::text[], $17::text[], $18::text[], $19::text[])
+    SELECT u.source, u.delivery_id, u.event_type, i.id
+      FROM UNNEST($17::text[], $18::text[], $19::text[], $20::text[])
+           AS u(source, delivery_id, event_type, incident)
+      JOIN items i ON i.pagerduty_incident_id = u.incident
     ON CONFLICT DO NOTHING
 ), decided AS (
     INSERT INTO decisions (work_item_id, primary_human_id, backup_ids, confidence,
@@ -136,11 +153,12 @@ WITH items AS (
     SELECT u.item, u.primary_id, u.backups::text[],
            u.confidence, u.explanation, u.reason, u.ranking, u.excluded, u.inputs,
            u.model_version, u.decided_at
-      FROM UNNEST($20::text[], $21::text[], $22::text[], $23::float8[], $24::text[],
-                  $25::text[], $26::json[], $27::json[], $28::json[], $29::text[],
-                  $30::timestamptz[])
+      FROM UNNEST($21::text[], $22::text[], $23::text[], $24::float8[], $25::text[],
+                  $26::text[], $27::json[], $28::json[], $29::json[], $30::text[],
+                  $31::timestamptz[])
            AS u(item, primary_id, backups, confidence, explanation, reason, ranking,
                 excluded, inputs, model_version, decided_at)
+     WHERE u.item IN (SELECT id FROM items) OR u.item NOT IN (SELECT id FROM input)
     ON CONFLICT (work_item_id) DO UPDATE SET
         primary_human_id = EXCLUDED.primary_human_id, backup_ids = EXCLUDED.backup_ids,
         confidence = EXCLUDED.confidence, explanation = EXCLUDED.explanation,
@@ -149,13 +167,19 @@ WITH items AS (
         model_version = EXCLUDED.model_version, decided_at = EXCLUDED.decided_at
 ), history AS (
     INSERT INTO work_item_events (work_item_id, kind, detail, occurred_at)
-    SELECT * FROM UNNEST($31::text[], $32::text[], $33::jsonb[], $34::timestamptz[])
+    SELECT u.item, u.kind, u.detail, u.occurred_at
+      FROM UNNEST($32::text[], $33::text[], $34::jsonb[], $35::timestamptz[])
+           AS u(item, kind, detail, occurred_at)
+     WHERE u.item IN (SELECT id FROM items) OR u.item NOT IN (SELECT id FROM input)
 ), queued AS (
     INSERT INTO jobs (kind, payload, dedup_key)
-    SELECT * FROM UNNEST($35::text[], $36::jsonb[], $37::text[])
+    SELECT u.kind, u.payload, u.dedup_key
+      FROM UNNEST($36::text[], $37::text[], $38::jsonb[], $39::text[])
+           AS u(item, kind, payload, dedup_key)
+     WHERE u.item IN (SELECT id FROM items) OR u.item NOT IN (SELECT id FROM input)
     ON CONFLICT DO NOTHING
 )
-SELECT 1";
+SELECT id FROM items";
 }
 
 impl RowBatch {
@@ -185,19 +209,19 @@ impl RowBatch {
         c.context.push(array_literal(&item.context));
     }
 
-    /// A webhook delivery seen for the first time.
+    /// A webhook delivery, written if the work item for `incident` is made by this batch.
     pub fn push_delivery(
         &mut self,
         source: &str,
         delivery_id: &str,
         event_type: &str,
-        work_item_id: Option<&str>,
+        incident: &str,
     ) {
         let c = &mut self.deliveries;
         c.source.push(source.to_string());
         c.delivery_id.push(delivery_id.to_string());
         c.event_type.push(event_type.to_string());
-        c.work_item_id.push(work_item_id.map(String::from));
+        c.incident.push(incident.to_string());
     }
 
     /// A decision (replacing a stored one for the same work item).
@@ -234,6 +258,7 @@ impl RowBatch {
     /// A job for the background workers.
     pub fn push_job(&mut self, job: JobRow) {
         let c = &mut self.jobs;
+        c.work_item_id.push(job.work_item_id);
         c.kind.push(job.kind);
         c.payload.push(JsonText::of(&job.payload));
         c.dedup_key.push(job.dedup_key);
@@ -248,10 +273,17 @@ impl RowBatch {
     }
 
     /// Writes every row in one statement (PostgreSQL runs each data-modifying CTE once,
-    /// whether or not the final SELECT reads it).
-    pub fn insert(&self, conn: &mut PgConnection) -> QueryResult<()> {
+    /// whether or not the final SELECT reads it), and returns the ids of the work items made.
+    /// A work item that could not be made (its incident has one, or another holds its id) is
+    /// skipped with everything pushed for it; the rest is written.
+    pub fn insert(&self, conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+        #[derive(QueryableByName)]
+        struct Made {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            id: String,
+        }
         if self.is_empty() {
-            return Ok(());
+            return Ok(vec![]);
         }
         let (i, d, x, e, j) = (
             &self.items,
@@ -262,7 +294,8 @@ impl RowBatch {
         );
         // Prepared once per connection: its plan does not depend on the values (every table
         // is reached through its unique index), and the text is the largest the intake sends.
-        Prepared::<InsertBatch>::new()
+        let made: Vec<Made> = Prepared::<InsertBatch>::new()
+            .bind(Bind::BigInt(&super::ASSIGNMENT_LOCK))
             .bind(Bind::Texts(&i.id))
             .bind(Bind::Texts(&i.item_type))
             .bind(Bind::Texts(&i.service))
@@ -281,7 +314,7 @@ impl RowBatch {
             .bind(Bind::Texts(&d.source))
             .bind(Bind::Texts(&d.delivery_id))
             .bind(Bind::Texts(&d.event_type))
-            .bind(Bind::NullableTexts(&d.work_item_id))
+            .bind(Bind::Texts(&d.incident))
             .bind(Bind::Texts(&x.work_item_id))
             .bind(Bind::NullableTexts(&x.primary_human_id))
             .bind(Bind::Texts(&x.backup_ids))
@@ -297,11 +330,12 @@ impl RowBatch {
             .bind(Bind::Texts(&e.kind))
             .bind(Bind::Jsonbs(&e.detail))
             .bind(Bind::Times(&e.occurred_at))
+            .bind(Bind::Texts(&j.work_item_id))
             .bind(Bind::Texts(&j.kind))
             .bind(Bind::Jsonbs(&j.payload))
             .bind(Bind::NullableTexts(&j.dedup_key))
-            .execute(conn)
-            .map(|_| ())
+            .load(conn)?;
+        Ok(made.into_iter().map(|m| m.id).collect())
     }
 }
 
@@ -333,7 +367,7 @@ mod tests {
 
     #[test]
     fn the_batch_insert_binds_every_placeholder_in_order() {
-        assert_eq!(placeholders_in_order(InsertBatch::SQL), Ok(37));
+        assert_eq!(placeholders_in_order(InsertBatch::SQL), Ok(39));
     }
 
     #[test]

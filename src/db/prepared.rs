@@ -126,7 +126,9 @@ pub fn placeholders_in_order(sql: &str) -> Result<usize, String> {
             .take_while(char::is_ascii_digit)
             .collect();
         if digits != expected.to_string() {
-            return Err(format!("placeholder ${digits} where ${expected} was expected"));
+            return Err(format!(
+                "placeholder ${digits} where ${expected} was expected"
+            ));
         }
         expected += 1;
         rest = &rest[at + 1 + digits.len()..];

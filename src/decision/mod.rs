@@ -356,8 +356,8 @@ impl DecisionService {
     /// Decides for work items in order without writing anything: reads the roster, loads and
     /// learned state once, counts each assignment against the next item's loads, and sets each
     /// item's owner, status and undecided reason. The caller holds [`lock_assignments`] (so the
-    /// loads it read stay true) or, for new work items, the same lock shared (so a
-    /// batch that went past someone's capacity meanwhile is refused on write and retried).
+    /// loads it read stay true) or, for new work items, writes them holding the same lock
+    /// shared (a batch that went past someone's capacity meanwhile is refused and retried).
     pub fn plan(
         &self,
         conn: &mut PgConnection,

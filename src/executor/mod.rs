@@ -252,6 +252,7 @@ impl OnAssigned for Executor {
         work_item_ids
             .iter()
             .map(|id| JobRow {
+                work_item_id: id.clone(),
                 kind: CREATE_ISSUE.to_string(),
                 payload: serde_json::json!({"work_item_id": id}),
                 dedup_key: Some(format!("{CREATE_ISSUE}:{id}")),

@@ -116,6 +116,7 @@ impl From<IngestError> for ApiError {
                 ApiError::unavailable("the database is unavailable; retry shortly")
             }
             IngestError::Decision(_) => ApiError::internal("deciding the new work item", msg),
+            IngestError::Rerun { .. } => ApiError::internal("storing the delivery", msg),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Nullable, Text};
+use diesel::sql_types::{Array, Nullable, Text};
 use serde::Serialize;
 
 use crate::config::PagerDutyConfig;
@@ -42,14 +42,21 @@ pub enum IngestError {
     Unavailable(String),
     #[error("database error: {0}")]
     Db(#[from] diesel::result::Error),
+    /// Internal, never returned: the batch is run again knowing that these incidents have
+    /// work items (`existing`) or that other incidents hold their ids (`taken`).
+    #[error("run the batch again: ids of {taken:?} taken, {existing:?} exist")]
+    Rerun {
+        taken: Vec<String>,
+        existing: Vec<String>,
+    },
 }
 
 /// Hook the intake calls, inside its transaction, for the new WorkItems of a batch, before
 /// they are written (so each is written once, with its owner).
 pub trait OnNewWorkItem: Send + Sync {
-    /// Sets each item's owner, status and reason (the intake holds
-    /// [`crate::db::lock_assignments`]'s lock shared) and adds what follows from them to
-    /// `batch`, which the intake writes with the items.
+    /// Sets each item's owner, status and reason and adds what follows from them to `batch`,
+    /// which the intake writes with the items (holding [`crate::db::lock_assignments`]'s lock
+    /// shared; a batch that took someone past capacity meanwhile is refused and run again).
     fn route(
         &self,
         conn: &mut PgConnection,
@@ -120,21 +127,14 @@ fn incident_number(origin_system: &str) -> Option<i64> {
         .and_then(|n| n.parse().ok())
 }
 
-/// Takes [`crate::db::lock_assignments`]'s lock shared, then reads the seen
-/// deliveries (`incident` null) and existing WorkItems of a batch: one round trip. The read's
-/// snapshot may predate the lock; it covers only rows that intake itself writes, and a batch
-/// that missed one fails on its unique key and is run again.
-const KNOWN_SQL: &str = "\
-    WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($1)) \
-    SELECT delivery_id AS id, NULL::text AS incident, NULL::text AS origin_system, \
-           NULL::text AS service, NULL::text AS severity, NULL::text AS assignee_id \
-      FROM locked, webhook_deliveries WHERE source = 'pagerduty' AND delivery_id = ANY($2) \
-    UNION ALL \
-    SELECT id, pagerduty_incident_id, origin_system, service, severity, assignee_id \
-      FROM locked, work_items WHERE pagerduty_incident_id = ANY($3) OR id = ANY($4)";
+/// The WorkItems of incidents whose new item was skipped on write. Not prepared: it runs only
+/// for redeliveries, and each call is planned for its own values.
+const EXISTING_SQL: &str = "\
+    SELECT id, pagerduty_incident_id AS incident, origin_system, service, severity, assignee_id \
+      FROM work_items WHERE pagerduty_incident_id = ANY($1)";
 
 #[derive(QueryableByName)]
-struct KnownRow {
+struct ExistingRow {
     #[diesel(sql_type = Text)]
     id: String,
     #[diesel(sql_type = Nullable<Text>)]
@@ -241,10 +241,22 @@ impl IngestService {
         batch: &[Delivery],
     ) -> Result<Vec<IngestOutcome>, IngestError> {
         let mut attempt = 0;
+        let mut known = Known::default();
         loop {
-            match conn.transaction(|conn| self.store_in_tx(conn, batch)) {
-                // Another batch committed first what this one read as free (a person's last
-                // slot, an incident, an id): run again from the start, on what is there now.
+            match conn.transaction(|conn| self.store_in_tx(conn, batch, &known)) {
+                Err(IngestError::Rerun { taken, existing }) => {
+                    if let Some(twice) = taken.iter().find(|i| known.salted.contains(*i)) {
+                        return Err(IngestError::InvalidField {
+                            field: "event.data.id",
+                            reason: format!("no free work item id for incident {twice}"),
+                        });
+                    }
+                    known.salted.extend(taken);
+                    known.existing.extend(existing);
+                }
+                // Another batch committed first what this one took as free (a person's last
+                // slot, an incident, an id) and the two waited on each other: run again from
+                // the start, on what is there now.
                 Err(IngestError::Db(e)) if crate::db::is_transient(&e) && attempt < MAX_RETRIES => {
                     attempt += 1;
                     log::debug!("retrying a batch of {} ({e})", batch.len());
@@ -259,90 +271,43 @@ impl IngestService {
         &self,
         conn: &mut PgConnection,
         batch: &[Delivery],
+        known: &Known,
     ) -> Result<Vec<IngestOutcome>, IngestError> {
-        // Batches run side by side, but not beside a change of an existing item's owner. What
-        // a concurrent batch commits meanwhile is caught on write (unique keys, the capacity
-        // check of the open-load trigger) and the batch is run again.
-        //
-        // With the lock: deliveries seen before, and WorkItems that exist for these incidents
-        // (or hold the ids new ones would get), in one read.
-        let delivery_ids: Vec<&str> = batch.iter().map(|d| d.delivery_id.as_str()).collect();
-        let incident_ids: Vec<&str> = batch.iter().map(|d| d.incident.id.as_str()).collect();
-        // A new item's id, and the salted one it falls back on.
-        let first_ids: Vec<String> = batch
-            .iter()
-            .flat_map(|d| [work_item_id(&d.incident, 0), work_item_id(&d.incident, 1)])
-            .collect();
-        // Not prepared: a generic plan made while these tables were nearly empty would keep
-        // scanning them whole as they grow (measured: 6.5 ms instead of 0.2 ms per batch on a
-        // fresh database), so each call is planned for its own values.
-        let known: Vec<KnownRow> = diesel::sql_query(KNOWN_SQL)
-            .bind::<BigInt, _>(crate::db::ASSIGNMENT_LOCK)
-            .bind::<Array<Text>, _>(&delivery_ids)
-            .bind::<Array<Text>, _>(&incident_ids)
-            .bind::<Array<Text>, _>(&first_ids)
-            .load(conn)?;
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut taken: HashSet<String> = HashSet::new();
-        let mut answers: HashMap<String, WorkItemSummary> = HashMap::new();
-        for row in known {
-            match row.incident {
-                None => {
-                    seen.insert(row.id);
-                }
-                Some(incident) => {
-                    taken.insert(row.id.clone());
-                    if incident_ids.contains(&incident.as_str()) {
-                        let summary = WorkItemSummary {
-                            work_item_id: row.id,
-                            incident_number: row.origin_system.as_deref().and_then(incident_number),
-                            incident_id: Some(incident.clone()),
-                            service: row.service.unwrap_or_default(),
-                            severity: row.severity.unwrap_or_default(),
-                            assignee_id: row.assignee_id,
-                        };
-                        answers.insert(incident, summary);
-                    }
-                }
-            }
-        }
-
-        // One new WorkItem per incident not seen before, made by its first delivery.
+        // One new WorkItem per incident, made by its first delivery. Whether the incident has
+        // one already is found on write (its unique key): a redelivery is rare, and a read
+        // before writing would cost every batch a round trip. Batches run side by side; what a
+        // concurrent batch commits meanwhile is caught on write too (unique keys, the capacity
+        // check of the open-load trigger).
         let mut creators: BTreeMap<&str, &Delivery> = BTreeMap::new();
-        for d in batch.iter().filter(|d| !seen.contains(&d.delivery_id)) {
+        for d in batch {
             creators.entry(d.incident.id.as_str()).or_insert(d);
         }
-
-        // The new WorkItems, each with an id no other item has (a digest collision within the
-        // same second is salted away).
+        let mut answers: HashMap<String, WorkItemSummary> = HashMap::new();
+        if !known.existing.is_empty() {
+            let existing: Vec<&str> = known.existing.iter().map(String::as_str).collect();
+            answers.extend(existing_items(conn, &existing)?);
+        }
         let now = Utc::now();
-        let mut items: Vec<WorkItem> = vec![];
-        let mut sources: Vec<&Delivery> = vec![];
-        for d in creators
+        let sources: Vec<&Delivery> = creators
             .values()
             .filter(|d| !answers.contains_key(&d.incident.id))
-        {
-            let id = (0..2)
-                .map(|attempt| work_item_id(&d.incident, attempt))
-                .find(|id| !taken.contains(id))
-                .ok_or_else(|| IngestError::InvalidField {
-                    field: "event.data.id",
-                    reason: format!("no free work item id for incident {}", d.incident.id),
-                })?;
-            taken.insert(id.clone());
-            items.push(self.new_item(id, &d.incident, now));
-            sources.push(d);
-        }
+            .copied()
+            .collect();
+        let mut items: Vec<WorkItem> = sources
+            .iter()
+            .map(|d| {
+                let attempt = u32::from(known.salted.contains(&d.incident.id));
+                self.new_item(work_item_id(&d.incident, attempt), &d.incident, now)
+            })
+            .collect();
         let incidents: Vec<&PdIncident> = sources.iter().map(|d| &d.incident).collect();
 
         // Decide before writing, so each WorkItem is written once, with its owner; then write
         // the items, the deliveries, the decisions, the history and the Jira jobs together.
         let mut rows = RowBatch::new();
-        if let Some(hook) = &self.on_new {
-            if !items.is_empty() {
-                hook.route(conn, &mut items, &incidents, &mut rows)
-                    .map_err(IngestError::Decision)?;
-            }
+        if let Some(hook) = self.on_new.as_ref().filter(|_| !items.is_empty()) {
+            hook.route(conn, &mut items, &incidents, &mut rows)
+                .map_err(IngestError::Decision)?;
         }
         for (item, d) in items.iter().zip(&sources) {
             rows.push_item(item, d.raw.clone());
@@ -358,22 +323,47 @@ impl IngestService {
                 }),
                 d.event.occurred_at.unwrap_or(now),
             );
-            if let Some(incident) = &item.pagerduty_incident_id {
-                answers.insert(incident.clone(), WorkItemSummary::of(item));
-            }
         }
-        for d in batch.iter().filter(|d| !seen.contains(&d.delivery_id)) {
+        for d in batch {
             rows.push_delivery(
                 "pagerduty",
                 &d.delivery_id,
                 &d.event.event_type,
-                answers.get(&d.incident.id).map(|a| a.work_item_id.as_str()),
+                &d.incident.id,
             );
         }
-        rows.insert(conn)?;
+        let made: HashSet<String> = rows.insert(conn)?.into_iter().collect();
 
-        // One answer per delivery: the one that created an item gets `success`.
-        let created: HashSet<&str> = sources.iter().map(|d| d.delivery_id.as_str()).collect();
+        let skipped: Vec<&str> = items
+            .iter()
+            .filter(|item| !made.contains(&item.id))
+            .filter_map(|item| item.pagerduty_incident_id.as_deref())
+            .collect();
+        if !skipped.is_empty() {
+            let found = existing_items(conn, &skipped)?;
+            let taken: Vec<String> = skipped
+                .iter()
+                .filter(|i| !found.contains_key(**i))
+                .map(|i| i.to_string())
+                .collect();
+            // Skipped items were counted against their owners' loads when the others were
+            // decided: decide those again without them (and salt the ids that were taken).
+            if !taken.is_empty() || items.len() > 1 {
+                return Err(IngestError::Rerun {
+                    taken,
+                    existing: found.into_keys().collect(),
+                });
+            }
+            answers.extend(found);
+        }
+        for item in items.iter().filter(|item| made.contains(&item.id)) {
+            if let Some(incident) = &item.pagerduty_incident_id {
+                answers.insert(incident.clone(), WorkItemSummary::of(item));
+            }
+        }
+        record_deliveries_of_existing(conn, batch, &made, &answers)?;
+
+        // One answer per delivery: the one that made an item gets `success`.
         batch
             .iter()
             .map(|d| {
@@ -381,17 +371,14 @@ impl IngestService {
                     .get(&d.incident.id)
                     .cloned()
                     .ok_or(IngestError::Db(diesel::result::Error::NotFound))?;
-                Ok(
-                    if created.contains(d.delivery_id.as_str())
-                        && creators
-                            .get(d.incident.id.as_str())
-                            .is_some_and(|c| std::ptr::eq(*c, d))
-                    {
-                        IngestOutcome::Success(answer)
-                    } else {
-                        IngestOutcome::Duplicate(answer)
-                    },
-                )
+                let creator = creators
+                    .get(d.incident.id.as_str())
+                    .is_some_and(|c| std::ptr::eq(*c, d));
+                Ok(if creator && made.contains(&answer.work_item_id) {
+                    IngestOutcome::Success(answer)
+                } else {
+                    IngestOutcome::Duplicate(answer)
+                })
             })
             .collect()
     }
@@ -439,6 +426,70 @@ impl IngestService {
             context: incident.context.clone(),
         }
     }
+}
+
+/// What earlier runs of a batch found: incidents that have a work item, and incidents whose
+/// work item id another incident holds.
+#[derive(Default)]
+struct Known {
+    existing: HashSet<String>,
+    salted: HashSet<String>,
+}
+
+/// The WorkItems of these incidents, by incident id.
+fn existing_items(
+    conn: &mut PgConnection,
+    incidents: &[&str],
+) -> QueryResult<HashMap<String, WorkItemSummary>> {
+    let rows: Vec<ExistingRow> = diesel::sql_query(EXISTING_SQL)
+        .bind::<Array<Text>, _>(incidents)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let incident = row.incident?;
+            let summary = WorkItemSummary {
+                incident_number: row.origin_system.as_deref().and_then(incident_number),
+                incident_id: Some(incident.clone()),
+                work_item_id: row.id,
+                service: row.service.unwrap_or_default(),
+                severity: row.severity.unwrap_or_default(),
+                assignee_id: row.assignee_id,
+            };
+            Some((incident, summary))
+        })
+        .collect())
+}
+
+/// Records the deliveries of incidents whose work item this batch did not make (the batch
+/// statement records only those of the items it made), each against the existing item.
+fn record_deliveries_of_existing(
+    conn: &mut PgConnection,
+    batch: &[Delivery],
+    made: &HashSet<String>,
+    answers: &HashMap<String, WorkItemSummary>,
+) -> QueryResult<()> {
+    use crate::db::schema::webhook_deliveries;
+    let rows: Vec<_> = batch
+        .iter()
+        .filter_map(|d| {
+            let item = &answers.get(&d.incident.id)?.work_item_id;
+            (!made.contains(item)).then_some((
+                webhook_deliveries::source.eq("pagerduty"),
+                webhook_deliveries::delivery_id.eq(&d.delivery_id),
+                webhook_deliveries::event_type.eq(&d.event.event_type),
+                webhook_deliveries::work_item_id.eq(Some(item)),
+            ))
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    diesel::insert_into(webhook_deliveries::table)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Runs of a batch after a transient failure before its error is returned.

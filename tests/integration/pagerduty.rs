@@ -216,7 +216,54 @@ fn redelivery_and_repeated_incident_never_make_a_second_work_item() {
     // Without X-Webhook-Id the event id is the key.
     let resp = post_signed(&app, &body, None).json();
     assert_eq!(resp["status"], "duplicate");
-    assert_eq!(counts(&app).0, 1);
+    // One work item; each distinct delivery recorded once, against it.
+    assert_eq!(counts(&app), (1, 3));
+    let mut conn = app.db.conn();
+    let named: Vec<Option<String>> = webhook_deliveries::table
+        .select(webhook_deliveries::work_item_id)
+        .load(&mut conn)
+        .unwrap();
+    assert!(
+        named
+            .iter()
+            .all(|w| w.as_deref() == first["work_item_id"].as_str()),
+        "{named:?}"
+    );
+}
+
+#[test]
+fn a_work_item_id_held_by_another_incident_is_salted() {
+    let app = unsigned_app();
+    let body = fixture("pagerduty_v3_incident_triggered.json");
+    let parsed = goliath::ingest::IngestService::new(Default::default(), None)
+        .parse(None, &body)
+        .unwrap();
+    let goliath::ingest::Parsed::Incident(delivery) = parsed else {
+        panic!("the fixture is an incident");
+    };
+    let (plain, salted) = (
+        goliath::ingest::work_item_id(&delivery.incident, 0),
+        goliath::ingest::work_item_id(&delivery.incident, 1),
+    );
+    // Another incident already holds the id this one would get.
+    diesel::sql_query(
+        "INSERT INTO work_items (id, type, service, severity, title, status, origin_system, \
+         pagerduty_incident_id, raw_payload, created_at) \
+         VALUES ($1, 'incident', 'api', 'sev3', 't', 'open', 'PAGERDUTY-1', 'POTHER', '{}', now())",
+    )
+    .bind::<diesel::sql_types::Text, _>(&plain)
+    .execute(&mut app.db.conn())
+    .unwrap();
+    let resp = app.post("/webhooks/pagerduty", &[], &body);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let resp = resp.json();
+    assert_eq!(resp["status"], "success");
+    assert_eq!(resp["work_item_id"], salted.as_str());
+    // The redelivery names the salted item.
+    let again = app.post("/webhooks/pagerduty", &[("X-Webhook-Id", "again")], &body);
+    assert_eq!(again.json()["status"], "duplicate");
+    assert_eq!(again.json()["work_item_id"], salted.as_str());
+    assert_eq!(counts(&app), (2, 2));
 }
 
 #[test]
