@@ -35,3 +35,13 @@ DROP INDEX work_items_jira_key;
 CREATE INDEX work_items_jira_key ON work_items (jira_key);
 DROP INDEX jobs_dead;
 CREATE INDEX jobs_state ON jobs (state);
+
+INSERT INTO work_item_events (work_item_id, kind, detail, occurred_at)
+SELECT id, 'received',
+       jsonb_build_object('source', 'pagerduty',
+                          'event_type', raw_payload #> '{event,event_type}',
+                          'event_id', raw_payload #> '{event,id}',
+                          'incident_id', pagerduty_incident_id,
+                          'incident_url', raw_payload #> '{event,data,html_url}'),
+       COALESCE((raw_payload #>> '{event,occurred_at}')::timestamptz, received_at)
+  FROM work_items WHERE pagerduty_incident_id IS NOT NULL;

@@ -55,3 +55,7 @@ DROP INDEX work_items_jira_key;
 CREATE INDEX work_items_jira_key ON work_items (jira_key) WHERE jira_key IS NOT NULL;
 DROP INDEX jobs_state;
 CREATE INDEX jobs_dead ON jobs (id) WHERE state = 'dead';
+
+-- A PagerDuty work item's "received" history line is now read from its raw payload rather
+-- than stored with every incident taken in.
+DELETE FROM work_item_events WHERE kind = 'received';

@@ -303,7 +303,7 @@ async fn get_work_item(
             .optional()?
             .ok_or_else(|| ApiError::not_found(format!("no work item `{id}`")))?;
         let decision = crate::decision::load(c, &id)?;
-        let history = crate::learner::history(c, &id)?;
+        let history = crate::learner::history(c, &item)?;
         let outcome_rows: Vec<OutcomeRow> =
             outcomes::table
                 .filter(outcomes::work_item_id.eq(&id))

@@ -304,6 +304,7 @@ impl IngestService {
 
         // Decide before writing, so each WorkItem is written once, with its owner; then write
         // the items, the deliveries, the decisions, the history and the Jira jobs together.
+        // (The history's first line, "received", is read from the item's raw payload.)
         let mut rows = RowBatch::new();
         if let Some(hook) = self.on_new.as_ref().filter(|_| !items.is_empty()) {
             hook.route(conn, &mut items, &incidents, &mut rows)
@@ -311,18 +312,6 @@ impl IngestService {
         }
         for (item, d) in items.iter().zip(&sources) {
             rows.push_item(item, d.raw.clone());
-            rows.push_event(
-                &item.id,
-                "received",
-                &serde_json::json!({
-                    "source": "pagerduty",
-                    "event_type": d.event.event_type,
-                    "event_id": d.event.id,
-                    "incident_id": d.incident.id,
-                    "incident_url": d.incident.html_url,
-                }),
-                d.event.occurred_at.unwrap_or(now),
-            );
         }
         for d in batch {
             rows.push_delivery(

@@ -423,13 +423,39 @@ impl Learner for LearnerService {
 /// A work item's history, oldest first.
 pub fn history(
     conn: &mut PgConnection,
-    work_item_id: &str,
+    item: &crate::models::WorkItem,
 ) -> QueryResult<Vec<crate::models::WorkItemEvent>> {
-    work_item_events::table
-        .filter(work_item_events::work_item_id.eq(work_item_id))
+    let stored = work_item_events::table
+        .filter(work_item_events::work_item_id.eq(&item.id))
         .order(work_item_events::id)
         .select(crate::models::WorkItemEvent::as_select())
-        .load(conn)
+        .load(conn)?;
+    Ok(received_line(item).into_iter().chain(stored).collect())
+}
+
+/// The first line of a PagerDuty work item's history. It is read from the delivery the item
+/// was made from, kept as its raw payload, rather than stored a second time with every
+/// incident taken in.
+fn received_line(item: &crate::models::WorkItem) -> Option<crate::models::WorkItemEvent> {
+    let incident_id = item.pagerduty_incident_id.as_ref()?;
+    let event = &item.raw_payload["event"];
+    let occurred_at = event["occurred_at"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map_or(item.received_at, |t| t.with_timezone(&chrono::Utc));
+    Some(crate::models::WorkItemEvent {
+        id: 0,
+        work_item_id: item.id.clone(),
+        kind: "received".into(),
+        detail: serde_json::json!({
+            "source": "pagerduty",
+            "event_type": event["event_type"],
+            "event_id": event["id"],
+            "incident_id": incident_id,
+            "incident_url": event["data"]["html_url"],
+        }),
+        occurred_at,
+    })
 }
 
 /// What the learner believes about each person, per service and severity, for admin.

@@ -307,7 +307,17 @@ fn each_outcome_is_applied_exactly_once() {
         .map(|o| o["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, vec!["handed_off", "resolved", "reopened"]);
-    assert!(view["history"].as_array().unwrap().len() >= 4);
+    let history = view["history"].as_array().unwrap();
+    assert!(history.len() >= 4, "{history:?}");
+    // The first line comes from the delivery the item was made from.
+    assert_eq!(history[0]["kind"], "received");
+    assert_eq!(history[0]["detail"]["source"], "pagerduty");
+    assert_eq!(
+        history[0]["detail"]["incident_id"],
+        view["work_item"]["pagerduty_incident_id"]
+    );
+    assert!(history[0]["detail"]["event_id"].is_string());
+    assert_eq!(history[1]["kind"], "decided");
 }
 
 #[test]
