@@ -306,14 +306,11 @@ fn start_app(
 /// Waits (at most 120 s) until no Jira job is queued or running; returns the time and the
 /// number of jobs finished meanwhile.
 fn drain_jobs(app: &RunningApp) -> anyhow::Result<(Duration, i64)> {
-    use crate::db::schema::jobs;
     let start = Instant::now();
     let mut conn = app.state.pool.get()?;
     let pending = |conn: &mut PgConnection| -> QueryResult<i64> {
-        jobs::table
-            .filter(jobs::state.eq_any(["queued", "running"]))
-            .count()
-            .get_result(conn)
+        let depth = crate::executor::queue::depth(conn)?;
+        Ok(depth["queued"].as_i64().unwrap_or(0) + depth["running"].as_i64().unwrap_or(0))
     };
     let before = pending(&mut conn)?;
     app.state.wake_workers();

@@ -28,6 +28,7 @@ pub enum Bind<'a> {
     Jsonbs(&'a [JsonText]),
     Times(&'a [DateTime<Utc>]),
     Doubles(&'a [f64]),
+    Text(&'a str),
     BigInt(&'a i64),
 }
 
@@ -92,6 +93,7 @@ impl<S: Statement> QueryFragment<Pg> for Prepared<'_, S> {
                 Bind::Jsonbs(v) => out.push_bind_param::<Array<Jsonb>, _>(*v)?,
                 Bind::Times(v) => out.push_bind_param::<Array<Timestamptz>, _>(*v)?,
                 Bind::Doubles(v) => out.push_bind_param::<Array<Double>, _>(*v)?,
+                Bind::Text(v) => out.push_bind_param::<Text, _>(*v)?,
                 Bind::BigInt(v) => out.push_bind_param::<BigInt, _>(*v)?,
             }
             out.push_sql(sql);

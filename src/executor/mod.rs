@@ -18,6 +18,7 @@ use diesel::prelude::*;
 
 use crate::config::JiraConfig as JiraSettings;
 use crate::db::batch::JobRow;
+use crate::db::prepared::{Bind, Prepared, Statement};
 use crate::db::schema::{decisions, humans, work_items};
 use crate::db::PgPool;
 use crate::decision::OnAssigned;
@@ -215,6 +216,15 @@ fn load_item(conn: &mut PgConnection, id: &str) -> QueryResult<Option<WorkItem>>
         .optional()
 }
 
+/// Sets a work item's Jira issue (prepared: diesel never prepares an UPDATE it builds, and
+/// this runs once per issue created).
+struct RecordIssueSql;
+
+impl Statement for RecordIssueSql {
+    const SQL: &'static str =
+        "UPDATE work_items SET jira_key = $1, jira_issue_id = $2 WHERE id = $3";
+}
+
 fn record_issue(
     conn: &mut PgConnection,
     item: &WorkItem,
@@ -222,8 +232,10 @@ fn record_issue(
     kind: &str,
 ) -> QueryResult<()> {
     conn.transaction(|conn| {
-        diesel::update(work_items::table.find(&item.id))
-            .set((work_items::jira_key.eq(&issue.key), work_items::jira_issue_id.eq(&issue.id)))
+        Prepared::<RecordIssueSql>::new()
+            .bind(Bind::Text(&issue.key))
+            .bind(Bind::Text(&issue.id))
+            .bind(Bind::Text(&item.id))
             .execute(conn)?;
         record_event(
             conn,

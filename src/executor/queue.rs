@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text};
 use serde::Serialize;
 
+use crate::db::prepared::{Bind, Prepared, Statement};
 use crate::db::schema::jobs;
 
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Serialize, PartialEq)]
@@ -82,29 +83,41 @@ pub fn enqueue_many(
         .map(|_| ())
 }
 
-/// Takes the oldest runnable job, marking it running under `worker`.
-pub fn claim(conn: &mut PgConnection, worker: &str) -> QueryResult<Option<Job>> {
-    diesel::sql_query(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1, \
+/// Claims the oldest runnable job (prepared: run once per job, and its plan is the partial
+/// index `jobs_ready` whatever the table holds).
+struct ClaimSql;
+
+impl Statement for ClaimSql {
+    const SQL: &'static str = "\
+        UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1, \
              locked_at = now() \
          WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= now() \
                      ORDER BY run_at, id FOR UPDATE SKIP LOCKED LIMIT 1) \
-         RETURNING *",
-    )
-    .bind::<Text, _>(worker)
-    .get_result::<Job>(conn)
-    .optional()
+         RETURNING *";
+}
+
+/// Takes the oldest runnable job, marking it running under `worker`.
+pub fn claim(conn: &mut PgConnection, worker: &str) -> QueryResult<Option<Job>> {
+    Prepared::<ClaimSql>::new()
+        .bind(Bind::Text(worker))
+        .get_result::<Job>(conn)
+        .optional()
+}
+
+/// Marks a job done (prepared: diesel never prepares an UPDATE it builds).
+struct CompleteSql;
+
+impl Statement for CompleteSql {
+    const SQL: &'static str = "\
+        UPDATE jobs SET state = 'done', locked_by = NULL, finished_at = now(), \
+             last_error = NULL \
+         WHERE id = $1";
 }
 
 /// Marks a job done (kept for the audit trail and the admin view).
 pub fn complete(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
-    diesel::update(jobs::table.find(id))
-        .set((
-            jobs::state.eq("done"),
-            jobs::locked_by.eq(None::<String>),
-            jobs::finished_at.eq(diesel::dsl::now),
-            jobs::last_error.eq(None::<String>),
-        ))
+    Prepared::<CompleteSql>::new()
+        .bind(Bind::BigInt(&id))
         .execute(conn)
         .map(|_| ())
 }
@@ -184,15 +197,17 @@ pub fn list(conn: &mut PgConnection, state: Option<&str>, limit: i64) -> QueryRe
     query.load(conn)
 }
 
-/// Job counts by state, for /readyz and admin.
+/// Counts of the jobs still to run or needing attention (queued, running, dead), for
+/// /readyz and admin. Each is read through its partial index; finished jobs, which only grow,
+/// are not counted (a probe every few seconds would scan them all).
 pub fn depth(conn: &mut PgConnection) -> QueryResult<serde_json::Value> {
-    let rows: Vec<(String, i64)> = jobs::table
-        .group_by(jobs::state)
-        .select((jobs::state, diesel::dsl::count_star()))
-        .load(conn)?;
-    Ok(serde_json::Value::Object(
-        rows.into_iter()
-            .map(|(state, n)| (state, serde_json::json!(n)))
-            .collect(),
-    ))
+    let mut counts = serde_json::Map::new();
+    for state in ["queued", "running", "dead"] {
+        let n: i64 = jobs::table
+            .filter(jobs::state.eq(state))
+            .count()
+            .get_result(conn)?;
+        counts.insert(state.to_string(), n.into());
+    }
+    Ok(serde_json::Value::Object(counts))
 }
