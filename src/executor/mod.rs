@@ -77,8 +77,8 @@ impl Executor {
                         "{item_id}: found {} from an earlier attempt; not creating again",
                         found.key
                     );
-                    record_issue(&mut conn, &item, &found, "jira_issue_found")?;
-                    return Ok(JobResult::Done);
+                    record_issue(&mut conn, job.id, &item, &found, "jira_issue_found")?;
+                    return Ok(JobResult::Completed);
                 }
                 Ok(None) => {}
                 Err(e) => return Ok(jira_failure(e)),
@@ -89,9 +89,9 @@ impl Executor {
         match self.jira.create_issue(&request) {
             Ok(created) => {
                 let mut conn = pool.get()?;
-                record_issue(&mut conn, &item, &created, "jira_issue_created")?;
+                record_issue(&mut conn, job.id, &item, &created, "jira_issue_created")?;
                 log::info!("{item_id}: created Jira issue {}", created.key);
-                Ok(JobResult::Done)
+                Ok(JobResult::Completed)
             }
             Err(e) => Ok(jira_failure(e)),
         }
@@ -225,8 +225,10 @@ impl Statement for RecordIssueSql {
         "UPDATE work_items SET jira_key = $1, jira_issue_id = $2 WHERE id = $3";
 }
 
+/// Records the issue made for `item` and marks `job` done, together.
 fn record_issue(
     conn: &mut PgConnection,
+    job: i64,
     item: &WorkItem,
     issue: &IssueRef,
     kind: &str,
@@ -237,6 +239,7 @@ fn record_issue(
             .bind(Bind::Text(&issue.id))
             .bind(Bind::Text(&item.id))
             .execute(conn)?;
+        queue::complete(conn, job)?;
         record_event(
             conn,
             &item.id,

@@ -16,6 +16,9 @@ use super::queue::{self, Job};
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobResult {
     Done,
+    /// Done, and already marked so by the handler, in the transaction that recorded its
+    /// effect (one commit instead of two).
+    Completed,
     /// Try again later: after `after` when the remote said so (Retry-After), else backoff.
     Retry {
         error: String,
@@ -120,8 +123,10 @@ pub fn run_next(
         });
     let mut conn = pool.get()?;
     match result {
-        JobResult::Done => {
-            queue::complete(&mut conn, job.id)?;
+        JobResult::Done | JobResult::Completed => {
+            if matches!(result, JobResult::Done) {
+                queue::complete(&mut conn, job.id)?;
+            }
             log::info!(
                 "job {} ({}) done after {} attempt(s)",
                 job.id,
