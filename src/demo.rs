@@ -132,7 +132,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let admin_token = harness::random_token("admin");
     let pd_secret = harness::random_token("pagerduty");
     let jira_secret = harness::random_token("jira");
-    let port = harness::free_port()?;
+    let listener = harness::loopback_listener()?;
+    let port = listener.local_addr()?.port();
     let config = harness::config_for(port, |s| {
         s.admin_token = Some(admin_token.clone());
         s.pagerduty_webhook_secret = Some(pd_secret.clone());
@@ -147,6 +148,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let people = demo_people();
     let app = RunningApp::start(AppSpec {
         config,
+        listener,
         pool,
         http_threads: 2,
         job_workers: 2,

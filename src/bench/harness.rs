@@ -89,11 +89,10 @@ impl Drop for BenchDb {
     }
 }
 
-/// Picks a free local port (for a server whose public URL must be known before it binds).
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// A socket bound to a free loopback port, held until the server takes it, so its public URL
+/// is known before the server starts and no other process can take the port in between.
+pub fn loopback_listener() -> anyhow::Result<std::net::TcpListener> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?)
 }
 
 /// Settings for an in-process app on `port`, checked into a `Config`.
@@ -118,6 +117,8 @@ pub fn config_for(port: u16, mutate: impl FnOnce(&mut Settings)) -> anyhow::Resu
 /// How to run an in-process app.
 pub struct AppSpec {
     pub config: Config,
+    /// The socket the app serves on (from [`loopback_listener`]; `config` names its port).
+    pub listener: std::net::TcpListener,
     pub pool: PgPool,
     /// actix worker threads (0: one per core).
     pub http_threads: usize,
@@ -149,7 +150,7 @@ impl RunningApp {
         }
         let sim = JiraSim::start(sim_config)?;
         let jira = crate::app::jira_client(&config, Some(&sim.base_url()))?;
-        let bind = config.bind;
+        let listener = spec.listener;
         let lease = config.job_lease;
         let state = web::Data::new(AppState::new(config, spec.pool, jira));
         let workers = (spec.job_workers > 0).then(|| {
@@ -176,7 +177,7 @@ impl RunningApp {
                     }
                 };
                 rt.block_on(async move {
-                    match crate::server::build_server(st, bind, threads) {
+                    match crate::server::serve_on(st, listener, threads) {
                         Ok((server, addr)) => {
                             let _ = tx.send(Ok((server.handle(), addr)));
                             let _ = server.await;

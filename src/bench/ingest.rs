@@ -280,7 +280,8 @@ fn start_app(
         crate::roster::import(&mut conn, &harness::roster(args.people, services))
             .map_err(|e| anyhow::anyhow!("loading the roster: {e}"))?;
     }
-    let port = harness::free_port()?;
+    let listener = harness::loopback_listener()?;
+    let port = listener.local_addr()?.port();
     let config = harness::config_for(port, |s| {
         s.db_pool_size = args.pool_size;
         s.workers = args.job_workers;
@@ -293,6 +294,7 @@ fn start_app(
     })?;
     RunningApp::start(AppSpec {
         config,
+        listener,
         pool,
         http_threads: args.http_threads,
         job_workers: args.job_workers,

@@ -46,7 +46,8 @@ pub fn run(args: JiraLatencyArgs, database_url: Option<&str>) -> anyhow::Result<
             .map_err(|e| anyhow::anyhow!("loading the roster: {e}"))?;
     }
     let secret = harness::random_token("pagerduty");
-    let port = harness::free_port()?;
+    let listener = harness::loopback_listener()?;
+    let port = listener.local_addr()?.port();
     let config = harness::config_for(port, |s| {
         s.workers = args.job_workers;
         s.pagerduty_webhook_secret = Some(secret.clone());
@@ -57,6 +58,7 @@ pub fn run(args: JiraLatencyArgs, database_url: Option<&str>) -> anyhow::Result<
     })?;
     let app = RunningApp::start(AppSpec {
         config,
+        listener,
         pool,
         http_threads: 0,
         job_workers: args.job_workers.max(1),
