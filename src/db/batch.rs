@@ -1,10 +1,10 @@
 //! Rows for several tables written by one statement. The intake stores a batch of incidents
 //! with everything that follows from them (work items, deliveries, decisions, history, Jira
 //! jobs); as separate statements that is one round trip each, and on a busy machine every round
-//! trip waits for both sides to be scheduled, while the batch holds the assignment lock. Here
-//! each table's rows travel as column arrays, unnested by data-modifying CTEs: one round trip,
-//! one statement to parse, whatever the batch size. Foreign keys are checked at the end of the
-//! statement, when every row is in.
+//! trip waits for both sides to be scheduled, while the batch holds its locks. Here each
+//! table's rows travel as column arrays, unnested by data-modifying CTEs: one round trip, one
+//! statement (prepared once per connection), whatever the batch size. Foreign keys are checked
+//! at the end of the statement, when every row is in.
 
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;

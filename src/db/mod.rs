@@ -21,11 +21,11 @@ pub type PgConn = PooledConnection<ConnectionManager<PgConnection>>;
 /// Every pooled connection gets a statement timeout, so one stuck query cannot hold a
 /// webhook past PagerDuty's 5 s deadline.
 ///
-/// Plans are left to PostgreSQL's default choice. The intake's reads are sent unprepared, so
-/// they are planned for their own values every time (a generic plan cached while a table was
-/// nearly empty would keep scanning it whole as it grew); the batch insert and the foreign key
-/// checks are prepared and keep one generic plan, which forcing custom plans would rebuild on
-/// every execution.
+/// Plans are left to PostgreSQL's default choice. Reads of tables that grow by lookups of many
+/// keys are sent unprepared, so they are planned for their own values every time (a generic
+/// plan cached while a table was nearly empty would keep scanning it whole as it grew); the
+/// hot statements in `db::prepared` and the foreign key checks keep one generic plan, which
+/// forcing custom plans would rebuild on every execution.
 #[derive(Debug, Clone, Copy)]
 struct StatementTimeout(u64);
 
