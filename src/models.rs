@@ -77,23 +77,11 @@ pub fn record_event(
         .map(|_| ())
 }
 
-/// A history line to insert.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = work_item_events)]
+/// A history line to write.
+#[derive(Debug, Clone)]
 pub struct NewEvent {
     pub work_item_id: String,
     pub kind: &'static str,
     pub detail: serde_json::Value,
     pub occurred_at: DateTime<Utc>,
-}
-
-/// Appends several history lines in one statement.
-pub fn record_events(conn: &mut PgConnection, events: &[NewEvent]) -> QueryResult<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    diesel::insert_into(work_item_events::table)
-        .values(events)
-        .execute(conn)
-        .map(|_| ())
 }

@@ -119,6 +119,7 @@ fn sql_between_placeholders(sql: &str) -> Vec<&str> {
 
 /// Whether `sql` numbers its placeholders 1, 2, 3... in order, each once (what
 /// [`Prepared`] assumes); for tests of each statement.
+#[cfg(test)]
 pub fn placeholders_in_order(sql: &str) -> Result<usize, String> {
     let mut expected = 1;
     let mut rest = sql;

@@ -73,8 +73,8 @@ pub trait OnAssigned: Send + Sync {
     fn jobs_for(&self, work_item_ids: &[String]) -> Vec<JobRow>;
 }
 
-/// Decisions made and not yet written: what [`DecisionService::record`] stores once the work
-/// items exist.
+/// Decisions made and not yet written: what [`DecisionService::stage`] adds to a batch, which
+/// is written once the work items exist.
 pub struct Planned {
     rows: Vec<DecisionRow>,
     events: Vec<NewEvent>,

@@ -56,33 +56,6 @@ pub fn enqueue(
     }
 }
 
-/// Queues several jobs of one kind in one statement; those whose `dedup_key` exists are
-/// skipped.
-pub fn enqueue_many(
-    conn: &mut PgConnection,
-    kind: &str,
-    jobs_to_add: &[(serde_json::Value, String)],
-) -> QueryResult<()> {
-    if jobs_to_add.is_empty() {
-        return Ok(());
-    }
-    let rows: Vec<_> = jobs_to_add
-        .iter()
-        .map(|(payload, key)| {
-            (
-                jobs::kind.eq(kind),
-                jobs::payload.eq(payload),
-                jobs::dedup_key.eq(Some(key.as_str())),
-            )
-        })
-        .collect();
-    diesel::insert_into(jobs::table)
-        .values(&rows)
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .map(|_| ())
-}
-
 /// Claims the oldest runnable job (prepared: run once per job, and its plan is the partial
 /// index `jobs_ready` whatever the table holds).
 struct ClaimSql;
