@@ -40,9 +40,10 @@ diesel::table! {
 }
 
 diesel::table! {
-    open_loads (human_id) {
+    open_loads (human_id, slot) {
         human_id -> Text,
         open_items -> Int4,
+        slot -> Int2,
     }
 }
 

@@ -126,8 +126,8 @@ impl Statement for SnapshotSql {
     SELECT 'h' AS kind, json_build_object('id', id, 'active', active, 'services', services, \
            'max_active', max_active, 'pagerduty_user_id', pagerduty_user_id)::text AS body \
       FROM humans \
-    UNION ALL SELECT 'l', json_build_array(human_id, open_items)::text \
-      FROM open_loads WHERE open_items > 0 \
+    UNION ALL SELECT 'l', json_build_array(human_id, sum(open_items))::text \
+      FROM open_loads GROUP BY human_id HAVING sum(open_items) > 0 \
     UNION ALL SELECT 's', json_build_array(service, human_id, severity, state)::text \
       FROM skill_stats WHERE service = ANY($1) \
     UNION ALL SELECT 'o', json_build_array(human_id, state)::text \
@@ -546,16 +546,17 @@ fn on_call_from_payload(raw: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Open work items per assignee (kept by a trigger on `work_items`).
+/// Open work items per assignee (kept by triggers on `work_items`, spread over slots).
 pub fn open_loads(conn: &mut PgConnection) -> QueryResult<HashMap<String, u32>> {
     use crate::db::schema::open_loads;
-    let rows: Vec<(String, i32)> = open_loads::table
-        .filter(open_loads::open_items.gt(0))
-        .select((open_loads::human_id, open_loads::open_items))
+    use diesel::dsl::sum;
+    let rows: Vec<(String, Option<i64>)> = open_loads::table
+        .group_by(open_loads::human_id)
+        .select((open_loads::human_id, sum(open_loads::open_items)))
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(id, n)| (id, u32::try_from(n).unwrap_or(0)))
+        .filter_map(|(id, n)| Some((id, u32::try_from(n?).ok().filter(|n| *n > 0)?)))
         .collect())
 }
 

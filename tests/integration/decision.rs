@@ -767,3 +767,60 @@ fn the_open_load_trigger_refuses_a_concurrent_assignment_past_capacity() {
     let loads = goliath::decision::open_loads(&mut conn).unwrap();
     assert_eq!(loads.get("ana"), Some(&2));
 }
+
+#[test]
+fn concurrent_assignments_of_an_unlimited_person_do_not_wait_for_each_other() {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    let app = app();
+    app.roster(&[person("ana", &["api"])]);
+    let assign = |conn: &mut goliath::db::PgConn, id: &str| {
+        diesel::sql_query(
+            "INSERT INTO work_items (id, type, service, severity, title, status, origin_system, \
+             raw_payload, created_at, assignee_id) \
+             VALUES ($1, 'incident', 'api', 'sev3', 't', 'assigned', 'TEST', '{}', now(), 'ana')",
+        )
+        .bind::<diesel::sql_types::Text, _>(id)
+        .execute(conn)
+    };
+    let (mut first, mut second) = (app.db.conn(), app.db.conn());
+    first.batch_execute("BEGIN").unwrap();
+    assign(&mut first, "wi-first").unwrap();
+    // ana has no max_active: the second counts her new item without waiting for the first.
+    second
+        .batch_execute("BEGIN; SET LOCAL lock_timeout = '2s'")
+        .unwrap();
+    assign(&mut second, "wi-second").expect("the counter update does not wait");
+    second.batch_execute("COMMIT").unwrap();
+    first.batch_execute("COMMIT").unwrap();
+    let loads = goliath::decision::open_loads(&mut app.db.conn()).unwrap();
+    assert_eq!(loads.get("ana"), Some(&2));
+    // A hand-off from ana to nobody, in a third transaction, is counted too.
+    diesel::sql_query("UPDATE work_items SET status = 'resolved' WHERE id = 'wi-first'")
+        .execute(&mut app.db.conn())
+        .unwrap();
+    let loads = goliath::decision::open_loads(&mut app.db.conn()).unwrap();
+    assert_eq!(loads.get("ana"), Some(&1));
+}
+
+#[test]
+fn every_migration_reverts_and_reapplies_keeping_the_open_loads() {
+    use diesel_migrations::MigrationHarness;
+    let mut app = app();
+    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    for n in 0..4 {
+        app.incident(&format!("MIG{n}"), "api-service", "low");
+    }
+    app.stop_workers();
+    let mut conn = app.db.conn();
+    let before = goliath::decision::open_loads(&mut conn).unwrap();
+    assert_eq!(before.values().sum::<u32>(), 4, "{before:?}");
+    // Down to the schema that introduced the counters (earlier ones drop the owners), then up.
+    let applied = conn.applied_migrations().unwrap().len();
+    for _ in 5..applied {
+        conn.revert_last_migration(goliath::db::MIGRATIONS).unwrap();
+    }
+    goliath::db::run_migrations(&mut conn).unwrap();
+    assert!(goliath::db::migrations_current(&mut conn).unwrap());
+    assert_eq!(goliath::decision::open_loads(&mut conn).unwrap(), before);
+}
