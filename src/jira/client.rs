@@ -274,12 +274,16 @@ impl HttpJiraClient {
         if config.timeout.is_zero() {
             return Err(InvalidJiraConfig("timeout must be positive".into()));
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let agent_config = ureq::Agent::config_builder()
             .timeout_global(Some(config.timeout))
             .http_status_as_error(false)
             .user_agent(concat!("goliath/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            agent_config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            super::resolve::CachedResolver::default(),
+        );
         Ok(HttpJiraClient {
             agent,
             base_url,

@@ -13,6 +13,7 @@
 
 pub mod adf;
 pub mod client;
+mod resolve;
 pub mod sim;
 pub mod webhook;
 
