@@ -15,15 +15,15 @@ use std::time::Duration;
 
 use chrono::Utc;
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Nullable, Text};
 
 use crate::config::JiraConfig as JiraSettings;
 use crate::db::batch::JobRow;
 use crate::db::prepared::{Bind, Prepared, Statement};
-use crate::db::schema::{decisions, humans, work_items};
 use crate::db::PgPool;
 use crate::decision::OnAssigned;
 use crate::jira::{IssueDescription, IssueRef, JiraApi, JiraError, NewIssue};
-use crate::models::{record_event, WorkItem};
+use crate::models::record_event;
 
 use worker::{JobHandler, JobResult};
 
@@ -60,10 +60,9 @@ impl Executor {
         &self,
         pool: &PgPool,
         job: &queue::Job,
-        item: WorkItem,
+        item: JobItem,
     ) -> anyhow::Result<JobResult> {
         let item_id = item.id.as_str();
-        let mut conn = pool.get()?;
         if let Some(key) = &item.jira_key {
             log::info!("{item_id} already has Jira issue {key}");
             return Ok(JobResult::Done);
@@ -77,6 +76,7 @@ impl Executor {
                         "{item_id}: found {} from an earlier attempt; not creating again",
                         found.key
                     );
+                    let mut conn = pool.get()?;
                     record_issue(&mut conn, job.id, &item, &found, "jira_issue_found")?;
                     return Ok(JobResult::Completed);
                 }
@@ -84,8 +84,7 @@ impl Executor {
                 Err(e) => return Ok(jira_failure(e)),
             }
         }
-        let request = self.new_issue(&mut conn, &item, &label)?;
-        drop(conn);
+        let request = self.new_issue(&item, &label);
         match self.jira.create_issue(&request) {
             Ok(created) => {
                 let mut conn = pool.get()?;
@@ -97,50 +96,14 @@ impl Executor {
         }
     }
 
-    fn new_issue(
-        &self,
-        conn: &mut PgConnection,
-        item: &WorkItem,
-        label: &str,
-    ) -> anyhow::Result<NewIssue> {
-        // Only what the issue shows: the stored inputs are large and not needed here.
-        let (explanation, backup_ids): (String, Vec<String>) = decisions::table
-            .find(&item.id)
-            .select((decisions::explanation, decisions::backup_ids))
-            .first(conn)
-            .optional()?
-            .unwrap_or_default();
-        let mut wanted: Vec<&String> = backup_ids.iter().collect();
-        wanted.extend(item.assignee_id.as_ref());
-        let people: Vec<(String, String, String)> = humans::table
-            .filter(humans::id.eq_any(wanted))
-            .select((humans::id, humans::display_name, humans::jira_account_id))
-            .load(conn)?;
-        let assignee_account = item.assignee_id.as_ref().and_then(|a| {
-            people
-                .iter()
-                .find(|(id, _, _)| id == a)
-                .map(|(_, _, account)| account.clone())
-        });
-        let backups: Vec<String> = backup_ids
-            .iter()
-            .map(|b| {
-                people
-                    .iter()
-                    .find(|(id, _, _)| id == b)
-                    .map_or_else(|| b.clone(), |(_, name, _)| name.clone())
-            })
-            .collect();
-        let pagerduty_url = item.raw_payload["event"]["data"]["html_url"]
-            .as_str()
-            .map(String::from);
+    fn new_issue(&self, item: &JobItem, label: &str) -> NewIssue {
         let project_key = self
             .settings
             .project_by_service
             .get(&item.service.to_lowercase())
             .cloned()
             .unwrap_or_else(|| self.settings.project_key.clone());
-        Ok(NewIssue {
+        NewIssue {
             project_key,
             issue_type: self.settings.issue_type.clone(),
             summary: format!("[{}] {}", item.severity.to_uppercase(), item.title),
@@ -148,9 +111,9 @@ impl Executor {
                 title: item.title.clone(),
                 service: item.service.clone(),
                 severity: item.severity.clone(),
-                pagerduty_url,
-                explanation,
-                backups,
+                pagerduty_url: item.pagerduty_url.clone(),
+                explanation: item.explanation.clone().unwrap_or_default(),
+                backups: item.backups.clone(),
                 work_item_id: item.id.clone(),
             },
             priority: self
@@ -164,17 +127,16 @@ impl Executor {
                 format!("service-{}", item.service),
                 item.severity.clone(),
             ],
-            assignee_account_id: assignee_account,
-        })
+            assignee_account_id: item.assignee_account.clone(),
+        }
     }
 
     fn assign_issue(
         &self,
         pool: &PgPool,
         job: &queue::Job,
-        item: WorkItem,
+        item: JobItem,
     ) -> anyhow::Result<JobResult> {
-        let mut conn = pool.get()?;
         let Some(key) = item.jira_key.clone() else {
             // The create job has not run yet; it assigns the current owner itself. Wait for it
             // briefly in case it is running right now with the previous owner.
@@ -186,12 +148,7 @@ impl Executor {
                 after: Some(Duration::from_secs(2)),
             });
         };
-        let account = match &item.assignee_id {
-            Some(id) => crate::roster::get(&mut conn, id)?.map(|h| h.jira_account_id),
-            None => None,
-        };
-        drop(conn);
-        match self.jira.assign(&key, account.as_deref()) {
+        match self.jira.assign(&key, item.assignee_account.as_deref()) {
             Ok(()) => {
                 let mut conn = pool.get()?;
                 record_event(
@@ -208,11 +165,56 @@ impl Executor {
     }
 }
 
-fn load_item(conn: &mut PgConnection, id: &str) -> QueryResult<Option<WorkItem>> {
-    work_items::table
-        .find(id)
-        .select(WorkItem::as_select())
-        .first(conn)
+/// What a job needs of its work item and decision: not the raw payload (parsed whole, it cost
+/// more than the rest of the job's reads together) but the one link the issue shows.
+#[derive(QueryableByName)]
+struct JobItem {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    service: String,
+    #[diesel(sql_type = Text)]
+    severity: String,
+    #[diesel(sql_type = Text)]
+    title: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    assignee_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    jira_key: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pagerduty_url: Option<String>,
+    /// The owner's Jira account.
+    #[diesel(sql_type = Nullable<Text>)]
+    assignee_account: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    explanation: Option<String>,
+    /// The decision's backups by name (by id if no longer in the roster), in its order.
+    #[diesel(sql_type = Array<Text>)]
+    backups: Vec<String>,
+}
+
+/// A job's work item with its decision and the people they name, in one read (prepared: it
+/// runs for every job).
+struct JobItemSql;
+
+impl Statement for JobItemSql {
+    const SQL: &'static str = "\
+    SELECT w.id, w.service, w.severity, w.title, w.assignee_id, w.jira_key, \
+           w.raw_payload #>> '{event,data,html_url}' AS pagerduty_url, \
+           (SELECT h.jira_account_id FROM humans h WHERE h.id = w.assignee_id) \
+               AS assignee_account, \
+           d.explanation, \
+           ARRAY(SELECT coalesce(h.display_name, b.id) \
+                   FROM unnest(d.backup_ids) WITH ORDINALITY AS b(id, n) \
+                   LEFT JOIN humans h ON h.id = b.id ORDER BY b.n) AS backups \
+      FROM work_items w LEFT JOIN decisions d ON d.work_item_id = w.id \
+     WHERE w.id = $1";
+}
+
+fn load_item(conn: &mut PgConnection, id: &str) -> QueryResult<Option<JobItem>> {
+    Prepared::<JobItemSql>::new()
+        .bind(Bind::Text(id))
+        .get_result(conn)
         .optional()
 }
 
@@ -229,7 +231,7 @@ impl Statement for RecordIssueSql {
 fn record_issue(
     conn: &mut PgConnection,
     job: i64,
-    item: &WorkItem,
+    item: &JobItem,
     issue: &IssueRef,
     kind: &str,
 ) -> QueryResult<()> {
