@@ -192,7 +192,7 @@ impl IngestService {
     /// Parses a delivery (no database). `delivery_id` is `X-Webhook-Id` when PagerDuty sent it.
     pub fn parse(&self, delivery_id: Option<&str>, body: &[u8]) -> Result<Parsed, IngestError> {
         let raw = pagerduty::parse_body(body)?;
-        let event = pagerduty::envelope(&raw)?;
+        let event = pagerduty::envelope(raw)?;
         if !matches!(
             event.event_type.as_str(),
             "incident.triggered" | "incident.created"

@@ -40,7 +40,7 @@ pub struct PdIncident {
 
 /// Parses the envelope. Unknown fields are ignored; missing required ones are named.
 pub fn parse_envelope(body: &[u8]) -> Result<PdEvent, IngestError> {
-    envelope(&parse_body(body)?)
+    envelope(parse_body(body)?)
 }
 
 /// The body as JSON (parsed once: the intake keeps it as the raw payload too).
@@ -51,9 +51,9 @@ pub fn parse_body(body: &[u8]) -> Result<Value, IngestError> {
     serde_json::from_slice(body).map_err(|e| IngestError::MalformedJson(e.to_string()))
 }
 
-/// The envelope's `event` from a parsed body.
-pub fn envelope(root: &Value) -> Result<PdEvent, IngestError> {
-    let Some(obj) = root.as_object() else {
+/// The envelope's `event` from a parsed body (taken apart, not copied).
+pub fn envelope(root: Value) -> Result<PdEvent, IngestError> {
+    let Value::Object(mut obj) = root else {
         return Err(IngestError::MalformedJson(
             "the body is not a JSON object".into(),
         ));
@@ -61,10 +61,9 @@ pub fn envelope(root: &Value) -> Result<PdEvent, IngestError> {
     if obj.contains_key("messages") && !obj.contains_key("event") {
         return Err(IngestError::V2NotSupported);
     }
-    let event = obj
-        .get("event")
-        .and_then(Value::as_object)
-        .ok_or(IngestError::MissingField("event"))?;
+    let Some(Value::Object(mut event)) = obj.remove("event") else {
+        return Err(IngestError::MissingField("event"));
+    };
     let text = |key: &'static str, path: &'static str| -> Result<String, IngestError> {
         match event.get(key) {
             Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
@@ -82,7 +81,7 @@ pub fn envelope(root: &Value) -> Result<PdEvent, IngestError> {
             .get("occurred_at")
             .and_then(Value::as_str)
             .and_then(parse_time),
-        data: event.get("data").cloned().unwrap_or(Value::Null),
+        data: event.remove("data").unwrap_or(Value::Null),
     })
 }
 

@@ -181,7 +181,8 @@ pub struct DecisionInput {
     pub context: Vec<String>,
 }
 
-/// One person who might own the incident.
+/// One person who might own the incident. Stored with every decision, so fields at their
+/// defaults (no cap, no open items, not on call, nothing learned yet) are left out.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct CandidateInput {
     pub human_id: String,
@@ -190,20 +191,28 @@ pub struct CandidateInput {
     pub services: Vec<String>,
     /// Cap on open items held; `None` means no hard cap (load still counts against
     /// `ModelParams::default_capacity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_active: Option<u32>,
     /// Open work items currently assigned to this person.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub open_items: u32,
     /// This person is among the PagerDuty incident's assignees (on call now).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub on_call: bool,
     /// What the learner knows about this person for THIS service (any severities).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skill: Vec<SkillRecord>,
     /// What the learner knows about this person for the input's context tags (may be empty).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub context_skill: Vec<ContextRecord>,
     /// The person's state summed over all services and severities (optional). Evidence from
     /// other services informs the prior for sparse ones.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overall: Option<SkillState>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Learned belief for one (person, service, severity).
