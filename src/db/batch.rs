@@ -178,8 +178,14 @@ WITH locked AS MATERIALIZED (
            AS u(item, kind, payload, dedup_key)
      WHERE u.item IN (SELECT id FROM items) OR u.item NOT IN (SELECT id FROM input)
     ON CONFLICT DO NOTHING
+), verdict AS MATERIALIZED (
+    -- For RowBatch::insert_whole: a batch that could not make every item fails whole.
+    SELECT CASE WHEN $40 AND (SELECT count(*) FROM items) < (SELECT count(*) FROM input)
+                THEN goliath_refuse('batch_partly_skipped') ELSE true END AS whole
 )
-SELECT id FROM items";
+SELECT id FROM items
+UNION ALL
+SELECT NULL FROM verdict WHERE NOT whole";
 }
 
 impl RowBatch {
@@ -277,10 +283,22 @@ impl RowBatch {
     /// A work item that could not be made (its incident has one, or another holds its id) is
     /// skipped with everything pushed for it; the rest is written.
     pub fn insert(&self, conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+        self.write(conn, false)
+    }
+
+    /// Like [`RowBatch::insert`], but if any work item is skipped, nothing is written and the
+    /// statement fails ([`is_partly_skipped`] tells that error apart). Run on its own, outside
+    /// a transaction, the statement is its own transaction: one round trip, where BEGIN, the
+    /// statement and COMMIT were three.
+    pub fn insert_whole(&self, conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+        self.write(conn, true)
+    }
+
+    fn write(&self, conn: &mut PgConnection, whole: bool) -> QueryResult<Vec<String>> {
         #[derive(QueryableByName)]
         struct Made {
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            id: String,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            id: Option<String>,
         }
         if self.is_empty() {
             return Ok(vec![]);
@@ -334,9 +352,16 @@ impl RowBatch {
             .bind(Bind::Texts(&j.kind))
             .bind(Bind::Jsonbs(&j.payload))
             .bind(Bind::NullableTexts(&j.dedup_key))
+            .bind(Bind::Bool(&whole))
             .load(conn)?;
-        Ok(made.into_iter().map(|m| m.id).collect())
+        Ok(made.into_iter().filter_map(|m| m.id).collect())
     }
+}
+
+/// Whether `e` is [`RowBatch::insert_whole`] refusing a batch that could not make every item.
+pub fn is_partly_skipped(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info)
+        if info.message() == "goliath: batch_partly_skipped")
 }
 
 /// A `text[]` literal such as `{"a","b \"c\""}`: every element quoted (so `NULL` stays a
@@ -367,7 +392,7 @@ mod tests {
 
     #[test]
     fn the_batch_insert_binds_every_placeholder_in_order() {
-        assert_eq!(placeholders_in_order(InsertBatch::SQL), Ok(39));
+        assert_eq!(placeholders_in_order(InsertBatch::SQL), Ok(40));
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub enum Bind<'a> {
     Doubles(&'a [f64]),
     Text(&'a str),
     BigInt(&'a i64),
+    Bool(&'a bool),
 }
 
 /// `S` with its binds, run with diesel's `execute` or `load` (rows by name).
@@ -95,6 +96,7 @@ impl<S: Statement> QueryFragment<Pg> for Prepared<'_, S> {
                 Bind::Doubles(v) => out.push_bind_param::<Array<Double>, _>(*v)?,
                 Bind::Text(v) => out.push_bind_param::<Text, _>(*v)?,
                 Bind::BigInt(v) => out.push_bind_param::<BigInt, _>(*v)?,
+                Bind::Bool(v) => out.push_bind_param::<diesel::sql_types::Bool, _>(*v)?,
             }
             out.push_sql(sql);
         }

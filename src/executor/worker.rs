@@ -226,6 +226,7 @@ fn worker_loop(
     opts: &WorkerOptions,
 ) {
     let name = format!("{}-{index}", opts.instance);
+    yield_to_intake();
     let mut last_reap = std::time::Instant::now() - opts.lease;
     while !shutdown.load(Ordering::SeqCst) {
         let seen = waker.current();
@@ -245,6 +246,27 @@ fn worker_loop(
             Err(e) => log::warn!("worker {name}: {e:#}"),
         }
         waker.wait(seen, opts.poll);
+    }
+}
+
+/// Scheduling priority of the worker threads (a nice value: higher yields more).
+pub const WORKER_NICE: i32 = 10;
+
+/// Jira work waits in a durable queue and may lag behind a burst; webhook answers may not
+/// (PagerDuty gives up after 5 s and disables a failing subscription). So when the CPU is
+/// short, the workers' threads yield to the intake's; when it is not, they run at full speed.
+fn yield_to_intake() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions; setpriority on our own thread id changes only
+        // this thread's nice value, and its failure (a forbidding seccomp filter) is harmless.
+        let lowered = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WORKER_NICE)
+        };
+        if lowered != 0 {
+            log::debug!("could not lower the job worker's priority");
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Group commit for the webhook intake. Request handlers parse and verify on their own threads,
 //! then hand the delivery to a writer thread, which takes every delivery waiting at that moment
-//! and stores them in one transaction (one commit, a handful of statements for the lot). Each
-//! request is answered only after its own transaction committed, so an answer still means
+//! and stores them together (one commit, a handful of statements for the lot). Each
+//! request is answered only after what it wrote committed, so an answer still means
 //! "stored". Under light load a batch is a single delivery and nothing waits.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -28,7 +28,7 @@ pub struct IngestBatcher {
 }
 
 impl IngestBatcher {
-    /// Starts `writers` threads, each storing up to `max_batch` deliveries per transaction.
+    /// Starts `writers` threads, each storing up to `max_batch` deliveries at a time.
     pub fn start(
         pool: PgPool,
         ingest: Arc<IngestService>,

@@ -1,5 +1,6 @@
 //! Intake: turns PagerDuty webhook deliveries into WorkItems, exactly once per incident, and
-//! hands each new one to the decision engine in the same transaction.
+//! hands each new one to the decision engine before it is written, so the item, its decision
+//! and its Jira job are written together.
 
 pub mod batcher;
 pub mod jira;
@@ -51,8 +52,8 @@ pub enum IngestError {
     },
 }
 
-/// Hook the intake calls, inside its transaction, for the new WorkItems of a batch, before
-/// they are written (so each is written once, with its owner).
+/// Hook the intake calls for the new WorkItems of a batch before they are written (so each is
+/// written once, with its owner).
 pub trait OnNewWorkItem: Send + Sync {
     /// Sets each item's owner, status and reason and adds what follows from them to `batch`,
     /// which the intake writes with the items (holding [`crate::db::lock_assignments`]'s lock
@@ -233,8 +234,9 @@ impl IngestService {
         }
     }
 
-    /// Stores a batch of deliveries in one transaction: a handful of statements for the whole
-    /// batch, however large, and one commit. Returns an outcome per delivery, in order.
+    /// Stores a batch of deliveries: a handful of statements for the whole batch, however
+    /// large. Everything new is written by one statement, which is its own transaction (no
+    /// BEGIN or COMMIT round trips). Returns an outcome per delivery, in order.
     pub fn store_batch(
         &self,
         conn: &mut PgConnection,
@@ -243,7 +245,7 @@ impl IngestService {
         let mut attempt = 0;
         let mut known = Known::default();
         loop {
-            match conn.transaction(|conn| self.store_in_tx(conn, batch, &known)) {
+            match self.store_once(conn, batch, &known) {
                 Err(IngestError::Rerun { taken, existing }) => {
                     if let Some(twice) = taken.iter().find(|i| known.salted.contains(*i)) {
                         return Err(IngestError::InvalidField {
@@ -267,7 +269,7 @@ impl IngestService {
         }
     }
 
-    fn store_in_tx(
+    fn store_once(
         &self,
         conn: &mut PgConnection,
         batch: &[Delivery],
@@ -321,7 +323,20 @@ impl IngestService {
                 &d.incident.id,
             );
         }
-        let made: HashSet<String> = rows.insert(conn)?.into_iter().collect();
+        // Skipped items would have been counted against their owners' loads when the others
+        // were decided: a batch of several is written whole or not at all, then decided again
+        // without the incidents that have items (and with salted ids where theirs were taken).
+        let whole = items.len() > 1;
+        let written = if whole {
+            rows.insert_whole(conn)
+        } else {
+            rows.insert(conn)
+        };
+        let made: HashSet<String> = match written {
+            Ok(made) => made.into_iter().collect(),
+            Err(e) if crate::db::batch::is_partly_skipped(&e) => HashSet::new(),
+            Err(e) => return Err(e.into()),
+        };
 
         let skipped: Vec<&str> = items
             .iter()
@@ -330,14 +345,24 @@ impl IngestService {
             .collect();
         if !skipped.is_empty() {
             let found = existing_items(conn, &skipped)?;
-            let taken: Vec<String> = skipped
+            let unfound: Vec<&WorkItem> = items
                 .iter()
-                .filter(|i| !found.contains_key(**i))
-                .map(|i| i.to_string())
+                .filter(|item| {
+                    item.pagerduty_incident_id
+                        .as_ref()
+                        .is_some_and(|i| skipped.contains(&i.as_str()) && !found.contains_key(i))
+                })
                 .collect();
-            // Skipped items were counted against their owners' loads when the others were
-            // decided: decide those again without them (and salt the ids that were taken).
-            if !taken.is_empty() || items.len() > 1 {
+            let taken = ids_taken(conn, &unfound)?;
+            if whole || !taken.is_empty() {
+                if found.is_empty() && taken.is_empty() {
+                    // What stopped it committed nothing in the end (a concurrent batch rolled
+                    // back): run again as after any transient failure.
+                    return Err(IngestError::Db(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::SerializationFailure,
+                        Box::new("a concurrent batch held an incident and rolled back".to_string()),
+                    )));
+                }
                 return Err(IngestError::Rerun {
                     taken,
                     existing: found.into_keys().collect(),
@@ -447,6 +472,26 @@ fn existing_items(
             };
             Some((incident, summary))
         })
+        .collect())
+}
+
+/// The incidents of `items` whose work item id another incident's item holds.
+fn ids_taken(conn: &mut PgConnection, items: &[&WorkItem]) -> QueryResult<Vec<String>> {
+    use crate::db::schema::work_items;
+    if items.is_empty() {
+        return Ok(vec![]);
+    }
+    let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+    let held: HashSet<String> = work_items::table
+        .filter(work_items::id.eq_any(&ids))
+        .select(work_items::id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    Ok(items
+        .iter()
+        .filter(|i| held.contains(&i.id))
+        .filter_map(|i| i.pagerduty_incident_id.clone())
         .collect())
 }
 

@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 use goliath::db::schema::{webhook_deliveries, work_items};
+use goliath::ingest::IngestOutcome;
 use goliath::signature::sign_hex;
 
 use crate::helpers::{config_with, fixture, fixture_json, TestApp, TestDb};
@@ -462,4 +463,67 @@ fn database_down_answers_503_so_pagerduty_retries() {
         200,
         "liveness does not touch the database"
     );
+}
+
+#[test]
+fn a_batch_mixing_new_known_and_id_clashing_incidents_stores_each_once() {
+    let app = unsigned_app();
+    let state = app.shared();
+    let body = fixture("pagerduty_v3_incident_triggered.json");
+    let delivery = |incident: &str, webhook: &str| {
+        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v["event"]["data"]["id"] = incident.into();
+        match state
+            .ingest
+            .parse(Some(webhook), &serde_json::to_vec(&v).unwrap())
+        {
+            Ok(goliath::ingest::Parsed::Incident(d)) => *d,
+            other => panic!("{other:?}"),
+        }
+    };
+    let mut conn = app.db.conn();
+    // KNOWN has its item already; CLASH's id is held by another incident.
+    let known = state
+        .ingest
+        .store_batch(&mut conn, &[delivery("KNOWN", "w-0")])
+        .unwrap();
+    let clash = delivery("CLASH", "w-1");
+    diesel::sql_query(
+        "INSERT INTO work_items (id, type, service, severity, title, status, origin_system, \
+         pagerduty_incident_id, raw_payload, created_at) \
+         VALUES ($1, 'incident', 'api', 'sev3', 't', 'open', 'PAGERDUTY-1', 'POTHER', '{}', now())",
+    )
+    .bind::<diesel::sql_types::Text, _>(goliath::ingest::work_item_id(&clash.incident, 0))
+    .execute(&mut conn)
+    .unwrap();
+    let batch = [
+        delivery("NEW", "w-2"),
+        delivery("KNOWN", "w-3"),
+        clash.clone(),
+        delivery("NEW", "w-4"),
+    ];
+    let out = state.ingest.store_batch(&mut conn, &batch).unwrap();
+    let status = |o: &IngestOutcome| match o {
+        IngestOutcome::Success(s) => ("success", s.work_item_id.clone()),
+        IngestOutcome::Duplicate(s) => ("duplicate", s.work_item_id.clone()),
+        IngestOutcome::Ignored { .. } => ("ignored", String::new()),
+    };
+    let IngestOutcome::Success(first) = &known[0] else {
+        panic!("{known:?}")
+    };
+    assert_eq!(status(&out[0]).0, "success");
+    assert_eq!(status(&out[1]), ("duplicate", first.work_item_id.clone()));
+    assert_eq!(
+        status(&out[2]),
+        ("success", goliath::ingest::work_item_id(&clash.incident, 1))
+    );
+    assert_eq!(status(&out[3]), ("duplicate", status(&out[0]).1));
+    // Items: KNOWN, POTHER, NEW, CLASH; every delivery recorded once; one decision per item
+    // the intake made.
+    assert_eq!(counts(&app), (4, 5));
+    let decided: i64 = goliath::db::schema::decisions::table
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(decided, 3);
 }

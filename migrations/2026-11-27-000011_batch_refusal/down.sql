@@ -1,0 +1,1 @@
+DROP FUNCTION goliath_refuse(TEXT);
