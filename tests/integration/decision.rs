@@ -697,6 +697,18 @@ fn resolutions_teach_ownership_and_the_on_call_rate() {
     assert!((after - before).abs() < 1e-9, "owned {before} -> {after}");
 }
 
+/// Inserts a new work item already assigned to ana, as an intake batch writes it.
+fn assign_to_ana(conn: &mut goliath::db::PgConn, id: &str) -> diesel::QueryResult<usize> {
+    use diesel::prelude::*;
+    diesel::sql_query(
+        "INSERT INTO work_items (id, type, service, severity, title, status, origin_system, \
+         raw_payload, created_at, assignee_id) \
+         VALUES ($1, 'incident', 'api', 'sev3', 't', 'assigned', 'TEST', '{}', now(), 'ana')",
+    )
+    .bind::<diesel::sql_types::Text, _>(id)
+    .execute(conn)
+}
+
 #[test]
 fn the_open_load_trigger_refuses_a_concurrent_assignment_past_capacity() {
     use diesel::connection::SimpleConnection;
@@ -707,15 +719,7 @@ fn the_open_load_trigger_refuses_a_concurrent_assignment_past_capacity() {
     ana["max_active"] = 1.into();
     app.roster(&[ana]);
     // What an intake batch writes: a new work item already assigned.
-    let assign = |conn: &mut goliath::db::PgConn, id: &str| {
-        diesel::sql_query(
-            "INSERT INTO work_items (id, type, service, severity, title, status, origin_system, \
-             raw_payload, created_at, assignee_id) \
-             VALUES ($1, 'incident', 'api', 'sev3', 't', 'assigned', 'TEST', '{}', now(), 'ana')",
-        )
-        .bind::<diesel::sql_types::Text, _>(id)
-        .execute(conn)
-    };
+    let assign = assign_to_ana;
     let mut first = app.db.conn();
     first.batch_execute("BEGIN").unwrap();
     assign(&mut first, "wi-first").unwrap();
@@ -774,15 +778,7 @@ fn concurrent_assignments_of_an_unlimited_person_do_not_wait_for_each_other() {
     use diesel::prelude::*;
     let app = app();
     app.roster(&[person("ana", &["api"])]);
-    let assign = |conn: &mut goliath::db::PgConn, id: &str| {
-        diesel::sql_query(
-            "INSERT INTO work_items (id, type, service, severity, title, status, origin_system, \
-             raw_payload, created_at, assignee_id) \
-             VALUES ($1, 'incident', 'api', 'sev3', 't', 'assigned', 'TEST', '{}', now(), 'ana')",
-        )
-        .bind::<diesel::sql_types::Text, _>(id)
-        .execute(conn)
-    };
+    let assign = assign_to_ana;
     let (mut first, mut second) = (app.db.conn(), app.db.conn());
     first.batch_execute("BEGIN").unwrap();
     assign(&mut first, "wi-first").unwrap();
