@@ -10,6 +10,7 @@
 pub mod queue;
 pub mod worker;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use diesel::sql_types::{Array, Nullable, Text};
 
 use crate::config::JiraConfig as JiraSettings;
 use crate::db::batch::JobRow;
+use crate::db::json::JsonText;
 use crate::db::prepared::{Bind, Prepared, Statement};
 use crate::db::PgPool;
 use crate::decision::OnAssigned;
@@ -56,16 +58,13 @@ impl Executor {
         .map(|_| ())
     }
 
-    fn create_issue(
-        &self,
-        pool: &PgPool,
-        job: &queue::Job,
-        item: JobItem,
-    ) -> anyhow::Result<JobResult> {
+    /// Creates the Jira issue for `item` unless it has one; what was made is recorded by the
+    /// caller, with the issues of the other jobs run alongside.
+    fn create_issue(&self, job: &queue::Job, item: &JobItem) -> Step {
         let item_id = item.id.as_str();
         if let Some(key) = &item.jira_key {
             log::info!("{item_id} already has Jira issue {key}");
-            return Ok(JobResult::Done);
+            return Step::Finished(JobResult::Done);
         }
         let label = issue_label(&item.id);
         if job.attempts > 1 {
@@ -76,23 +75,19 @@ impl Executor {
                         "{item_id}: found {} from an earlier attempt; not creating again",
                         found.key
                     );
-                    let mut conn = pool.get()?;
-                    record_issue(&mut conn, job.id, &item, &found, "jira_issue_found")?;
-                    return Ok(JobResult::Completed);
+                    return Step::Record(IssueRecord::new(job, item, found, "jira_issue_found"));
                 }
                 Ok(None) => {}
-                Err(e) => return Ok(jira_failure(e)),
+                Err(e) => return Step::Finished(jira_failure(e)),
             }
         }
-        let request = self.new_issue(&item, &label);
+        let request = self.new_issue(item, &label);
         match self.jira.create_issue(&request) {
             Ok(created) => {
-                let mut conn = pool.get()?;
-                record_issue(&mut conn, job.id, &item, &created, "jira_issue_created")?;
                 log::info!("{item_id}: created Jira issue {}", created.key);
-                Ok(JobResult::Completed)
+                Step::Record(IssueRecord::new(job, item, created, "jira_issue_created"))
             }
-            Err(e) => Ok(jira_failure(e)),
+            Err(e) => Step::Finished(jira_failure(e)),
         }
     }
 
@@ -135,7 +130,7 @@ impl Executor {
         &self,
         pool: &PgPool,
         job: &queue::Job,
-        item: JobItem,
+        item: &JobItem,
     ) -> anyhow::Result<JobResult> {
         let Some(key) = item.jira_key.clone() else {
             // The create job has not run yet; it assigns the current owner itself. Wait for it
@@ -193,11 +188,11 @@ struct JobItem {
     backups: Vec<String>,
 }
 
-/// A job's work item with its decision and the people they name, in one read (prepared: it
-/// runs for every job).
-struct JobItemSql;
+/// Jobs' work items with their decisions and the people they name, in one read (prepared: it
+/// runs for every batch of jobs).
+struct JobItemsSql;
 
-impl Statement for JobItemSql {
+impl Statement for JobItemsSql {
     const SQL: &'static str = "\
     SELECT w.id, w.service, w.severity, w.title, w.assignee_id, w.jira_key, \
            w.raw_payload #>> '{event,data,html_url}' AS pagerduty_url, \
@@ -208,48 +203,99 @@ impl Statement for JobItemSql {
                    FROM unnest(d.backup_ids) WITH ORDINALITY AS b(id, n) \
                    LEFT JOIN humans h ON h.id = b.id ORDER BY b.n) AS backups \
       FROM work_items w LEFT JOIN decisions d ON d.work_item_id = w.id \
-     WHERE w.id = $1";
+     WHERE w.id = ANY($1)";
 }
 
-fn load_item(conn: &mut PgConnection, id: &str) -> QueryResult<Option<JobItem>> {
-    Prepared::<JobItemSql>::new()
-        .bind(Bind::Text(id))
-        .get_result(conn)
-        .optional()
+fn load_items(conn: &mut PgConnection, ids: &[&str]) -> QueryResult<HashMap<String, JobItem>> {
+    let rows: Vec<JobItem> = Prepared::<JobItemsSql>::new()
+        .bind(Bind::Strs(ids))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|item| (item.id.clone(), item))
+        .collect())
 }
 
-/// Sets a work item's Jira issue (prepared: diesel never prepares an UPDATE it builds, and
-/// this runs once per issue created).
-struct RecordIssueSql;
-
-impl Statement for RecordIssueSql {
-    const SQL: &'static str =
-        "UPDATE work_items SET jira_key = $1, jira_issue_id = $2 WHERE id = $3";
+/// What a job step left to do.
+enum Step {
+    Finished(JobResult),
+    /// A Jira issue exists for the item and is to be recorded with the job marked done.
+    Record(IssueRecord),
 }
 
-/// Records the issue made for `item` and marks `job` done, together.
-fn record_issue(
-    conn: &mut PgConnection,
+/// A Jira issue to record against its work item.
+struct IssueRecord {
     job: i64,
-    item: &JobItem,
-    issue: &IssueRef,
-    kind: &str,
-) -> QueryResult<()> {
-    conn.transaction(|conn| {
-        Prepared::<RecordIssueSql>::new()
-            .bind(Bind::Text(&issue.key))
-            .bind(Bind::Text(&issue.id))
-            .bind(Bind::Text(&item.id))
-            .execute(conn)?;
-        queue::complete(conn, job)?;
-        record_event(
-            conn,
-            &item.id,
+    work_item_id: String,
+    issue: IssueRef,
+    /// The history line: `jira_issue_created`, or `jira_issue_found` from an earlier attempt.
+    kind: &'static str,
+    at: chrono::DateTime<Utc>,
+}
+
+impl IssueRecord {
+    fn new(job: &queue::Job, item: &JobItem, issue: IssueRef, kind: &'static str) -> Self {
+        IssueRecord {
+            job: job.id,
+            work_item_id: item.id.clone(),
+            issue,
             kind,
-            serde_json::json!({"jira_key": issue.key, "jira_issue_id": issue.id, "url": issue.self_url}),
-            Utc::now(),
-        )
-    })
+            at: Utc::now(),
+        }
+    }
+}
+
+/// Sets each work item's Jira issue, marks its job done and writes its history line, for a
+/// batch of issues in one statement (its own transaction). Prepared: it runs for every batch.
+struct RecordIssuesSql;
+
+impl Statement for RecordIssuesSql {
+    const SQL: &'static str = "\
+    WITH u AS MATERIALIZED ( \
+        SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                             $6::jsonb[], $7::timestamptz[]) \
+               AS u(job, item, jira_key, issue_id, kind, detail, at) \
+    ), items AS ( \
+        UPDATE work_items w SET jira_key = u.jira_key, jira_issue_id = u.issue_id \
+          FROM u WHERE w.id = u.item \
+    ), done AS ( \
+        UPDATE jobs j SET state = 'done', locked_by = NULL, finished_at = now(), \
+               last_error = NULL \
+          FROM u WHERE j.id = u.job \
+    ) \
+    INSERT INTO work_item_events (work_item_id, kind, detail, occurred_at) \
+    SELECT u.item, u.kind, u.detail, u.at FROM u";
+}
+
+/// Records the issues made for a batch of jobs and marks those jobs done, together.
+fn record_issues(conn: &mut PgConnection, records: &[&IssueRecord]) -> QueryResult<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let jobs: Vec<i64> = records.iter().map(|r| r.job).collect();
+    let items: Vec<&str> = records.iter().map(|r| r.work_item_id.as_str()).collect();
+    let keys: Vec<&str> = records.iter().map(|r| r.issue.key.as_str()).collect();
+    let issue_ids: Vec<&str> = records.iter().map(|r| r.issue.id.as_str()).collect();
+    let kinds: Vec<&str> = records.iter().map(|r| r.kind).collect();
+    let details: Vec<JsonText> = records
+        .iter()
+        .map(|r| {
+            JsonText::of(&serde_json::json!({
+                "jira_key": r.issue.key, "jira_issue_id": r.issue.id, "url": r.issue.self_url
+            }))
+        })
+        .collect();
+    let at: Vec<chrono::DateTime<Utc>> = records.iter().map(|r| r.at).collect();
+    Prepared::<RecordIssuesSql>::new()
+        .bind(Bind::BigInts(&jobs))
+        .bind(Bind::Strs(&items))
+        .bind(Bind::Strs(&keys))
+        .bind(Bind::Strs(&issue_ids))
+        .bind(Bind::Strs(&kinds))
+        .bind(Bind::Jsonbs(&details))
+        .bind(Bind::Times(&at))
+        .execute(conn)
+        .map(|_| ())
 }
 
 fn jira_failure(e: JiraError) -> JobResult {
@@ -280,29 +326,78 @@ impl OnAssigned for Executor {
 
 impl JobHandler for Executor {
     fn run(&self, pool: &PgPool, job: &queue::Job) -> JobResult {
-        let Some(item_id) = job.payload["work_item_id"].as_str() else {
-            return JobResult::Dead {
-                error: "the job has no work_item_id".into(),
-            };
-        };
-        let item = pool
+        self.run_many(pool, std::slice::from_ref(job))
+            .pop()
+            .unwrap_or(JobResult::Retry {
+                error: "the job was not run".into(),
+                after: None,
+            })
+    }
+
+    /// Reads every job's work item at once, runs the Jira calls in order, then records every
+    /// issue made in one statement. A crash before that record loses nothing: the jobs are
+    /// taken again when their lease runs out, and a retry finds an issue by its label before
+    /// creating one.
+    fn run_many(&self, pool: &PgPool, jobs: &[queue::Job]) -> Vec<JobResult> {
+        let retry = |error: String| JobResult::Retry { error, after: None };
+        let ids: Vec<&str> = jobs
+            .iter()
+            .filter_map(|job| job.payload["work_item_id"].as_str())
+            .collect();
+        let items = match pool
             .get()
             .map_err(anyhow::Error::from)
-            .and_then(|mut conn| Ok(load_item(&mut conn, item_id)?));
-        let result = match (job.kind.as_str(), item) {
-            (_, Err(e)) => Err(e),
-            (_, Ok(None)) => Ok(JobResult::Dead {
-                error: format!("work item {item_id} no longer exists"),
-            }),
-            (CREATE_ISSUE, Ok(Some(item))) => self.create_issue(pool, job, item),
-            (ASSIGN_ISSUE, Ok(Some(item))) => self.assign_issue(pool, job, item),
-            (other, _) => Ok(JobResult::Dead {
-                error: format!("unknown job kind `{other}`"),
-            }),
+            .and_then(|mut conn| Ok(load_items(&mut conn, &ids)?))
+        {
+            Ok(items) => items,
+            Err(e) => return jobs.iter().map(|_| retry(format!("{e:#}"))).collect(),
         };
-        result.unwrap_or_else(|e| JobResult::Retry {
-            error: format!("{e:#}"),
-            after: None,
-        })
+        let steps: Vec<Step> = jobs
+            .iter()
+            .map(|job| {
+                let Some(item_id) = job.payload["work_item_id"].as_str() else {
+                    return Step::Finished(JobResult::Dead {
+                        error: "the job has no work_item_id".into(),
+                    });
+                };
+                let Some(item) = items.get(item_id) else {
+                    return Step::Finished(JobResult::Dead {
+                        error: format!("work item {item_id} no longer exists"),
+                    });
+                };
+                match job.kind.as_str() {
+                    CREATE_ISSUE => self.create_issue(job, item),
+                    ASSIGN_ISSUE => Step::Finished(
+                        self.assign_issue(pool, job, item)
+                            .unwrap_or_else(|e| retry(format!("{e:#}"))),
+                    ),
+                    other => Step::Finished(JobResult::Dead {
+                        error: format!("unknown job kind `{other}`"),
+                    }),
+                }
+            })
+            .collect();
+        let records: Vec<&IssueRecord> = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Record(record) => Some(record),
+                Step::Finished(_) => None,
+            })
+            .collect();
+        let recorded = if records.is_empty() {
+            Ok(())
+        } else {
+            pool.get()
+                .map_err(anyhow::Error::from)
+                .and_then(|mut conn| Ok(record_issues(&mut conn, &records)?))
+        };
+        steps
+            .into_iter()
+            .map(|step| match (step, &recorded) {
+                (Step::Finished(result), _) => result,
+                (Step::Record(_), Ok(())) => JobResult::Completed,
+                (Step::Record(_), Err(e)) => retry(format!("recording the Jira issue: {e:#}")),
+            })
+            .collect()
     }
 }

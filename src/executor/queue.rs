@@ -56,41 +56,58 @@ pub fn enqueue(
     }
 }
 
-/// Claims the oldest runnable job (prepared: run once per job, and its plan is the partial
-/// index `jobs_ready` whatever the table holds).
+/// Claims up to `$2` of the oldest runnable jobs (prepared: run for every batch of jobs, and
+/// its plan is the partial index `jobs_ready` whatever the table holds).
 struct ClaimSql;
 
 impl Statement for ClaimSql {
     const SQL: &'static str = "\
         UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1, \
              locked_at = now() \
-         WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= now() \
-                     ORDER BY run_at, id FOR UPDATE SKIP LOCKED LIMIT 1) \
+         WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= now() \
+                      ORDER BY run_at, id FOR UPDATE SKIP LOCKED LIMIT $2) \
          RETURNING *";
 }
 
 /// Takes the oldest runnable job, marking it running under `worker`.
 pub fn claim(conn: &mut PgConnection, worker: &str) -> QueryResult<Option<Job>> {
-    Prepared::<ClaimSql>::new()
-        .bind(Bind::Text(worker))
-        .get_result::<Job>(conn)
-        .optional()
+    Ok(claim_many(conn, worker, 1)?.pop())
 }
 
-/// Marks a job done (prepared: diesel never prepares an UPDATE it builds).
+/// Takes up to `limit` of the oldest runnable jobs at once, marking them running under
+/// `worker`; oldest first.
+pub fn claim_many(conn: &mut PgConnection, worker: &str, limit: usize) -> QueryResult<Vec<Job>> {
+    let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+    let mut jobs: Vec<Job> = Prepared::<ClaimSql>::new()
+        .bind(Bind::Text(worker))
+        .bind(Bind::BigInt(&limit))
+        .load(conn)?;
+    jobs.sort_by_key(|j| (j.run_at, j.id));
+    Ok(jobs)
+}
+
+/// Marks jobs done (prepared: diesel never prepares an UPDATE it builds).
 struct CompleteSql;
 
 impl Statement for CompleteSql {
     const SQL: &'static str = "\
         UPDATE jobs SET state = 'done', locked_by = NULL, finished_at = now(), \
              last_error = NULL \
-         WHERE id = $1";
+         WHERE id = ANY($1)";
 }
 
 /// Marks a job done (kept for the audit trail and the admin view).
 pub fn complete(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
+    complete_many(conn, &[id])
+}
+
+/// Marks several jobs done in one statement.
+pub fn complete_many(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     Prepared::<CompleteSql>::new()
-        .bind(Bind::BigInt(&id))
+        .bind(Bind::BigInts(ids))
         .execute(conn)
         .map(|_| ())
 }

@@ -32,6 +32,12 @@ pub enum JobResult {
 
 pub trait JobHandler: Send + Sync {
     fn run(&self, pool: &PgPool, job: &Job) -> JobResult;
+
+    /// Runs jobs claimed together, in order; one result per job. A handler that can share
+    /// reads and writes between them overrides this.
+    fn run_many(&self, pool: &PgPool, jobs: &[Job]) -> Vec<JobResult> {
+        jobs.iter().map(|job| self.run(pool, job)).collect()
+    }
 }
 
 /// In-process wake-up signal shared by the HTTP handlers and the workers.
@@ -98,45 +104,105 @@ pub fn backoff(job_id: i64, attempt: i32) -> Duration {
     Duration::from_millis((capped * (0.8 + 0.4 * unit)) as u64)
 }
 
-/// Claims and runs one job; returns its id, or None when nothing is runnable.
-pub fn run_next(
+/// How many jobs a worker claims at once: as many as it expects to finish within
+/// [`BATCH_BUDGET`], judged by how long its recent jobs took. Against a fast Jira a batch shares
+/// its claim, its reads and its record between many issues; against a slow one it is a single
+/// job, so the other workers share the queue and no claimed job waits long behind the others.
+#[derive(Debug, Clone)]
+pub struct BatchSize {
+    /// Recent time per job (moving average), in seconds.
+    per_job: f64,
+}
+
+/// The Jira work one batch of jobs should hold.
+pub const BATCH_BUDGET: Duration = Duration::from_millis(25);
+/// The most jobs claimed at once.
+pub const MAX_BATCH: usize = 32;
+
+impl Default for BatchSize {
+    /// Until a job has been timed, one at a time.
+    fn default() -> Self {
+        BatchSize {
+            per_job: BATCH_BUDGET.as_secs_f64(),
+        }
+    }
+}
+
+impl BatchSize {
+    pub fn next(&self) -> usize {
+        let fits = BATCH_BUDGET.as_secs_f64() / self.per_job.max(1e-6);
+        (fits.floor() as usize).clamp(1, MAX_BATCH)
+    }
+
+    /// Counts a batch of `jobs` that took `elapsed`.
+    pub fn observe(&mut self, jobs: usize, elapsed: Duration) {
+        if jobs == 0 {
+            return;
+        }
+        let per_job = elapsed.as_secs_f64() / jobs as f64;
+        self.per_job = 0.7 * self.per_job + 0.3 * per_job;
+    }
+}
+
+/// Claims up to `limit` jobs at once and runs them; returns how many it ran (0 when nothing
+/// is runnable).
+pub fn run_batch(
     pool: &PgPool,
     handler: &dyn JobHandler,
     worker: &str,
-) -> anyhow::Result<Option<i64>> {
+    limit: usize,
+) -> anyhow::Result<usize> {
     let mut conn = pool.get()?;
-    let Some(job) = queue::claim(&mut conn, worker)? else {
-        return Ok(None);
-    };
+    let jobs = queue::claim_many(&mut conn, worker, limit)?;
     drop(conn);
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| handler.run(pool, &job)))
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let results = std::panic::catch_unwind(AssertUnwindSafe(|| handler.run_many(pool, &jobs)))
         .unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            JobResult::Retry {
-                error: format!("job panicked: {what}"),
-                after: None,
-            }
+            vec![
+                JobResult::Retry {
+                    error: format!("job panicked: {what}"),
+                    after: None,
+                };
+                jobs.len()
+            ]
         });
     let mut conn = pool.get()?;
+    let done: Vec<i64> = jobs
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| matches!(r, JobResult::Done))
+        .map(|(job, _)| job.id)
+        .collect();
+    queue::complete_many(&mut conn, &done)?;
+    for (job, result) in jobs.iter().zip(results) {
+        settle(&mut conn, job, result)?;
+    }
+    Ok(jobs.len())
+}
+
+/// Records what became of a job that did not succeed, and logs each outcome.
+fn settle(
+    conn: &mut diesel::PgConnection,
+    job: &Job,
+    result: JobResult,
+) -> diesel::QueryResult<()> {
     match result {
-        JobResult::Done | JobResult::Completed => {
-            if matches!(result, JobResult::Done) {
-                queue::complete(&mut conn, job.id)?;
-            }
-            log::info!(
-                "job {} ({}) done after {} attempt(s)",
-                job.id,
-                job.kind,
-                job.attempts
-            );
-        }
+        JobResult::Done | JobResult::Completed => log::info!(
+            "job {} ({}) done after {} attempt(s)",
+            job.id,
+            job.kind,
+            job.attempts
+        ),
         JobResult::Retry { error, after } => {
             let delay = after.unwrap_or_else(|| backoff(job.id, job.attempts));
-            let state = queue::retry_later(&mut conn, job.id, &error, delay)?;
+            let state = queue::retry_later(conn, job.id, &error, delay)?;
             if state == "dead" {
                 log::error!(
                     "job {} ({}) dead after {} attempts: {error}",
@@ -154,20 +220,23 @@ pub fn run_next(
             }
         }
         JobResult::Dead { error } => {
-            queue::kill(&mut conn, job.id, &error)?;
+            queue::kill(conn, job.id, &error)?;
             log::error!("job {} ({}) dead: {error}", job.id, job.kind);
         }
     }
-    Ok(Some(job.id))
+    Ok(())
 }
 
-/// Runs jobs until none is runnable now (for tests and the `demo`).
+/// Runs jobs, a batch at a time, until none is runnable now (for tests and the `demo`);
+/// returns how many ran.
 pub fn drain(pool: &PgPool, handler: &dyn JobHandler) -> anyhow::Result<usize> {
     let mut n = 0;
-    while run_next(pool, handler, "drain")?.is_some() {
-        n += 1;
+    loop {
+        match run_batch(pool, handler, "drain", MAX_BATCH)? {
+            0 => return Ok(n),
+            ran => n += ran,
+        }
     }
-    Ok(n)
 }
 
 pub struct Workers {
@@ -228,6 +297,7 @@ fn worker_loop(
     let name = format!("{}-{index}", opts.instance);
     yield_to_intake();
     let mut last_reap = std::time::Instant::now() - opts.lease;
+    let mut size = BatchSize::default();
     while !shutdown.load(Ordering::SeqCst) {
         let seen = waker.current();
         if index == 0 && last_reap.elapsed() >= opts.poll {
@@ -240,9 +310,13 @@ fn worker_loop(
                 }
             }
         }
-        match run_next(pool, handler, &name) {
-            Ok(Some(_)) => continue,
-            Ok(None) => {}
+        let started = std::time::Instant::now();
+        match run_batch(pool, handler, &name, size.next()) {
+            Ok(0) => {}
+            Ok(ran) => {
+                size.observe(ran, started.elapsed());
+                continue;
+            }
             Err(e) => log::warn!("worker {name}: {e:#}"),
         }
         waker.wait(seen, opts.poll);
@@ -282,5 +356,25 @@ mod tests {
         assert!(fourth >= Duration::from_millis(6400) && fourth <= Duration::from_millis(9600));
         assert!(backoff(7, 40) <= Duration::from_secs(360));
         assert_ne!(backoff(7, 3), backoff(8, 3));
+    }
+
+    #[test]
+    fn batches_grow_when_jobs_are_quick_and_shrink_when_slow() {
+        let mut size = BatchSize::default();
+        assert_eq!(size.next(), 1, "one at a time until a job was timed");
+        for _ in 0..20 {
+            size.observe(4, Duration::from_millis(4));
+        }
+        assert!(size.next() >= 20, "1 ms jobs: {}", size.next());
+        for _ in 0..3 {
+            size.observe(size.next(), Duration::from_millis(400 * size.next() as u64));
+        }
+        assert_eq!(size.next(), 1, "a slow Jira: one job at a time");
+        size.observe(0, Duration::from_secs(5));
+        assert_eq!(size.next(), 1);
+        for _ in 0..50 {
+            size.observe(100, Duration::from_micros(1));
+        }
+        assert_eq!(size.next(), MAX_BATCH);
     }
 }

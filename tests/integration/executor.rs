@@ -275,6 +275,66 @@ fn worker_killed_between_jiras_201_and_our_commit_does_not_duplicate() {
 }
 
 #[test]
+fn a_batch_of_jobs_records_each_issue_and_a_failure_in_it_fails_only_its_own_job() {
+    let app = app(false);
+    app.roster(&[person("ana", &["api"])]);
+    // The first create of the batch gets a 500; the others go through.
+    app.sim().set_faults(SimFaults {
+        create_issue: vec![Fault::from(500)],
+        retry_after_secs: Some(0),
+        ..SimFaults::default()
+    });
+    let ids: Vec<String> = (0..5)
+        .map(|i| {
+            app.incident(&format!("BT{i}"), "api-service", "low")["work_item_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let ran = goliath::executor::worker::run_batch(
+        &app.state.pool,
+        &*app.state.executor,
+        "batch-test",
+        10,
+    )
+    .unwrap();
+    assert_eq!(ran, 5, "one claim takes every runnable job");
+    let states = job_states(&app);
+    assert_eq!(
+        states.iter().filter(|(_, s, _)| s == "done").count(),
+        4,
+        "{states:?}"
+    );
+    assert_eq!(states[0], ("jira_create_issue".into(), "queued".into(), 1));
+    assert!(jira_key(&app, &ids[0]).is_none());
+    for id in &ids[1..] {
+        let view = app
+            .admin("GET", &format!("/admin/work-items/{id}"), None)
+            .json();
+        let key = view["jira_key"].as_str().expect("recorded");
+        assert_eq!(issue_for(&app, id)[0].key, key);
+        let created: Vec<&serde_json::Value> = view["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "jira_issue_created")
+            .collect();
+        assert_eq!(created.len(), 1, "{view}");
+        assert_eq!(created[0]["detail"]["jira_key"], key);
+    }
+    // The failed one runs again on its own and ends with exactly one issue too.
+    assert!(app.wait_until(Duration::from_secs(10), || {
+        drain(&app.state.pool, &*app.state.executor).unwrap();
+        jira_key(&app, &ids[0]).is_some()
+    }));
+    for id in &ids {
+        assert_eq!(issue_for(&app, id).len(), 1, "{id}");
+    }
+    assert_eq!(app.sim().counters().create_issue, 6, "five issues, one 500");
+}
+
+#[test]
 fn jobs_queued_before_a_restart_are_all_done_once() {
     let app = app(false);
     app.roster(&[
