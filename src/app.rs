@@ -8,6 +8,7 @@ use crate::db::PgPool;
 use crate::decision::{DecisionService, OnAssigned};
 use crate::executor::worker::{JobHandler, Waker, WorkerOptions, Workers};
 use crate::executor::Executor;
+use crate::foreground::Foreground;
 use crate::ingest::batcher::IngestBatcher;
 use crate::ingest::jira::JiraIntake;
 use crate::ingest::{IngestService, OnNewWorkItem};
@@ -27,6 +28,8 @@ pub struct AppState {
     pub learner: Arc<dyn Learner>,
     pub executor: Arc<Executor>,
     pub waker: Arc<Waker>,
+    /// Webhooks in flight, which the job workers make way for.
+    pub foreground: Arc<Foreground>,
 }
 
 impl AppState {
@@ -48,7 +51,14 @@ impl AppState {
             config.jira.webhook_secrets.clone(),
             learner.clone(),
         ));
-        let intake = IngestBatcher::start(pool.clone(), ingest.clone(), config.ingest_writers, 128);
+        let foreground = Arc::new(Foreground::default());
+        let intake = IngestBatcher::start(
+            pool.clone(),
+            ingest.clone(),
+            foreground.clone(),
+            config.ingest_writers,
+            128,
+        );
         AppState {
             config,
             pool,
@@ -59,6 +69,7 @@ impl AppState {
             learner,
             executor,
             waker: Arc::new(Waker::default()),
+            foreground,
         }
     }
 
@@ -73,6 +84,7 @@ impl AppState {
             self.pool.clone(),
             self.executor.clone() as Arc<dyn JobHandler>,
             self.waker.clone(),
+            self.foreground.clone(),
             opts,
         )
     }

@@ -8,6 +8,7 @@ pub mod db;
 pub mod decision;
 pub mod demo;
 pub mod executor;
+pub mod foreground;
 pub mod http;
 pub mod ingest;
 pub mod jira;

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::db::PgPool;
+use crate::foreground::Foreground;
 
 use super::queue::{self, Job};
 
@@ -250,21 +251,32 @@ impl Workers {
         pool: PgPool,
         handler: Arc<dyn JobHandler>,
         waker: Arc<Waker>,
+        foreground: Arc<Foreground>,
         opts: WorkerOptions,
     ) -> Workers {
         let shutdown = Arc::new(AtomicBool::new(false));
         let threads = (0..opts.threads.max(1))
             .map(|i| {
-                let (pool, handler, waker, shutdown, opts) = (
+                let (pool, handler, waker, foreground, shutdown, opts) = (
                     pool.clone(),
                     handler.clone(),
                     waker.clone(),
+                    foreground.clone(),
                     shutdown.clone(),
                     opts.clone(),
                 );
                 std::thread::Builder::new()
                     .name(format!("jira-worker-{i}"))
-                    .spawn(move || worker_loop(i, &pool, &*handler, &waker, &shutdown, &opts))
+                    .spawn(move || {
+                        let ctx = WorkerContext {
+                            pool: &pool,
+                            handler: &*handler,
+                            waker: &waker,
+                            foreground: &foreground,
+                            shutdown: &shutdown,
+                        };
+                        worker_loop(i, &ctx, &opts)
+                    })
                     .expect("spawning a worker thread")
             })
             .collect();
@@ -286,23 +298,29 @@ impl Workers {
     }
 }
 
-fn worker_loop(
-    index: usize,
-    pool: &PgPool,
-    handler: &dyn JobHandler,
-    waker: &Waker,
-    shutdown: &AtomicBool,
-    opts: &WorkerOptions,
-) {
+/// What a worker thread shares with the rest of the process.
+struct WorkerContext<'a> {
+    pool: &'a PgPool,
+    handler: &'a dyn JobHandler,
+    waker: &'a Waker,
+    foreground: &'a Foreground,
+    shutdown: &'a AtomicBool,
+}
+
+/// The longest a worker waits for the webhooks in flight to be answered before it runs its
+/// next batch anyway: under a sustained flood Jira work slows down, it never stops.
+pub const MAX_YIELD: Duration = Duration::from_secs(1);
+
+fn worker_loop(index: usize, ctx: &WorkerContext, opts: &WorkerOptions) {
     let name = format!("{}-{index}", opts.instance);
     yield_to_intake();
     let mut last_reap = std::time::Instant::now() - opts.lease;
     let mut size = BatchSize::default();
-    while !shutdown.load(Ordering::SeqCst) {
-        let seen = waker.current();
+    while !ctx.shutdown.load(Ordering::SeqCst) {
+        let seen = ctx.waker.current();
         if index == 0 && last_reap.elapsed() >= opts.poll {
             last_reap = std::time::Instant::now();
-            if let Ok(mut conn) = pool.get() {
+            if let Ok(mut conn) = ctx.pool.get() {
                 match queue::reap_expired(&mut conn, opts.lease) {
                     Ok(0) => {}
                     Ok(n) => log::warn!("{n} job(s) whose worker stopped were queued again"),
@@ -310,8 +328,11 @@ fn worker_loop(
                 }
             }
         }
+        // Webhook answers first: the queue is durable and may lag behind a burst, and what
+        // piles up meanwhile is taken in larger, cheaper batches.
+        ctx.foreground.wait_quiet(MAX_YIELD);
         let started = std::time::Instant::now();
-        match run_batch(pool, handler, &name, size.next()) {
+        match run_batch(ctx.pool, ctx.handler, &name, size.next()) {
             Ok(0) => {}
             Ok(ran) => {
                 size.observe(ran, started.elapsed());
@@ -319,7 +340,7 @@ fn worker_loop(
             }
             Err(e) => log::warn!("worker {name}: {e:#}"),
         }
-        waker.wait(seen, opts.poll);
+        ctx.waker.wait(seen, opts.poll);
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::db::PgPool;
+use crate::foreground::Foreground;
 
 use super::{Delivery, IngestError, IngestOutcome, IngestService};
 
@@ -25,6 +26,8 @@ struct Job {
 #[derive(Clone)]
 pub struct IngestBatcher {
     tx: Sender<Job>,
+    /// Deliveries waiting for their answer count as foreground work.
+    foreground: Arc<Foreground>,
 }
 
 impl IngestBatcher {
@@ -32,6 +35,7 @@ impl IngestBatcher {
     pub fn start(
         pool: PgPool,
         ingest: Arc<IngestService>,
+        foreground: Arc<Foreground>,
         writers: usize,
         max_batch: usize,
     ) -> Self {
@@ -44,11 +48,12 @@ impl IngestBatcher {
                 .spawn(move || writer_loop(&pool, &ingest, &rx, max_batch.max(1)))
                 .expect("spawning an ingest writer");
         }
-        IngestBatcher { tx }
+        IngestBatcher { tx, foreground }
     }
 
     /// Stores one delivery with whatever else is waiting; resolves once it is committed.
     pub async fn submit(&self, delivery: Delivery) -> Result<IngestOutcome, IngestError> {
+        let _in_flight = self.foreground.enter();
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Job { delivery, reply })

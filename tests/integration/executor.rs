@@ -335,6 +335,35 @@ fn a_batch_of_jobs_records_each_issue_and_a_failure_in_it_fails_only_its_own_job
 }
 
 #[test]
+fn jira_work_yields_to_webhooks_in_flight_but_is_never_stopped_by_them() {
+    let app = app(false);
+    app.roster(&[person("ana", &["api"])]);
+    // As under a flood that never lets up: a webhook is always waiting for its answer.
+    let flood = app.state.foreground.enter();
+    let workers = app
+        .state
+        .spawn_workers(goliath::executor::worker::WorkerOptions {
+            threads: 1,
+            ..Default::default()
+        });
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            app.incident(&format!("FL{i}"), "api-service", "low")["work_item_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let bound = goliath::executor::worker::MAX_YIELD * 3 + Duration::from_secs(5);
+    assert!(app.wait_until(bound, || ids.iter().all(|id| jira_key(&app, id).is_some())));
+    drop(flood);
+    workers.shutdown();
+    for id in &ids {
+        assert_eq!(issue_for(&app, id).len(), 1, "{id}");
+    }
+}
+
+#[test]
 fn jobs_queued_before_a_restart_are_all_done_once() {
     let app = app(false);
     app.roster(&[
