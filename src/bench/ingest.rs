@@ -207,9 +207,10 @@ pub fn run(args: IngestArgs, database_url: Option<&str>) -> anyhow::Result<()> {
             Some(app) if args.job_workers > 0 => Some(drain_jobs(app)?),
             _ => None,
         };
-        if let Some((d, n)) = drained {
+        if let Some((d, n, retried)) = drained {
             println!(
-                "           Jira queue drained {n} issue(s) in {:.1} s after the run",
+                "           Jira queue drained {n} issue(s) in {:.1} s after the run; \
+                 {retried} job(s) so far needed more than one attempt",
                 d.as_secs_f64()
             );
         }
@@ -305,9 +306,9 @@ fn start_app(
     })
 }
 
-/// Waits (at most 120 s) until no Jira job is queued or running; returns the time and the
-/// number of jobs finished meanwhile.
-fn drain_jobs(app: &RunningApp) -> anyhow::Result<(Duration, i64)> {
+/// Waits (at most 120 s) until no Jira job is queued or running; returns the time, the
+/// number of jobs finished meanwhile, and how many jobs of the whole bench were retried.
+fn drain_jobs(app: &RunningApp) -> anyhow::Result<(Duration, i64, i64)> {
     let start = Instant::now();
     let mut conn = app.state.pool.get()?;
     let pending = |conn: &mut PgConnection| -> QueryResult<i64> {
@@ -322,7 +323,12 @@ fn drain_jobs(app: &RunningApp) -> anyhow::Result<(Duration, i64)> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok((start.elapsed(), before - pending(&mut conn)?))
+    let took = start.elapsed();
+    let retried: i64 = crate::db::schema::jobs::table
+        .filter(crate::db::schema::jobs::attempts.gt(1))
+        .count()
+        .get_result(&mut conn)?;
+    Ok((took, before - pending(&mut conn)?, retried))
 }
 
 /// pgbench with a custom script on the benchmark's cluster: per transaction one ~2 KB JSONB
