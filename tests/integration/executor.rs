@@ -43,6 +43,18 @@ fn jira_key(app: &TestApp, id: &str) -> Option<String> {
         .map(String::from)
 }
 
+/// Sends `n` low-urgency api incidents; returns their work item ids.
+fn api_incidents(app: &TestApp, prefix: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            app.incident(&format!("{prefix}{i}"), "api-service", "low")["work_item_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
 fn job_states(app: &TestApp) -> Vec<(String, String, i32)> {
     let mut conn = app.db.conn();
     jobs::table
@@ -284,14 +296,7 @@ fn a_batch_of_jobs_records_each_issue_and_a_failure_in_it_fails_only_its_own_job
         retry_after_secs: Some(0),
         ..SimFaults::default()
     });
-    let ids: Vec<String> = (0..5)
-        .map(|i| {
-            app.incident(&format!("BT{i}"), "api-service", "low")["work_item_id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let ids = api_incidents(&app, "BT", 5);
     let ran = goliath::executor::worker::run_batch(
         &app.state.pool,
         &*app.state.executor,
@@ -346,14 +351,7 @@ fn jira_work_yields_to_webhooks_in_flight_but_is_never_stopped_by_them() {
             threads: 1,
             ..Default::default()
         });
-    let ids: Vec<String> = (0..3)
-        .map(|i| {
-            app.incident(&format!("FL{i}"), "api-service", "low")["work_item_id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let ids = api_incidents(&app, "FL", 3);
     let bound = goliath::executor::worker::MAX_YIELD * 3 + Duration::from_secs(5);
     assert!(app.wait_until(bound, || ids.iter().all(|id| jira_key(&app, id).is_some())));
     drop(flood);
