@@ -269,9 +269,6 @@ impl Statement for RecordIssuesSql {
 
 /// Records the issues made for a batch of jobs and marks those jobs done, together.
 fn record_issues(conn: &mut PgConnection, records: &[&IssueRecord]) -> QueryResult<()> {
-    if records.is_empty() {
-        return Ok(());
-    }
     let jobs: Vec<i64> = records.iter().map(|r| r.job).collect();
     let items: Vec<&str> = records.iter().map(|r| r.work_item_id.as_str()).collect();
     let keys: Vec<&str> = records.iter().map(|r| r.issue.key.as_str()).collect();
@@ -325,15 +322,6 @@ impl OnAssigned for Executor {
 }
 
 impl JobHandler for Executor {
-    fn run(&self, pool: &PgPool, job: &queue::Job) -> JobResult {
-        self.run_many(pool, std::slice::from_ref(job))
-            .pop()
-            .unwrap_or(JobResult::Retry {
-                error: "the job was not run".into(),
-                after: None,
-            })
-    }
-
     /// Reads every job's work item at once, runs the Jira calls in order, then records every
     /// issue made in one statement. A crash before that record loses nothing: the jobs are
     /// taken again when their lease runs out, and a retry finds an issue by its label before

@@ -96,12 +96,7 @@ impl Statement for CompleteSql {
          WHERE id = ANY($1)";
 }
 
-/// Marks a job done (kept for the audit trail and the admin view).
-pub fn complete(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
-    complete_many(conn, &[id])
-}
-
-/// Marks several jobs done in one statement.
+/// Marks jobs done in one statement (kept for the audit trail and the admin view).
 pub fn complete_many(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<()> {
     if ids.is_empty() {
         return Ok(());

@@ -32,13 +32,9 @@ pub enum JobResult {
 }
 
 pub trait JobHandler: Send + Sync {
-    fn run(&self, pool: &PgPool, job: &Job) -> JobResult;
-
-    /// Runs jobs claimed together, in order; one result per job. A handler that can share
-    /// reads and writes between them overrides this.
-    fn run_many(&self, pool: &PgPool, jobs: &[Job]) -> Vec<JobResult> {
-        jobs.iter().map(|job| self.run(pool, job)).collect()
-    }
+    /// Runs jobs claimed together, in order, sharing what reads and writes it can between
+    /// them; one result per job.
+    fn run_many(&self, pool: &PgPool, jobs: &[Job]) -> Vec<JobResult>;
 }
 
 /// In-process wake-up signal shared by the HTTP handlers and the workers.
