@@ -22,6 +22,9 @@ pub struct RowBatch {
     decisions: DecisionColumns,
     events: EventColumns,
     jobs: JobColumns,
+    /// New owners with a max_active, whose loads are checked against it once the batch's
+    /// assignments are counted.
+    capacity_checks: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -119,12 +122,15 @@ struct InsertBatch;
 impl Statement for InsertBatch {
     const SQL: &'static str = "\
 WITH locked AS MATERIALIZED (
-    -- Held shared until commit, before any counter is touched (db::lock_assignments).
-    SELECT pg_advisory_xact_lock_shared($1)
+    -- Held shared until commit, before any counter is touched (db::lock_assignments). The
+    -- settings last until this statement commits: the insert trigger leaves the counting to
+    -- `loads` below, and checks capacity only for the people named.
+    SELECT pg_advisory_xact_lock_shared($1), set_config('goliath.loads_counted', $2, true),
+           set_config('goliath.check_capacity', $3, true)
 ), input AS MATERIALIZED (
-    SELECT * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                         $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::timestamptz[],
-                         $13::timestamptz[], $14::text[], $15::text[], $16::text[])
+    SELECT * FROM UNNEST($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                         $10::text[], $11::text[], $12::text[], $13::jsonb[], $14::timestamptz[],
+                         $15::timestamptz[], $16::text[], $17::text[], $18::text[])
            AS u(id, type, service, severity, title, description, status, origin_system,
                 incident, raw, created_at, received_at, assignee, reason, context)
 ), items AS (
@@ -138,11 +144,22 @@ WITH locked AS MATERIALIZED (
            u.reason, u.context::text[]
       FROM locked, input u
     ON CONFLICT DO NOTHING
-    RETURNING id, pagerduty_incident_id
+    RETURNING id, pagerduty_incident_id, assignee_id, status
+), slot AS MATERIALIZED (
+    SELECT goliath_load_slot() AS slot
+), loads AS (
+    -- The new assignments, added to a counter slot no other open transaction writes to.
+    INSERT INTO open_loads (human_id, slot, open_items)
+    SELECT i.assignee_id, s.slot, count(*)
+      FROM items i, slot s
+     WHERE i.assignee_id IS NOT NULL AND i.status IN ('assigned', 'reopened')
+     GROUP BY i.assignee_id, s.slot
+     ORDER BY i.assignee_id
+    ON CONFLICT (human_id, slot) DO UPDATE SET open_items = open_loads.open_items + EXCLUDED.open_items
 ), deliveries AS (
     INSERT INTO webhook_deliveries (source, delivery_id, event_type, work_item_id)
     SELECT u.source, u.delivery_id, u.event_type, i.id
-      FROM UNNEST($17::text[], $18::text[], $19::text[], $20::text[])
+      FROM UNNEST($19::text[], $20::text[], $21::text[], $22::text[])
            AS u(source, delivery_id, event_type, incident)
       JOIN items i ON i.pagerduty_incident_id = u.incident
     ON CONFLICT DO NOTHING
@@ -153,9 +170,9 @@ WITH locked AS MATERIALIZED (
     SELECT u.item, u.primary_id, u.backups::text[],
            u.confidence, u.explanation, u.reason, u.ranking, u.excluded, u.inputs,
            u.model_version, u.decided_at
-      FROM UNNEST($21::text[], $22::text[], $23::text[], $24::float8[], $25::text[],
-                  $26::text[], $27::json[], $28::json[], $29::json[], $30::text[],
-                  $31::timestamptz[])
+      FROM UNNEST($23::text[], $24::text[], $25::text[], $26::float8[], $27::text[],
+                  $28::text[], $29::json[], $30::json[], $31::json[], $32::text[],
+                  $33::timestamptz[])
            AS u(item, primary_id, backups, confidence, explanation, reason, ranking,
                 excluded, inputs, model_version, decided_at)
      WHERE u.item IN (SELECT id FROM items) OR u.item NOT IN (SELECT id FROM input)
@@ -168,19 +185,19 @@ WITH locked AS MATERIALIZED (
 ), history AS (
     INSERT INTO work_item_events (work_item_id, kind, detail, occurred_at)
     SELECT u.item, u.kind, u.detail, u.occurred_at
-      FROM UNNEST($32::text[], $33::text[], $34::jsonb[], $35::timestamptz[])
+      FROM UNNEST($34::text[], $35::text[], $36::jsonb[], $37::timestamptz[])
            AS u(item, kind, detail, occurred_at)
      WHERE u.item IN (SELECT id FROM items) OR u.item NOT IN (SELECT id FROM input)
 ), queued AS (
     INSERT INTO jobs (kind, payload, dedup_key)
     SELECT u.kind, u.payload, u.dedup_key
-      FROM UNNEST($36::text[], $37::text[], $38::jsonb[], $39::text[])
+      FROM UNNEST($38::text[], $39::text[], $40::jsonb[], $41::text[])
            AS u(item, kind, payload, dedup_key)
      WHERE u.item IN (SELECT id FROM items) OR u.item NOT IN (SELECT id FROM input)
     ON CONFLICT DO NOTHING
 ), verdict AS MATERIALIZED (
     -- For RowBatch::insert_whole: a batch that could not make every item fails whole.
-    SELECT CASE WHEN $40 AND (SELECT count(*) FROM items) < (SELECT count(*) FROM input)
+    SELECT CASE WHEN $42 AND (SELECT count(*) FROM items) < (SELECT count(*) FROM input)
                 THEN goliath_refuse('batch_partly_skipped') ELSE true END AS whole
 )
 SELECT id FROM items
@@ -270,6 +287,15 @@ impl RowBatch {
         c.dedup_key.push(job.dedup_key);
     }
 
+    /// Has the write check, with a fresh view of what other batches committed, that `human_id`
+    /// is within their max_active once this batch's assignments are counted (a batch that
+    /// would take them past it fails with a serialization failure, to be decided again).
+    pub fn check_capacity_of(&mut self, human_id: &str) {
+        if !self.capacity_checks.iter().any(|h| h == human_id) {
+            self.capacity_checks.push(human_id.to_string());
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items.id.is_empty()
             && self.deliveries.delivery_id.is_empty()
@@ -303,6 +329,21 @@ impl RowBatch {
         if self.is_empty() {
             return Ok(vec![]);
         }
+        // The statement counts its own new assignments and tells the insert trigger so for the
+        // rest of its transaction, which must therefore be the statement alone.
+        if !self.items.id.is_empty() && in_transaction(conn)? {
+            return Err(diesel::result::Error::QueryBuilderError(
+                "work items are written by a batch statement on its own, outside a transaction"
+                    .into(),
+            ));
+        }
+        // Only new work items are checked against capacity (as before: an owner changed later
+        // may go over).
+        let (counted, checks) = if self.items.id.is_empty() {
+            ("", String::new())
+        } else {
+            ("on", array_literal(&self.capacity_checks))
+        };
         let (i, d, x, e, j) = (
             &self.items,
             &self.deliveries,
@@ -314,6 +355,8 @@ impl RowBatch {
         // is reached through its unique index), and the text is the largest the intake sends.
         let made: Vec<Made> = Prepared::<InsertBatch>::new()
             .bind(Bind::BigInt(&super::ASSIGNMENT_LOCK))
+            .bind(Bind::Text(counted))
+            .bind(Bind::Text(&checks))
             .bind(Bind::Texts(&i.id))
             .bind(Bind::Texts(&i.item_type))
             .bind(Bind::Texts(&i.service))
@@ -358,6 +401,13 @@ impl RowBatch {
     }
 }
 
+fn in_transaction(conn: &mut PgConnection) -> QueryResult<bool> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    Ok(AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_some())
+}
+
 /// Whether `e` is [`RowBatch::insert_whole`] refusing a batch that could not make every item.
 pub fn is_partly_skipped(e: &diesel::result::Error) -> bool {
     matches!(e, diesel::result::Error::DatabaseError(_, info)
@@ -392,7 +442,7 @@ mod tests {
 
     #[test]
     fn the_batch_insert_binds_every_placeholder_in_order() {
-        assert_eq!(placeholders_in_order(InsertBatch::SQL), Ok(40));
+        assert_eq!(placeholders_in_order(InsertBatch::SQL), Ok(42));
     }
 
     #[test]

@@ -80,6 +80,8 @@ pub struct Planned {
     events: Vec<NewEvent>,
     /// Work items given an owner, whose Jira work follows.
     assigned: Vec<String>,
+    /// Owners given work who have a max_active, checked against it on write.
+    limited: Vec<String>,
 }
 
 /// Writes the owner, status and reason of each work item in one statement.
@@ -371,12 +373,20 @@ impl DecisionService {
             rows: Vec::with_capacity(items.len()),
             events: Vec::with_capacity(items.len()),
             assigned: vec![],
+            limited: vec![],
         };
         for (i, item) in items.iter_mut().enumerate() {
             let input = snap.input_for(item, on_call.get(i).map_or(&[], Vec::as_slice));
             let decision = routing::decide(&input, &self.params);
             if let Some(primary) = &decision.primary {
                 *snap.loads.entry(primary.clone()).or_default() += 1;
+                let capped = input
+                    .candidates
+                    .iter()
+                    .any(|c| &c.human_id == primary && c.max_active.is_some());
+                if capped && !planned.limited.contains(primary) {
+                    planned.limited.push(primary.clone());
+                }
             }
             item.assignee_id = decision.primary.clone();
             (item.status, item.undecided_reason) = match &decision.primary {
@@ -438,6 +448,9 @@ impl DecisionService {
     /// Adds planned decisions, their history lines and the Jira jobs of the assigned items to
     /// `batch`, which the caller writes once the work items exist.
     pub fn stage(&self, planned: Planned, batch: &mut RowBatch) {
+        for person in &planned.limited {
+            batch.check_capacity_of(person);
+        }
         for event in &planned.events {
             batch.push_event(
                 &event.work_item_id,

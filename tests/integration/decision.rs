@@ -773,6 +773,40 @@ fn the_open_load_trigger_refuses_a_concurrent_assignment_past_capacity() {
 }
 
 #[test]
+fn an_intake_batch_that_raced_past_capacity_is_decided_again() {
+    use diesel::connection::SimpleConnection;
+    let app = app();
+    let mut ana = person("ana", &["api"]);
+    ana["max_active"] = 1.into();
+    app.roster(&[ana]);
+    // Another transaction gives ana her one slot and has not committed: the intake reads her
+    // load as 0 and assigns her, and its capacity check waits for that transaction.
+    let mut other = app.db.conn();
+    other.batch_execute("BEGIN").unwrap();
+    assign_to_ana(&mut other, "wi-other").unwrap();
+    let answer = std::thread::scope(|s| {
+        let intake = s.spawn(|| app.incident("RACE", "api-service", "low"));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(
+            !intake.is_finished(),
+            "the intake waits for the other assignment"
+        );
+        other.batch_execute("COMMIT").unwrap();
+        intake.join().unwrap()
+    });
+    assert!(
+        answer["assignee_id"].is_null(),
+        "decided again, ana is at capacity: {answer}"
+    );
+    let loads = goliath::decision::open_loads(&mut app.db.conn()).unwrap();
+    assert_eq!(
+        loads.get("ana"),
+        Some(&1),
+        "the refused batch counted nothing"
+    );
+}
+
+#[test]
 fn concurrent_assignments_of_an_unlimited_person_do_not_wait_for_each_other() {
     use diesel::connection::SimpleConnection;
     use diesel::prelude::*;
