@@ -4,9 +4,10 @@
 //! request is answered only after what it wrote committed, so an answer still means
 //! "stored". Under light load a batch is a single delivery and nothing waits.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -41,11 +42,14 @@ impl IngestBatcher {
     ) -> Self {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(std::sync::Mutex::new(rx));
+        // Writers storing a batch right now.
+        let storing = Arc::new(AtomicUsize::new(0));
         for i in 0..writers.max(1) {
             let (pool, ingest, rx) = (pool.clone(), ingest.clone(), rx.clone());
+            let storing = storing.clone();
             std::thread::Builder::new()
                 .name(format!("ingest-writer-{i}"))
-                .spawn(move || writer_loop(&pool, &ingest, &rx, max_batch.max(1)))
+                .spawn(move || writer_loop(&pool, &ingest, &rx, &storing, max_batch.max(1)))
                 .expect("spawning an ingest writer");
         }
         IngestBatcher { tx, foreground }
@@ -64,10 +68,18 @@ impl IngestBatcher {
     }
 }
 
+/// How long a collecting writer waits for the next delivery of a burst while another writer
+/// is storing: answered clients send their next deliveries within a fraction of a millisecond,
+/// and a batch of one costs the database nearly as much as a batch of ten.
+const BURST_GAP: Duration = Duration::from_micros(200);
+/// The most a delivery waits for others to join its batch.
+const MAX_LINGER: Duration = Duration::from_millis(1);
+
 fn writer_loop(
     pool: &PgPool,
     ingest: &IngestService,
     rx: &std::sync::Mutex<Receiver<Job>>,
+    storing: &AtomicUsize,
     max_batch: usize,
 ) {
     loop {
@@ -79,17 +91,37 @@ fn writer_loop(
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            let mut batch = vec![first];
-            while batch.len() < max_batch {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            batch
+            collect(&rx, first, storing, max_batch)
         };
+        storing.fetch_add(1, Ordering::SeqCst);
         store(pool, ingest, batch);
+        storing.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// `first` and whatever is waiting. While another writer is storing (so the database is busy
+/// anyway), deliveries still arriving are waited for too, as long as each comes within
+/// [`BURST_GAP`] and the first has waited less than [`MAX_LINGER`]: otherwise two writers
+/// alternate between a batch of one and a batch of everything else. With no other writer
+/// storing, nothing waits.
+fn collect<T>(rx: &Receiver<T>, first: T, storing: &AtomicUsize, max_batch: usize) -> Vec<T> {
+    let started = Instant::now();
+    let mut batch = vec![first];
+    while batch.len() < max_batch {
+        if let Ok(job) = rx.try_recv() {
+            batch.push(job);
+            continue;
+        }
+        let left = MAX_LINGER.saturating_sub(started.elapsed());
+        if storing.load(Ordering::SeqCst) == 0 || left.is_zero() {
+            break;
+        }
+        match rx.recv_timeout(BURST_GAP.min(left)) {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    batch
 }
 
 fn store(pool: &PgPool, ingest: &IngestService, batch: Vec<Job>) {
@@ -135,5 +167,63 @@ fn store(pool: &PgPool, ingest: &IngestService, batch: Vec<Job>) {
                 let _ = reply.send(result);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_no_other_writer_storing_a_batch_is_what_waits_now() {
+        let (tx, rx) = mpsc::channel();
+        tx.send(2).unwrap();
+        let late = tx.clone();
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_micros(100));
+            late.send(3).unwrap();
+        });
+        let idle = AtomicUsize::new(0);
+        assert_eq!(
+            collect(&rx, 1, &idle, 8),
+            vec![1, 2],
+            "3 was not waited for"
+        );
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn while_another_writer_stores_the_batch_waits_for_the_burst_but_not_for_long() {
+        let (tx, rx) = mpsc::channel();
+        let busy = AtomicUsize::new(1);
+        let sender = std::thread::spawn(move || {
+            for i in 2..=4 {
+                tx.send(i).unwrap();
+                std::thread::sleep(Duration::from_micros(20));
+            }
+            // Keeps the channel open: the batch ends by time, not by disconnection.
+            std::thread::sleep(Duration::from_millis(50));
+        });
+        let started = Instant::now();
+        let batch = collect(&rx, 1, &busy, 8);
+        let waited = started.elapsed();
+        assert_eq!(batch[0], 1);
+        assert!(waited >= BURST_GAP.min(MAX_LINGER), "it waited: {waited:?}");
+        assert!(
+            waited < Duration::from_millis(40),
+            "at most about MAX_LINGER: {waited:?}"
+        );
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn a_full_batch_goes_at_once() {
+        let (tx, rx) = mpsc::channel();
+        for i in 2..=10 {
+            tx.send(i).unwrap();
+        }
+        let busy = AtomicUsize::new(1);
+        assert_eq!(collect(&rx, 1, &busy, 4), vec![1, 2, 3, 4]);
+        assert_eq!(rx.try_recv(), Ok(5), "the rest is left for the next batch");
     }
 }
