@@ -11,16 +11,15 @@ use serde::Serialize;
 
 use crate::db::batch::{DecisionRow, JobRow, RowBatch};
 use crate::db::json::JsonText;
-use crate::db::prepared::{Bind, Prepared, Statement};
 use crate::db::schema::{decisions, work_items};
 use crate::ingest::{OnNewWorkItem, PdIncident};
 use crate::models::{NewEvent, WorkItem};
-use crate::routing::{
-    self, CandidateInput, ContextRecord, DecisionInput, ModelParams, Severity, SkillRecord,
-    SkillState,
-};
+use crate::routing::{self, DecisionInput, ModelParams};
 
 pub use crate::db::lock_assignments;
+
+mod snapshot;
+use snapshot::{Snapshot, SnapshotCache};
 
 /// Statuses in which a work item counts against its assignee's load.
 pub const OPEN_STATUSES: [&str; 2] = ["assigned", "reopened"];
@@ -107,176 +106,11 @@ fn set_owners(conn: &mut PgConnection, items: &[WorkItem]) -> QueryResult<()> {
     .map(|_| ())
 }
 
-/// A person as the model needs them.
-#[derive(serde::Deserialize)]
-struct Person {
-    id: String,
-    active: bool,
-    services: Vec<String>,
-    max_active: Option<i32>,
-    pagerduty_user_id: Option<String>,
-}
-
-/// Everything a decision reads, in one round trip: the roster, open loads, learned skill for
-/// the items' services, pooled states, and states for the items' context tags.
-/// Prepared: it reads small tables (the roster and what was learned about it), mostly whole,
-/// so one generic plan serves.
-struct SnapshotSql;
-
-impl Statement for SnapshotSql {
-    const SQL: &'static str = "\
-    SELECT 'h' AS kind, json_build_object('id', id, 'active', active, 'services', services, \
-           'max_active', max_active, 'pagerduty_user_id', pagerduty_user_id)::text AS body \
-      FROM humans \
-    UNION ALL SELECT 'l', json_build_array(human_id, sum(open_items))::text \
-      FROM open_loads GROUP BY human_id HAVING sum(open_items) > 0 \
-    UNION ALL SELECT 's', json_build_array(service, human_id, severity, state)::text \
-      FROM skill_stats WHERE service = ANY($1) \
-    UNION ALL SELECT 'o', json_build_array(human_id, state)::text \
-      FROM person_states WHERE scope = 'overall' \
-    UNION ALL SELECT 't', json_build_array(human_id, key, state)::text \
-      FROM person_states WHERE scope = 'tag' AND key = ANY($2)";
-}
-
-#[derive(QueryableByName)]
-struct SnapshotRow {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    kind: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    body: String,
-}
-
-/// What the model needs for a set of work items, read once.
-struct Snapshot {
-    people: Vec<Person>,
-    loads: HashMap<String, u32>,
-    /// service -> person -> records
-    skills: HashMap<String, HashMap<String, Vec<SkillRecord>>>,
-    overall: HashMap<String, SkillState>,
-    /// person -> records for every tag of any of the items
-    tags: HashMap<String, Vec<ContextRecord>>,
-}
-
-impl Snapshot {
-    fn read<'a>(
-        conn: &mut PgConnection,
-        items: impl Iterator<Item = &'a WorkItem> + Clone,
-    ) -> QueryResult<Snapshot> {
-        let mut services: Vec<String> = items.clone().map(|i| i.service.clone()).collect();
-        services.sort();
-        services.dedup();
-        let mut tags: Vec<String> = items.flat_map(|i| i.context.iter().cloned()).collect();
-        tags.sort();
-        tags.dedup();
-        let rows: Vec<SnapshotRow> = Prepared::<SnapshotSql>::new()
-            .bind(Bind::Texts(&services))
-            .bind(Bind::Texts(&tags))
-            .load(conn)?;
-        let mut snap = Snapshot {
-            people: vec![],
-            loads: HashMap::new(),
-            skills: HashMap::new(),
-            overall: HashMap::new(),
-            tags: HashMap::new(),
-        };
-        for row in rows {
-            let parsed = match row.kind.as_str() {
-                "h" => serde_json::from_str(&row.body).map(|p| snap.people.push(p)),
-                "l" => serde_json::from_str::<(String, i64)>(&row.body).map(|(h, n)| {
-                    snap.loads.insert(h, u32::try_from(n).unwrap_or(0));
-                }),
-                "s" => serde_json::from_str::<(String, String, String, SkillState)>(&row.body).map(
-                    |(service, human, severity, state)| match severity.parse::<Severity>() {
-                        Ok(severity) => snap
-                            .skills
-                            .entry(service.clone())
-                            .or_default()
-                            .entry(human)
-                            .or_default()
-                            .push(SkillRecord {
-                                service,
-                                severity,
-                                state,
-                            }),
-                        Err(_) => log::warn!("skipping a skill record with severity {severity}"),
-                    },
-                ),
-                "o" => serde_json::from_str::<(String, SkillState)>(&row.body).map(|(h, s)| {
-                    snap.overall.insert(h, s);
-                }),
-                _ => serde_json::from_str::<(String, String, SkillState)>(&row.body).map(
-                    |(human, tag, state)| {
-                        snap.tags
-                            .entry(human)
-                            .or_default()
-                            .push(ContextRecord { tag, state })
-                    },
-                ),
-            };
-            if let Err(e) = parsed {
-                log::warn!("skipping an unreadable learned record ({}): {e}", row.kind);
-            }
-        }
-        // Stable orders, so the same data always gives the same input.
-        snap.people.sort_by(|a, b| a.id.cmp(&b.id));
-        for by_person in snap.skills.values_mut() {
-            for records in by_person.values_mut() {
-                records.sort_by_key(|r| r.severity);
-            }
-        }
-        for records in snap.tags.values_mut() {
-            records.sort_by(|a, b| a.tag.cmp(&b.tag));
-        }
-        Ok(snap)
-    }
-
-    fn input_for(&self, item: &WorkItem, pd_assignees: &[String]) -> DecisionInput {
-        let skills = self.skills.get(&item.service);
-        let candidates = self
-            .people
-            .iter()
-            .map(|h| CandidateInput {
-                human_id: h.id.clone(),
-                active: h.active,
-                services: h.services.clone(),
-                max_active: h.max_active.and_then(|m| u32::try_from(m).ok()),
-                open_items: self.loads.get(&h.id).copied().unwrap_or(0),
-                on_call: h
-                    .pagerduty_user_id
-                    .as_ref()
-                    .is_some_and(|pd| pd_assignees.iter().any(|a| a == pd)),
-                skill: skills
-                    .and_then(|s| s.get(&h.id))
-                    .cloned()
-                    .unwrap_or_default(),
-                context_skill: self
-                    .tags
-                    .get(&h.id)
-                    .map(|records| {
-                        records
-                            .iter()
-                            .filter(|r| item.context.contains(&r.tag))
-                            .cloned()
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                overall: self.overall.get(&h.id).cloned(),
-            })
-            .collect();
-        DecisionInput {
-            work_item_id: item.id.clone(),
-            service: item.service.clone(),
-            severity: item.severity.parse().unwrap_or(Severity::Sev3),
-            at: item.created_at,
-            candidates,
-            context: item.context.clone(),
-        }
-    }
-}
-
 pub struct DecisionService {
     params: ModelParams,
     on_assigned: Option<Arc<dyn OnAssigned>>,
+    /// The roster and learned state between batches, while unchanged.
+    snapshots: SnapshotCache,
 }
 
 impl DecisionService {
@@ -284,6 +118,7 @@ impl DecisionService {
         DecisionService {
             params,
             on_assigned,
+            snapshots: SnapshotCache::default(),
         }
     }
 
@@ -366,7 +201,7 @@ impl DecisionService {
         items: &mut [WorkItem],
         on_call: &[Vec<String>],
     ) -> Result<Planned, DecisionError> {
-        let mut snap = Snapshot::read(conn, items.iter())?;
+        let mut snap = self.snapshots.read(conn, items.iter())?;
         let now = Utc::now();
         let params = serde_json::to_string(&self.params).unwrap_or_else(|_| "null".into());
         let mut planned = Planned {

@@ -163,6 +163,30 @@ fn replay_recomputes_the_stored_decision() {
 }
 
 #[test]
+fn a_roster_change_made_in_sql_reaches_the_very_next_decision() {
+    use diesel::prelude::*;
+    let app = app();
+    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    let first = app.incident("R1", "api-service", "low");
+    let first_owner = first["assignee_id"].as_str().unwrap().to_string();
+    let other = if first_owner == "ana" { "ben" } else { "ana" };
+    // The next incident would go to `other` (no load yet). Decisions keep the roster between
+    // batches: a change made straight in the database must still be seen.
+    diesel::sql_query("UPDATE humans SET active = false WHERE id = $1")
+        .bind::<diesel::sql_types::Text, _>(other)
+        .execute(&mut app.db.conn())
+        .unwrap();
+    let second = app.incident("R2", "api-service", "low");
+    assert_eq!(second["assignee_id"], first_owner.as_str(), "{second}");
+    diesel::sql_query("UPDATE humans SET active = (id = $1)")
+        .bind::<diesel::sql_types::Text, _>(other)
+        .execute(&mut app.db.conn())
+        .unwrap();
+    let third = app.incident("R3", "api-service", "low");
+    assert_eq!(third["assignee_id"], other, "{third}");
+}
+
+#[test]
 fn capacity_excludes_people_at_max_active() {
     let app = app();
     let mut ana = person("ana", &["api"]);

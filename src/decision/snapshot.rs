@@ -1,0 +1,378 @@
+//! What a decision reads: the roster, open loads and learned state, in one round trip. The
+//! roster and learned state change rarely (an admin edit, an outcome), while loads change with
+//! every batch, so [`SnapshotCache`] keeps the former between batches and the database's change
+//! counter (`decision_inputs_version`, bumped at the commit of any change to `humans`,
+//! `skill_stats` or `person_states`) says when to read them again. Loads are read every time.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use diesel::prelude::*;
+
+use crate::db::prepared::{Bind, Prepared, Statement};
+use crate::models::WorkItem;
+use crate::routing::{
+    CandidateInput, ContextRecord, DecisionInput, Severity, SkillRecord, SkillState,
+};
+
+/// A person as the model needs them.
+#[derive(serde::Deserialize, Clone)]
+struct Person {
+    id: String,
+    active: bool,
+    services: Vec<String>,
+    max_active: Option<i32>,
+    pagerduty_user_id: Option<String>,
+}
+
+/// Everything a decision reads, in one round trip: the roster, open loads, learned skill for
+/// the items' services, pooled states, and states for the items' context tags.
+/// Prepared: it reads small tables (the roster and what was learned about it), mostly whole,
+/// so one generic plan serves.
+struct SnapshotSql;
+
+impl Statement for SnapshotSql {
+    const SQL: &'static str = "\
+    SELECT 'h' AS kind, json_build_object('id', id, 'active', active, 'services', services, \
+           'max_active', max_active, 'pagerduty_user_id', pagerduty_user_id)::text AS body \
+      FROM humans \
+    UNION ALL SELECT 'l', json_build_array(human_id, sum(open_items))::text \
+      FROM open_loads GROUP BY human_id HAVING sum(open_items) > 0 \
+    UNION ALL SELECT 's', json_build_array(service, human_id, severity, state)::text \
+      FROM skill_stats WHERE service = ANY($1) \
+    UNION ALL SELECT 'o', json_build_array(human_id, state)::text \
+      FROM person_states WHERE scope = 'overall' \
+    UNION ALL SELECT 't', json_build_array(human_id, key, state)::text \
+      FROM person_states WHERE scope = 'tag' AND key = ANY($2)";
+}
+
+#[derive(QueryableByName)]
+struct SnapshotRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    body: String,
+}
+
+/// What the model needs for a set of work items, read once.
+#[derive(Default)]
+pub(super) struct Snapshot {
+    people: Vec<Person>,
+    pub(super) loads: HashMap<String, u32>,
+    /// service -> person -> records
+    skills: HashMap<String, HashMap<String, Vec<SkillRecord>>>,
+    overall: HashMap<String, SkillState>,
+    /// person -> records for every tag of any of the items
+    tags: HashMap<String, Vec<ContextRecord>>,
+}
+
+impl Snapshot {
+    /// Reads everything afresh (see [`SnapshotCache::read`] for the cached read).
+    pub(super) fn read<'a>(
+        conn: &mut PgConnection,
+        items: impl Iterator<Item = &'a WorkItem> + Clone,
+    ) -> QueryResult<Snapshot> {
+        let (services, tags) = needs(items);
+        let rows: Vec<SnapshotRow> = Prepared::<SnapshotSql>::new()
+            .bind(Bind::Texts(&services))
+            .bind(Bind::Texts(&tags))
+            .load(conn)?;
+        let mut read = Parsed::default();
+        for row in rows {
+            read.add(row);
+        }
+        let loads = std::mem::take(&mut read.snap.loads);
+        Ok(read
+            .into_cached(String::new(), &services, &tags)
+            .snapshot(&services, &tags, loads))
+    }
+
+    pub(super) fn input_for(&self, item: &WorkItem, pd_assignees: &[String]) -> DecisionInput {
+        let skills = self.skills.get(&item.service);
+        let candidates = self
+            .people
+            .iter()
+            .map(|h| CandidateInput {
+                human_id: h.id.clone(),
+                active: h.active,
+                services: h.services.clone(),
+                max_active: h.max_active.and_then(|m| u32::try_from(m).ok()),
+                open_items: self.loads.get(&h.id).copied().unwrap_or(0),
+                on_call: h
+                    .pagerduty_user_id
+                    .as_ref()
+                    .is_some_and(|pd| pd_assignees.iter().any(|a| a == pd)),
+                skill: skills
+                    .and_then(|s| s.get(&h.id))
+                    .cloned()
+                    .unwrap_or_default(),
+                context_skill: self
+                    .tags
+                    .get(&h.id)
+                    .map(|records| {
+                        records
+                            .iter()
+                            .filter(|r| item.context.contains(&r.tag))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                overall: self.overall.get(&h.id).cloned(),
+            })
+            .collect();
+        DecisionInput {
+            work_item_id: item.id.clone(),
+            service: item.service.clone(),
+            severity: item.severity.parse().unwrap_or(Severity::Sev3),
+            at: item.created_at,
+            candidates,
+            context: item.context.clone(),
+        }
+    }
+}
+
+/// The snapshot read with the cache's version: the counter always, loads always, and the
+/// roster and learned state in full when the counter moved since the cached read ($2 services,
+/// $4 tags), else only the services and tags the cache lacks ($3, $5).
+struct CachedSnapshotSql;
+
+impl Statement for CachedSnapshotSql {
+    const SQL: &'static str = "\
+    WITH v AS MATERIALIZED ( \
+        SELECT token || ':' || n AS version, (token || ':' || n) IS DISTINCT FROM $1 AS stale \
+          FROM decision_inputs_version \
+    ), want AS MATERIALIZED ( \
+        SELECT v.stale, CASE WHEN v.stale THEN $2::text[] ELSE $3::text[] END AS want_services, \
+               CASE WHEN v.stale THEN $4::text[] ELSE $5::text[] END AS want_tags FROM v \
+    ) \
+    SELECT 'v' AS kind, version AS body FROM v \
+    UNION ALL SELECT 'l', json_build_array(human_id, sum(open_items))::text \
+      FROM open_loads GROUP BY human_id HAVING sum(open_items) > 0 \
+    UNION ALL SELECT 'h', json_build_object('id', h.id, 'active', h.active, 'services', h.services, \
+           'max_active', h.max_active, 'pagerduty_user_id', h.pagerduty_user_id)::text \
+      FROM humans h, want WHERE want.stale \
+    UNION ALL SELECT 's', json_build_array(service, human_id, severity, state)::text \
+      FROM skill_stats, want WHERE service = ANY(want.want_services) \
+    UNION ALL SELECT 'o', json_build_array(human_id, state)::text \
+      FROM person_states, want WHERE want.stale AND scope = 'overall' \
+    UNION ALL SELECT 't', json_build_array(human_id, key, state)::text \
+      FROM person_states, want WHERE scope = 'tag' AND key = ANY(want.want_tags)";
+}
+
+/// Services and tags kept at most; past that the cache starts again from what a batch needs.
+const MAX_CACHED_KEYS: usize = 10_000;
+
+/// The roster and learned state as of one value of the change counter.
+#[derive(Default)]
+struct Cached {
+    /// `token:n` of `decision_inputs_version` when read (the token tells databases apart).
+    version: String,
+    people: Vec<Person>,
+    overall: HashMap<String, SkillState>,
+    /// service -> person -> records, for every service read (empty when nothing is learned).
+    skills: HashMap<String, HashMap<String, Vec<SkillRecord>>>,
+    /// tag -> (person, state), for every tag read.
+    tags: HashMap<String, Vec<(String, SkillState)>>,
+}
+
+impl Cached {
+    fn snapshot(
+        &self,
+        services: &[String],
+        tags: &[String],
+        loads: HashMap<String, u32>,
+    ) -> Snapshot {
+        let mut by_person: HashMap<String, Vec<ContextRecord>> = HashMap::new();
+        for tag in tags {
+            for (person, state) in self.tags.get(tag).into_iter().flatten() {
+                by_person
+                    .entry(person.clone())
+                    .or_default()
+                    .push(ContextRecord {
+                        tag: tag.clone(),
+                        state: state.clone(),
+                    });
+            }
+        }
+        Snapshot {
+            people: self.people.clone(),
+            loads,
+            skills: services
+                .iter()
+                .filter_map(|s| self.skills.get(s).map(|m| (s.clone(), m.clone())))
+                .collect(),
+            overall: self.overall.clone(),
+            // `tags` is sorted, so each person's records are in tag order.
+            tags: by_person,
+        }
+    }
+}
+
+/// Shared by the intake's writers; see the module comment.
+#[derive(Default)]
+pub(super) struct SnapshotCache {
+    cached: Mutex<Option<Cached>>,
+}
+
+impl SnapshotCache {
+    /// The snapshot for `items`, reading the roster and learned state again only if they
+    /// changed since the cached read, and what the cache lacks for these items.
+    pub(super) fn read<'a>(
+        &self,
+        conn: &mut PgConnection,
+        items: impl Iterator<Item = &'a WorkItem> + Clone,
+    ) -> QueryResult<Snapshot> {
+        let (services, tags) = needs(items.clone());
+        let (version, missing_services, missing_tags) = match &*self.lock() {
+            Some(c) => (
+                c.version.clone(),
+                missing(&services, |s| c.skills.contains_key(s)),
+                missing(&tags, |t| c.tags.contains_key(t)),
+            ),
+            None => (String::new(), services.clone(), tags.clone()),
+        };
+        let rows: Vec<SnapshotRow> = Prepared::<CachedSnapshotSql>::new()
+            .bind(Bind::Text(&version))
+            .bind(Bind::Texts(&services))
+            .bind(Bind::Texts(&missing_services))
+            .bind(Bind::Texts(&tags))
+            .bind(Bind::Texts(&missing_tags))
+            .load(conn)?;
+        let mut read = Parsed::default();
+        for row in rows {
+            read.add(row);
+        }
+        let Some(now) = read.version.take() else {
+            // No counter row: nothing can be cached.
+            *self.lock() = None;
+            return Snapshot::read(conn, items);
+        };
+        let loads = std::mem::take(&mut read.snap.loads);
+        let mut guard = self.lock();
+        if now != version {
+            // A full read at `now`.
+            let fresh = read.into_cached(now, &services, &tags);
+            let snap = fresh.snapshot(&services, &tags, loads);
+            *guard = Some(fresh);
+            return Ok(snap);
+        }
+        match guard.as_mut().filter(|c| c.version == now) {
+            Some(cached) => {
+                let add = read.into_cached(now, &missing_services, &missing_tags);
+                cached.skills.extend(add.skills);
+                cached.tags.extend(add.tags);
+                let snap = cached.snapshot(&services, &tags, loads);
+                if cached.skills.len() + cached.tags.len() > MAX_CACHED_KEYS {
+                    *guard = None;
+                }
+                Ok(snap)
+            }
+            // Another writer replaced the cache meanwhile: read this batch's in full.
+            None => {
+                drop(guard);
+                Snapshot::read(conn, items)
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Cached>> {
+        self.cached.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The services and context tags of `items`, sorted, without repeats.
+fn needs<'a>(items: impl Iterator<Item = &'a WorkItem> + Clone) -> (Vec<String>, Vec<String>) {
+    let mut services: Vec<String> = items.clone().map(|i| i.service.clone()).collect();
+    services.sort();
+    services.dedup();
+    let mut tags: Vec<String> = items.flat_map(|i| i.context.iter().cloned()).collect();
+    tags.sort();
+    tags.dedup();
+    (services, tags)
+}
+
+fn missing(keys: &[String], has: impl Fn(&str) -> bool) -> Vec<String> {
+    keys.iter().filter(|k| !has(k)).cloned().collect()
+}
+
+/// Rows of either snapshot query, parsed.
+#[derive(Default)]
+struct Parsed {
+    version: Option<String>,
+    snap: Snapshot,
+    /// (person, tag, state) rows.
+    tag_rows: Vec<(String, String, SkillState)>,
+}
+
+impl Parsed {
+    fn add(&mut self, row: SnapshotRow) {
+        let snap = &mut self.snap;
+        let parsed = match row.kind.as_str() {
+            "v" => {
+                self.version = Some(row.body);
+                Ok(())
+            }
+            "h" => serde_json::from_str(&row.body).map(|p| snap.people.push(p)),
+            "l" => serde_json::from_str::<(String, i64)>(&row.body).map(|(h, n)| {
+                snap.loads.insert(h, u32::try_from(n).unwrap_or(0));
+            }),
+            "s" => serde_json::from_str::<(String, String, String, SkillState)>(&row.body).map(
+                |(service, human, severity, state)| match severity.parse::<Severity>() {
+                    Ok(severity) => snap
+                        .skills
+                        .entry(service.clone())
+                        .or_default()
+                        .entry(human)
+                        .or_default()
+                        .push(SkillRecord {
+                            service,
+                            severity,
+                            state,
+                        }),
+                    Err(_) => log::warn!("skipping a skill record with severity {severity}"),
+                },
+            ),
+            "o" => serde_json::from_str::<(String, SkillState)>(&row.body).map(|(h, s)| {
+                snap.overall.insert(h, s);
+            }),
+            _ => serde_json::from_str::<(String, String, SkillState)>(&row.body)
+                .map(|row| self.tag_rows.push(row)),
+        };
+        if let Err(e) = parsed {
+            log::warn!("skipping an unreadable learned record ({}): {e}", row.kind);
+        }
+    }
+
+    /// Stable orders, so the same data always gives the same input.
+    fn sort(&mut self) {
+        self.snap.people.sort_by(|a, b| a.id.cmp(&b.id));
+        for by_person in self.snap.skills.values_mut() {
+            for records in by_person.values_mut() {
+                records.sort_by_key(|r| r.severity);
+            }
+        }
+        self.tag_rows
+            .sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+    }
+
+    /// What was read, as the cache keeps it, with an entry for every service and tag asked
+    /// for (empty where nothing is learned).
+    fn into_cached(mut self, version: String, services: &[String], tags: &[String]) -> Cached {
+        self.sort();
+        let mut cached = Cached {
+            version,
+            people: self.snap.people,
+            overall: self.snap.overall,
+            skills: services
+                .iter()
+                .map(|s| (s.clone(), HashMap::new()))
+                .collect(),
+            tags: tags.iter().map(|t| (t.clone(), vec![])).collect(),
+        };
+        cached.skills.extend(self.snap.skills);
+        for (person, tag, state) in self.tag_rows {
+            cached.tags.entry(tag).or_default().push((person, state));
+        }
+        cached
+    }
+}
