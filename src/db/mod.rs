@@ -43,7 +43,7 @@ pub const ASSIGNMENT_LOCK: i64 = 0x0047_4F4C_4941_5448;
 /// Takes, until commit, the lock that every change of an existing work item's owner holds
 /// (learner, manual override, on-demand decision), so each sees the loads the previous one
 /// committed and their open-load counter updates cannot deadlock. Intake batches hold the same
-/// lock shared: they run beside one another (the open-load trigger refuses one that would take
+/// lock shared: they run beside one another (the capacity check refuses one that would take
 /// someone past `max_active`, and it is retried), but not beside these.
 pub fn lock_assignments(conn: &mut PgConnection) -> diesel::QueryResult<()> {
     use diesel::RunQueryDsl;
@@ -54,7 +54,7 @@ pub fn lock_assignments(conn: &mut PgConnection) -> diesel::QueryResult<()> {
 }
 
 /// Whether a failed transaction may succeed if run again from the start: a serialization
-/// failure (raised by the open-load trigger), a deadlock, or a unique key taken by a
+/// failure (raised by the capacity check), a deadlock, or a unique key taken by a
 /// transaction that committed after this one read.
 pub fn is_transient(e: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};

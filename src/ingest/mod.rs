@@ -279,7 +279,7 @@ impl IngestService {
         // one already is found on write (its unique key): a redelivery is rare, and a read
         // before writing would cost every batch a round trip. Batches run side by side; what a
         // concurrent batch commits meanwhile is caught on write too (unique keys, the capacity
-        // check of the open-load trigger).
+        // check of the insert triggers).
         let mut creators: BTreeMap<&str, &Delivery> = BTreeMap::new();
         for d in batch {
             creators.entry(d.incident.id.as_str()).or_insert(d);
