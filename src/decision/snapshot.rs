@@ -77,10 +77,7 @@ impl Snapshot {
             .bind(Bind::Texts(&services))
             .bind(Bind::Texts(&tags))
             .load(conn)?;
-        let mut read = Parsed::default();
-        for row in rows {
-            read.add(row);
-        }
+        let mut read = Parsed::of(rows);
         let loads = std::mem::take(&mut read.snap.loads);
         Ok(read
             .into_cached(String::new(), &services, &tags)
@@ -238,10 +235,7 @@ impl SnapshotCache {
             .bind(Bind::Texts(&tags))
             .bind(Bind::Texts(&missing_tags))
             .load(conn)?;
-        let mut read = Parsed::default();
-        for row in rows {
-            read.add(row);
-        }
+        let mut read = Parsed::of(rows);
         let Some(now) = read.version.take() else {
             // No counter row: nothing can be cached.
             *self.lock() = None;
@@ -305,6 +299,14 @@ struct Parsed {
 }
 
 impl Parsed {
+    fn of(rows: Vec<SnapshotRow>) -> Parsed {
+        let mut read = Parsed::default();
+        for row in rows {
+            read.add(row);
+        }
+        read
+    }
+
     fn add(&mut self, row: SnapshotRow) {
         let snap = &mut self.snap;
         let parsed = match row.kind.as_str() {
