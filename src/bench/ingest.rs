@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use diesel::prelude::*;
 
+use super::cpu::{CpuSample, CpuUsed};
 use super::harness::{self, AppSpec, BenchDb, RunningApp};
 use super::load::{self, IncidentSpec, IncidentTemplate, LoadResult};
 use crate::db::embedded::{Durability, EmbeddedPostgres};
@@ -185,6 +186,7 @@ pub fn run(args: IngestArgs, database_url: Option<&str>) -> anyhow::Result<()> {
             seq_base += 10_000_000;
             check(&w)?;
         }
+        let cpu_before = CpuSample::now();
         let r = load::run_load(
             &target,
             secret.as_deref(),
@@ -193,6 +195,7 @@ pub fn run(args: IngestArgs, database_url: Option<&str>) -> anyhow::Result<()> {
             seq_base,
             make,
         );
+        let goliath_cpu = used_since(cpu_before);
         seq_base += 10_000_000;
         check(&r)?;
         println!(
@@ -203,6 +206,13 @@ pub fn run(args: IngestArgs, database_url: Option<&str>) -> anyhow::Result<()> {
             r.ok,
             r.errors
         );
+        if let Some(used) = goliath_cpu {
+            println!(
+                "           machine CPU {:.0} us per webhook, {:.0}% busy",
+                used.micros_per(r.ok as f64),
+                used.busy * 100.0
+            );
+        }
         let drained = match &app {
             Some(app) if args.job_workers > 0 => Some(drain_jobs(app)?),
             _ => None,
@@ -214,15 +224,32 @@ pub fn run(args: IngestArgs, database_url: Option<&str>) -> anyhow::Result<()> {
                 d.as_secs_f64()
             );
         }
+        let cpu_before = CpuSample::now();
         let pg = match &pgbench {
             Some(p) => Some(p.run(c, args.seconds)?),
             None => None,
         };
+        let pgbench_cpu = used_since(cpu_before);
         if let Some(tps) = pg {
             println!(
                 "  pgbench  c={c:<3} {tps:>8.0} tps         ratio goliath/pgbench {:.2}",
                 r.per_second() / tps
             );
+            if let (Some(pg_used), Some(g_used)) = (pgbench_cpu, goliath_cpu) {
+                // What the ratio would be if both kept the machine equally busy.
+                let per_tx = pg_used.micros_per(tps * args.seconds as f64);
+                let per_webhook = g_used.micros_per(r.ok as f64);
+                println!(
+                    "           machine CPU {per_tx:.0} us per transaction, {:.0}% busy; \
+                     CPU ratio (pgbench us per transaction / goliath us per webhook) {:.2}",
+                    pg_used.busy * 100.0,
+                    if per_webhook > 0.0 {
+                        per_tx / per_webhook
+                    } else {
+                        0.0
+                    }
+                );
+            }
         }
         rows.push((c, r, pg));
     }
@@ -419,4 +446,9 @@ impl Pgbench {
             .execute(&mut conn);
         }
     }
+}
+
+/// Machine CPU used since `before`, where `/proc/stat` can be read.
+fn used_since(before: Option<CpuSample>) -> Option<CpuUsed> {
+    Some(CpuSample::now()?.since(&before?))
 }

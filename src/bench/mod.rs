@@ -7,6 +7,7 @@
 //! * `bench jira-latency`: time from the PagerDuty webhook to the Jira issue existing.
 //! * `bench decide`: decision latency with database reads, and the pure scoring alone.
 
+pub mod cpu;
 pub mod decide;
 pub mod harness;
 pub mod ingest;
