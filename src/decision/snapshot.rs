@@ -25,27 +25,6 @@ struct Person {
     pagerduty_user_id: Option<String>,
 }
 
-/// Everything a decision reads, in one round trip: the roster, open loads, learned skill for
-/// the items' services, pooled states, and states for the items' context tags.
-/// Prepared: it reads small tables (the roster and what was learned about it), mostly whole,
-/// so one generic plan serves.
-struct SnapshotSql;
-
-impl Statement for SnapshotSql {
-    const SQL: &'static str = "\
-    SELECT 'h' AS kind, json_build_object('id', id, 'active', active, 'services', services, \
-           'max_active', max_active, 'pagerduty_user_id', pagerduty_user_id)::text AS body \
-      FROM humans \
-    UNION ALL SELECT 'l', json_build_array(human_id, sum(open_items))::text \
-      FROM open_loads GROUP BY human_id HAVING sum(open_items) > 0 \
-    UNION ALL SELECT 's', json_build_array(service, human_id, severity, state)::text \
-      FROM skill_stats WHERE service = ANY($1) \
-    UNION ALL SELECT 'o', json_build_array(human_id, state)::text \
-      FROM person_states WHERE scope = 'overall' \
-    UNION ALL SELECT 't', json_build_array(human_id, key, state)::text \
-      FROM person_states WHERE scope = 'tag' AND key = ANY($2)";
-}
-
 #[derive(QueryableByName)]
 struct SnapshotRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -73,11 +52,7 @@ impl Snapshot {
         items: impl Iterator<Item = &'a WorkItem> + Clone,
     ) -> QueryResult<Snapshot> {
         let (services, tags) = needs(items);
-        let rows: Vec<SnapshotRow> = Prepared::<SnapshotSql>::new()
-            .bind(Bind::Texts(&services))
-            .bind(Bind::Texts(&tags))
-            .load(conn)?;
-        let mut read = Parsed::of(rows);
+        let mut read = Parsed::query(conn, "", [&services, &services], [&tags, &tags])?;
         let loads = std::mem::take(&mut read.snap.loads);
         Ok(read
             .into_cached(String::new(), &services, &tags)
@@ -128,21 +103,23 @@ impl Snapshot {
     }
 }
 
-/// The snapshot read with the cache's version: the counter always, loads always, and the
-/// roster and learned state in full when the counter moved since the cached read ($2 services,
-/// $4 tags), else only the services and tags the cache lacks ($3, $5).
-struct CachedSnapshotSql;
+/// Everything a decision reads, in one round trip: the change counter and the loads always;
+/// the roster, pooled states, learned skill for $2 services and states for $4 tags when the
+/// counter is not $1 (the cached read's, or none), else only skill for $3 services and states
+/// for $5 tags (what the cache lacks). Without a counter row everything is read. Prepared: it
+/// reads small tables, mostly whole, so one generic plan serves.
+struct SnapshotSql;
 
-impl Statement for CachedSnapshotSql {
+impl Statement for SnapshotSql {
     const SQL: &'static str = "\
     WITH v AS MATERIALIZED ( \
-        SELECT token || ':' || n AS version, (token || ':' || n) IS DISTINCT FROM $1 AS stale \
-          FROM decision_inputs_version \
+        SELECT d.token || ':' || d.n AS version, (d.token || ':' || d.n) IS DISTINCT FROM $1 AS stale \
+          FROM (SELECT 1) one LEFT JOIN decision_inputs_version d ON true \
     ), want AS MATERIALIZED ( \
         SELECT v.stale, CASE WHEN v.stale THEN $2::text[] ELSE $3::text[] END AS want_services, \
                CASE WHEN v.stale THEN $4::text[] ELSE $5::text[] END AS want_tags FROM v \
     ) \
-    SELECT 'v' AS kind, version AS body FROM v \
+    SELECT 'v' AS kind, version AS body FROM v WHERE version IS NOT NULL \
     UNION ALL SELECT 'l', json_build_array(human_id, sum(open_items))::text \
       FROM open_loads GROUP BY human_id HAVING sum(open_items) > 0 \
     UNION ALL SELECT 'h', json_build_object('id', h.id, 'active', h.active, 'services', h.services, \
@@ -228,20 +205,20 @@ impl SnapshotCache {
             ),
             None => (String::new(), services.clone(), tags.clone()),
         };
-        let rows: Vec<SnapshotRow> = Prepared::<CachedSnapshotSql>::new()
-            .bind(Bind::Text(&version))
-            .bind(Bind::Texts(&services))
-            .bind(Bind::Texts(&missing_services))
-            .bind(Bind::Texts(&tags))
-            .bind(Bind::Texts(&missing_tags))
-            .load(conn)?;
-        let mut read = Parsed::of(rows);
-        let Some(now) = read.version.take() else {
-            // No counter row: nothing can be cached.
-            *self.lock() = None;
-            return Snapshot::read(conn, items);
-        };
+        let mut read = Parsed::query(
+            conn,
+            &version,
+            [&services, &missing_services],
+            [&tags, &missing_tags],
+        )?;
         let loads = std::mem::take(&mut read.snap.loads);
+        let Some(now) = read.version.take() else {
+            // No counter row: a full read, and nothing to cache it against.
+            *self.lock() = None;
+            return Ok(read
+                .into_cached(String::new(), &services, &tags)
+                .snapshot(&services, &tags, loads));
+        };
         let mut guard = self.lock();
         if now != version {
             // A full read at `now`.
@@ -289,7 +266,7 @@ fn missing(keys: &[String], has: impl Fn(&str) -> bool) -> Vec<String> {
     keys.iter().filter(|k| !has(k)).cloned().collect()
 }
 
-/// Rows of either snapshot query, parsed.
+/// Rows of the snapshot query, parsed.
 #[derive(Default)]
 struct Parsed {
     version: Option<String>,
@@ -299,12 +276,26 @@ struct Parsed {
 }
 
 impl Parsed {
-    fn of(rows: Vec<SnapshotRow>) -> Parsed {
+    /// Runs [`SnapshotSql`]: `services` and `tags` each hold what to read if the counter moved,
+    /// then what to read if not.
+    fn query(
+        conn: &mut PgConnection,
+        version: &str,
+        services: [&[String]; 2],
+        tags: [&[String]; 2],
+    ) -> QueryResult<Parsed> {
+        let rows: Vec<SnapshotRow> = Prepared::<SnapshotSql>::new()
+            .bind(Bind::Text(version))
+            .bind(Bind::Texts(services[0]))
+            .bind(Bind::Texts(services[1]))
+            .bind(Bind::Texts(tags[0]))
+            .bind(Bind::Texts(tags[1]))
+            .load(conn)?;
         let mut read = Parsed::default();
         for row in rows {
             read.add(row);
         }
-        read
+        Ok(read)
     }
 
     fn add(&mut self, row: SnapshotRow) {
