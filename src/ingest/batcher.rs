@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -68,10 +68,13 @@ impl IngestBatcher {
     }
 }
 
-/// How long a batch of one waits for a second delivery while another writer is storing:
-/// answered clients send their next deliveries within a fraction of a millisecond, and a
-/// batch of one costs the database nearly as much as a batch of ten.
+/// While another writer is storing, how long a batch waits for its next delivery: answered
+/// clients send their next deliveries within a fraction of a millisecond, and a batch of one
+/// costs the database nearly as much as a batch of ten.
 const BURST_GAP: Duration = Duration::from_micros(200);
+
+/// The longest a batch waits for company in all.
+const MAX_LINGER: Duration = Duration::from_millis(1);
 
 fn writer_loop(
     pool: &PgPool,
@@ -80,6 +83,7 @@ fn writer_loop(
     storing: &AtomicUsize,
     max_batch: usize,
 ) {
+    let mut expect = 2;
     loop {
         // Only one writer collects at a time, so a batch is everything waiting right now.
         let batch = {
@@ -89,32 +93,42 @@ fn writer_loop(
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            collect(&rx, first, storing, max_batch)
+            collect(&rx, first, storing, max_batch, expect)
         };
+        // The clients this batch answers tend to come back together.
+        expect = batch.len().max(2);
         storing.fetch_add(1, Ordering::SeqCst);
         store(pool, ingest, batch);
         storing.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// `first` and whatever is waiting. Two writers otherwise alternate between a batch of one
-/// (taken the moment a delivery arrives) and a batch of everything else, so while another
-/// writer is storing a lone delivery waits up to [`BURST_GAP`] for company. With no other
-/// writer storing, or with company, nothing waits: at 16 connections, longer waits for a
-/// larger batch saved CPU but cost more in latency than they gained.
-fn collect<T>(rx: &Receiver<T>, first: T, storing: &AtomicUsize, max_batch: usize) -> Vec<T> {
+/// `first` and whatever is waiting. While another writer is storing, the database is busy
+/// anyway, so the batch waits for company until it is as large as this writer's last one
+/// (`expect`: the clients that batch answered, back with their next deliveries), each next
+/// delivery at most [`BURST_GAP`] away and [`MAX_LINGER`] in all. Without that, two writers
+/// split the clients unevenly: one took the first delivery or two to arrive and left the rest
+/// to the other, and half the batches held one or two deliveries. With no other writer
+/// storing nothing waits, so a lone client is answered at once.
+fn collect<T>(
+    rx: &Receiver<T>,
+    first: T,
+    storing: &AtomicUsize,
+    max_batch: usize,
+    expect: usize,
+) -> Vec<T> {
     let mut batch = vec![first];
-    let mut waited = false;
+    let deadline = Instant::now() + MAX_LINGER;
     while batch.len() < max_batch {
         if let Ok(job) = rx.try_recv() {
             batch.push(job);
             continue;
         }
-        if waited || batch.len() > 1 || storing.load(Ordering::SeqCst) == 0 {
+        let now = Instant::now();
+        if batch.len() >= expect || storing.load(Ordering::SeqCst) == 0 || now >= deadline {
             break;
         }
-        waited = true;
-        match rx.recv_timeout(BURST_GAP) {
+        match rx.recv_timeout(BURST_GAP.min(deadline - now)) {
             Ok(job) => batch.push(job),
             Err(_) => break,
         }
@@ -171,20 +185,32 @@ fn store(pool: &PgPool, ingest: &IngestService, batch: Vec<Job>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
+
+    /// Sends `values` from another thread, `gap` apart, after one `gap`.
+    fn send_later(
+        tx: &Sender<i32>,
+        values: Vec<i32>,
+        gap: Duration,
+    ) -> std::thread::JoinHandle<()> {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for v in values {
+                std::thread::sleep(gap);
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        })
+    }
 
     #[test]
     fn with_no_other_writer_storing_a_batch_is_what_waits_now() {
         let (tx, rx) = mpsc::channel();
         tx.send(2).unwrap();
-        let late = tx.clone();
-        let sender = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
-            late.send(3).unwrap();
-        });
+        let sender = send_later(&tx, vec![3], Duration::from_millis(20));
         let idle = AtomicUsize::new(0);
         assert_eq!(
-            collect(&rx, 1, &idle, 8),
+            collect(&rx, 1, &idle, 8, 8),
             vec![1, 2],
             "3 was not waited for"
         );
@@ -192,39 +218,48 @@ mod tests {
     }
 
     #[test]
-    fn while_another_writer_stores_a_lone_delivery_waits_a_little_for_company() {
+    fn while_another_writer_stores_a_batch_waits_for_as_many_as_last_time() {
         let (tx, rx) = mpsc::channel();
         let busy = AtomicUsize::new(1);
-        let keep_open = tx.clone();
-        let sender = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_micros(20));
-            tx.send(2).unwrap();
-        });
+        let sender = send_later(&tx, vec![2, 3, 4], Duration::from_micros(20));
         let started = Instant::now();
-        let batch = collect(&rx, 1, &busy, 8);
+        let batch = collect(&rx, 1, &busy, 8, 3);
         let waited = started.elapsed();
         sender.join().unwrap();
+        // On a slow machine a gap can pass BURST_GAP; then the batch went with what it had.
         assert!(
-            batch == vec![1, 2] || waited >= BURST_GAP,
+            batch == vec![1, 2, 3] || (batch.len() < 3 && waited >= BURST_GAP),
             "{batch:?} after {waited:?}"
         );
-        assert!(
-            waited < Duration::from_millis(40),
-            "one short wait: {waited:?}"
-        );
-        // Nobody arrives: it waits once, then goes alone.
+        assert!(waited < MAX_LINGER * 20, "short waits only: {waited:?}");
+        while rx.try_recv().is_ok() {}
+
+        // Nobody arrives: it waits one gap, then goes alone.
         let started = Instant::now();
-        assert_eq!(collect(&rx, 3, &busy, 8), vec![3]);
+        assert_eq!(collect(&rx, 5, &busy, 8, 4), vec![5]);
         assert!(started.elapsed() >= BURST_GAP);
-        // With company already, it does not wait.
-        keep_open.send(5).unwrap();
-        let late = keep_open.clone();
-        let sender = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
-            late.send(6).unwrap();
-        });
-        assert_eq!(collect(&rx, 4, &busy, 8), vec![4, 5]);
+
+        // As many as expected already: it does not wait for more.
+        tx.send(7).unwrap();
+        let sender = send_later(&tx, vec![8], Duration::from_millis(20));
+        assert_eq!(collect(&rx, 6, &busy, 8, 2), vec![6, 7]);
         sender.join().unwrap();
+    }
+
+    #[test]
+    fn a_batch_waits_for_company_no_longer_than_max_linger() {
+        let (tx, rx) = mpsc::channel();
+        let busy = AtomicUsize::new(1);
+        // A steady trickle, each delivery well inside BURST_GAP of the last.
+        let sender = send_later(&tx, (2..400).collect(), BURST_GAP / 4);
+        let started = Instant::now();
+        let batch = collect(&rx, 1, &busy, 1000, 1000);
+        let waited = started.elapsed();
+        drop(rx);
+        sender.join().unwrap();
+        // (A gap past BURST_GAP on a loaded machine ends the wait sooner.)
+        assert!(waited < MAX_LINGER * 10, "it stopped waiting: {waited:?}");
+        assert!(batch.len() < 399, "it did not wait for the whole trickle");
     }
 
     #[test]
@@ -234,7 +269,7 @@ mod tests {
             tx.send(i).unwrap();
         }
         let busy = AtomicUsize::new(1);
-        assert_eq!(collect(&rx, 1, &busy, 4), vec![1, 2, 3, 4]);
+        assert_eq!(collect(&rx, 1, &busy, 4, 8), vec![1, 2, 3, 4]);
         assert_eq!(rx.try_recv(), Ok(5), "the rest is left for the next batch");
     }
 }
