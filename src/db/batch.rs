@@ -25,6 +25,18 @@ pub struct RowBatch {
     /// New owners with a max_active, whose loads are checked against it once the batch's
     /// assignments are counted.
     capacity_checks: Vec<String>,
+    /// The change counters (`token:n:loads_n`) the batch was decided as of, if it must be
+    /// refused when they moved.
+    expect_inputs: Option<String>,
+}
+
+/// What a batch statement wrote.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Ids of the work items made.
+    pub made: Vec<String>,
+    /// The open loads of the people it assigned new work items to, once it committed.
+    pub totals: Vec<(String, i64)>,
 }
 
 #[derive(Debug, Default)]
@@ -125,12 +137,19 @@ WITH locked AS MATERIALIZED (
     -- Held shared until commit, before any counter is touched (db::lock_assignments). The
     -- settings last until this statement commits: the insert trigger leaves the counting to
     -- `loads` below, and checks capacity only for the people named.
+    -- A batch decided on kept inputs names the change counters they were as of, and is
+    -- refused if either moved (RowBatch::expect_inputs).
     SELECT pg_advisory_xact_lock_shared($1), set_config('goliath.loads_counted', $2, true),
-           set_config('goliath.check_capacity', $3, true)
+           set_config('goliath.check_capacity', $3, true),
+           (SELECT CASE WHEN x.want IS NOT NULL AND x.want IS DISTINCT FROM x.have
+                        THEN goliath_refuse('decision_inputs_changed') END
+              FROM (SELECT $4::text AS want,
+                           (SELECT token || ':' || n || ':' || loads_n
+                              FROM decision_inputs_version) AS have) x)
 ), input AS MATERIALIZED (
-    SELECT * FROM UNNEST($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-                         $10::text[], $11::text[], $12::text[], $13::jsonb[], $14::timestamptz[],
-                         $15::timestamptz[], $16::text[], $17::text[], $18::text[])
+    SELECT * FROM UNNEST($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                         $11::text[], $12::text[], $13::text[], $14::jsonb[], $15::timestamptz[],
+                         $16::timestamptz[], $17::text[], $18::text[], $19::text[])
            AS u(id, type, service, severity, title, description, status, origin_system,
                 incident, raw, created_at, received_at, assignee, reason, context)
 ), items AS (
@@ -159,7 +178,7 @@ WITH locked AS MATERIALIZED (
 ), deliveries AS (
     INSERT INTO webhook_deliveries (source, delivery_id, event_type, work_item_id)
     SELECT u.source, u.delivery_id, u.event_type, i.id
-      FROM UNNEST($19::text[], $20::text[], $21::text[], $22::text[])
+      FROM UNNEST($20::text[], $21::text[], $22::text[], $23::text[])
            AS u(source, delivery_id, event_type, incident)
       JOIN items i ON i.pagerduty_incident_id = u.incident
     ON CONFLICT DO NOTHING
@@ -170,9 +189,9 @@ WITH locked AS MATERIALIZED (
     SELECT u.item, u.primary_id, u.backups::text[],
            u.confidence, u.explanation, u.reason, u.ranking, u.excluded, u.inputs,
            u.model_version, u.decided_at
-      FROM UNNEST($23::text[], $24::text[], $25::text[], $26::float8[], $27::text[],
-                  $28::text[], $29::json[], $30::json[], $31::json[], $32::text[],
-                  $33::timestamptz[])
+      FROM UNNEST($24::text[], $25::text[], $26::text[], $27::float8[], $28::text[],
+                  $29::text[], $30::json[], $31::json[], $32::json[], $33::text[],
+                  $34::timestamptz[])
            AS u(item, primary_id, backups, confidence, explanation, reason, ranking,
                 excluded, inputs, model_version, decided_at)
      WHERE u.item IN (SELECT id FROM items) OR u.item NOT IN (SELECT id FROM input)
@@ -185,24 +204,34 @@ WITH locked AS MATERIALIZED (
 ), history AS (
     INSERT INTO work_item_events (work_item_id, kind, detail, occurred_at)
     SELECT u.item, u.kind, u.detail, u.occurred_at
-      FROM UNNEST($34::text[], $35::text[], $36::jsonb[], $37::timestamptz[])
+      FROM UNNEST($35::text[], $36::text[], $37::jsonb[], $38::timestamptz[])
            AS u(item, kind, detail, occurred_at)
      WHERE u.item IN (SELECT id FROM items) OR u.item NOT IN (SELECT id FROM input)
 ), queued AS (
     INSERT INTO jobs (kind, payload, dedup_key)
     SELECT u.kind, u.payload, u.dedup_key
-      FROM UNNEST($38::text[], $39::text[], $40::jsonb[], $41::text[])
+      FROM UNNEST($39::text[], $40::text[], $41::jsonb[], $42::text[])
            AS u(item, kind, payload, dedup_key)
      WHERE u.item IN (SELECT id FROM items) OR u.item NOT IN (SELECT id FROM input)
     ON CONFLICT DO NOTHING
 ), verdict AS MATERIALIZED (
     -- For RowBatch::insert_whole: a batch that could not make every item fails whole.
-    SELECT CASE WHEN $42 AND (SELECT count(*) FROM items) < (SELECT count(*) FROM input)
+    SELECT CASE WHEN $43 AND (SELECT count(*) FROM items) < (SELECT count(*) FROM input)
                 THEN goliath_refuse('batch_partly_skipped') ELSE true END AS whole
+), totals AS (
+    -- The open loads of the people this batch assigned, once it commits (the CTEs all see the
+    -- snapshot the statement started with).
+    SELECT a.human_id, a.added + coalesce((SELECT sum(l.open_items) FROM open_loads l
+                                            WHERE l.human_id = a.human_id), 0) AS open_items
+      FROM (SELECT assignee_id AS human_id, count(*) AS added FROM items
+             WHERE assignee_id IS NOT NULL AND status IN ('assigned', 'reopened')
+             GROUP BY assignee_id) a
 )
-SELECT id FROM items
+SELECT id, NULL AS human_id, NULL::bigint AS open_items FROM items
 UNION ALL
-SELECT NULL FROM verdict WHERE NOT whole";
+SELECT NULL, NULL, NULL FROM verdict WHERE NOT whole
+UNION ALL
+SELECT NULL, human_id, open_items FROM totals";
 }
 
 impl RowBatch {
@@ -296,6 +325,16 @@ impl RowBatch {
         }
     }
 
+    /// Has the write refused ([`is_inputs_changed`]) if the roster, learned state or loads
+    /// changed since the change counters were `as_of` (as `token:n:loads_n`).
+    pub fn expect_inputs(&mut self, as_of: String) {
+        self.expect_inputs = Some(as_of);
+    }
+
+    pub fn expected_inputs(&self) -> Option<&str> {
+        self.expect_inputs.as_deref()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items.id.is_empty()
             && self.deliveries.delivery_id.is_empty()
@@ -305,10 +344,11 @@ impl RowBatch {
     }
 
     /// Writes every row in one statement (PostgreSQL runs each data-modifying CTE once,
-    /// whether or not the final SELECT reads it), and returns the ids of the work items made.
+    /// whether or not the final SELECT reads it), and returns the ids of the work items made
+    /// and the loads of the people they were assigned to.
     /// A work item that could not be made (its incident has one, or another holds its id) is
     /// skipped with everything pushed for it; the rest is written.
-    pub fn insert(&self, conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+    pub fn insert(&self, conn: &mut PgConnection) -> QueryResult<Written> {
         self.write(conn, false)
     }
 
@@ -316,18 +356,22 @@ impl RowBatch {
     /// statement fails ([`is_partly_skipped`] tells that error apart). Run on its own, outside
     /// a transaction, the statement is its own transaction: one round trip, where BEGIN, the
     /// statement and COMMIT were three.
-    pub fn insert_whole(&self, conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+    pub fn insert_whole(&self, conn: &mut PgConnection) -> QueryResult<Written> {
         self.write(conn, true)
     }
 
-    fn write(&self, conn: &mut PgConnection, whole: bool) -> QueryResult<Vec<String>> {
+    fn write(&self, conn: &mut PgConnection, whole: bool) -> QueryResult<Written> {
         #[derive(QueryableByName)]
         struct Made {
             #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
             id: Option<String>,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            human_id: Option<String>,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+            open_items: Option<i64>,
         }
         if self.is_empty() {
-            return Ok(vec![]);
+            return Ok(Written::default());
         }
         // The statement counts its own new assignments and tells the insert trigger so for the
         // rest of its transaction, which must therefore be the statement alone.
@@ -357,6 +401,7 @@ impl RowBatch {
             .bind(Bind::BigInt(&super::ASSIGNMENT_LOCK))
             .bind(Bind::Text(counted))
             .bind(Bind::Text(&checks))
+            .bind(Bind::NullableText(self.expect_inputs.as_deref()))
             .bind(Bind::Texts(&i.id))
             .bind(Bind::Texts(&i.item_type))
             .bind(Bind::Texts(&i.service))
@@ -397,7 +442,19 @@ impl RowBatch {
             .bind(Bind::NullableTexts(&j.dedup_key))
             .bind(Bind::Bool(&whole))
             .load(conn)?;
-        Ok(made.into_iter().filter_map(|m| m.id).collect())
+        let mut written = Written::default();
+        for row in made {
+            match row {
+                Made { id: Some(id), .. } => written.made.push(id),
+                Made {
+                    human_id: Some(human),
+                    open_items: Some(n),
+                    ..
+                } => written.totals.push((human, n)),
+                _ => {}
+            }
+        }
+        Ok(written)
     }
 }
 
@@ -406,6 +463,13 @@ fn in_transaction(conn: &mut PgConnection) -> QueryResult<bool> {
     Ok(AnsiTransactionManager::transaction_manager_status_mut(conn)
         .transaction_depth()?
         .is_some())
+}
+
+/// Whether `e` is a batch statement refusing a batch decided on inputs that changed since
+/// ([`RowBatch::expect_inputs`]).
+pub fn is_inputs_changed(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info)
+        if info.message() == "goliath: decision_inputs_changed")
 }
 
 /// Whether `e` is [`RowBatch::insert_whole`] refusing a batch that could not make every item.
@@ -442,7 +506,7 @@ mod tests {
 
     #[test]
     fn the_batch_insert_binds_every_placeholder_in_order() {
-        assert_eq!(placeholders_in_order(InsertBatch::SQL), Ok(42));
+        assert_eq!(placeholders_in_order(InsertBatch::SQL), Ok(43));
     }
 
     #[test]

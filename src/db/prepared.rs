@@ -30,6 +30,7 @@ pub enum Bind<'a> {
     Doubles(&'a [f64]),
     BigInts(&'a [i64]),
     Text(&'a str),
+    NullableText(Option<&'a str>),
     BigInt(&'a i64),
     Bool(&'a bool),
 }
@@ -97,6 +98,7 @@ impl<S: Statement> QueryFragment<Pg> for Prepared<'_, S> {
                 Bind::Doubles(v) => out.push_bind_param::<Array<Double>, _>(*v)?,
                 Bind::BigInts(v) => out.push_bind_param::<Array<BigInt>, _>(*v)?,
                 Bind::Text(v) => out.push_bind_param::<Text, _>(*v)?,
+                Bind::NullableText(v) => out.push_bind_param::<Nullable<Text>, _>(v)?,
                 Bind::BigInt(v) => out.push_bind_param::<BigInt, _>(*v)?,
                 Bind::Bool(v) => out.push_bind_param::<diesel::sql_types::Bool, _>(*v)?,
             }

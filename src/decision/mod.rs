@@ -81,6 +81,8 @@ pub struct Planned {
     assigned: Vec<String>,
     /// Owners given work who have a max_active, checked against it on write.
     limited: Vec<String>,
+    /// For the intake: the change counters the inputs were as of, checked on write.
+    inputs_as_of: Option<String>,
 }
 
 /// Writes the owner, status and reason of each work item in one statement.
@@ -166,7 +168,7 @@ impl DecisionService {
         lock_assignments(conn)?;
         let (mut decided, on_call): (Vec<WorkItem>, Vec<Vec<String>>) =
             items.iter().cloned().unzip();
-        let planned = self.plan(conn, &mut decided, &on_call)?;
+        let planned = self.plan(conn, &mut decided, &on_call, false)?;
         set_owners(conn, &decided)?;
         let mut batch = RowBatch::new();
         self.stage(planned, &mut batch);
@@ -195,13 +197,16 @@ impl DecisionService {
     /// item's owner, status and undecided reason. The caller holds [`lock_assignments`] (so the
     /// loads it read stay true) or, for new work items, writes them holding the same lock
     /// shared (a batch that went past someone's capacity meanwhile is refused and retried).
+    /// `for_intake` uses the loads kept from earlier batches, and has the write check that
+    /// nothing else changed them since (see [`snapshot`]).
     pub fn plan(
         &self,
         conn: &mut PgConnection,
         items: &mut [WorkItem],
         on_call: &[Vec<String>],
+        for_intake: bool,
     ) -> Result<Planned, DecisionError> {
-        let mut snap = self.snapshots.read(conn, items.iter())?;
+        let (mut snap, as_of) = self.snapshots.read(conn, items.iter(), for_intake)?;
         let now = Utc::now();
         let params = serde_json::to_string(&self.params).unwrap_or_else(|_| "null".into());
         let mut planned = Planned {
@@ -209,6 +214,7 @@ impl DecisionService {
             events: Vec::with_capacity(items.len()),
             assigned: vec![],
             limited: vec![],
+            inputs_as_of: as_of.filter(|_| for_intake),
         };
         for (i, item) in items.iter_mut().enumerate() {
             let input = snap.input_for(item, on_call.get(i).map_or(&[], Vec::as_slice));
@@ -285,6 +291,9 @@ impl DecisionService {
     pub fn stage(&self, planned: Planned, batch: &mut RowBatch) {
         for person in &planned.limited {
             batch.check_capacity_of(person);
+        }
+        if let Some(as_of) = planned.inputs_as_of {
+            batch.expect_inputs(as_of);
         }
         for event in &planned.events {
             batch.push_event(
@@ -367,10 +376,20 @@ impl OnNewWorkItem for DecisionService {
             .map(|i| i.assignee_user_ids.clone())
             .collect();
         let planned = self
-            .plan(conn, items, &on_call)
+            .plan(conn, items, &on_call, true)
             .map_err(|e| e.to_string())?;
         self.stage(planned, batch);
         Ok(())
+    }
+
+    fn written(&self, batch: &RowBatch, totals: &[(String, i64)]) {
+        if let Some(as_of) = batch.expected_inputs() {
+            self.snapshots.merge_loads(as_of, totals);
+        }
+    }
+
+    fn inputs_changed(&self) {
+        self.snapshots.forget_loads();
     }
 }
 

@@ -2,7 +2,11 @@
 //! roster and learned state change rarely (an admin edit, an outcome), while loads change with
 //! every batch, so [`SnapshotCache`] keeps the former between batches and the database's change
 //! counter (`decision_inputs_version`, bumped at the commit of any change to `humans`,
-//! `skill_stats` or `person_states`) says when to read them again. Loads are read every time.
+//! `skill_stats` or `person_states`) says when to read them again. Loads are kept too, for the
+//! intake: it only ever adds to them, each of its batch statements returns the totals of the
+//! people it assigned, and a second counter (`loads_n`) moves when anything else changes a
+//! load. A batch decided on kept inputs names their counters, and its statement is refused if
+//! either moved (then [`SnapshotCache::forget_loads`] and decide again).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -103,7 +107,7 @@ impl Snapshot {
     }
 }
 
-/// Everything a decision reads, in one round trip: the change counter and the loads always;
+/// Everything a decision reads, in one round trip: the change counters and the loads always;
 /// the roster, pooled states, learned skill for $2 services and states for $4 tags when the
 /// counter is not $1 (the cached read's, or none), else only skill for $3 services and states
 /// for $5 tags (what the cache lacks). Without a counter row everything is read. Prepared: it
@@ -120,6 +124,7 @@ impl Statement for SnapshotSql {
                CASE WHEN v.stale THEN $4::text[] ELSE $5::text[] END AS want_tags FROM v \
     ) \
     SELECT 'v' AS kind, version AS body FROM v WHERE version IS NOT NULL \
+    UNION ALL SELECT 'w', loads_n::text FROM decision_inputs_version \
     UNION ALL SELECT 'l', json_build_array(human_id, sum(open_items))::text \
       FROM open_loads GROUP BY human_id HAVING sum(open_items) > 0 \
     UNION ALL SELECT 'h', json_build_object('id', h.id, 'active', h.active, 'services', h.services, \
@@ -147,6 +152,8 @@ struct Cached {
     skills: HashMap<String, HashMap<String, Vec<SkillRecord>>>,
     /// tag -> (person, state), for every tag read.
     tags: HashMap<String, Vec<(String, SkillState)>>,
+    /// Loads as of `token:n:loads_n`, with what intake batches added since.
+    loads: Option<(String, HashMap<String, u32>)>,
 }
 
 impl Cached {
@@ -190,19 +197,31 @@ pub(super) struct SnapshotCache {
 
 impl SnapshotCache {
     /// The snapshot for `items`, reading the roster and learned state again only if they
-    /// changed since the cached read, and what the cache lacks for these items.
+    /// changed since the cached read, and what the cache lacks for these items. With
+    /// `keep_loads` (the intake), kept loads are used too, and nothing is read when nothing
+    /// is lacking. Also returns the counters (`token:n:loads_n`) the snapshot is as of, which
+    /// the intake's batch statement checks.
     pub(super) fn read<'a>(
         &self,
         conn: &mut PgConnection,
         items: impl Iterator<Item = &'a WorkItem> + Clone,
-    ) -> QueryResult<Snapshot> {
+        keep_loads: bool,
+    ) -> QueryResult<(Snapshot, Option<String>)> {
         let (services, tags) = needs(items.clone());
         let (version, missing_services, missing_tags) = match &*self.lock() {
-            Some(c) => (
-                c.version.clone(),
-                missing(&services, |s| c.skills.contains_key(s)),
-                missing(&tags, |t| c.tags.contains_key(t)),
-            ),
+            Some(c) => {
+                let (missing_services, missing_tags) = (
+                    missing(&services, |s| c.skills.contains_key(s)),
+                    missing(&tags, |t| c.tags.contains_key(t)),
+                );
+                if let Some((as_of, loads)) = c.loads.as_ref().filter(|_| keep_loads) {
+                    if missing_services.is_empty() && missing_tags.is_empty() {
+                        let snap = c.snapshot(&services, &tags, loads.clone());
+                        return Ok((snap, Some(as_of.clone())));
+                    }
+                }
+                (c.version.clone(), missing_services, missing_tags)
+            }
             None => (String::new(), services.clone(), tags.clone()),
         };
         let mut read = Parsed::query(
@@ -215,34 +234,66 @@ impl SnapshotCache {
         let Some(now) = read.version.take() else {
             // No counter row: a full read, and nothing to cache it against.
             *self.lock() = None;
-            return Ok(read
-                .into_cached(String::new(), &services, &tags)
-                .snapshot(&services, &tags, loads));
+            return Ok((
+                read.into_cached(String::new(), &services, &tags)
+                    .snapshot(&services, &tags, loads),
+                None,
+            ));
         };
+        let as_of = read.loads_version.take().map(|n| format!("{now}:{n}"));
+        let kept = as_of.clone().map(|v| (v, loads.clone()));
         let mut guard = self.lock();
         if now != version {
             // A full read at `now`.
-            let fresh = read.into_cached(now, &services, &tags);
+            let mut fresh = read.into_cached(now, &services, &tags);
             let snap = fresh.snapshot(&services, &tags, loads);
+            fresh.loads = kept;
             *guard = Some(fresh);
-            return Ok(snap);
+            return Ok((snap, as_of));
         }
         match guard.as_mut().filter(|c| c.version == now) {
             Some(cached) => {
                 let add = read.into_cached(now, &missing_services, &missing_tags);
                 cached.skills.extend(add.skills);
                 cached.tags.extend(add.tags);
+                cached.loads = kept;
                 let snap = cached.snapshot(&services, &tags, loads);
                 if cached.skills.len() + cached.tags.len() > MAX_CACHED_KEYS {
                     *guard = None;
                 }
-                Ok(snap)
+                Ok((snap, as_of))
             }
             // Another writer replaced the cache meanwhile: read this batch's in full.
             None => {
                 drop(guard);
-                Snapshot::read(conn, items)
+                Ok((Snapshot::read(conn, items)?, None))
             }
+        }
+    }
+
+    /// Adds what an intake batch statement found, the totals of the people it assigned, to
+    /// the kept loads, if they are still as of the counters `as_of` it checked. Between moves
+    /// of the counter loads only grow, so the larger of two counts is the later.
+    pub(super) fn merge_loads(&self, as_of: &str, totals: &[(String, i64)]) {
+        let mut guard = self.lock();
+        let Some((_, loads)) = guard
+            .as_mut()
+            .and_then(|c| c.loads.as_mut())
+            .filter(|(v, _)| v == as_of)
+        else {
+            return;
+        };
+        for (person, total) in totals {
+            let total = u32::try_from(*total).unwrap_or(0);
+            let kept = loads.entry(person.clone()).or_default();
+            *kept = (*kept).max(total);
+        }
+    }
+
+    /// Drops the kept loads (a batch statement found a counter moved): the next batch reads.
+    pub(super) fn forget_loads(&self) {
+        if let Some(c) = self.lock().as_mut() {
+            c.loads = None;
         }
     }
 
@@ -270,6 +321,7 @@ fn missing(keys: &[String], has: impl Fn(&str) -> bool) -> Vec<String> {
 #[derive(Default)]
 struct Parsed {
     version: Option<String>,
+    loads_version: Option<String>,
     snap: Snapshot,
     /// (person, tag, state) rows.
     tag_rows: Vec<(String, String, SkillState)>,
@@ -303,6 +355,10 @@ impl Parsed {
         let parsed = match row.kind.as_str() {
             "v" => {
                 self.version = Some(row.body);
+                Ok(())
+            }
+            "w" => {
+                self.loads_version = Some(row.body);
                 Ok(())
             }
             "h" => serde_json::from_str(&row.body).map(|p| snap.people.push(p)),
@@ -361,11 +417,43 @@ impl Parsed {
                 .map(|s| (s.clone(), HashMap::new()))
                 .collect(),
             tags: tags.iter().map(|t| (t.clone(), vec![])).collect(),
+            loads: None,
         };
         cached.skills.extend(self.snap.skills);
         for (person, tag, state) in self.tag_rows {
             cached.tags.entry(tag).or_default().push((person, state));
         }
         cached
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept(cache: &SnapshotCache) -> Option<HashMap<String, u32>> {
+        cache
+            .lock()
+            .as_ref()
+            .and_then(|c| c.loads.as_ref().map(|(_, l)| l.clone()))
+    }
+
+    #[test]
+    fn kept_loads_take_the_larger_count_and_only_at_their_counters() {
+        let cache = SnapshotCache::default();
+        *cache.lock() = Some(Cached {
+            loads: Some(("t:1:0".into(), HashMap::from([("ana".to_string(), 1)]))),
+            ..Cached::default()
+        });
+        cache.merge_loads("t:1:0", &[("ana".into(), 3), ("ben".into(), 1)]);
+        // A batch that started before the one above returns less: the count stays.
+        cache.merge_loads("t:1:0", &[("ana".into(), 2)]);
+        let loads = kept(&cache).unwrap();
+        assert_eq!((loads["ana"], loads["ben"]), (3, 1));
+        // Totals found at other counters are not added.
+        cache.merge_loads("t:1:1", &[("cy".into(), 5)]);
+        assert!(!kept(&cache).unwrap().contains_key("cy"));
+        cache.forget_loads();
+        assert_eq!(kept(&cache), None);
     }
 }

@@ -65,6 +65,13 @@ pub trait OnNewWorkItem: Send + Sync {
         incidents: &[&PdIncident],
         batch: &mut RowBatch,
     ) -> Result<(), String>;
+
+    /// `batch` was written; `totals` are the open loads of the people it assigned, after it.
+    fn written(&self, _batch: &RowBatch, _totals: &[(String, i64)]) {}
+
+    /// Writing `batch` failed, or it was refused because what it was decided on changed
+    /// meanwhile (it is decided again).
+    fn inputs_changed(&self) {}
 }
 
 /// A delivery that passed parsing, ready to store.
@@ -259,6 +266,12 @@ impl IngestService {
                 // Another batch committed first what this one took as free (a person's last
                 // slot, an incident, an id) and the two waited on each other: run again from
                 // the start, on what is there now.
+                // Decided on kept inputs that changed meanwhile: decide again on fresh ones.
+                Err(IngestError::Db(e))
+                    if crate::db::batch::is_inputs_changed(&e) && attempt < MAX_RETRIES =>
+                {
+                    attempt += 1;
+                }
                 Err(IngestError::Db(e)) if crate::db::is_transient(&e) && attempt < MAX_RETRIES => {
                     attempt += 1;
                     log::debug!("retrying a batch of {} ({e})", batch.len());
@@ -333,9 +346,21 @@ impl IngestService {
             rows.insert(conn)
         };
         let made: HashSet<String> = match written {
-            Ok(made) => made.into_iter().collect(),
+            Ok(written) => {
+                if let Some(hook) = &self.on_new {
+                    hook.written(&rows, &written.totals);
+                }
+                written.made.into_iter().collect()
+            }
             Err(e) if crate::db::batch::is_partly_skipped(&e) => HashSet::new(),
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                // Refused (inputs changed, someone went past capacity) or failed: whatever it
+                // was decided on is read again.
+                if let Some(hook) = &self.on_new {
+                    hook.inputs_changed();
+                }
+                return Err(e.into());
+            }
         };
 
         let skipped: Vec<&str> = items

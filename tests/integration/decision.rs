@@ -187,6 +187,33 @@ fn a_roster_change_made_in_sql_reaches_the_very_next_decision() {
 }
 
 #[test]
+fn a_load_change_made_outside_the_intake_reaches_the_very_next_decision() {
+    use diesel::prelude::*;
+    let app = app();
+    let mut ana = person("ana", &["api"]);
+    ana["max_active"] = 1.into();
+    let mut ben = person("ben", &["api"]);
+    ben["max_active"] = 1.into();
+    app.roster(&[ana, ben]);
+    let first = app.incident("K1", "api-service", "low");
+    let second = app.incident("K2", "api-service", "low");
+    let (a, b) = (&first["assignee_id"], &second["assignee_id"]);
+    assert!(a.is_string() && b.is_string() && a != b, "{first} {second}");
+    // The intake keeps loads between batches: both are at capacity now.
+    let third = app.incident("K3", "api-service", "low");
+    assert!(third["assignee_id"].is_null(), "{third}");
+    // Resolved straight in the database: the first owner has room again, and the kept loads
+    // must not hide it.
+    let resolved = diesel::sql_query("UPDATE work_items SET status = 'resolved' WHERE id = $1")
+        .bind::<diesel::sql_types::Text, _>(first["work_item_id"].as_str().unwrap())
+        .execute(&mut app.db.conn())
+        .unwrap();
+    assert_eq!(resolved, 1);
+    let fourth = app.incident("K4", "api-service", "low");
+    assert_eq!(fourth["assignee_id"], *a, "{fourth}");
+}
+
+#[test]
 fn capacity_excludes_people_at_max_active() {
     let app = app();
     let mut ana = person("ana", &["api"]);
