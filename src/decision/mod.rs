@@ -388,7 +388,7 @@ impl OnNewWorkItem for DecisionService {
         }
     }
 
-    fn inputs_changed(&self) {
+    fn write_failed(&self) {
         self.snapshots.forget_loads();
     }
 }

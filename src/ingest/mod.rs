@@ -69,9 +69,9 @@ pub trait OnNewWorkItem: Send + Sync {
     /// `batch` was written; `totals` are the open loads of the people it assigned, after it.
     fn written(&self, _batch: &RowBatch, _totals: &[(String, i64)]) {}
 
-    /// Writing `batch` failed, or it was refused because what it was decided on changed
+    /// Writing a batch failed, or it was refused because what it was decided on changed
     /// meanwhile (it is decided again).
-    fn inputs_changed(&self) {}
+    fn write_failed(&self) {}
 }
 
 /// A delivery that passed parsing, ready to store.
@@ -263,15 +263,15 @@ impl IngestService {
                     known.salted.extend(taken);
                     known.existing.extend(existing);
                 }
-                // Another batch committed first what this one took as free (a person's last
-                // slot, an incident, an id) and the two waited on each other: run again from
-                // the start, on what is there now.
                 // Decided on kept inputs that changed meanwhile: decide again on fresh ones.
                 Err(IngestError::Db(e))
                     if crate::db::batch::is_inputs_changed(&e) && attempt < MAX_RETRIES =>
                 {
                     attempt += 1;
                 }
+                // Another batch committed first what this one took as free (a person's last
+                // slot, an incident, an id) and the two waited on each other: run again from
+                // the start, on what is there now.
                 Err(IngestError::Db(e)) if crate::db::is_transient(&e) && attempt < MAX_RETRIES => {
                     attempt += 1;
                     log::debug!("retrying a batch of {} ({e})", batch.len());
@@ -357,7 +357,7 @@ impl IngestService {
                 // Refused (inputs changed, someone went past capacity) or failed: whatever it
                 // was decided on is read again.
                 if let Some(hook) = &self.on_new {
-                    hook.inputs_changed();
+                    hook.write_failed();
                 }
                 return Err(e.into());
             }
