@@ -164,16 +164,19 @@ WITH locked AS MATERIALIZED (
       FROM locked, input u
     ON CONFLICT DO NOTHING
     RETURNING id, pagerduty_incident_id, assignee_id, status
+), assigned AS MATERIALIZED (
+    -- The new assignments per person.
+    SELECT assignee_id AS human_id, count(*) AS added FROM items
+     WHERE assignee_id IS NOT NULL AND status IN ('assigned', 'reopened')
+     GROUP BY assignee_id
 ), slot AS MATERIALIZED (
     SELECT goliath_load_slot() AS slot
 ), loads AS (
-    -- The new assignments, added to a counter slot no other open transaction writes to.
+    -- Added to a counter slot no other open transaction writes to.
     INSERT INTO open_loads (human_id, slot, open_items)
-    SELECT i.assignee_id, s.slot, count(*)
-      FROM items i, slot s
-     WHERE i.assignee_id IS NOT NULL AND i.status IN ('assigned', 'reopened')
-     GROUP BY i.assignee_id, s.slot
-     ORDER BY i.assignee_id
+    SELECT a.human_id, s.slot, a.added
+      FROM assigned a, slot s
+     ORDER BY a.human_id
     ON CONFLICT (human_id, slot) DO UPDATE SET open_items = open_loads.open_items + EXCLUDED.open_items
 ), deliveries AS (
     INSERT INTO webhook_deliveries (source, delivery_id, event_type, work_item_id)
@@ -223,9 +226,7 @@ WITH locked AS MATERIALIZED (
     -- snapshot the statement started with).
     SELECT a.human_id, a.added + coalesce((SELECT sum(l.open_items) FROM open_loads l
                                             WHERE l.human_id = a.human_id), 0) AS open_items
-      FROM (SELECT assignee_id AS human_id, count(*) AS added FROM items
-             WHERE assignee_id IS NOT NULL AND status IN ('assigned', 'reopened')
-             GROUP BY assignee_id) a
+      FROM assigned a
 )
 SELECT id, NULL AS human_id, NULL::bigint AS open_items FROM items
 UNION ALL
@@ -468,14 +469,18 @@ fn in_transaction(conn: &mut PgConnection) -> QueryResult<bool> {
 /// Whether `e` is a batch statement refusing a batch decided on inputs that changed since
 /// ([`RowBatch::expect_inputs`]).
 pub fn is_inputs_changed(e: &diesel::result::Error) -> bool {
-    matches!(e, diesel::result::Error::DatabaseError(_, info)
-        if info.message() == "goliath: decision_inputs_changed")
+    refused_for(e, "decision_inputs_changed")
 }
 
 /// Whether `e` is [`RowBatch::insert_whole`] refusing a batch that could not make every item.
 pub fn is_partly_skipped(e: &diesel::result::Error) -> bool {
+    refused_for(e, "batch_partly_skipped")
+}
+
+/// Whether `e` is the batch statement's `goliath_refuse(reason)`.
+fn refused_for(e: &diesel::result::Error, reason: &str) -> bool {
     matches!(e, diesel::result::Error::DatabaseError(_, info)
-        if info.message() == "goliath: batch_partly_skipped")
+        if info.message().strip_prefix("goliath: ") == Some(reason))
 }
 
 /// A `text[]` literal such as `{"a","b \"c\""}`: every element quoted (so `NULL` stays a
