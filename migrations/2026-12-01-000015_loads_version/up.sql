@@ -6,12 +6,15 @@
 -- decided on loads older than the last change outside the intake.
 ALTER TABLE decision_inputs_version ADD COLUMN loads_n BIGINT NOT NULL DEFAULT 0;
 
--- Once per transaction, as for the roster counter.
-CREATE FUNCTION goliath_loads_changed() RETURNS trigger AS $$
+-- The roster counter's function now moves the counter its trigger names (`n` when none),
+-- still once per transaction for each.
+CREATE OR REPLACE FUNCTION goliath_decision_inputs_changed() RETURNS trigger AS $$
+DECLARE
+    counter TEXT := coalesce(TG_ARGV[0], 'n');
 BEGIN
-    IF coalesce(current_setting('goliath.loads_changed', true), '') <> 'on' THEN
-        UPDATE decision_inputs_version SET loads_n = loads_n + 1;
-        PERFORM set_config('goliath.loads_changed', 'on', true);
+    IF coalesce(current_setting('goliath.' || counter || '_changed', true), '') <> 'on' THEN
+        EXECUTE format('UPDATE decision_inputs_version SET %1$I = %1$I + 1', counter);
+        PERFORM set_config('goliath.' || counter || '_changed', 'on', true);
     END IF;
     RETURN NULL;
 END;
@@ -22,6 +25,6 @@ $$ LANGUAGE plpgsql;
 CREATE CONSTRAINT TRIGGER open_loads_changed AFTER INSERT OR UPDATE OR DELETE ON open_loads
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
     WHEN (coalesce(current_setting('goliath.loads_counted', true), '') <> 'on')
-    EXECUTE FUNCTION goliath_loads_changed();
+    EXECUTE FUNCTION goliath_decision_inputs_changed('loads_n');
 CREATE TRIGGER open_loads_truncated AFTER TRUNCATE ON open_loads
-    FOR EACH STATEMENT EXECUTE FUNCTION goliath_loads_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION goliath_decision_inputs_changed('loads_n');
