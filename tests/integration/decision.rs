@@ -3,7 +3,7 @@
 use chrono::{Duration as ChronoDuration, Utc};
 use goliath::learner::{Applied, Outcome, OutcomeEvent};
 
-use crate::helpers::{admin_request, config_with, person, TestApp};
+use crate::helpers::{admin_request, capped, config_with, person, TestApp};
 
 fn app() -> TestApp {
     TestApp::start(config_with(|_| {}, &[]))
@@ -190,10 +190,8 @@ fn a_roster_change_made_in_sql_reaches_the_very_next_decision() {
 fn a_load_change_made_outside_the_intake_reaches_the_very_next_decision() {
     use diesel::prelude::*;
     let app = app();
-    let mut ana = person("ana", &["api"]);
-    ana["max_active"] = 1.into();
-    let mut ben = person("ben", &["api"]);
-    ben["max_active"] = 1.into();
+    let ana = capped("ana", &["api"], 1);
+    let ben = capped("ben", &["api"], 1);
     app.roster(&[ana, ben]);
     let first = app.incident("K1", "api-service", "low");
     let second = app.incident("K2", "api-service", "low");
@@ -216,8 +214,7 @@ fn a_load_change_made_outside_the_intake_reaches_the_very_next_decision() {
 #[test]
 fn capacity_excludes_people_at_max_active() {
     let app = app();
-    let mut ana = person("ana", &["api"]);
-    ana["max_active"] = 1.into();
+    let ana = capped("ana", &["api"], 1);
     app.roster(&[ana]);
     let first = app.incident("C1", "api-service", "low");
     assert_eq!(first["assignee_id"], "ana");
@@ -522,10 +519,8 @@ fn work_item_listing_filters_and_pages() {
 #[test]
 fn concurrent_incidents_are_grouped_yet_each_answered_and_capacity_holds() {
     let app = app();
-    let mut ana = person("ana", &["api"]);
-    ana["max_active"] = 3.into();
-    let mut ben = person("ben", &["api"]);
-    ben["max_active"] = 3.into();
+    let ana = capped("ana", &["api"], 3);
+    let ben = capped("ben", &["api"], 3);
     app.roster(&[ana, ben]);
     let answers: Vec<serde_json::Value> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..24)
@@ -766,8 +761,7 @@ fn the_open_load_trigger_refuses_a_concurrent_assignment_past_capacity() {
     use diesel::prelude::*;
     use diesel::result::{DatabaseErrorKind, Error};
     let app = app();
-    let mut ana = person("ana", &["api"]);
-    ana["max_active"] = 1.into();
+    let ana = capped("ana", &["api"], 1);
     app.roster(&[ana]);
     // What an intake batch writes: a new work item already assigned.
     let assign = assign_to_ana;
@@ -827,8 +821,7 @@ fn the_open_load_trigger_refuses_a_concurrent_assignment_past_capacity() {
 fn an_intake_batch_that_raced_past_capacity_is_decided_again() {
     use diesel::connection::SimpleConnection;
     let app = app();
-    let mut ana = person("ana", &["api"]);
-    ana["max_active"] = 1.into();
+    let ana = capped("ana", &["api"], 1);
     app.roster(&[ana]);
     // Another transaction gives ana her one slot and has not committed: the intake reads her
     // load as 0 and assigns her, and its capacity check waits for that transaction.

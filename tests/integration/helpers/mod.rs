@@ -318,6 +318,13 @@ pub fn person(id: &str, services: &[&str]) -> serde_json::Value {
     })
 }
 
+/// A roster entry with a `max_active`.
+pub fn capped(id: &str, services: &[&str], max_active: u32) -> serde_json::Value {
+    let mut p = person(id, services);
+    p["max_active"] = max_active.into();
+    p
+}
+
 impl TestApp {
     /// Loads people through the admin API.
     pub fn roster(&self, people: &[serde_json::Value]) {
