@@ -517,6 +517,48 @@ fn work_item_listing_filters_and_pages() {
 }
 
 #[test]
+fn work_item_pages_come_newest_first_without_sorting_the_table() {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct PlanLine {
+        #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    let app = app();
+    app.roster(&[person("ana", &[])]);
+    let made: Vec<String> = (0..3)
+        .map(|i| app.incident(&format!("P{i}"), "api-service", "high")["work_item_id"].to_string())
+        .collect();
+    let listed = app.admin("GET", "/admin/work-items", None).json();
+    let order: Vec<String> = listed["work_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].to_string())
+        .collect();
+    assert_eq!(order, made.iter().rev().cloned().collect::<Vec<_>>());
+
+    // With sorting priced out, a plan still sorts only if no index gives the list's order.
+    let mut conn = app.db.conn();
+    diesel::sql_query("SET enable_sort = off")
+        .execute(&mut conn)
+        .unwrap();
+    for filter in ["", "WHERE service = 'api'", "WHERE status = 'assigned'"] {
+        let plan: Vec<PlanLine> = diesel::sql_query(format!(
+            "EXPLAIN SELECT * FROM work_items {filter} \
+             ORDER BY received_at DESC, id LIMIT 50 OFFSET 100"
+        ))
+        .load(&mut conn)
+        .unwrap();
+        let plan: Vec<&str> = plan.iter().map(|l| l.line.as_str()).collect();
+        assert!(
+            !plan.iter().any(|l| l.contains("Sort")),
+            "the page {filter} sorts: {plan:#?}"
+        );
+    }
+}
+
+#[test]
 fn concurrent_incidents_are_grouped_yet_each_answered_and_capacity_holds() {
     let app = app();
     let ana = capped("ana", &["api"], 3);
