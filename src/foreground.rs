@@ -71,12 +71,21 @@ mod tests {
         let guard = fg.enter();
         let waiter = {
             let fg = fg.clone();
-            std::thread::spawn(move || fg.wait_quiet(Duration::from_secs(30)))
+            std::thread::spawn(move || {
+                fg.wait_quiet(Duration::from_secs(30));
+                Instant::now()
+            })
         };
         std::thread::sleep(Duration::from_millis(20));
+        // Timed from here, not from the waiter's start, which may come later.
+        let quiet_at = Instant::now();
         drop(guard);
-        let waited = waiter.join().unwrap();
-        assert!(waited >= Duration::from_millis(20), "{waited:?}");
-        assert!(waited < Duration::from_secs(10), "{waited:?}");
+        let went_on_at = waiter.join().unwrap();
+        assert!(
+            went_on_at >= quiet_at,
+            "it went on while work was in flight"
+        );
+        let after = went_on_at - quiet_at;
+        assert!(after < Duration::from_secs(10), "{after:?}");
     }
 }
