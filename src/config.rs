@@ -91,6 +91,16 @@ pub struct Settings {
     )]
     pub job_lease_secs: u64,
 
+    /// Days a finished Jira job is kept (for the admin views) before it is deleted; 0 keeps
+    /// them forever. Dead jobs are kept until they are retried or resolved by hand.
+    #[arg(
+        long,
+        env = "GOLIATH_JOB_RETENTION_DAYS",
+        default_value_t = 14,
+        global = true
+    )]
+    pub job_retention_days: u32,
+
     /// Built-in Jira simulator: real milliseconds per simulated minute of people's work.
     #[arg(
         long,
@@ -174,6 +184,8 @@ pub struct Config {
     pub workers: usize,
     pub ingest_writers: usize,
     pub job_lease: std::time::Duration,
+    /// None: finished jobs are kept forever.
+    pub job_retention: Option<std::time::Duration>,
     pub sim_minute_ms: u64,
     pub pagerduty: PagerDutyConfig,
     pub jira: JiraConfig,
@@ -375,6 +387,9 @@ impl Config {
             workers: settings.workers,
             ingest_writers: settings.ingest_writers.max(1),
             job_lease: std::time::Duration::from_secs(settings.job_lease_secs.max(1)),
+            job_retention: (settings.job_retention_days > 0).then(|| {
+                std::time::Duration::from_secs(u64::from(settings.job_retention_days) * 86_400)
+            }),
             sim_minute_ms: settings.sim_minute_ms.max(1),
             pagerduty,
             jira,
@@ -402,6 +417,7 @@ impl Config {
             "workers": self.workers,
             "ingest_writers": self.ingest_writers,
             "job_lease_secs": self.job_lease.as_secs(),
+            "job_retention_days": self.job_retention.map(|d| d.as_secs() / 86_400),
             "sim_minute_ms": self.sim_minute_ms,
             "pagerduty": {
                 "webhook_secrets": secrets(&self.pagerduty.webhook_secrets),

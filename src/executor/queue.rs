@@ -156,6 +156,20 @@ pub fn reap_expired(conn: &mut PgConnection, lease: Duration) -> QueryResult<usi
     .execute(conn)
 }
 
+/// Deletes up to `limit` of the oldest finished jobs that finished more than `age` ago;
+/// returns how many. Queued, running and dead jobs are never deleted.
+pub fn prune_finished(conn: &mut PgConnection, age: Duration, limit: i64) -> QueryResult<usize> {
+    diesel::sql_query(
+        "DELETE FROM jobs WHERE id IN (\
+             SELECT id FROM jobs \
+              WHERE state = 'done' AND finished_at < now() - make_interval(secs => $1) \
+              ORDER BY id LIMIT $2)",
+    )
+    .bind::<diesel::sql_types::Double, _>(age.as_secs_f64())
+    .bind::<BigInt, _>(limit)
+    .execute(conn)
+}
+
 /// Puts a dead job back in the queue with a fresh set of attempts.
 pub fn resurrect(conn: &mut PgConnection, id: i64) -> QueryResult<Option<Job>> {
     diesel::update(jobs::table.find(id).filter(jobs::state.eq("dead")))

@@ -75,6 +75,10 @@ pub struct WorkerOptions {
     pub poll: Duration,
     /// Names this process in `locked_by`.
     pub instance: String,
+    /// Finished jobs older than this are deleted (None: kept forever).
+    pub retention: Option<Duration>,
+    /// How often the retention is applied.
+    pub prune_every: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -84,6 +88,8 @@ impl Default for WorkerOptions {
             lease: Duration::from_secs(45),
             poll: Duration::from_secs(1),
             instance: format!("goliath-{}", std::process::id()),
+            retention: None,
+            prune_every: Duration::from_secs(600),
         }
     }
 }
@@ -311,6 +317,7 @@ fn worker_loop(index: usize, ctx: &WorkerContext, opts: &WorkerOptions) {
     let name = format!("{}-{index}", opts.instance);
     yield_to_intake();
     let mut last_reap = std::time::Instant::now() - opts.lease;
+    let mut last_prune: Option<std::time::Instant> = None;
     let mut size = BatchSize::default();
     while !ctx.shutdown.load(Ordering::SeqCst) {
         let seen = ctx.waker.current();
@@ -322,6 +329,12 @@ fn worker_loop(index: usize, ctx: &WorkerContext, opts: &WorkerOptions) {
                     Ok(n) => log::warn!("{n} job(s) whose worker stopped were queued again"),
                     Err(e) => log::warn!("reaping expired jobs: {e}"),
                 }
+            }
+        }
+        if let Some(age) = opts.retention.filter(|_| index == 0) {
+            if last_prune.is_none_or(|at| at.elapsed() >= opts.prune_every) {
+                last_prune = Some(std::time::Instant::now());
+                prune(ctx, age);
             }
         }
         // Webhook answers first: the queue is durable and may lag behind a burst, and what
@@ -337,6 +350,37 @@ fn worker_loop(index: usize, ctx: &WorkerContext, opts: &WorkerOptions) {
             Err(e) => log::warn!("worker {name}: {e:#}"),
         }
         ctx.waker.wait(seen, opts.poll);
+    }
+}
+
+/// Finished jobs deleted per statement: each delete is short, so it never holds up the
+/// intake's writes to the same table for long.
+const PRUNE_CHUNK: i64 = 1_000;
+
+/// Deletes the finished jobs older than `age`, a chunk at a time, giving way to webhooks in
+/// flight between chunks.
+fn prune(ctx: &WorkerContext, age: Duration) {
+    let Ok(mut conn) = ctx.pool.get() else {
+        return;
+    };
+    let mut deleted = 0;
+    while !ctx.shutdown.load(Ordering::SeqCst) {
+        match queue::prune_finished(&mut conn, age, PRUNE_CHUNK) {
+            Ok(n) => {
+                deleted += n;
+                if (n as i64) < PRUNE_CHUNK {
+                    break;
+                }
+            }
+            Err(e) => {
+                log::warn!("deleting finished jobs: {e}");
+                break;
+            }
+        }
+        ctx.foreground.wait_quiet(MAX_YIELD);
+    }
+    if deleted > 0 {
+        log::info!("deleted {deleted} job(s) finished more than {age:?} ago");
     }
 }
 

@@ -121,6 +121,74 @@ fn webhook_to_jira_issue_to_outcome_changes_the_next_decision() {
 }
 
 #[test]
+fn only_finished_jobs_past_the_retention_are_deleted_oldest_first() {
+    use goliath::executor::queue::prune_finished;
+    let app = app(false);
+    let mut conn = app.db.conn();
+    diesel::sql_query(
+        "INSERT INTO jobs (kind, payload, state, created_at, finished_at) VALUES \
+         ('done 20 days ago', '{}', 'done', now() - interval '20 days', \
+          now() - interval '20 days'), \
+         ('done 15 days ago', '{}', 'done', now() - interval '16 days', \
+          now() - interval '15 days'), \
+         ('done yesterday', '{}', 'done', now() - interval '30 days', now() - interval '1 day'), \
+         ('dead 20 days ago', '{}', 'dead', now() - interval '20 days', \
+          now() - interval '20 days'), \
+         ('queued 20 days ago', '{}', 'queued', now() - interval '20 days', NULL)",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let two_weeks = Duration::from_secs(14 * 86_400);
+    let kinds = |conn: &mut PgConnection| -> Vec<String> {
+        jobs::table
+            .order(jobs::id)
+            .select(jobs::kind)
+            .load(conn)
+            .unwrap()
+    };
+    assert_eq!(prune_finished(&mut conn, two_weeks, 1).unwrap(), 1);
+    assert_eq!(
+        kinds(&mut conn)[0],
+        "done 15 days ago",
+        "the oldest went first"
+    );
+    assert_eq!(prune_finished(&mut conn, two_weeks, 1_000).unwrap(), 1);
+    assert_eq!(prune_finished(&mut conn, two_weeks, 1_000).unwrap(), 0);
+    assert_eq!(
+        kinds(&mut conn),
+        ["done yesterday", "dead 20 days ago", "queued 20 days ago"]
+    );
+}
+
+#[test]
+fn the_workers_delete_finished_jobs_once_they_are_past_the_retention() {
+    let config = config_with(
+        |s| s.jira.jira_webhook_secret = Some(JIRA_SECRET.into()),
+        &[],
+    );
+    let app = TestApp::start_with(
+        TestDb::new(),
+        config,
+        AppOptions {
+            workers: true,
+            retention: Some(Duration::from_secs(1)),
+            ..AppOptions::default()
+        },
+    );
+    app.roster(&[person("ana", &["api"])]);
+    let ids = api_incidents(&app, "R", 2);
+    let issued = app.wait_until(Duration::from_secs(15), || {
+        ids.iter().all(|id| jira_key(&app, id).is_some())
+    });
+    assert!(issued, "{:?}", job_states(&app));
+    let pruned = app.wait_until(Duration::from_secs(15), || job_states(&app).is_empty());
+    assert!(pruned, "{:?}", job_states(&app));
+    for id in &ids {
+        assert_eq!(issue_for(&app, id).len(), 1, "the work itself stays done");
+    }
+}
+
+#[test]
 fn jira_500_and_429_are_retried_into_exactly_one_issue() {
     let app = app(false);
     app.roster(&[person("ana", &["api"])]);

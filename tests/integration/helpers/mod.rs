@@ -62,6 +62,8 @@ pub struct AppOptions {
     pub sim: SimConfig,
     /// Lease after which a job whose worker died is taken again.
     pub lease: Duration,
+    /// Age after which the workers delete finished jobs (checked every 100 ms).
+    pub retention: Option<Duration>,
 }
 
 impl Default for AppOptions {
@@ -73,6 +75,7 @@ impl Default for AppOptions {
                 ..SimConfig::default()
             },
             lease: Duration::from_secs(60),
+            retention: None,
         }
     }
 }
@@ -119,6 +122,8 @@ impl TestApp {
                 threads: 1,
                 lease: opts.lease,
                 poll: Duration::from_millis(200),
+                retention: opts.retention,
+                prune_every: Duration::from_millis(100),
                 ..Default::default()
             })
         });
