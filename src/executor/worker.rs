@@ -317,7 +317,10 @@ fn worker_loop(index: usize, ctx: &WorkerContext, opts: &WorkerOptions) {
     let name = format!("{}-{index}", opts.instance);
     yield_to_intake();
     let mut last_reap = std::time::Instant::now() - opts.lease;
-    let mut last_prune: Option<std::time::Instant> = None;
+    let mut pruner = opts
+        .retention
+        .filter(|_| index == 0)
+        .map(|age| Pruner::new(age, opts.prune_every));
     let mut size = BatchSize::default();
     while !ctx.shutdown.load(Ordering::SeqCst) {
         let seen = ctx.waker.current();
@@ -331,11 +334,8 @@ fn worker_loop(index: usize, ctx: &WorkerContext, opts: &WorkerOptions) {
                 }
             }
         }
-        if let Some(age) = opts.retention.filter(|_| index == 0) {
-            if last_prune.is_none_or(|at| at.elapsed() >= opts.prune_every) {
-                last_prune = Some(std::time::Instant::now());
-                prune(ctx, age);
-            }
+        if let Some(pruner) = pruner.as_mut() {
+            pruner.step(ctx.pool);
         }
         // Webhook answers first: the queue is durable and may lag behind a burst, and what
         // piles up meanwhile is taken in larger, cheaper batches.
@@ -357,30 +357,57 @@ fn worker_loop(index: usize, ctx: &WorkerContext, opts: &WorkerOptions) {
 /// intake's writes to the same table for long.
 const PRUNE_CHUNK: i64 = 1_000;
 
-/// Deletes the finished jobs older than `age`, a chunk at a time, giving way to webhooks in
-/// flight between chunks.
-fn prune(ctx: &WorkerContext, age: Duration) {
-    let Ok(mut conn) = ctx.pool.get() else {
-        return;
-    };
-    let mut deleted = 0;
-    while !ctx.shutdown.load(Ordering::SeqCst) {
-        match queue::prune_finished(&mut conn, age, PRUNE_CHUNK) {
+/// Deletes finished jobs older than `age`, every `every`: one chunk per turn of the worker's
+/// loop, between its Jira batches, so a long backlog of old jobs never holds up Jira work.
+struct Pruner {
+    age: Duration,
+    every: Duration,
+    /// When the last pass caught up (None: due now).
+    caught_up: Option<std::time::Instant>,
+    deleted: usize,
+}
+
+impl Pruner {
+    fn new(age: Duration, every: Duration) -> Pruner {
+        Pruner {
+            age,
+            every,
+            caught_up: None,
+            deleted: 0,
+        }
+    }
+
+    fn step(&mut self, pool: &PgPool) {
+        if self.caught_up.is_some_and(|at| at.elapsed() < self.every) {
+            return;
+        }
+        let Ok(mut conn) = pool.get() else {
+            return;
+        };
+        match queue::prune_finished(&mut conn, self.age, PRUNE_CHUNK) {
             Ok(n) => {
-                deleted += n;
+                self.deleted += n;
                 if (n as i64) < PRUNE_CHUNK {
-                    break;
+                    self.finish();
                 }
             }
             Err(e) => {
                 log::warn!("deleting finished jobs: {e}");
-                break;
+                self.finish();
             }
         }
-        ctx.foreground.wait_quiet(MAX_YIELD);
     }
-    if deleted > 0 {
-        log::info!("deleted {deleted} job(s) finished more than {age:?} ago");
+
+    fn finish(&mut self) {
+        if self.deleted > 0 {
+            log::info!(
+                "deleted {} job(s) finished more than {:?} ago",
+                self.deleted,
+                self.age
+            );
+        }
+        self.deleted = 0;
+        self.caught_up = Some(std::time::Instant::now());
     }
 }
 
