@@ -6,11 +6,13 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::db::PgPool;
 use crate::decision::{DecisionService, OnAssigned};
-use crate::executor::worker::{JobHandler, Waker, WorkerOptions, Workers};
+use crate::executor::queue::FinishedJobs;
+use crate::executor::worker::{Expiry, JobHandler, Waker, WorkerOptions, Workers};
 use crate::executor::Executor;
 use crate::foreground::Foreground;
 use crate::ingest::batcher::IngestBatcher;
 use crate::ingest::jira::JiraIntake;
+use crate::ingest::retention::OldDeliveries;
 use crate::ingest::{IngestService, OnNewWorkItem};
 use crate::jira::{HttpJiraClient, JiraApi, JiraConfig};
 use crate::learner::{Learner, LearnerService};
@@ -88,6 +90,18 @@ impl AppState {
             opts,
         )
     }
+}
+
+/// What the workers delete once it is past its configured retention.
+pub fn expiries(config: &Config) -> Vec<Arc<dyn Expiry>> {
+    let mut expiries: Vec<Arc<dyn Expiry>> = vec![];
+    if let Some(age) = config.job_retention {
+        expiries.push(Arc::new(FinishedJobs { age }));
+    }
+    if let Some(age) = config.delivery_retention {
+        expiries.push(Arc::new(OldDeliveries::new(age)));
+    }
+    expiries
 }
 
 /// The Jira client for a configured Jira (Cloud with e-mail and API token, or Data Center with

@@ -101,6 +101,16 @@ pub struct Settings {
     )]
     pub job_retention_days: u32,
 
+    /// Days a received webhook delivery is kept to recognise a redelivery, then deleted; 0
+    /// keeps them forever. At least 3 (PagerDuty retries a delivery for up to 48 hours).
+    #[arg(
+        long,
+        env = "GOLIATH_DELIVERY_RETENTION_DAYS",
+        default_value_t = 14,
+        global = true
+    )]
+    pub delivery_retention_days: u32,
+
     /// Built-in Jira simulator: real milliseconds per simulated minute of people's work.
     #[arg(
         long,
@@ -186,6 +196,8 @@ pub struct Config {
     pub job_lease: std::time::Duration,
     /// None: finished jobs are kept forever.
     pub job_retention: Option<std::time::Duration>,
+    /// None: webhook deliveries are kept forever.
+    pub delivery_retention: Option<std::time::Duration>,
     pub sim_minute_ms: u64,
     pub pagerduty: PagerDutyConfig,
     pub jira: JiraConfig,
@@ -229,6 +241,11 @@ pub fn env_key(name: &str) -> String {
             c => c.to_ascii_uppercase(),
         })
         .collect()
+}
+
+/// A retention in days as a duration; 0 (keep forever) as None.
+fn days(n: u32) -> Option<std::time::Duration> {
+    (n > 0).then(|| std::time::Duration::from_secs(u64::from(n) * 86_400))
 }
 
 fn split_list(value: Option<&str>) -> Vec<String> {
@@ -361,6 +378,14 @@ impl Config {
             jira.priority_by_severity
                 .insert(check_severity(&k, raw)?, v);
         }
+        let floor = crate::ingest::retention::MIN_DELIVERY_RETENTION_DAYS;
+        if (1..floor).contains(&settings.delivery_retention_days) {
+            return Err(ConfigError(format!(
+                "GOLIATH_DELIVERY_RETENTION_DAYS is {}: PagerDuty retries a delivery for up \
+                 to 48 hours, so keep deliveries at least {floor} days (or 0 to keep them forever)",
+                settings.delivery_retention_days
+            )));
+        }
         if let Some(url) = &jira.base_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError(format!(
@@ -387,9 +412,8 @@ impl Config {
             workers: settings.workers,
             ingest_writers: settings.ingest_writers.max(1),
             job_lease: std::time::Duration::from_secs(settings.job_lease_secs.max(1)),
-            job_retention: (settings.job_retention_days > 0).then(|| {
-                std::time::Duration::from_secs(u64::from(settings.job_retention_days) * 86_400)
-            }),
+            job_retention: days(settings.job_retention_days),
+            delivery_retention: days(settings.delivery_retention_days),
             sim_minute_ms: settings.sim_minute_ms.max(1),
             pagerduty,
             jira,
@@ -418,6 +442,7 @@ impl Config {
             "ingest_writers": self.ingest_writers,
             "job_lease_secs": self.job_lease.as_secs(),
             "job_retention_days": self.job_retention.map(|d| d.as_secs() / 86_400),
+            "delivery_retention_days": self.delivery_retention.map(|d| d.as_secs() / 86_400),
             "sim_minute_ms": self.sim_minute_ms,
             "pagerduty": {
                 "webhook_secrets": secrets(&self.pagerduty.webhook_secrets),
@@ -510,5 +535,25 @@ mod tests {
 
         env.insert("PAGERDUTY_PRIORITY_P5".into(), "urgent".into());
         assert!(Config::from_settings(&settings, &env).is_err());
+    }
+
+    #[test]
+    fn deliveries_are_kept_past_pagerdutys_retries_or_forever() {
+        let with = |days: u32| {
+            let settings = Settings {
+                bind: "127.0.0.1:8000".into(),
+                db_pool_size: 4,
+                delivery_retention_days: days,
+                ..Default::default()
+            };
+            Config::from_settings(&settings, &BTreeMap::new())
+        };
+        assert_eq!(
+            with(3).unwrap().delivery_retention,
+            Some(std::time::Duration::from_secs(3 * 86_400))
+        );
+        assert_eq!(with(0).unwrap().delivery_retention, None, "0 keeps them");
+        let refused = with(2).expect_err("2 days is refused");
+        assert!(refused.0.contains("48 hours"), "{}", refused.0);
     }
 }

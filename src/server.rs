@@ -77,7 +77,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let jira = crate::app::jira_client(&cfg, simulator.as_ref().map(|s| s.base_url()).as_deref())?;
     let lease = cfg.job_lease;
-    let retention = cfg.job_retention;
+    let expiries = crate::app::expiries(&cfg);
     let threads = cfg.workers;
     let state = web::Data::new(AppState::new(cfg, pool, jira));
     let (server, addr) = build_server(state.clone(), bind, 0)?;
@@ -85,7 +85,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let workers = state.spawn_workers(WorkerOptions {
         threads,
         lease,
-        retention,
+        expiries,
         ..Default::default()
     });
     let handle = server.handle();

@@ -170,6 +170,35 @@ pub fn prune_finished(conn: &mut PgConnection, age: Duration, limit: i64) -> Que
     .execute(conn)
 }
 
+/// Finished jobs deleted per statement: each delete is short, so it never holds up the
+/// intake's writes to the same table for long.
+const PRUNE_CHUNK: i64 = 1_000;
+
+/// Finished jobs older than `age` go, oldest first, [`PRUNE_CHUNK`] per piece.
+#[derive(Debug)]
+pub struct FinishedJobs {
+    pub age: Duration,
+}
+
+impl super::worker::Expiry for FinishedJobs {
+    fn what(&self) -> String {
+        format!("finished job(s) older than {}", describe_age(self.age))
+    }
+
+    fn delete_piece(&self, conn: &mut PgConnection, _: i64) -> QueryResult<(usize, Option<i64>)> {
+        let n = prune_finished(conn, self.age, PRUNE_CHUNK)?;
+        Ok((n, ((n as i64) == PRUNE_CHUNK).then_some(0)))
+    }
+}
+
+/// `age` as people read a retention: "14 days", or seconds when shorter than a day.
+pub fn describe_age(age: Duration) -> String {
+    match age.as_secs() {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s => format!("{s} s"),
+    }
+}
+
 /// Puts a dead job back in the queue with a fresh set of attempts.
 pub fn resurrect(conn: &mut PgConnection, id: i64) -> QueryResult<Option<Job>> {
     diesel::update(jobs::table.find(id).filter(jobs::state.eq("dead")))

@@ -75,10 +75,26 @@ pub struct WorkerOptions {
     pub poll: Duration,
     /// Names this process in `locked_by`.
     pub instance: String,
-    /// Finished jobs older than this are deleted (None: kept forever).
-    pub retention: Option<Duration>,
-    /// How often the retention is applied.
+    /// What the first worker deletes once it is past its retention (finished jobs, old
+    /// webhook deliveries), between its Jira batches.
+    pub expiries: Vec<Arc<dyn Expiry>>,
+    /// How often each expiry makes a pass.
     pub prune_every: Duration,
+}
+
+/// Rows deleted once they are past their retention, a bounded piece per call, so that no
+/// delete holds up Jira work or the intake's writes to the same table for long.
+pub trait Expiry: Send + Sync + std::fmt::Debug {
+    /// What goes, for the log: "finished job(s) older than 14 days".
+    fn what(&self) -> String;
+    /// Deletes one piece of a pass; `cursor` is where the last piece left off (0 starts a
+    /// pass). Returns the rows deleted and where the next piece starts, or None when the pass
+    /// is through.
+    fn delete_piece(
+        &self,
+        conn: &mut diesel::PgConnection,
+        cursor: i64,
+    ) -> diesel::QueryResult<(usize, Option<i64>)>;
 }
 
 impl Default for WorkerOptions {
@@ -88,7 +104,7 @@ impl Default for WorkerOptions {
             lease: Duration::from_secs(45),
             poll: Duration::from_secs(1),
             instance: format!("goliath-{}", std::process::id()),
-            retention: None,
+            expiries: vec![],
             prune_every: Duration::from_secs(600),
         }
     }
@@ -317,10 +333,15 @@ fn worker_loop(index: usize, ctx: &WorkerContext, opts: &WorkerOptions) {
     let name = format!("{}-{index}", opts.instance);
     yield_to_intake();
     let mut last_reap = std::time::Instant::now() - opts.lease;
-    let mut pruner = opts
-        .retention
-        .filter(|_| index == 0)
-        .map(|age| Pruner::new(age, opts.prune_every));
+    let mut pruners: Vec<Pruner> = if index == 0 {
+        let every = opts.prune_every;
+        opts.expiries
+            .iter()
+            .map(|e| Pruner::new(e.clone(), every))
+            .collect()
+    } else {
+        vec![]
+    };
     let mut size = BatchSize::default();
     while !ctx.shutdown.load(Ordering::SeqCst) {
         let seen = ctx.waker.current();
@@ -334,7 +355,7 @@ fn worker_loop(index: usize, ctx: &WorkerContext, opts: &WorkerOptions) {
                 }
             }
         }
-        if let Some(pruner) = pruner.as_mut() {
+        for pruner in &mut pruners {
             pruner.step(ctx.pool);
         }
         // Webhook answers first: the queue is durable and may lag behind a burst, and what
@@ -353,26 +374,24 @@ fn worker_loop(index: usize, ctx: &WorkerContext, opts: &WorkerOptions) {
     }
 }
 
-/// Finished jobs deleted per statement: each delete is short, so it never holds up the
-/// intake's writes to the same table for long.
-const PRUNE_CHUNK: i64 = 1_000;
-
-/// Deletes finished jobs older than `age`, every `every`: one chunk per turn of the worker's
-/// loop, between its Jira batches, so a long backlog of old jobs never holds up Jira work.
+/// Applies one [`Expiry`] every `every`: one piece per turn of the worker's loop, between its
+/// Jira batches, so a long backlog of old rows never holds up Jira work.
 struct Pruner {
-    age: Duration,
+    expiry: Arc<dyn Expiry>,
     every: Duration,
-    /// When the last pass caught up (None: due now).
+    /// When the last pass ended (None: one is due now).
     caught_up: Option<std::time::Instant>,
+    cursor: i64,
     deleted: usize,
 }
 
 impl Pruner {
-    fn new(age: Duration, every: Duration) -> Pruner {
+    fn new(expiry: Arc<dyn Expiry>, every: Duration) -> Pruner {
         Pruner {
-            age,
+            expiry,
             every,
             caught_up: None,
+            cursor: 0,
             deleted: 0,
         }
     }
@@ -384,15 +403,16 @@ impl Pruner {
         let Ok(mut conn) = pool.get() else {
             return;
         };
-        match queue::prune_finished(&mut conn, self.age, PRUNE_CHUNK) {
-            Ok(n) => {
+        match self.expiry.delete_piece(&mut conn, self.cursor) {
+            Ok((n, next)) => {
                 self.deleted += n;
-                if (n as i64) < PRUNE_CHUNK {
-                    self.finish();
+                match next {
+                    Some(cursor) => self.cursor = cursor,
+                    None => self.finish(),
                 }
             }
             Err(e) => {
-                log::warn!("deleting finished jobs: {e}");
+                log::warn!("deleting {}: {e}", self.expiry.what());
                 self.finish();
             }
         }
@@ -400,13 +420,10 @@ impl Pruner {
 
     fn finish(&mut self) {
         if self.deleted > 0 {
-            log::info!(
-                "deleted {} job(s) finished more than {:?} ago",
-                self.deleted,
-                self.age
-            );
+            log::info!("deleted {} {}", self.deleted, self.expiry.what());
         }
         self.deleted = 0;
+        self.cursor = 0;
         self.caught_up = Some(std::time::Instant::now());
     }
 }

@@ -5,6 +5,7 @@
 pub mod batcher;
 pub mod jira;
 pub mod pagerduty;
+pub mod retention;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;

@@ -1,10 +1,12 @@
 //! The whole loop against the Jira simulator over real HTTP: decision -> durable job -> Jira
 //! issue -> Jira webhook -> learner; and the faults that must lose and duplicate nothing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::prelude::*;
 use goliath::db::schema::jobs;
+use goliath::executor::queue::FinishedJobs;
 use goliath::executor::worker::drain;
 use goliath::jira::{Fault, SimFaults};
 
@@ -171,7 +173,9 @@ fn the_workers_delete_finished_jobs_once_they_are_past_the_retention() {
         config,
         AppOptions {
             workers: true,
-            retention: Some(Duration::from_secs(1)),
+            expiries: vec![Arc::new(FinishedJobs {
+                age: Duration::from_secs(1),
+            })],
             ..AppOptions::default()
         },
     );

@@ -527,3 +527,88 @@ fn a_batch_mixing_new_known_and_id_clashing_incidents_stores_each_once() {
         .unwrap();
     assert_eq!(decided, 3);
 }
+
+#[test]
+fn a_sweep_deletes_old_deliveries_wherever_they_lie_and_keeps_recent_ones() {
+    use goliath::executor::worker::Expiry;
+    use goliath::ingest::retention::OldDeliveries;
+    let app = unsigned_app();
+    let mut conn = app.db.conn();
+    // Old and recent rows interleaved on every page, as when new rows reuse freed space.
+    diesel::sql_query(
+        "INSERT INTO webhook_deliveries (source, delivery_id, event_type, received_at) \
+         SELECT 'pagerduty', 'd-' || n, 'incident.triggered', \
+                CASE WHEN n % 3 = 0 THEN now() - interval '20 days' \
+                     WHEN n % 3 = 1 THEN now() - interval '13 days' \
+                     ELSE now() END \
+           FROM generate_series(1, 6000) AS n",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let sweep = OldDeliveries {
+        age: std::time::Duration::from_secs(14 * 86_400),
+        pages_per_piece: 4,
+    };
+    let (mut cursor, mut pieces, mut deleted) = (0, 0, 0);
+    loop {
+        let (n, next) = sweep.delete_piece(&mut conn, cursor).unwrap();
+        deleted += n;
+        pieces += 1;
+        match next {
+            Some(c) => {
+                assert!(c > cursor, "the sweep moves on");
+                cursor = c;
+            }
+            None => break,
+        }
+        assert!(pieces < 1_000, "the sweep ends");
+    }
+    assert_eq!(
+        deleted, 2000,
+        "every row older than 14 days, and only those"
+    );
+    assert!(
+        pieces > 2,
+        "one piece never covers the table: {pieces} piece(s)"
+    );
+    let left: i64 = webhook_deliveries::table
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(left, 4000);
+    let (n, next) = sweep.delete_piece(&mut conn, 0).unwrap();
+    assert_eq!(
+        (n, next.is_some()),
+        (0, true),
+        "a second pass finds nothing"
+    );
+}
+
+#[test]
+fn after_its_delivery_is_deleted_a_redelivery_still_makes_no_second_work_item() {
+    use goliath::ingest::retention::OldDeliveries;
+    use std::sync::Arc;
+    let app = TestApp::start_with(
+        TestDb::new(),
+        config_with(|s| s.pagerduty_webhook_secret = Some(SECRET.into()), &[]),
+        crate::helpers::AppOptions {
+            workers: true,
+            expiries: vec![Arc::new(OldDeliveries {
+                age: std::time::Duration::from_secs(1),
+                pages_per_piece: 1,
+            })],
+            ..Default::default()
+        },
+    );
+    let body = fixture("pagerduty_v3_incident_triggered.json");
+    let first = post_signed(&app, &body, Some("delivery-A")).json();
+    assert_eq!(first["status"], "success");
+    assert_eq!(counts(&app), (1, 1));
+    let swept = app.wait_until(std::time::Duration::from_secs(15), || counts(&app).1 == 0);
+    assert!(swept, "the delivery was not deleted: {:?}", counts(&app));
+    let again = post_signed(&app, &body, Some("delivery-A"));
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["status"], "duplicate");
+    assert_eq!(again.json()["work_item_id"], first["work_item_id"]);
+    assert_eq!(counts(&app).0, 1, "the incident's own key still holds");
+}

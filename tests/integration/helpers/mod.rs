@@ -11,7 +11,7 @@ use std::sync::Arc;
 use actix_web::web;
 use goliath::app::AppState;
 use goliath::config::{Config, Settings};
-use goliath::executor::worker::{WorkerOptions, Workers};
+use goliath::executor::worker::{Expiry, WorkerOptions, Workers};
 use goliath::jira::{JiraSim, JiraSimHandle, SimConfig};
 use std::time::Duration;
 
@@ -62,8 +62,8 @@ pub struct AppOptions {
     pub sim: SimConfig,
     /// Lease after which a job whose worker died is taken again.
     pub lease: Duration,
-    /// Age after which the workers delete finished jobs (checked every 100 ms).
-    pub retention: Option<Duration>,
+    /// What the workers delete once past its retention (a pass every 100 ms).
+    pub expiries: Vec<Arc<dyn Expiry>>,
 }
 
 impl Default for AppOptions {
@@ -75,7 +75,7 @@ impl Default for AppOptions {
                 ..SimConfig::default()
             },
             lease: Duration::from_secs(60),
-            retention: None,
+            expiries: vec![],
         }
     }
 }
@@ -122,7 +122,7 @@ impl TestApp {
                 threads: 1,
                 lease: opts.lease,
                 poll: Duration::from_millis(200),
-                retention: opts.retention,
+                expiries: opts.expiries,
                 prune_every: Duration::from_millis(100),
                 ..Default::default()
             })
