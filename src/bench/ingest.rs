@@ -99,6 +99,10 @@ pub fn run(args: IngestArgs, database_url: Option<&str>) -> anyhow::Result<()> {
         _ => None,
     };
 
+    let wal_ahead = match &db {
+        Some(db) => db.make_wal_ahead()?,
+        None => None,
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("bench ingest");
     println!(
@@ -141,6 +145,13 @@ pub fn run(args: IngestArgs, database_url: Option<&str>) -> anyhow::Result<()> {
             "  roster: {} people over {} services; webhooks signed (PAGERDUTY_WEBHOOK_SECRET set)",
             args.people,
             services.len()
+        );
+    }
+    if let Some((files, took)) = wal_ahead {
+        println!(
+            "  WAL: {files} files made ahead in {:.1} s, as a long-running cluster has them \
+             (a fresh cluster makes each as it is first needed, a stall for whoever runs first)",
+            took.as_secs_f64()
         );
     }
     println!(
