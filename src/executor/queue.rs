@@ -182,20 +182,15 @@ pub struct FinishedJobs {
 
 impl super::worker::Expiry for FinishedJobs {
     fn what(&self) -> String {
-        format!("finished job(s) older than {}", describe_age(self.age))
+        format!(
+            "finished job(s) older than {}",
+            super::worker::describe_age(self.age)
+        )
     }
 
     fn delete_piece(&self, conn: &mut PgConnection, _: i64) -> QueryResult<(usize, Option<i64>)> {
         let n = prune_finished(conn, self.age, PRUNE_CHUNK)?;
         Ok((n, ((n as i64) == PRUNE_CHUNK).then_some(0)))
-    }
-}
-
-/// `age` as people read a retention: "14 days", or seconds when shorter than a day.
-pub fn describe_age(age: Duration) -> String {
-    match age.as_secs() {
-        s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
-        s => format!("{s} s"),
     }
 }
 

@@ -97,6 +97,14 @@ pub trait Expiry: Send + Sync + std::fmt::Debug {
     ) -> diesel::QueryResult<(usize, Option<i64>)>;
 }
 
+/// `age` as people read a retention: "14 days", or seconds when shorter than a day.
+pub fn describe_age(age: Duration) -> String {
+    match age.as_secs() {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s => format!("{s} s"),
+    }
+}
+
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
