@@ -18,6 +18,7 @@ use crate::routing::{self, DecisionInput, ModelParams};
 
 pub use crate::db::lock_assignments;
 
+mod audit;
 mod snapshot;
 use snapshot::{Snapshot, SnapshotCache};
 
@@ -49,6 +50,15 @@ pub struct StoredDecision {
     pub inputs: serde_json::Value,
     pub model_version: String,
     pub decided_at: chrono::DateTime<Utc>,
+}
+
+impl StoredDecision {
+    /// The ranking and exclusions in their named form (see [`audit`] for how they are stored).
+    fn expanded(mut self) -> StoredDecision {
+        self.ranking = audit::expand_ranking(std::mem::take(&mut self.ranking));
+        self.excluded = audit::expand_excluded(std::mem::take(&mut self.excluded));
+        self
+    }
 }
 
 /// What a replay found.
@@ -179,7 +189,7 @@ impl DecisionService {
             .select(StoredDecision::as_select())
             .load::<StoredDecision>(conn)?
             .into_iter()
-            .map(|d| (d.work_item_id.clone(), d))
+            .map(|d| (d.work_item_id.clone(), d.expanded()))
             .collect();
         decided
             .into_iter()
@@ -276,8 +286,8 @@ impl DecisionService {
                 confidence: decision.confidence,
                 explanation: decision.explanation,
                 undecided_reason: decision.undecided_reason,
-                ranking: JsonText::of(&decision.ranking),
-                excluded: JsonText::of(&decision.excluded),
+                ranking: audit::ranking_text(&decision.ranking),
+                excluded: audit::excluded_text(&decision.excluded),
                 inputs: JsonText(format!(r#"{{"input":{input},"params":{params}}}"#)),
                 model_version: decision.model_version,
                 decided_at: now,
@@ -399,6 +409,7 @@ pub fn load(conn: &mut PgConnection, work_item_id: &str) -> QueryResult<Option<S
         .select(StoredDecision::as_select())
         .first(conn)
         .optional()
+        .map(|d| d.map(StoredDecision::expanded))
 }
 
 /// PagerDuty user ids assigned in the stored incident payload (the people paged for it).
