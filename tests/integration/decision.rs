@@ -65,6 +65,12 @@ fn new_incident_is_routed_within_its_intake_request_and_explained() {
     assert!((0.0..=1.0).contains(&conf));
     let ranking = view["decision"]["ranking"].as_array().unwrap();
     assert_eq!(ranking.len(), 2, "ana and ben are eligible: {ranking:?}");
+    // Stored as rows of values, shown with every field named.
+    assert_eq!(ranking[0]["human_id"], owner.as_str());
+    assert!(
+        ranking[0]["components"]["success"].is_f64() && ranking[0]["p_success"].is_f64(),
+        "{ranking:?}"
+    );
     let excluded = view["decision"]["excluded"].as_array().unwrap();
     let excluded_ids: Vec<&str> = excluded
         .iter()
