@@ -54,6 +54,10 @@ pub struct IngestArgs {
     /// Skip pgbench.
     #[arg(long)]
     pub no_pgbench: bool,
+    /// Goliath-then-pgbench pairs per connection count; the summary gives each pair's ratio
+    /// and their median (on a shared machine one pair can land on a noisy moment).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
     /// Keep per-request info logging on (off by default: it would measure the logger).
     #[arg(long)]
     pub verbose: bool,
@@ -163,7 +167,12 @@ pub fn run(args: IngestArgs, database_url: Option<&str>) -> anyhow::Result<()> {
     let run_tag = harness::random_token("run")[..8].to_string();
     let mut seq_base = 0u64;
     let mut rows = vec![];
-    for &c in &args.connections {
+    let pairs: Vec<usize> = args
+        .connections
+        .iter()
+        .flat_map(|&c| std::iter::repeat_n(c, args.rounds as usize))
+        .collect();
+    for &c in &pairs {
         let make = {
             let (template, services, run_tag) =
                 (template.clone(), services.clone(), run_tag.clone());
@@ -283,6 +292,26 @@ pub fn run(args: IngestArgs, database_url: Option<&str>) -> anyhow::Result<()> {
             ),
         }
     }
+    if args.rounds > 1 {
+        for &c in &args.connections {
+            let mut ratios: Vec<f64> = rows
+                .iter()
+                .filter(|(rc, _, _)| *rc == c)
+                .filter_map(|(_, r, pg)| pg.map(|tps| r.per_second() / tps))
+                .collect();
+            if ratios.is_empty() {
+                continue;
+            }
+            let listed: Vec<String> = ratios.iter().map(|x| format!("{x:.2}")).collect();
+            ratios.sort_by(f64::total_cmp);
+            println!(
+                "    c={c:<3} median ratio {:.2} over {} pairs ({})",
+                median(&ratios),
+                ratios.len(),
+                listed.join(", ")
+            );
+        }
+    }
     if let Some(p) = pgbench {
         p.cleanup();
     }
@@ -291,6 +320,16 @@ pub fn run(args: IngestArgs, database_url: Option<&str>) -> anyhow::Result<()> {
     }
     drop(db);
     Ok(())
+}
+
+/// The median of sorted, non-empty `xs`.
+fn median(xs: &[f64]) -> f64 {
+    let mid = xs.len() / 2;
+    if xs.len() % 2 == 1 {
+        xs[mid]
+    } else {
+        (xs[mid - 1] + xs[mid]) / 2.0
+    }
 }
 
 fn check(r: &LoadResult) -> anyhow::Result<()> {
@@ -462,4 +501,16 @@ impl Pgbench {
 /// Machine CPU used since `before`, where `/proc/stat` can be read.
 fn used_since(before: Option<CpuSample>) -> Option<CpuUsed> {
     Some(CpuSample::now()?.since(&before?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn the_median_is_the_middle_value_or_the_mean_of_the_middle_two() {
+        assert_eq!(median(&[0.4]), 0.4);
+        assert_eq!(median(&[0.4, 0.5, 0.9]), 0.5);
+        assert_eq!(median(&[0.4, 0.5, 0.6, 0.9]), 0.55);
+    }
 }
