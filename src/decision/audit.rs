@@ -1,15 +1,137 @@
-//! How a decision's ranking and exclusions are stored. They are written for every incident and
-//! are, after the raw webhook body, the largest part of what intake writes; as objects, every
-//! candidate repeats a dozen field names. So each candidate is stored as a row of values in a
-//! fixed order, and expanded back to the named form (the one the admin API shows and replay
-//! compares) when read. Floats keep their full printed precision, so expansion is exact. Rows
-//! written in the named form before this change are read as they are.
+//! How a decision's input, ranking and exclusions are stored. They are written for every
+//! incident and are the largest part of what intake writes; as objects, every candidate
+//! repeats its field names. So each candidate is stored as a row of values in a fixed order,
+//! and expanded back to the named form (the one the admin API shows, replay reads and compares)
+//! when read. Floats keep their full printed precision, so expansion is exact. Entries written
+//! in the named form before this change are read as they are.
 
+use serde::ser::{SerializeSeq, SerializeStruct, Serializer};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::db::json::JsonText;
-use crate::routing::{Excluded, ExclusionReason, ScoreComponents, ScoredCandidate};
+use crate::routing::{
+    CandidateInput, DecisionInput, Excluded, ExclusionReason, ScoreComponents, ScoredCandidate,
+};
+
+/// A candidate's input fields in stored-row order.
+const CANDIDATE_FIELDS: [&str; 9] = [
+    "human_id",
+    "active",
+    "services",
+    "max_active",
+    "open_items",
+    "on_call",
+    "skill",
+    "context_skill",
+    "overall",
+];
+
+/// A decision's input as stored: as serde prints it, but each candidate as a row of values in
+/// [`CANDIDATE_FIELDS`] order, the trailing ones at their defaults left off.
+pub fn input_text(input: &DecisionInput) -> String {
+    serde_json::to_string(&StoredInput(input)).unwrap_or_else(|_| "null".into())
+}
+
+struct StoredInput<'a>(&'a DecisionInput);
+
+impl Serialize for StoredInput<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Destructured so that a new field cannot be left out unnoticed.
+        let DecisionInput {
+            work_item_id,
+            service,
+            severity,
+            at,
+            candidates,
+            context,
+        } = self.0;
+        let rows: Vec<CandidateRow> = candidates.iter().map(CandidateRow).collect();
+        let mut m = s.serialize_struct("DecisionInput", 6)?;
+        m.serialize_field("work_item_id", work_item_id)?;
+        m.serialize_field("service", service)?;
+        m.serialize_field("severity", severity)?;
+        m.serialize_field("at", at)?;
+        m.serialize_field("candidates", &rows)?;
+        m.serialize_field("context", context)?;
+        m.end()
+    }
+}
+
+struct CandidateRow<'a>(&'a CandidateInput);
+
+impl Serialize for CandidateRow<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let CandidateInput {
+            human_id,
+            active,
+            services,
+            max_active,
+            open_items,
+            on_call,
+            skill,
+            context_skill,
+            overall,
+        } = self.0;
+        let len = if overall.is_some() {
+            9
+        } else if !context_skill.is_empty() {
+            8
+        } else if !skill.is_empty() {
+            7
+        } else if *on_call {
+            6
+        } else if *open_items != 0 {
+            5
+        } else if max_active.is_some() {
+            4
+        } else {
+            3
+        };
+        let mut seq = s.serialize_seq(Some(len))?;
+        seq.serialize_element(human_id)?;
+        seq.serialize_element(active)?;
+        seq.serialize_element(services)?;
+        if len > 3 {
+            seq.serialize_element(max_active)?;
+        }
+        if len > 4 {
+            seq.serialize_element(open_items)?;
+        }
+        if len > 5 {
+            seq.serialize_element(on_call)?;
+        }
+        if len > 6 {
+            seq.serialize_element(skill)?;
+        }
+        if len > 7 {
+            seq.serialize_element(context_skill)?;
+        }
+        if len > 8 {
+            seq.serialize_element(overall)?;
+        }
+        seq.end()
+    }
+}
+
+/// A stored input (`{"input": ..., "params": ...}`) with its candidates in the named form.
+pub fn expand_inputs(mut stored: Value) -> Value {
+    if let Some(candidates) = stored
+        .get_mut("input")
+        .and_then(|input| input.get_mut("candidates"))
+    {
+        *candidates = map_entries(std::mem::take(candidates), |row| {
+            let named: Map<String, Value> = CANDIDATE_FIELDS
+                .iter()
+                .zip(row)
+                .map(|(name, v)| (name.to_string(), v.clone()))
+                .collect();
+            let candidate: CandidateInput = serde_json::from_value(Value::Object(named)).ok()?;
+            serde_json::to_value(candidate).ok()
+        });
+    }
+    stored
+}
 
 /// One ranked candidate as stored: id, score, the six components in declaration order,
 /// p_success, expected_seconds, evidence.
@@ -184,8 +306,83 @@ mod tests {
         );
     }
 
+    fn input() -> DecisionInput {
+        use crate::routing::{ContextRecord, Severity, SkillRecord, SkillState};
+        let state = SkillState {
+            successes: 2.5,
+            failures: 0.3333333333333333,
+            updated_at: Some("2026-03-14T09:26:52Z".parse().unwrap()),
+            ..SkillState::default()
+        };
+        let plain = |id: &str| CandidateInput {
+            human_id: id.into(),
+            active: true,
+            services: vec!["api".into()],
+            max_active: None,
+            open_items: 0,
+            on_call: false,
+            skill: vec![],
+            context_skill: vec![],
+            overall: None,
+        };
+        DecisionInput {
+            work_item_id: "wi-1".into(),
+            service: "api".into(),
+            severity: Severity::Sev2,
+            at: "2026-03-14T09:26:52.123Z".parse().unwrap(),
+            candidates: vec![
+                plain("a"),
+                CandidateInput {
+                    max_active: Some(3),
+                    ..plain("b")
+                },
+                CandidateInput {
+                    on_call: true,
+                    active: false,
+                    services: vec![],
+                    ..plain("c")
+                },
+                CandidateInput {
+                    open_items: 4,
+                    skill: vec![SkillRecord {
+                        service: "api".into(),
+                        severity: Severity::Sev1,
+                        state: state.clone(),
+                    }],
+                    context_skill: vec![ContextRecord {
+                        tag: "team:x".into(),
+                        state: state.clone(),
+                    }],
+                    overall: Some(state),
+                    ..plain("d")
+                },
+            ],
+            context: vec!["team:x".into()],
+        }
+    }
+
+    #[test]
+    fn a_stored_input_expands_to_exactly_the_named_form_and_replays() {
+        let input = input();
+        let stored: Value = serde_json::from_str(&format!(
+            r#"{{"input":{},"params":{{}}}}"#,
+            input_text(&input)
+        ))
+        .unwrap();
+        let rows = &stored["input"]["candidates"];
+        assert_eq!(rows[0], json!(["a", true, ["api"]]), "defaults left off");
+        assert_eq!(rows[1], json!(["b", true, ["api"], 3]));
+        assert_eq!(rows[3].as_array().unwrap().len(), 9);
+        let expanded = expand_inputs(stored);
+        assert_eq!(expanded["input"], serde_json::to_value(&input).unwrap());
+        let back: DecisionInput = serde_json::from_value(expanded["input"].clone()).unwrap();
+        assert_eq!(back, input);
+    }
+
     #[test]
     fn entries_stored_in_the_named_form_are_read_as_they_are() {
+        let named = json!({"input": serde_json::to_value(input()).unwrap(), "params": {}});
+        assert_eq!(expand_inputs(named.clone()), named);
         let ranking = serde_json::to_value(vec![candidate("alice", 1.0)]).unwrap();
         assert_eq!(expand_ranking(ranking.clone()), ranking);
         let excluded = json!([{"human_id": "b", "reason": {"kind": "not_in_service"}}]);

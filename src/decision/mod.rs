@@ -53,10 +53,11 @@ pub struct StoredDecision {
 }
 
 impl StoredDecision {
-    /// The ranking and exclusions in their named form (see [`audit`] for how they are stored).
+    /// The input, ranking and exclusions in their named form (see [`audit`] for how they are stored).
     fn expanded(mut self) -> StoredDecision {
         self.ranking = audit::expand_ranking(std::mem::take(&mut self.ranking));
         self.excluded = audit::expand_excluded(std::mem::take(&mut self.excluded));
+        self.inputs = audit::expand_inputs(std::mem::take(&mut self.inputs));
         self
     }
 }
@@ -278,7 +279,7 @@ impl DecisionService {
             }
             // The audit is printed straight to text: it is the largest thing written per
             // incident, and building a JSON tree first would double the work.
-            let input = serde_json::to_string(&input).unwrap_or_else(|_| "null".into());
+            let input = audit::input_text(&input);
             planned.rows.push(DecisionRow {
                 work_item_id: item.id.clone(),
                 primary_human_id: decision.primary,
