@@ -28,6 +28,8 @@ pub struct RowBatch {
     /// The change counters (`token:n:loads_n`) the batch was decided as of, if it must be
     /// refused when they moved.
     expect_inputs: Option<String>,
+    /// The model parameter set (id, set) the batch's decisions name, stored if new.
+    params: Option<(String, JsonText)>,
 }
 
 /// What a batch statement wrote.
@@ -221,6 +223,13 @@ WITH locked AS MATERIALIZED (
     -- For RowBatch::insert_whole: a batch that could not make every item fails whole.
     SELECT CASE WHEN $43 AND (SELECT count(*) FROM items) < (SELECT count(*) FROM input)
                 THEN goliath_refuse('batch_partly_skipped') ELSE true END AS whole
+), params AS (
+    -- The model parameter set the decisions name, once per distinct set (its id is a hash of
+    -- it, so an existing row is the same set).
+    INSERT INTO model_params (id, params)
+    SELECT p.id, p.params FROM (SELECT $44::text AS id, $45::json AS params) p
+     WHERE p.id IS NOT NULL
+    ON CONFLICT DO NOTHING
 ), totals AS (
     -- The open loads of the people this batch assigned, once it commits (the CTEs all see the
     -- snapshot the statement started with).
@@ -330,6 +339,12 @@ impl RowBatch {
     /// changed since the change counters were `as_of` (as `token:n:loads_n`).
     pub fn expect_inputs(&mut self, as_of: String) {
         self.expect_inputs = Some(as_of);
+    }
+
+    /// Stores the model parameter set `params` as `id` unless it is stored already (the
+    /// decisions pushed name it by `id`).
+    pub fn record_params(&mut self, id: String, params: JsonText) {
+        self.params = Some((id, params));
     }
 
     pub fn expected_inputs(&self) -> Option<&str> {
@@ -442,6 +457,12 @@ impl RowBatch {
             .bind(Bind::Jsonbs(&j.payload))
             .bind(Bind::NullableTexts(&j.dedup_key))
             .bind(Bind::Bool(&whole))
+            .bind(Bind::NullableText(
+                self.params.as_ref().map(|(id, _)| id.as_str()),
+            ))
+            .bind(Bind::NullableText(
+                self.params.as_ref().map(|(_, p)| p.0.as_str()),
+            ))
             .load(conn)?;
         let mut written = Written::default();
         for row in made {
@@ -511,7 +532,7 @@ mod tests {
 
     #[test]
     fn the_batch_insert_binds_every_placeholder_in_order() {
-        assert_eq!(placeholders_in_order(InsertBatch::SQL), Ok(43));
+        assert_eq!(placeholders_in_order(InsertBatch::SQL), Ok(45));
     }
 
     #[test]

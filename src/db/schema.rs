@@ -40,6 +40,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    model_params (id) {
+        id -> Text,
+        params -> Json,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     open_loads (human_id, slot) {
         human_id -> Text,
         open_items -> Int4,
@@ -152,4 +160,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     open_loads,
     work_item_events,
     jobs,
+    model_params,
 );

@@ -3,7 +3,9 @@
 //! repeats its field names. So each candidate is stored as a row of values in a fixed order,
 //! and expanded back to the named form (the one the admin API shows, replay reads and compares)
 //! when read. Floats keep their full printed precision, so expansion is exact. Entries written
-//! in the named form before this change are read as they are.
+//! in the named form before this change are read as they are. The model parameters, the same
+//! for every decision a process makes, are stored once per set (`model_params`) and named by
+//! each decision's inputs.
 
 use serde::ser::{SerializeSeq, SerializeStruct, Serializer};
 use serde::Serialize;
@@ -11,7 +13,8 @@ use serde_json::{json, Map, Value};
 
 use crate::db::json::JsonText;
 use crate::routing::{
-    CandidateInput, DecisionInput, Excluded, ExclusionReason, ScoreComponents, ScoredCandidate,
+    CandidateInput, DecisionInput, Excluded, ExclusionReason, ModelParams, ScoreComponents,
+    ScoredCandidate,
 };
 
 /// A candidate's input fields in stored-row order.
@@ -26,6 +29,14 @@ const CANDIDATE_FIELDS: [&str; 9] = [
     "context_skill",
     "overall",
 ];
+
+/// A model parameter set as stored, and its id: the hex SHA-256 of that text, so a stored set
+/// never changes under its id.
+pub fn params_set(params: &ModelParams) -> (String, JsonText) {
+    use sha2::{Digest, Sha256};
+    let text = JsonText::of(params);
+    (hex::encode(Sha256::digest(text.0.as_bytes())), text)
+}
 
 /// A decision's input as stored: as serde prints it, but each candidate as a row of values in
 /// [`CANDIDATE_FIELDS`] order, the trailing ones at their defaults left off.
@@ -377,6 +388,19 @@ mod tests {
         assert_eq!(expanded["input"], serde_json::to_value(&input).unwrap());
         let back: DecisionInput = serde_json::from_value(expanded["input"].clone()).unwrap();
         assert_eq!(back, input);
+    }
+
+    #[test]
+    fn a_parameter_set_is_named_by_the_hash_of_its_text() {
+        let (id, text) = params_set(&ModelParams::default());
+        assert_eq!(id.len(), 64);
+        assert_eq!(params_set(&ModelParams::default()).0, id, "stable");
+        let back: ModelParams = serde_json::from_str(&text.0).unwrap();
+        let other = ModelParams {
+            load_weight: back.load_weight + 1.0,
+            ..back
+        };
+        assert_ne!(params_set(&other).0, id);
     }
 
     #[test]

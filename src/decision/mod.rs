@@ -53,12 +53,19 @@ pub struct StoredDecision {
 }
 
 impl StoredDecision {
-    /// The input, ranking and exclusions in their named form (see [`audit`] for how they are stored).
-    fn expanded(mut self) -> StoredDecision {
+    /// The input, ranking and exclusions in their named form, and the inputs with the model
+    /// parameters they name (see [`audit`] for how they are stored).
+    fn expanded(mut self, conn: &mut PgConnection) -> QueryResult<StoredDecision> {
         self.ranking = audit::expand_ranking(std::mem::take(&mut self.ranking));
         self.excluded = audit::expand_excluded(std::mem::take(&mut self.excluded));
         self.inputs = audit::expand_inputs(std::mem::take(&mut self.inputs));
-        self
+        let named = self.inputs.get("params_id").and_then(|v| v.as_str());
+        if let (Some(id), None) = (named, self.inputs.get("params")) {
+            if let Some(params) = stored_params(conn, id)? {
+                self.inputs["params"] = params;
+            }
+        }
+        Ok(self)
     }
 }
 
@@ -121,6 +128,8 @@ fn set_owners(conn: &mut PgConnection, items: &[WorkItem]) -> QueryResult<()> {
 
 pub struct DecisionService {
     params: ModelParams,
+    /// `params` as stored once in `model_params`, with its id, which each decision names.
+    params_set: (String, JsonText),
     on_assigned: Option<Arc<dyn OnAssigned>>,
     /// The roster and learned state between batches, while unchanged.
     snapshots: SnapshotCache,
@@ -129,6 +138,7 @@ pub struct DecisionService {
 impl DecisionService {
     pub fn new(params: ModelParams, on_assigned: Option<Arc<dyn OnAssigned>>) -> Self {
         DecisionService {
+            params_set: audit::params_set(&params),
             params,
             on_assigned,
             snapshots: SnapshotCache::default(),
@@ -190,8 +200,8 @@ impl DecisionService {
             .select(StoredDecision::as_select())
             .load::<StoredDecision>(conn)?
             .into_iter()
-            .map(|d| (d.work_item_id.clone(), d.expanded()))
-            .collect();
+            .map(|d| Ok((d.work_item_id.clone(), d.expanded(conn)?)))
+            .collect::<QueryResult<_>>()?;
         decided
             .into_iter()
             .map(|item| {
@@ -219,7 +229,7 @@ impl DecisionService {
     ) -> Result<Planned, DecisionError> {
         let (mut snap, as_of) = self.snapshots.read(conn, items.iter(), for_intake)?;
         let now = Utc::now();
-        let params = serde_json::to_string(&self.params).unwrap_or_else(|_| "null".into());
+        let params_id = &self.params_set.0;
         let mut planned = Planned {
             rows: Vec::with_capacity(items.len()),
             events: Vec::with_capacity(items.len()),
@@ -289,7 +299,7 @@ impl DecisionService {
                 undecided_reason: decision.undecided_reason,
                 ranking: audit::ranking_text(&decision.ranking),
                 excluded: audit::excluded_text(&decision.excluded),
-                inputs: JsonText(format!(r#"{{"input":{input},"params":{params}}}"#)),
+                inputs: JsonText(format!(r#"{{"input":{input},"params_id":"{params_id}"}}"#)),
                 model_version: decision.model_version,
                 decided_at: now,
             });
@@ -318,6 +328,10 @@ impl DecisionService {
             for job in hook.jobs_for(&planned.assigned) {
                 batch.push_job(job);
             }
+        }
+        if !planned.rows.is_empty() {
+            let (id, params) = &self.params_set;
+            batch.record_params(id.clone(), params.clone());
         }
         for row in planned.rows {
             batch.push_decision(row);
@@ -409,8 +423,30 @@ pub fn load(conn: &mut PgConnection, work_item_id: &str) -> QueryResult<Option<S
         .find(work_item_id)
         .select(StoredDecision::as_select())
         .first(conn)
-        .optional()
-        .map(|d| d.map(StoredDecision::expanded))
+        .optional()?
+        .map(|d| d.expanded(conn))
+        .transpose()
+}
+
+/// A stored model parameter set. Sets never change under their id (it is their hash), so each
+/// is read from the database once per process.
+fn stored_params(conn: &mut PgConnection, id: &str) -> QueryResult<Option<serde_json::Value>> {
+    use crate::db::schema::model_params;
+    use std::sync::{Mutex, OnceLock};
+    static READ: OnceLock<Mutex<HashMap<String, serde_json::Value>>> = OnceLock::new();
+    let read = READ.get_or_init(Mutex::default);
+    if let Some(params) = read.lock().ok().and_then(|m| m.get(id).cloned()) {
+        return Ok(Some(params));
+    }
+    let params: Option<serde_json::Value> = model_params::table
+        .find(id)
+        .select(model_params::params)
+        .first(conn)
+        .optional()?;
+    if let (Some(p), Ok(mut m)) = (&params, read.lock()) {
+        m.insert(id.to_string(), p.clone());
+    }
+    Ok(params)
 }
 
 /// PagerDuty user ids assigned in the stored incident payload (the people paged for it).

@@ -160,7 +160,33 @@ fn replay_recomputes_the_stored_decision() {
         let report = app.admin("POST", &format!("/admin/work-items/{id}/replay"), None);
         assert_eq!(report.status, 200, "{}", report.body);
         assert_eq!(report.json()["matches"], true, "{}", report.body);
+        let view = app
+            .admin("GET", &format!("/admin/work-items/{id}"), None)
+            .json();
+        let inputs = &view["decision"]["inputs"];
+        assert!(inputs["params"]["load_weight"].is_f64(), "{inputs}");
+        assert!(
+            inputs["input"]["candidates"][0]["human_id"].is_string(),
+            "{inputs}"
+        );
     }
+    // Every decision names the one stored parameter set.
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Sets {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        sets: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        naming: i64,
+    }
+    let counted: Sets = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM model_params) AS sets, \
+                (SELECT count(*) FROM decisions d JOIN model_params p \
+                   ON p.id = d.inputs->>'params_id') AS naming",
+    )
+    .get_result(&mut app.db.conn())
+    .unwrap();
+    assert_eq!((counted.sets, counted.naming), (1, 5));
     assert_eq!(
         app.admin("POST", "/admin/work-items/wi-none/replay", None)
             .status,
