@@ -13,9 +13,24 @@ use serde_json::{json, Map, Value};
 
 use crate::db::json::JsonText;
 use crate::routing::{
-    CandidateInput, DecisionInput, Excluded, ExclusionReason, ModelParams, ScoreComponents,
-    ScoredCandidate,
+    CandidateInput, ContextRecord, DecisionInput, Excluded, ExclusionReason, ModelParams,
+    ScoreComponents, ScoredCandidate, SkillRecord, SkillState,
 };
+
+/// A learned state's fields in stored-row order. Within a candidate row a skill record is
+/// stored as `[service, severity, state]`, a context record as `[tag, state]`, and every
+/// state, `overall` too, as a row of these.
+const STATE_FIELDS: [&str; 9] = [
+    "successes",
+    "failures",
+    "time_weight",
+    "log_time_sum",
+    "log_time_sq_sum",
+    "owned",
+    "on_call_trials",
+    "on_call_kept",
+    "updated_at",
+];
 
 /// A candidate's input fields in stored-row order.
 const CANDIDATE_FIELDS: [&str; 9] = [
@@ -113,15 +128,99 @@ impl Serialize for CandidateRow<'_> {
             seq.serialize_element(on_call)?;
         }
         if len > 6 {
-            seq.serialize_element(skill)?;
+            let rows: Vec<_> = skill
+                .iter()
+                .map(
+                    |SkillRecord {
+                         service,
+                         severity,
+                         state,
+                     }| (service, severity, StateRow(state)),
+                )
+                .collect();
+            seq.serialize_element(&rows)?;
         }
         if len > 7 {
-            seq.serialize_element(context_skill)?;
+            let rows: Vec<_> = context_skill
+                .iter()
+                .map(|ContextRecord { tag, state }| (tag, StateRow(state)))
+                .collect();
+            seq.serialize_element(&rows)?;
         }
         if len > 8 {
-            seq.serialize_element(overall)?;
+            seq.serialize_element(&overall.as_ref().map(StateRow))?;
         }
         seq.end()
+    }
+}
+
+struct StateRow<'a>(&'a SkillState);
+
+impl Serialize for StateRow<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let SkillState {
+            successes,
+            failures,
+            time_weight,
+            log_time_sum,
+            log_time_sq_sum,
+            owned,
+            on_call_trials,
+            on_call_kept,
+            updated_at,
+        } = self.0;
+        (
+            successes,
+            failures,
+            time_weight,
+            log_time_sum,
+            log_time_sq_sum,
+            owned,
+            on_call_trials,
+            on_call_kept,
+            updated_at,
+        )
+            .serialize(s)
+    }
+}
+
+/// A stored state row in the named form (a named state is kept as it is).
+fn expand_state(stored: &Value) -> Value {
+    match stored {
+        Value::Array(row) => Value::Object(
+            STATE_FIELDS
+                .iter()
+                .zip(row)
+                .map(|(name, v)| (name.to_string(), v.clone()))
+                .collect(),
+        ),
+        named => named.clone(),
+    }
+}
+
+/// A stored record row (`[key..., state]`, keys named by `keys`) in the named form.
+fn expand_record(stored: &Value, keys: &[&str]) -> Value {
+    match stored {
+        Value::Array(row) if row.len() == keys.len() + 1 => {
+            let mut named: Map<String, Value> = keys
+                .iter()
+                .zip(row)
+                .map(|(name, v)| (name.to_string(), v.clone()))
+                .collect();
+            named.insert("state".into(), expand_state(&row[keys.len()]));
+            Value::Object(named)
+        }
+        other => other.clone(),
+    }
+}
+
+/// Each entry of a stored list of records in the named form.
+fn expand_records(stored: &Value, keys: &[&str]) -> Value {
+    match stored {
+        Value::Array(records) => {
+            Value::Array(records.iter().map(|r| expand_record(r, keys)).collect())
+        }
+        other => other.clone(),
     }
 }
 
@@ -135,7 +234,15 @@ pub fn expand_inputs(mut stored: Value) -> Value {
             let named: Map<String, Value> = CANDIDATE_FIELDS
                 .iter()
                 .zip(row)
-                .map(|(name, v)| (name.to_string(), v.clone()))
+                .map(|(&name, v)| {
+                    let v = match name {
+                        "skill" => expand_records(v, &["service", "severity"]),
+                        "context_skill" => expand_records(v, &["tag"]),
+                        "overall" => expand_state(v),
+                        _ => v.clone(),
+                    };
+                    (name.to_string(), v)
+                })
                 .collect();
             let candidate: CandidateInput = serde_json::from_value(Value::Object(named)).ok()?;
             serde_json::to_value(candidate).ok()
@@ -322,8 +429,13 @@ mod tests {
         let state = SkillState {
             successes: 2.5,
             failures: 0.3333333333333333,
+            time_weight: 1.25,
+            log_time_sum: 9.261023416804859,
+            log_time_sq_sum: 86.20108828539257,
+            owned: 0.5,
+            on_call_trials: 7.981803611732936,
+            on_call_kept: 1e-3,
             updated_at: Some("2026-03-14T09:26:52Z".parse().unwrap()),
-            ..SkillState::default()
         };
         let plain = |id: &str| CandidateInput {
             human_id: id.into(),
@@ -384,6 +496,25 @@ mod tests {
         assert_eq!(rows[0], json!(["a", true, ["api"]]), "defaults left off");
         assert_eq!(rows[1], json!(["b", true, ["api"], 3]));
         assert_eq!(rows[3].as_array().unwrap().len(), 9);
+        assert_eq!(
+            rows[3][8],
+            json!([
+                2.5,
+                0.3333333333333333,
+                1.25,
+                9.261023416804859,
+                86.20108828539257,
+                0.5,
+                7.981803611732936,
+                1e-3,
+                "2026-03-14T09:26:52Z"
+            ]),
+            "a state as a row"
+        );
+        assert_eq!(
+            rows[3][6][0][1], "sev1",
+            "a skill record as [service, severity, state]"
+        );
         let expanded = expand_inputs(stored);
         assert_eq!(expanded["input"], serde_json::to_value(&input).unwrap());
         let back: DecisionInput = serde_json::from_value(expanded["input"].clone()).unwrap();

@@ -319,6 +319,25 @@ fn outcomes_change_the_very_next_decision() {
         ben["summary"]["successes"].as_f64().unwrap() >= 10.0,
         "{ben}"
     );
+    // The decision made on learned state is stored compactly, shown named, and replays.
+    let id = next["work_item_id"].as_str().unwrap();
+    let view = app
+        .admin("GET", &format!("/admin/work-items/{id}"), None)
+        .json();
+    let candidates = view["decision"]["inputs"]["input"]["candidates"]
+        .as_array()
+        .unwrap();
+    let ben_input = candidates.iter().find(|c| c["human_id"] == "ben").unwrap();
+    assert!(
+        ben_input["skill"][0]["state"]["successes"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+            && ben_input["overall"]["updated_at"].is_string(),
+        "{ben_input}"
+    );
+    let report = app.admin("POST", &format!("/admin/work-items/{id}/replay"), None);
+    assert_eq!(report.json()["matches"], true, "{}", report.body);
 }
 
 #[test]
