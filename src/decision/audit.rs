@@ -184,17 +184,20 @@ impl Serialize for StateRow<'_> {
     }
 }
 
+/// The values of `row` under `names`, in order (a shorter row leaves the last names out).
+fn named(names: &[&str], row: &[Value]) -> Map<String, Value> {
+    names
+        .iter()
+        .zip(row)
+        .map(|(name, v)| (name.to_string(), v.clone()))
+        .collect()
+}
+
 /// A stored state row in the named form (a named state is kept as it is).
 fn expand_state(stored: &Value) -> Value {
     match stored {
-        Value::Array(row) => Value::Object(
-            STATE_FIELDS
-                .iter()
-                .zip(row)
-                .map(|(name, v)| (name.to_string(), v.clone()))
-                .collect(),
-        ),
-        named => named.clone(),
+        Value::Array(row) => Value::Object(named(&STATE_FIELDS, row)),
+        other => other.clone(),
     }
 }
 
@@ -202,13 +205,9 @@ fn expand_state(stored: &Value) -> Value {
 fn expand_record(stored: &Value, keys: &[&str]) -> Value {
     match stored {
         Value::Array(row) if row.len() == keys.len() + 1 => {
-            let mut named: Map<String, Value> = keys
-                .iter()
-                .zip(row)
-                .map(|(name, v)| (name.to_string(), v.clone()))
-                .collect();
-            named.insert("state".into(), expand_state(&row[keys.len()]));
-            Value::Object(named)
+            let mut record = named(keys, row);
+            record.insert("state".into(), expand_state(&row[keys.len()]));
+            Value::Object(record)
         }
         other => other.clone(),
     }
