@@ -230,20 +230,16 @@ pub fn expand_inputs(mut stored: Value) -> Value {
         .and_then(|input| input.get_mut("candidates"))
     {
         *candidates = map_entries(std::mem::take(candidates), |row| {
-            let named: Map<String, Value> = CANDIDATE_FIELDS
-                .iter()
-                .zip(row)
-                .map(|(&name, v)| {
-                    let v = match name {
-                        "skill" => expand_records(v, &["service", "severity"]),
-                        "context_skill" => expand_records(v, &["tag"]),
-                        "overall" => expand_state(v),
-                        _ => v.clone(),
-                    };
-                    (name.to_string(), v)
-                })
-                .collect();
-            let candidate: CandidateInput = serde_json::from_value(Value::Object(named)).ok()?;
+            let mut fields = named(&CANDIDATE_FIELDS, row);
+            for (name, v) in fields.iter_mut() {
+                *v = match name.as_str() {
+                    "skill" => expand_records(v, &["service", "severity"]),
+                    "context_skill" => expand_records(v, &["tag"]),
+                    "overall" => expand_state(v),
+                    _ => continue,
+                };
+            }
+            let candidate: CandidateInput = serde_json::from_value(Value::Object(fields)).ok()?;
             serde_json::to_value(candidate).ok()
         });
     }
