@@ -12,6 +12,7 @@ use crate::executor::Executor;
 use crate::foreground::Foreground;
 use crate::ingest::batcher::IngestBatcher;
 use crate::ingest::jira::JiraIntake;
+use crate::ingest::lifecycle::Lifecycle;
 use crate::ingest::retention::OldDeliveries;
 use crate::ingest::{IngestService, OnNewWorkItem};
 use crate::jira::{HttpJiraClient, JiraApi, JiraConfig};
@@ -26,6 +27,8 @@ pub struct AppState {
     /// Group-commit writers the PagerDuty webhook hands deliveries to.
     pub intake: IngestBatcher,
     pub jira_intake: Arc<JiraIntake>,
+    /// PagerDuty incident updates after the trigger.
+    pub lifecycle: Arc<Lifecycle>,
     pub decision: Arc<DecisionService>,
     pub learner: Arc<dyn Learner>,
     pub executor: Arc<Executor>,
@@ -53,6 +56,12 @@ impl AppState {
             config.jira.webhook_secrets.clone(),
             learner.clone(),
         ));
+        let lifecycle = Arc::new(Lifecycle::new(
+            config.pagerduty.clone(),
+            learner.clone(),
+            config.jira.close_on_resolve,
+            config.jira.priority_by_severity.clone(),
+        ));
         let foreground = Arc::new(Foreground::default());
         let intake = IngestBatcher::start(
             pool.clone(),
@@ -67,6 +76,7 @@ impl AppState {
             intake,
             ingest,
             jira_intake,
+            lifecycle,
             decision,
             learner,
             executor,

@@ -177,6 +177,15 @@ pub struct JiraSettings {
     /// Jira priority per severity, `sev1=Highest` (repeatable); `JIRA_PRIORITY_SEVN` too.
     #[arg(long = "jira-priority", global = true, value_name = "SEVN=NAME")]
     pub jira_priorities: Vec<String>,
+    /// When PagerDuty resolves an incident, move its Jira issue to a done status (a comment is
+    /// added either way); a reopen in PagerDuty reopens the issue. Default true.
+    #[arg(
+        long,
+        env = "JIRA_CLOSE_ON_RESOLVE",
+        global = true,
+        value_name = "BOOL"
+    )]
+    pub jira_close_on_resolve: Option<bool>,
 }
 
 /// Severity levels, sev1 most critical.
@@ -226,6 +235,8 @@ pub struct JiraConfig {
     pub webhook_secrets: Vec<String>,
     pub project_by_service: BTreeMap<String, String>,
     pub priority_by_severity: BTreeMap<String, String>,
+    /// Follow a PagerDuty resolve (or reopen) with the issue's transition.
+    pub close_on_resolve: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -320,11 +331,11 @@ impl Config {
             if let Some(id) = key.strip_prefix("PAGERDUTY_SERVICE_ID_") {
                 pagerduty
                     .service_by_id
-                    .insert(id.to_string(), value.trim().to_string());
+                    .insert(id.to_string(), value.trim().to_lowercase());
             } else if let Some(name) = key.strip_prefix("PAGERDUTY_SERVICE_") {
                 pagerduty
                     .service_by_name
-                    .insert(env_key(name), value.trim().to_string());
+                    .insert(env_key(name), value.trim().to_lowercase());
             } else if let Some(name) = key.strip_prefix("PAGERDUTY_PRIORITY_") {
                 let sev = check_severity(value, key)?;
                 pagerduty.priority_overrides.insert(env_key(name), sev);
@@ -332,6 +343,7 @@ impl Config {
         }
         for raw in &settings.pagerduty_services {
             let (k, v) = parse_pair(raw, "--pagerduty-service")?;
+            let v = v.to_lowercase();
             pagerduty.service_by_name.insert(env_key(&k), v.clone());
             pagerduty.service_by_id.insert(k, v);
         }
@@ -356,6 +368,7 @@ impl Config {
             webhook_secrets: split_list(js.jira_webhook_secret.as_deref()),
             project_by_service: BTreeMap::new(),
             priority_by_severity: default_jira_priorities(),
+            close_on_resolve: js.jira_close_on_resolve.unwrap_or(true),
         };
         for (key, value) in env {
             if let Some(sev) = key.strip_prefix("JIRA_PRIORITY_") {
@@ -460,6 +473,7 @@ impl Config {
                 "webhook_secrets": secrets(&self.jira.webhook_secrets),
                 "project_by_service": self.jira.project_by_service,
                 "priority_by_severity": self.jira.priority_by_severity,
+                "close_on_resolve": self.jira.close_on_resolve,
             }
         })
     }

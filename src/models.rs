@@ -29,6 +29,12 @@ pub struct WorkItem {
     pub jira_issue_id: Option<String>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub context: Vec<String>,
+    /// The incident's status in PagerDuty (`triggered`, `acknowledged`, `resolved`).
+    pub pagerduty_status: String,
+    /// PagerDuty user ids the incident is assigned to in PagerDuty, as last reported.
+    pub pagerduty_assignees: Vec<String>,
+    /// When the latest PagerDuty update applied to the item happened (event time).
+    pub pagerduty_event_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, PartialEq)]

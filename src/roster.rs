@@ -97,12 +97,13 @@ impl HumanInput {
         }
         let mut services = Vec::with_capacity(self.services.len());
         for (i, s) in self.services.iter().enumerate() {
-            let s = s.trim();
+            // Services match case-insensitively: `Payments` is the `payments` service.
+            let s = s.trim().to_lowercase();
             if s.is_empty() {
                 return Err(invalid(&format!("services[{i}]"), "must not be empty"));
             }
-            if !services.iter().any(|x: &String| x == s) {
-                services.push(s.to_string());
+            if !services.contains(&s) {
+                services.push(s);
             }
         }
         Ok(ValidHuman {
@@ -203,6 +204,15 @@ pub fn delete(conn: &mut PgConnection, id: &str) -> QueryResult<bool> {
 pub fn by_jira_account(conn: &mut PgConnection, account_id: &str) -> QueryResult<Option<Human>> {
     humans::table
         .filter(humans::jira_account_id.eq(account_id))
+        .select(Human::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The person with this PagerDuty user id.
+pub fn by_pagerduty_user(conn: &mut PgConnection, user_id: &str) -> QueryResult<Option<Human>> {
+    humans::table
+        .filter(humans::pagerduty_user_id.eq(user_id))
         .select(Human::as_select())
         .first(conn)
         .optional()

@@ -36,6 +36,9 @@ diesel::table! {
         jira_issue_id -> Nullable<Text>,
         resolved_at -> Nullable<Timestamptz>,
         context -> Array<Text>,
+        pagerduty_status -> Text,
+        pagerduty_assignees -> Array<Text>,
+        pagerduty_event_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -6,6 +6,8 @@
 //!   searches for that label, so a crash between Jira's 201 and our commit cannot make a second
 //!   issue.
 //! - `jira_assign`: queued when an admin reassigns; moves the Jira issue to the new owner.
+//! - `jira_comment`, `jira_transition`, `jira_priority`: queued as the incident changes in
+//!   PagerDuty (a note, a resolve or reopen, a new priority); each waits for the issue to exist.
 
 pub mod queue;
 pub mod worker;
@@ -31,6 +33,62 @@ use worker::{JobHandler, JobResult};
 
 pub const CREATE_ISSUE: &str = "jira_create_issue";
 pub const ASSIGN_ISSUE: &str = "jira_assign";
+pub const COMMENT_ISSUE: &str = "jira_comment";
+pub const TRANSITION_ISSUE: &str = "jira_transition";
+pub const PRIORITY_ISSUE: &str = "jira_priority";
+
+/// Where a `jira_transition` job moves the issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueTarget {
+    /// A status in the `done` category.
+    Done,
+    /// Back to a status in the `new` category (else `indeterminate`).
+    Open,
+}
+
+impl IssueTarget {
+    fn categories(self) -> &'static [&'static str] {
+        match self {
+            IssueTarget::Done => &["done"],
+            IssueTarget::Open => &["new", "indeterminate"],
+        }
+    }
+}
+
+/// A change to an existing issue, queued in the caller's transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IssueEdit {
+    Comment(String),
+    Transition(IssueTarget),
+    /// The issue's priority follows the work item's severity as it is when the job runs.
+    Priority,
+}
+
+/// Queues `change` for the work item's Jira issue. `key` makes it exactly once: a job with the
+/// same key is not queued again.
+pub fn queue_issue_change(
+    conn: &mut PgConnection,
+    work_item_id: &str,
+    change: &IssueEdit,
+    key: &str,
+) -> QueryResult<i64> {
+    let (kind, payload) = match change {
+        IssueEdit::Comment(text) => (
+            COMMENT_ISSUE,
+            serde_json::json!({"work_item_id": work_item_id, "text": text}),
+        ),
+        IssueEdit::Transition(to) => (
+            TRANSITION_ISSUE,
+            serde_json::json!({"work_item_id": work_item_id, "to": to}),
+        ),
+        IssueEdit::Priority => (
+            PRIORITY_ISSUE,
+            serde_json::json!({"work_item_id": work_item_id}),
+        ),
+    };
+    queue::enqueue(conn, kind, payload, Some(&format!("{kind}:{key}")))
+}
 
 /// The label that makes issue creation idempotent.
 pub fn issue_label(work_item_id: &str) -> String {
@@ -124,6 +182,105 @@ impl Executor {
             ],
             assignee_account_id: item.assignee_account.clone(),
         }
+    }
+
+    /// Comments, transitions or re-prioritises the item's issue once it exists.
+    fn change_issue(&self, pool: &PgPool, job: &queue::Job, item: &JobItem) -> JobResult {
+        let Some(key) = item.jira_key.clone() else {
+            // The create job has not recorded the issue yet (or is retrying through an outage):
+            // wait for it on the same schedule.
+            return JobResult::Retry {
+                error: "the Jira issue is not created yet".into(),
+                after: Some(worker::backoff(job.id, job.attempts).max(Duration::from_secs(2))),
+            };
+        };
+        let (result, detail) = match job.kind.as_str() {
+            COMMENT_ISSUE => {
+                let text = job.payload["text"].as_str().unwrap_or_default();
+                (
+                    self.jira.add_comment(&key, text),
+                    serde_json::json!({"jira_key": key, "comment": text}),
+                )
+            }
+            TRANSITION_ISSUE => {
+                let to: IssueTarget = match serde_json::from_value(job.payload["to"].clone()) {
+                    Ok(to) => to,
+                    Err(e) => {
+                        return JobResult::Dead {
+                            error: format!("the job's `to` is not done or open: {e}"),
+                        }
+                    }
+                };
+                match self.transition(&key, to) {
+                    Ok(Some(name)) => (
+                        Ok(()),
+                        serde_json::json!({"jira_key": key, "to": to, "transition": name}),
+                    ),
+                    // Already there: nothing to do, nothing to record.
+                    Ok(None) => return JobResult::Done,
+                    Err(e) => (Err(e), serde_json::Value::Null),
+                }
+            }
+            _ => {
+                let Some(priority) = self.settings.priority_by_severity.get(&item.severity) else {
+                    return JobResult::Done;
+                };
+                (
+                    self.jira.set_priority(&key, priority),
+                    serde_json::json!({"jira_key": key, "priority": priority, "severity": item.severity}),
+                )
+            }
+        };
+        if let Err(e) = result {
+            return jira_failure(e);
+        }
+        let recorded = pool
+            .get()
+            .map_err(anyhow::Error::from)
+            .and_then(|mut conn| {
+                Ok(record_event(
+                    &mut conn,
+                    &item.id,
+                    &job.kind,
+                    detail,
+                    Utc::now(),
+                )?)
+            });
+        match recorded {
+            Ok(()) => JobResult::Done,
+            // The change is made; a second attempt would make it again for a history line.
+            Err(e) => {
+                log::warn!(
+                    "{}: {} done, history not recorded: {e:#}",
+                    item.id,
+                    job.kind
+                );
+                JobResult::Done
+            }
+        }
+    }
+
+    /// Moves the issue to a status of `to`'s category; the transition's name, or None when the
+    /// issue is there already.
+    fn transition(&self, key: &str, to: IssueTarget) -> Result<Option<String>, JiraError> {
+        let wanted = to.categories();
+        let current = self.jira.status_category(key)?;
+        if wanted.contains(&current.as_str()) {
+            return Ok(None);
+        }
+        let transitions = self.jira.transitions(key)?;
+        let chosen = wanted
+            .iter()
+            .find_map(|cat| transitions.iter().find(|t| t.to_category == *cat))
+            .ok_or_else(|| JiraError::Permanent {
+                status: 0,
+                message: format!(
+                    "no transition of {key} leads to a status in category {}",
+                    wanted.join(" or ")
+                ),
+            })?;
+        self.jira.transition(key, &chosen.id)?;
+        Ok(Some(chosen.name.clone()))
     }
 
     fn assign_issue(
@@ -359,6 +516,9 @@ impl JobHandler for Executor {
                         self.assign_issue(pool, job, item)
                             .unwrap_or_else(|e| retry(format!("{e:#}"))),
                     ),
+                    COMMENT_ISSUE | TRANSITION_ISSUE | PRIORITY_ISSUE => {
+                        Step::Finished(self.change_issue(pool, job, item))
+                    }
                     other => Step::Finished(JobResult::Dead {
                         error: format!("unknown job kind `{other}`"),
                     }),

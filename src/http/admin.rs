@@ -152,7 +152,18 @@ async fn get_human(
     let id = path.into_inner();
     let found = db(&state, {
         let id = id.clone();
-        move |c| Ok(roster::get(c, &id)?)
+        move |c| {
+            let Some(person) = roster::get(c, &id)? else {
+                return Ok(None);
+            };
+            let open = crate::decision::open_loads(c)?
+                .get(&id)
+                .copied()
+                .unwrap_or(0);
+            let mut view = serde_json::to_value(person).unwrap_or_default();
+            view["open_items"] = open.into();
+            Ok(Some(view))
+        }
     })
     .await?;
     found
@@ -252,7 +263,7 @@ async fn list_work_items(
         let filtered = || {
             let mut q = work_items::table.into_boxed();
             if let Some(s) = &f.service {
-                q = q.filter(work_items::service.eq(s.clone()));
+                q = q.filter(work_items::service.eq(s.to_lowercase()));
             }
             if let Some(s) = &f.status {
                 q = q.filter(work_items::status.eq(s.clone()));
@@ -420,7 +431,7 @@ async fn stats(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
-    let service = query.into_inner().service;
+    let service = query.into_inner().service.map(|s| s.to_lowercase());
     let st = state.clone();
     let rows = db(&state, move |c| {
         Ok(crate::learner::beliefs(

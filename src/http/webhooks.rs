@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 
 use crate::app::AppState;
 use crate::ingest::jira::JiraIntakeOutcome;
+use crate::ingest::lifecycle::{IncidentUpdate, UpdateOutcome};
 use crate::ingest::{IngestError, IngestOutcome, Parsed};
 
 use super::error::ApiError;
@@ -61,6 +62,7 @@ pub async fn pagerduty(
     let outcome = match state.ingest.parse(header(&req, "X-Webhook-Id"), &body)? {
         Parsed::Ignored { event_type } => IngestOutcome::Ignored { event_type },
         Parsed::Incident(delivery) => state.intake.submit(*delivery).await?,
+        Parsed::Update(update) => return incident_update(&state, *update).await,
     };
     Ok(match outcome {
         IngestOutcome::Ignored { .. } => HttpResponse::Accepted().json(&outcome),
@@ -70,6 +72,50 @@ pub async fn pagerduty(
         }
         IngestOutcome::Duplicate(_) => HttpResponse::Ok().json(&outcome),
     })
+}
+
+/// Applies an update; an incident never seen is first made a work item (and decided) from the
+/// incident data the event carries.
+async fn incident_update(
+    state: &web::Data<AppState>,
+    update: IncidentUpdate,
+) -> Result<HttpResponse, ApiError> {
+    let update = std::sync::Arc::new(update);
+    let mut outcome = apply_update(state, update.clone()).await?;
+    if let UpdateOutcome::Unknown { .. } = outcome {
+        if let Some(delivery) = update.creating_delivery() {
+            log::info!(
+                "{} for incident {} that Goliath never saw: taking the incident in first",
+                update.event.event_type,
+                update.incident_id
+            );
+            state.intake.submit(delivery).await?;
+            outcome = apply_update(state, update).await?;
+        }
+    }
+    Ok(match outcome {
+        UpdateOutcome::Updated { .. } => {
+            state.wake_workers();
+            HttpResponse::Ok().json(&outcome)
+        }
+        UpdateOutcome::Stale { .. } | UpdateOutcome::Duplicate { .. } => {
+            HttpResponse::Ok().json(&outcome)
+        }
+        UpdateOutcome::Unknown { .. } => HttpResponse::Accepted().json(&outcome),
+    })
+}
+
+async fn apply_update(
+    state: &web::Data<AppState>,
+    update: std::sync::Arc<IncidentUpdate>,
+) -> Result<UpdateOutcome, ApiError> {
+    let st = state.clone();
+    web::block(move || -> Result<UpdateOutcome, ApiError> {
+        let mut conn = st.pool.get()?;
+        Ok(st.lifecycle.apply(&mut conn, &update)?)
+    })
+    .await
+    .map_err(|e| ApiError::internal("webhook worker", e))?
 }
 
 #[post("/webhooks/jira")]

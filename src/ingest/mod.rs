@@ -4,6 +4,7 @@
 
 pub mod batcher;
 pub mod jira;
+pub mod lifecycle;
 pub mod pagerduty;
 pub mod retention;
 
@@ -90,7 +91,11 @@ pub struct Delivery {
 #[derive(Debug, Clone)]
 pub enum Parsed {
     Incident(Box<Delivery>),
-    Ignored { event_type: String },
+    /// An event about an incident after its trigger.
+    Update(Box<lifecycle::IncidentUpdate>),
+    Ignored {
+        event_type: String,
+    },
 }
 
 /// What happened to a delivery.
@@ -202,16 +207,16 @@ impl IngestService {
     pub fn parse(&self, delivery_id: Option<&str>, body: &[u8]) -> Result<Parsed, IngestError> {
         let raw = pagerduty::parse_body(body)?;
         let event = pagerduty::envelope(raw)?;
-        if !matches!(
+        let update = lifecycle::UpdateKind::from_event_type(&event.event_type);
+        let trigger = matches!(
             event.event_type.as_str(),
             "incident.triggered" | "incident.created"
-        ) {
+        );
+        if !trigger && update.is_none() {
             return Ok(Parsed::Ignored {
                 event_type: event.event_type,
             });
         }
-        let incident = event.incident()?;
-        let delivery_id = delivery_id.unwrap_or(&event.id).to_string();
         // serde_json accepts it, PostgreSQL's jsonb does not: refuse it here, not as a 500.
         if contains_bytes(body, br"\u0000") {
             return Err(IngestError::InvalidField {
@@ -219,27 +224,24 @@ impl IngestService {
                 reason: "a string holds a NUL character (\\u0000), which cannot be stored".into(),
             });
         }
+        let delivery_id = delivery_id.unwrap_or(&event.id).to_string();
         // parse_body checked that the body is JSON (hence UTF-8).
         let raw = JsonText(String::from_utf8_lossy(body).into_owned());
+        if let Some(kind) = update {
+            return Ok(Parsed::Update(Box::new(lifecycle::IncidentUpdate::parse(
+                kind,
+                delivery_id,
+                event,
+                raw,
+            )?)));
+        }
+        let incident = event.incident()?;
         Ok(Parsed::Incident(Box::new(Delivery {
             delivery_id,
             event,
             incident,
             raw,
         })))
-    }
-
-    /// Parses and stores one delivery in its own transaction.
-    pub fn accept(
-        &self,
-        conn: &mut PgConnection,
-        delivery_id: Option<&str>,
-        body: &[u8],
-    ) -> Result<IngestOutcome, IngestError> {
-        match self.parse(delivery_id, body)? {
-            Parsed::Ignored { event_type } => Ok(IngestOutcome::Ignored { event_type }),
-            Parsed::Incident(d) => Ok(self.store_batch(conn, &[*d])?.remove(0)),
-        }
     }
 
     /// Stores a batch of deliveries: a handful of statements for the whole batch, however
@@ -464,6 +466,11 @@ impl IngestService {
             jira_issue_id: None,
             resolved_at: None,
             context: incident.context.clone(),
+            // The intake statement leaves these to their column defaults; the trigger's
+            // assignees are in the raw payload, and updates keep both from then on.
+            pagerduty_status: "triggered".into(),
+            pagerduty_assignees: vec![],
+            pagerduty_event_at: None,
         }
     }
 }

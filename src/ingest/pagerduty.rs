@@ -16,7 +16,25 @@ pub struct PdEvent {
     pub event_type: String,
     pub resource_type: Option<String>,
     pub occurred_at: Option<DateTime<Utc>>,
+    /// Who caused the event (`null` for automation).
+    pub agent: Option<PdAgent>,
     pub data: Value,
+}
+
+/// The envelope's `agent`: a user (or a service, for automation) reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PdAgent {
+    pub id: String,
+    /// `user_reference`, `service_reference`, ...
+    pub kind: String,
+    pub summary: Option<String>,
+}
+
+impl PdAgent {
+    /// The PagerDuty user id, when a person caused the event.
+    pub fn user_id(&self) -> Option<&str> {
+        (self.kind == "user_reference" || self.kind == "user").then_some(self.id.as_str())
+    }
 }
 
 /// Incident facts Goliath keeps from an `incident.*` event.
@@ -81,6 +99,17 @@ pub fn envelope(root: Value) -> Result<PdEvent, IngestError> {
             .get("occurred_at")
             .and_then(Value::as_str)
             .and_then(parse_time),
+        agent: event.get("agent").and_then(|a| {
+            Some(PdAgent {
+                id: a.get("id")?.as_str()?.to_string(),
+                kind: a
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                summary: a.get("summary").and_then(Value::as_str).map(String::from),
+            })
+        }),
         data: event.remove("data").unwrap_or(Value::Null),
     })
 }
@@ -94,6 +123,15 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 impl PdEvent {
     /// The incident in `data` (for `data.type == "incident"` events).
     pub fn incident(&self) -> Result<PdIncident, IngestError> {
+        self.incident_or(None)
+    }
+
+    /// The incident in `data`; `created_at`, when given, stands in for a missing creation time
+    /// (update events need not carry it: PagerDuty's own example of one does not).
+    pub fn incident_or(
+        &self,
+        created_at: Option<DateTime<Utc>>,
+    ) -> Result<PdIncident, IngestError> {
         let data = self
             .data
             .as_object()
@@ -114,7 +152,7 @@ impl PdEvent {
                 field: "event.data.created_at",
                 reason: format!("`{s}` is not an ISO-8601 time"),
             })?,
-            None => return Err(IngestError::MissingField("event.data.created_at")),
+            None => created_at.ok_or(IngestError::MissingField("event.data.created_at"))?,
         };
         let service = data
             .get("service")

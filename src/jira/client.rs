@@ -40,6 +40,27 @@ pub trait JiraApi: Send + Sync {
     /// The oldest issue carrying `label`, if search can see one (search is eventually
     /// consistent; see the module documentation).
     fn find_by_label(&self, label: &str) -> Result<Option<IssueRef>, JiraError>;
+    /// The key of the issue's status category: `new`, `indeterminate` or `done`.
+    /// `GET …/issue/{key}?fields=status` → 200.
+    fn status_category(&self, issue_key: &str) -> Result<String, JiraError>;
+    /// The workflow transitions open to the issue now. `GET …/issue/{key}/transitions` → 200.
+    fn transitions(&self, issue_key: &str) -> Result<Vec<Transition>, JiraError>;
+    /// Moves the issue through transition `id`. `POST …/issue/{key}/transitions` → 204.
+    fn transition(&self, issue_key: &str, transition_id: &str) -> Result<(), JiraError>;
+    /// Adds a plain-text comment (ADF on Cloud). `POST …/issue/{key}/comment` → 201.
+    fn add_comment(&self, issue_key: &str, text: &str) -> Result<(), JiraError>;
+    /// Sets the issue's priority by name. `PUT …/issue/{key}` → 204.
+    fn set_priority(&self, issue_key: &str, priority: &str) -> Result<(), JiraError>;
+}
+
+/// A workflow transition as `GET …/transitions` lists it. Workflows differ per project, so a
+/// transition is chosen by the category of the status it leads to, never by a fixed id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub id: String,
+    pub name: String,
+    /// `new`, `indeterminate` or `done`.
+    pub to_category: String,
 }
 
 /// A created or found issue.
@@ -313,12 +334,25 @@ impl HttpJiraClient {
     fn call(&self, method: &str, path: &str, body: &Value) -> Result<(u16, String), JiraError> {
         let url = self.url(path);
         let result = match method {
-            "PUT" => self.agent.put(&url),
-            _ => self.agent.post(&url),
-        }
-        .header("Authorization", &self.auth_header)
-        .header("Accept", "application/json")
-        .send_json(body);
+            "GET" => self
+                .agent
+                .get(&url)
+                .header("Authorization", &self.auth_header)
+                .header("Accept", "application/json")
+                .call(),
+            "PUT" => self
+                .agent
+                .put(&url)
+                .header("Authorization", &self.auth_header)
+                .header("Accept", "application/json")
+                .send_json(body),
+            _ => self
+                .agent
+                .post(&url)
+                .header("Authorization", &self.auth_header)
+                .header("Accept", "application/json")
+                .send_json(body),
+        };
         let mut response = result.map_err(|e| {
             log::debug!("jira {method} {path}: no response: {e}");
             transport_error(e)
@@ -509,6 +543,55 @@ fn jql_quote(s: &str) -> String {
 }
 
 #[derive(Deserialize)]
+struct TransitionList {
+    #[serde(default)]
+    transitions: Vec<TransitionEntry>,
+}
+
+#[derive(Deserialize)]
+struct TransitionEntry {
+    id: String,
+    #[serde(default)]
+    name: String,
+    to: Option<StatusEntry>,
+}
+
+#[derive(Deserialize)]
+struct StatusEntry {
+    #[serde(rename = "statusCategory")]
+    status_category: Option<CategoryEntry>,
+}
+
+#[derive(Deserialize)]
+struct CategoryEntry {
+    key: String,
+}
+
+/// A comment body: ADF paragraphs on Cloud (one per line), the text itself on Data Center.
+fn comment_body(flavor: JiraFlavor, text: &str) -> Value {
+    match flavor {
+        JiraFlavor::Cloud => {
+            let paragraphs: Vec<Value> = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| json!({"type": "paragraph", "content": [{"type": "text", "text": l}]}))
+                .collect();
+            json!({"body": {"type": "doc", "version": 1, "content": paragraphs}})
+        }
+        JiraFlavor::DataCenter => json!({ "body": text }),
+    }
+}
+
+/// A success body that cannot be read: worth another try.
+fn unreadable(status: u16, what: &str, e: serde_json::Error) -> JiraError {
+    JiraError::Transient {
+        status: Some(status),
+        retry_after: None,
+        message: format!("unreadable {what} response: {e}"),
+    }
+}
+
+#[derive(Deserialize)]
 struct SearchResults {
     #[serde(default)]
     issues: Vec<SearchIssue>,
@@ -568,6 +651,59 @@ impl JiraApi for HttpJiraClient {
             id: i.id,
             key: i.key,
         }))
+    }
+
+    fn status_category(&self, issue_key: &str) -> Result<String, JiraError> {
+        let path = format!("/issue/{}?fields=status", percent_encode(issue_key));
+        let (status, text) = self.call("GET", &path, &Value::Null)?;
+        let issue: Value =
+            serde_json::from_str(&text).map_err(|e| unreadable(status, "issue", e))?;
+        issue["fields"]["status"]["statusCategory"]["key"]
+            .as_str()
+            .map(String::from)
+            .ok_or_else(|| JiraError::Transient {
+                status: Some(status),
+                retry_after: None,
+                message: "the issue has no fields.status.statusCategory.key".into(),
+            })
+    }
+
+    fn transitions(&self, issue_key: &str) -> Result<Vec<Transition>, JiraError> {
+        let path = format!("/issue/{}/transitions", percent_encode(issue_key));
+        let (status, text) = self.call("GET", &path, &Value::Null)?;
+        let list: TransitionList =
+            serde_json::from_str(&text).map_err(|e| unreadable(status, "transitions", e))?;
+        Ok(list
+            .transitions
+            .into_iter()
+            .map(|t| Transition {
+                to_category: t
+                    .to
+                    .and_then(|to| to.status_category)
+                    .map(|c| c.key)
+                    .unwrap_or_default(),
+                id: t.id,
+                name: t.name,
+            })
+            .collect())
+    }
+
+    fn transition(&self, issue_key: &str, transition_id: &str) -> Result<(), JiraError> {
+        let path = format!("/issue/{}/transitions", percent_encode(issue_key));
+        let body = json!({ "transition": { "id": transition_id } });
+        self.call("POST", &path, &body).map(|_| ())
+    }
+
+    fn add_comment(&self, issue_key: &str, text: &str) -> Result<(), JiraError> {
+        let path = format!("/issue/{}/comment", percent_encode(issue_key));
+        self.call("POST", &path, &comment_body(self.flavor, text))
+            .map(|_| ())
+    }
+
+    fn set_priority(&self, issue_key: &str, priority: &str) -> Result<(), JiraError> {
+        let path = format!("/issue/{}", percent_encode(issue_key));
+        let body = json!({ "fields": { "priority": { "name": priority } } });
+        self.call("PUT", &path, &body).map(|_| ())
     }
 }
 

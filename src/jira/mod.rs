@@ -23,7 +23,7 @@ mod util;
 
 pub use client::{
     HttpJiraClient, InvalidJiraConfig, IssueDescription, IssueRef, JiraApi, JiraAuth, JiraConfig,
-    JiraError, JiraFlavor, NewIssue,
+    JiraError, JiraFlavor, NewIssue, Transition,
 };
 pub use sim::{
     run_standalone, Fault, JiraSim, JiraSimArgs, JiraSimHandle, SimConfig, SimFaults, SimIssueView,

@@ -2,4 +2,5 @@
 mod decision;
 mod executor;
 mod helpers;
+mod lifecycle;
 mod pagerduty;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::jql::Query;
-use super::state::{Op, SimFaults, SIM_API_ACCOUNT_ID};
+use super::state::{Op, SimFaults, SIM_API_ACCOUNT_ID, STATUS_DONE_ID, STATUS_TODO_ID};
 use super::Shared;
 
 type Sim = web::Data<Shared>;
@@ -19,7 +19,20 @@ type Sim = web::Data<Shared>;
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/rest/api/{v}/issue", web::post().to(create_issue))
         .route("/rest/api/{v}/issue/{key}", web::get().to(get_issue))
+        .route("/rest/api/{v}/issue/{key}", web::put().to(edit_issue))
         .route("/rest/api/{v}/issue/{key}/assignee", web::put().to(assign))
+        .route(
+            "/rest/api/{v}/issue/{key}/transitions",
+            web::get().to(list_transitions),
+        )
+        .route(
+            "/rest/api/{v}/issue/{key}/transitions",
+            web::post().to(do_transition),
+        )
+        .route(
+            "/rest/api/{v}/issue/{key}/comment",
+            web::post().to(add_comment),
+        )
         .route("/rest/api/3/search/jql", web::post().to(search_v3))
         .route("/rest/api/3/search", web::route().to(search_v3_removed))
         .route("/rest/api/2/search", web::post().to(search_v2))
@@ -127,6 +140,9 @@ async fn gate(
             Op::Assign => st.counters.assign += 1,
             Op::Search => st.counters.search += 1,
             Op::GetIssue => st.counters.get_issue += 1,
+            Op::Transition => st.counters.transition += 1,
+            Op::Comment => st.counters.comment += 1,
+            Op::EditIssue => st.counters.edit_issue += 1,
         }
         if !authorized(sim, req) {
             st.counters.unauthorized += 1;
@@ -422,6 +438,222 @@ async fn assign(
     drop(st);
     sim.wake.notify_all();
     finish(&sim, Op::Assign, fault, HttpResponse::NoContent().finish())
+}
+
+/// The simulated workflow: To Do (category `new`), In Progress (`indeterminate`) and Done
+/// (`done`), every transition global, as a default Jira Software project has them.
+const TRANSITIONS: [(&str, &str, &str, &str, u8); 3] = [
+    (TRANSITION_TODO_ID, "To Do", STATUS_TODO_ID, "new", 2),
+    ("21", "In Progress", "3", "indeterminate", 4),
+    (TRANSITION_DONE_ID, "Done", STATUS_DONE_ID, "done", 3),
+];
+const TRANSITION_TODO_ID: &str = "11";
+const TRANSITION_DONE_ID: &str = "31";
+
+/// `GET /rest/api/{2|3}/issue/{key}/transitions`.
+async fn list_transitions(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    sim: Sim,
+) -> HttpResponse {
+    let (v, key) = path.into_inner();
+    let Some(api) = api_version(&v) else {
+        return HttpResponse::NotFound().finish();
+    };
+    let fault = match gate(&sim, &req, Op::Transition).await {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    if sim.lock().find(&key).is_none() {
+        return not_found();
+    }
+    let base = &sim.ctx.base_url;
+    let transitions: Vec<Value> = TRANSITIONS
+        .iter()
+        .map(|(id, name, status, category, category_id)| {
+            json!({
+                "id": id, "name": name, "hasScreen": false, "isGlobal": true,
+                "isInitial": false, "isAvailable": true, "isConditional": false, "isLooped": false,
+                "to": {
+                    "self": format!("{base}/rest/api/{api}/status/{status}"),
+                    "name": name, "id": status,
+                    "statusCategory": {"id": category_id, "key": category, "name": name}
+                }
+            })
+        })
+        .collect();
+    let ok = HttpResponse::Ok().json(json!({"expand": "transitions", "transitions": transitions}));
+    finish(&sim, Op::Transition, fault, ok)
+}
+
+/// `POST /rest/api/{2|3}/issue/{key}/transitions` with `{"transition":{"id":"31"}}`: Done sets
+/// the resolution, To Do clears it; each sends the webhook real Jira sends when echoes are on.
+async fn do_transition(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    sim: Sim,
+) -> HttpResponse {
+    let (v, key) = path.into_inner();
+    if api_version(&v).is_none() {
+        return HttpResponse::NotFound().finish();
+    }
+    let fault = match gate(&sim, &req, Op::Transition).await {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    let body = match parse_json(&body) {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let Some(id) = body["transition"]["id"].as_str().map(str::to_owned) else {
+        return jira_error(400, &["Missing 'transition' identifier"], json!({}));
+    };
+    if !TRANSITIONS.iter().any(|t| t.0 == id) {
+        return jira_error(
+            400,
+            &[&format!(
+                "Transition id '{id}' is not valid for this issue."
+            )],
+            json!({}),
+        );
+    }
+    let ctx = &sim.ctx;
+    let mut st = sim.lock();
+    let Some(idx) = st.find(&key) else {
+        return not_found();
+    };
+    let now = ctx.clock.now_ms();
+    let hook = match id.as_str() {
+        TRANSITION_DONE_ID => st.resolve(ctx, idx, now, Some(SIM_API_ACCOUNT_ID)),
+        TRANSITION_TODO_ID => st.reopen(ctx, idx, now, Some(SIM_API_ACCOUNT_ID)),
+        _ => None,
+    };
+    if let Some(hook) = hook {
+        if ctx.config.echo_api_changes {
+            st.push_delivery(ctx, hook);
+        }
+    }
+    drop(st);
+    sim.wake.notify_all();
+    finish(
+        &sim,
+        Op::Transition,
+        fault,
+        HttpResponse::NoContent().finish(),
+    )
+}
+
+/// `POST /rest/api/{2|3}/issue/{key}/comment`: `body` is ADF (v3) or a string (v2).
+async fn add_comment(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    sim: Sim,
+) -> HttpResponse {
+    let (v, key) = path.into_inner();
+    let Some(api) = api_version(&v) else {
+        return HttpResponse::NotFound().finish();
+    };
+    let fault = match gate(&sim, &req, Op::Comment).await {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    let body = match parse_json(&body) {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let text = match (&body["body"], api) {
+        (Value::String(s), 2) => s.clone(),
+        (doc @ Value::Object(_), 3) if doc["type"] == "doc" => {
+            crate::jira::adf::adf_to_plain_text(doc)
+        }
+        _ => {
+            let want = if api == 3 {
+                "an ADF document"
+            } else {
+                "a string"
+            };
+            return jira_error(
+                400,
+                &[],
+                json!({"comment": format!("Comment body must be {want}.")}),
+            );
+        }
+    };
+    if text.trim().is_empty() {
+        return jira_error(
+            400,
+            &[],
+            json!({"comment": "Comment body can not be empty!"}),
+        );
+    }
+    let ctx = &sim.ctx;
+    let mut st = sim.lock();
+    let Some(idx) = st.find(&key) else {
+        return not_found();
+    };
+    let now = ctx.clock.now_ms();
+    let issue = &mut st.issues[idx];
+    issue.comments.push(text);
+    issue.updated_ms = now;
+    let id = format!("{}", 30_000 + issue.comments.len());
+    let url = format!(
+        "{}/rest/api/{api}/issue/{}/comment/{id}",
+        ctx.base_url, issue.id
+    );
+    drop(st);
+    let ok = HttpResponse::Created().json(json!({"id": id, "self": url, "body": body["body"]}));
+    finish(&sim, Op::Comment, fault, ok)
+}
+
+/// `PUT /rest/api/{2|3}/issue/{key}`: edits fields; the simulator keeps `priority`.
+async fn edit_issue(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    sim: Sim,
+) -> HttpResponse {
+    let (v, key) = path.into_inner();
+    if api_version(&v).is_none() {
+        return HttpResponse::NotFound().finish();
+    }
+    let fault = match gate(&sim, &req, Op::EditIssue).await {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    let body = match parse_json(&body) {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let Some(fields) = body.get("fields").and_then(Value::as_object) else {
+        return jira_error(400, &["No fields to update."], json!({}));
+    };
+    let priority = match fields.get("priority") {
+        None => None,
+        Some(p) => match name_or_id(p) {
+            Some(name) => Some(name),
+            None => return jira_error(400, &[], json!({"priority": "Specify a priority name"})),
+        },
+    };
+    let ctx = &sim.ctx;
+    let mut st = sim.lock();
+    let Some(idx) = st.find(&key) else {
+        return not_found();
+    };
+    let now = ctx.clock.now_ms();
+    let issue = &mut st.issues[idx];
+    if let Some(p) = priority {
+        issue.priority = Some(p);
+        issue.updated_ms = now;
+    }
+    drop(st);
+    finish(
+        &sim,
+        Op::EditIssue,
+        fault,
+        HttpResponse::NoContent().finish(),
+    )
 }
 
 #[derive(Deserialize)]

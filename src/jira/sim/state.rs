@@ -108,6 +108,9 @@ pub struct SimIssueView {
     pub service: String,
     /// How many times a simulated person handed the issue on.
     pub handoffs: u32,
+    /// Comments' plain text, oldest first.
+    #[serde(default)]
+    pub comments: Vec<String>,
     /// Simulated epoch milliseconds.
     pub created_ms: i64,
     pub updated_ms: i64,
@@ -120,6 +123,12 @@ pub struct SimCounters {
     pub assign: u64,
     pub search: u64,
     pub get_issue: u64,
+    #[serde(default)]
+    pub transition: u64,
+    #[serde(default)]
+    pub comment: u64,
+    #[serde(default)]
+    pub edit_issue: u64,
     pub unauthorized: u64,
     pub faults_injected: u64,
     pub webhooks_sent: u64,
@@ -215,6 +224,14 @@ pub struct SimFaults {
     pub search: Vec<Fault>,
     #[serde(default)]
     pub get_issue: Vec<Fault>,
+    /// Both `GET` and `POST …/transitions`.
+    #[serde(default)]
+    pub transition: Vec<Fault>,
+    #[serde(default)]
+    pub comment: Vec<Fault>,
+    /// `PUT …/issue/{key}`.
+    #[serde(default)]
+    pub edit_issue: Vec<Fault>,
     /// `Retry-After` seconds sent with 429 and 503 (default 1).
     #[serde(default)]
     pub retry_after_secs: Option<u64>,
@@ -226,6 +243,9 @@ pub(crate) enum Op {
     Assign,
     Search,
     GetIssue,
+    Transition,
+    Comment,
+    EditIssue,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -254,6 +274,8 @@ pub(crate) struct SimIssue {
     /// are dropped.
     pub generation: u64,
     pub handoffs: u32,
+    /// Comments' plain text, oldest first.
+    pub comments: Vec<String>,
 }
 
 impl SimIssue {
@@ -284,6 +306,7 @@ impl SimIssue {
             resolution: self.resolution.clone(),
             service: self.service(),
             handoffs: self.handoffs,
+            comments: self.comments.clone(),
             created_ms: self.created_ms,
             updated_ms: self.updated_ms,
         }
@@ -334,6 +357,9 @@ pub(crate) struct Faults {
     pub assign: VecDeque<Fault>,
     pub search: VecDeque<Fault>,
     pub get_issue: VecDeque<Fault>,
+    pub transition: VecDeque<Fault>,
+    pub comment: VecDeque<Fault>,
+    pub edit_issue: VecDeque<Fault>,
     pub retry_after_secs: u64,
 }
 
@@ -343,6 +369,9 @@ impl Faults {
         self.assign = f.assign.into();
         self.search = f.search.into();
         self.get_issue = f.get_issue.into();
+        self.transition = f.transition.into();
+        self.comment = f.comment.into();
+        self.edit_issue = f.edit_issue.into();
         self.retry_after_secs = f.retry_after_secs.unwrap_or(1);
     }
 
@@ -352,6 +381,9 @@ impl Faults {
             Op::Assign => self.assign.pop_front(),
             Op::Search => self.search.pop_front(),
             Op::GetIssue => self.get_issue.pop_front(),
+            Op::Transition => self.transition.pop_front(),
+            Op::Comment => self.comment.pop_front(),
+            Op::EditIssue => self.edit_issue.pop_front(),
         }
     }
 }
@@ -673,6 +705,7 @@ impl SimState {
             visible_at: Instant::now() + Duration::from_millis(ctx.config.search_lag_ms),
             generation: 0,
             handoffs: 0,
+            comments: vec![],
         });
         let idx = self.issues.len() - 1;
         self.plan_person(ctx, idx, now_ms);
@@ -755,8 +788,8 @@ pub fn display_name(config: &SimConfig, account_id: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Jira-shaped JSON
 
-const STATUS_TODO_ID: &str = "10001";
-const STATUS_DONE_ID: &str = "10002";
+pub(crate) const STATUS_TODO_ID: &str = "10001";
+pub(crate) const STATUS_DONE_ID: &str = "10002";
 const RESOLUTION_DONE_ID: &str = "10000";
 
 /// Jira's timestamp format, e.g. `2026-03-14T10:27:01.712+0000`.

@@ -1,0 +1,4 @@
+ALTER TABLE work_items
+    DROP COLUMN pagerduty_status,
+    DROP COLUMN pagerduty_assignees,
+    DROP COLUMN pagerduty_event_at;

@@ -1,0 +1,14 @@
+-- A work item follows its incident after the trigger: PagerDuty's own status and assignees,
+-- and the time of the latest PagerDuty event applied to it. PagerDuty orders events per
+-- incident and delivers at least once, so an event older than `pagerduty_event_at` is recorded
+-- in the history but never rolls the item back.
+ALTER TABLE work_items
+    ADD COLUMN pagerduty_status TEXT NOT NULL DEFAULT 'triggered',
+    ADD COLUMN pagerduty_assignees TEXT[] NOT NULL DEFAULT '{}',
+    ADD COLUMN pagerduty_event_at TIMESTAMPTZ;
+
+-- Service names match case-insensitively: they are kept in lower case from now on.
+UPDATE humans SET services = ARRAY(
+    SELECT DISTINCT lower(btrim(s)) FROM unnest(services) AS s ORDER BY 1)
+ WHERE services::text <> lower(services::text);
+UPDATE work_items SET service = lower(service) WHERE service <> lower(service);

@@ -1,0 +1,360 @@
+//! The incident after its trigger: PagerDuty updates through POST /webhooks/pagerduty, applied
+//! in order, out of order and twice, followed in Jira (the simulator) through the job queue.
+
+use diesel::prelude::*;
+use goliath::db::schema::{jobs, work_item_events};
+use goliath::executor::worker::drain;
+use goliath::signature::sign_hex;
+use serde_json::{json, Value};
+
+use crate::helpers::{capped, config_with, fixture_json, person, Resp, TestApp};
+
+const SECRET: &str = "lifecycle-test-secret";
+const INCIDENT: &str = "Q2F8K1ZQ0MJ5XJ";
+
+fn app() -> TestApp {
+    TestApp::start(config_with(
+        |s| s.pagerduty_webhook_secret = Some(SECRET.into()),
+        &[],
+    ))
+}
+
+/// Alice (PUA1B2C, paged at the trigger) and Bob (PUB3D4E, who resolves in the fixtures) own
+/// the fixtures' `Checkout API` service.
+fn checkout_people() -> Vec<Value> {
+    let mut alice = person("alice", &["Checkout API"]);
+    alice["pagerduty_user_id"] = "PUA1B2C".into();
+    let mut bob = person("bob", &["checkout api"]);
+    bob["pagerduty_user_id"] = "PUB3D4E".into();
+    vec![alice, bob]
+}
+
+fn post(app: &TestApp, body: &Value, webhook_id: &str) -> Resp {
+    let body = serde_json::to_vec(body).unwrap();
+    let sig = format!("v1={}", sign_hex(SECRET, &body));
+    app.post(
+        "/webhooks/pagerduty",
+        &[
+            ("X-PagerDuty-Signature", &sig),
+            ("X-Webhook-Id", webhook_id),
+        ],
+        &body,
+    )
+}
+
+/// Posts a fixture event (its webhook id is its event id) and returns the answer.
+fn send(app: &TestApp, event: &str) -> Value {
+    let body = fixture_json(&format!("pagerduty_v3_incident_{event}.json"));
+    let id = body["event"]["id"].as_str().unwrap().to_string();
+    let resp = post(app, &body, &id);
+    assert!(
+        resp.status == 200 || resp.status == 202,
+        "{event}: {} {}",
+        resp.status,
+        resp.body
+    );
+    resp.json()
+}
+
+fn run_jobs(app: &TestApp) {
+    drain(&app.state.pool, &*app.state.executor).unwrap();
+}
+
+fn item_view(app: &TestApp, id: &str) -> Value {
+    let resp = app.admin("GET", &format!("/admin/work-items/{id}"), None);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    resp.json()
+}
+
+fn history_kinds(view: &Value) -> Vec<String> {
+    view["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn sim_issue(app: &TestApp, id: &str) -> goliath::jira::SimIssueView {
+    let key = item_view(app, id)["jira_key"]
+        .as_str()
+        .expect("the work item has a Jira issue")
+        .to_string();
+    app.sim().issue(&key).expect("the simulator has the issue")
+}
+
+fn open_items(app: &TestApp, person: &str) -> i64 {
+    let resp = app.admin("GET", &format!("/admin/humans/{person}"), None);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    resp.json()["open_items"].as_i64().unwrap_or(0)
+}
+
+#[test]
+fn updates_in_order_mirror_the_incident_and_follow_in_jira() {
+    let app = app();
+    app.roster(&checkout_people());
+    let created = send(&app, "triggered");
+    assert_eq!(created["status"], "success", "{created}");
+    assert_eq!(created["severity"], "sev2");
+    let id = created["work_item_id"].as_str().unwrap().to_string();
+    let owner = created["assignee_id"].as_str().unwrap().to_string();
+    run_jobs(&app);
+    assert_eq!(sim_issue(&app, &id).priority.as_deref(), Some("High"));
+    assert_eq!(open_items(&app, &owner), 1);
+
+    let ack = send(&app, "acknowledged");
+    assert_eq!(ack["status"], "updated", "{ack}");
+    assert_eq!(ack["pagerduty_status"], "acknowledged");
+
+    let prio = send(&app, "priority_updated");
+    assert_eq!(prio["severity"], "sev1", "P1 is sev1: {prio}");
+    run_jobs(&app);
+    assert_eq!(
+        sim_issue(&app, &id).priority.as_deref(),
+        Some("Highest"),
+        "the Jira priority follows the new severity"
+    );
+
+    let note = send(&app, "annotated");
+    assert_eq!(note["status"], "updated", "{note}");
+    run_jobs(&app);
+    let comments = sim_issue(&app, &id).comments;
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.contains("Rolled back checkout-api to v2.41.3")),
+        "the note is a Jira comment: {comments:?}"
+    );
+
+    for event in [
+        "responder_added",
+        "reassigned",
+        "unacknowledged",
+        "escalated",
+    ] {
+        let answer = send(&app, event);
+        assert_eq!(answer["status"], "updated", "{event}: {answer}");
+    }
+    let delegated = send(&app, "delegated");
+    assert_eq!(delegated["pagerduty_status"], "triggered");
+    let view = item_view(&app, &id);
+    assert_eq!(view["work_item"]["pagerduty_assignees"], json!(["PUD7H8J"]));
+    assert_eq!(
+        view["work_item"]["status"], "assigned",
+        "still Goliath's owner's"
+    );
+
+    // Resolved in PagerDuty by Bob: the item is resolved, the owner's load is freed, the Jira
+    // issue gets a comment and moves to Done.
+    let resolved = send(&app, "resolved");
+    assert_eq!(resolved["work_item_status"], "resolved", "{resolved}");
+    assert_eq!(resolved["pagerduty_status"], "resolved");
+    assert_eq!(open_items(&app, &owner), 0, "a resolved item is not open");
+    run_jobs(&app);
+    let issue = sim_issue(&app, &id);
+    assert_eq!(issue.status, "Done");
+    assert_eq!(issue.resolution.as_deref(), Some("Done"));
+    assert!(
+        issue
+            .comments
+            .iter()
+            .any(|c| c.contains("Resolved in PagerDuty by Bob Okafor")),
+        "{:?}",
+        issue.comments
+    );
+    let view = item_view(&app, &id);
+    let outcomes = view["outcomes"].as_array().unwrap();
+    assert_eq!(outcomes.last().unwrap()["kind"], "resolved");
+    assert_eq!(
+        outcomes.last().unwrap()["human_id"],
+        "bob",
+        "the PagerDuty agent is credited"
+    );
+
+    // Reopened: the item is open again and so is the issue.
+    let reopened = send(&app, "reopened");
+    assert_eq!(reopened["work_item_status"], "reopened", "{reopened}");
+    run_jobs(&app);
+    assert_eq!(sim_issue(&app, &id).status, "To Do");
+
+    let kinds = history_kinds(&item_view(&app, &id));
+    for kind in [
+        "pagerduty_acknowledged",
+        "pagerduty_priority_updated",
+        "pagerduty_annotated",
+        "pagerduty_responder_added",
+        "pagerduty_reassigned",
+        "pagerduty_unacknowledged",
+        "pagerduty_escalated",
+        "pagerduty_delegated",
+        "pagerduty_resolved",
+        "pagerduty_reopened",
+        "jira_priority",
+        "jira_comment",
+        "jira_transition",
+    ] {
+        assert!(
+            kinds.contains(&kind.to_string()),
+            "{kind} missing: {kinds:?}"
+        );
+    }
+    let mut conn = app.db.conn();
+    let unfinished: i64 = jobs::table
+        .filter(jobs::state.ne("done"))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(unfinished, 0, "every Jira job ran once and is done");
+}
+
+#[test]
+fn an_older_event_is_recorded_but_rolls_nothing_back() {
+    let app = app();
+    app.roster(&checkout_people());
+    let id = send(&app, "triggered")["work_item_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The resolve (10:52) arrives before the escalation (10:10) and the acknowledgement (09:29).
+    assert_eq!(send(&app, "resolved")["status"], "updated");
+    for event in ["escalated", "acknowledged"] {
+        let answer = send(&app, event);
+        assert_eq!(answer["status"], "stale", "{event}: {answer}");
+        assert_eq!(answer["reflects"], "2026-03-14T10:52:31.017Z");
+    }
+    let view = item_view(&app, &id);
+    let item = &view["work_item"];
+    assert_eq!(item["status"], "resolved");
+    assert_eq!(item["pagerduty_status"], "resolved");
+    assert_eq!(item["pagerduty_assignees"], json!([]));
+    assert_eq!(
+        item["severity"], "sev1",
+        "the resolve's P1, not the ack's none"
+    );
+    let stale: Vec<&Value> = view["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["detail"]["stale"] == true)
+        .collect();
+    assert_eq!(stale.len(), 2, "both recorded as stale");
+}
+
+#[test]
+fn a_redelivered_update_changes_nothing() {
+    let app = app();
+    app.roster(&checkout_people());
+    let id = send(&app, "triggered")["work_item_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let count = |app: &TestApp| -> (i64, i64) {
+        let mut conn = app.db.conn();
+        let events = work_item_events::table
+            .filter(work_item_events::work_item_id.eq(&id))
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        let jobs = jobs::table.count().get_result(&mut conn).unwrap();
+        (events, jobs)
+    };
+    for event in ["annotated", "resolved"] {
+        let first = send(&app, event);
+        assert_eq!(first["status"], "updated", "{first}");
+        let before = count(&app);
+        let again = send(&app, event);
+        assert_eq!(again["status"], "duplicate", "{again}");
+        assert_eq!(count(&app), before, "{event} twice: no history, no job");
+    }
+    // The same event under a new webhook id (a replay) is not counted twice by the learner.
+    let mut body = fixture_json("pagerduty_v3_incident_resolved.json");
+    body["event"]["occurred_at"] = "2026-03-14T10:59:00.000Z".into();
+    let answer = post(&app, &body, "another-webhook-id").json();
+    assert_eq!(answer["status"], "updated", "{answer}");
+    let outcomes = item_view(&app, &id)["outcomes"].as_array().unwrap().len();
+    assert_eq!(outcomes, 1, "one resolve outcome");
+}
+
+#[test]
+fn an_update_for_an_unseen_incident_takes_the_incident_in_first() {
+    let app = app();
+    app.roster(&checkout_people());
+    // A note for an incident Goliath never saw carries no incident to make it from.
+    let note = send(&app, "annotated");
+    assert_eq!(note["status"], "unknown", "{note}");
+    assert_eq!(note["incident_id"], INCIDENT);
+
+    let resolved = send(&app, "resolved");
+    assert_eq!(resolved["status"], "updated", "{resolved}");
+    assert_eq!(resolved["work_item_status"], "resolved");
+    let id = resolved["work_item_id"].as_str().unwrap().to_string();
+    let view = item_view(&app, &id);
+    assert!(
+        view["decision"]["primary"].is_string(),
+        "decided like a trigger: {}",
+        view["decision"]
+    );
+    let kinds = history_kinds(&view);
+    assert_eq!(kinds.first().map(String::as_str), Some("received"));
+    assert!(kinds.contains(&"decided".to_string()), "{kinds:?}");
+    assert!(
+        kinds.contains(&"pagerduty_resolved".to_string()),
+        "{kinds:?}"
+    );
+    // Its Jira issue is created, then closed.
+    run_jobs(&app);
+    run_jobs_after_backoff(&app);
+    assert_eq!(sim_issue(&app, &id).status, "Done");
+}
+
+/// Runs the jobs that wait for their issue to be created (they retry after a short pause).
+fn run_jobs_after_backoff(app: &TestApp) {
+    let mut conn = app.db.conn();
+    diesel::update(jobs::table.filter(jobs::state.eq("queued")))
+        .set(jobs::run_at.eq(diesel::dsl::now))
+        .execute(&mut conn)
+        .unwrap();
+    run_jobs(app);
+}
+
+#[test]
+fn a_resolve_in_pagerduty_frees_capacity_for_the_next_incident() {
+    let app = app();
+    let mut alice = capped("alice", &["checkout api"], 1);
+    alice["pagerduty_user_id"] = "PUA1B2C".into();
+    app.roster(&[alice]);
+    let first = send(&app, "triggered");
+    assert_eq!(first["assignee_id"], "alice");
+    let mut second = fixture_json("pagerduty_v3_incident_triggered.json");
+    second["event"]["id"] = "ev-second".into();
+    second["event"]["data"]["id"] = "PSECOND".into();
+    second["event"]["data"]["number"] = 1843.into();
+    let answer = post(&app, &second, "wh-second").json();
+    assert!(answer["assignee_id"].is_null(), "alice is full: {answer}");
+
+    send(&app, "resolved");
+    assert_eq!(open_items(&app, "alice"), 0);
+    let mut third = second.clone();
+    third["event"]["id"] = "ev-third".into();
+    third["event"]["data"]["id"] = "PTHIRD".into();
+    third["event"]["data"]["number"] = 1844.into();
+    let answer = post(&app, &third, "wh-third").json();
+    assert_eq!(answer["assignee_id"], "alice", "capacity freed: {answer}");
+}
+
+#[test]
+fn service_names_match_whatever_their_case() {
+    let app = app();
+    app.roster(&[person("carol", &["PAYMENTS"])]);
+    let listed = app.admin("GET", "/admin/humans/carol", None).json();
+    assert_eq!(listed["services"], json!(["payments"]), "{listed}");
+    let mut body = fixture_json("pagerduty_v3_incident_triggered.json");
+    body["event"]["data"]["service"]["summary"] = "Payments".into();
+    let answer = post(&app, &body, "wh-pay").json();
+    assert_eq!(answer["service"], "payments");
+    assert_eq!(answer["assignee_id"], "carol", "{answer}");
+    let listed = app
+        .admin("GET", "/admin/work-items?service=Payments", None)
+        .json();
+    assert_eq!(listed["total"], 1, "{listed}");
+}
