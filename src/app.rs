@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::db::PgPool;
+use crate::decision::backlog::BacklogSweeper;
 use crate::decision::{DecisionService, OnAssigned};
 use crate::executor::queue::FinishedJobs;
 use crate::executor::worker::{Expiry, JobHandler, Waker, WorkerOptions, Workers};
@@ -43,10 +44,13 @@ impl AppState {
         let config = Arc::new(config);
         let params = ModelParams::default();
         let executor = Arc::new(Executor::new(config.jira.clone(), jira));
-        let decision = Arc::new(DecisionService::new(
-            params.clone(),
-            Some(executor.clone() as Arc<dyn OnAssigned>),
-        ));
+        let decision = Arc::new(
+            DecisionService::new(
+                params.clone(),
+                Some(executor.clone() as Arc<dyn OnAssigned>),
+            )
+            .with_fallback(config.fallback.clone()),
+        );
         let learner: Arc<dyn Learner> = Arc::new(LearnerService::new(params));
         let ingest = Arc::new(IngestService::new(
             config.pagerduty.clone(),
@@ -88,6 +92,14 @@ impl AppState {
     /// Tells the job workers there is new work.
     pub fn wake_workers(&self) {
         self.waker.wake();
+    }
+
+    /// Starts the thread that assigns waiting (unassigned) work items as people free up.
+    pub fn spawn_backlog(&self, every: std::time::Duration) -> BacklogSweeper {
+        let waker = self.waker.clone();
+        BacklogSweeper::spawn(self.pool.clone(), self.decision.clone(), every, move |_| {
+            waker.wake()
+        })
     }
 
     /// Starts the background Jira workers.

@@ -120,6 +120,11 @@ pub struct Settings {
     )]
     pub sim_minute_ms: u64,
 
+    /// Person who gets an incident nobody is eligible for (else it waits as `unassigned`);
+    /// `GOLIATH_FALLBACK_OWNER_<SERVICE>` names one per service.
+    #[arg(long, env = "GOLIATH_FALLBACK_OWNER", global = true)]
+    pub fallback_owner: Option<String>,
+
     /// PagerDuty V3 webhook secrets, comma-separated (several during a rotation).
     #[arg(
         long,
@@ -210,6 +215,25 @@ pub struct Config {
     pub sim_minute_ms: u64,
     pub pagerduty: PagerDutyConfig,
     pub jira: JiraConfig,
+    pub fallback: FallbackOwners,
+}
+
+/// Who takes an incident nobody is eligible for.
+#[derive(Clone, Default, Debug, PartialEq)]
+pub struct FallbackOwners {
+    pub default: Option<String>,
+    /// `env_key(service)` -> person id.
+    pub by_service: BTreeMap<String, String>,
+}
+
+impl FallbackOwners {
+    /// The fallback owner for `service`: its own, else the default.
+    pub fn for_service(&self, service: &str) -> Option<&str> {
+        self.by_service
+            .get(&env_key(service))
+            .or(self.default.as_ref())
+            .map(String::as_str)
+    }
 }
 
 #[derive(Clone, Default)]
@@ -353,6 +377,22 @@ impl Config {
             pagerduty.priority_overrides.insert(env_key(&k), sev);
         }
 
+        let mut fallback = FallbackOwners {
+            default: settings
+                .fallback_owner
+                .clone()
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty()),
+            ..Default::default()
+        };
+        for (key, value) in env {
+            if let Some(service) = key.strip_prefix("GOLIATH_FALLBACK_OWNER_") {
+                fallback
+                    .by_service
+                    .insert(env_key(service), value.trim().to_string());
+            }
+        }
+
         let js = &settings.jira;
         let mut jira = JiraConfig {
             base_url: js
@@ -430,6 +470,7 @@ impl Config {
             sim_minute_ms: settings.sim_minute_ms.max(1),
             pagerduty,
             jira,
+            fallback,
         })
     }
 
@@ -457,6 +498,8 @@ impl Config {
             "job_retention_days": self.job_retention.map(|d| d.as_secs() / 86_400),
             "delivery_retention_days": self.delivery_retention.map(|d| d.as_secs() / 86_400),
             "sim_minute_ms": self.sim_minute_ms,
+            "fallback_owner": self.fallback.default,
+            "fallback_owner_by_service": self.fallback.by_service,
             "pagerduty": {
                 "webhook_secrets": secrets(&self.pagerduty.webhook_secrets),
                 "service_by_id": self.pagerduty.service_by_id,

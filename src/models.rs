@@ -6,6 +6,52 @@ use serde::Serialize;
 
 use crate::db::schema::{humans, work_item_events, work_items};
 
+/// Where a work item stands for Goliath. Stored as its `as_str` text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkItemStatus {
+    /// Someone owns it and it is open.
+    Assigned,
+    /// Nobody could take it; it waits, visibly, and is decided again as people free up.
+    Unassigned,
+    Resolved,
+    /// Resolved, then reopened: open again for its owner.
+    Reopened,
+}
+
+impl WorkItemStatus {
+    pub const ALL: [WorkItemStatus; 4] = [
+        WorkItemStatus::Assigned,
+        WorkItemStatus::Unassigned,
+        WorkItemStatus::Resolved,
+        WorkItemStatus::Reopened,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkItemStatus::Assigned => "assigned",
+            WorkItemStatus::Unassigned => "unassigned",
+            WorkItemStatus::Resolved => "resolved",
+            WorkItemStatus::Reopened => "reopened",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<WorkItemStatus> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Counts against the owner's load (the open-load triggers use the same two).
+    pub fn is_open(self) -> bool {
+        matches!(self, WorkItemStatus::Assigned | WorkItemStatus::Reopened)
+    }
+}
+
+impl std::fmt::Display for WorkItemStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, PartialEq)]
 #[diesel(table_name = work_items)]
 pub struct WorkItem {

@@ -88,6 +88,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         expiries,
         ..Default::default()
     });
+    let backlog = state.spawn_backlog(BACKLOG_EVERY);
     let handle = server.handle();
     let server_task = tokio::spawn(server);
     shutdown_signal().await;
@@ -95,7 +96,11 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     handle.stop(true).await;
     let _ = server_task.await;
     // Workers finish their current job; anything still queued stays queued for next time.
-    tokio::task::spawn_blocking(move || workers.shutdown()).await?;
+    tokio::task::spawn_blocking(move || {
+        backlog.shutdown();
+        workers.shutdown()
+    })
+    .await?;
     if let Some(sim) = simulator {
         sim.stop();
     }
@@ -170,6 +175,10 @@ pub fn serve_on(
     let addr = server.addrs().first().copied().unwrap_or(bind);
     Ok((server.run(), addr))
 }
+
+/// How often the backlog thread looks whether waiting items can be assigned (a small read
+/// when nothing changed).
+pub const BACKLOG_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -1,3 +1,4 @@
+UPDATE work_items SET status = 'undecided' WHERE status = 'unassigned';
 ALTER TABLE work_items
     DROP COLUMN pagerduty_status,
     DROP COLUMN pagerduty_assignees,

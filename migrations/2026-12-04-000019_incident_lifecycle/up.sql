@@ -12,3 +12,7 @@ UPDATE humans SET services = ARRAY(
     SELECT DISTINCT lower(btrim(s)) FROM unnest(services) AS s ORDER BY 1)
  WHERE services::text <> lower(services::text);
 UPDATE work_items SET service = lower(service) WHERE service <> lower(service);
+
+-- An item nobody could take waits visibly as `unassigned` (it was `undecided`) and is decided
+-- again as soon as someone becomes eligible.
+UPDATE work_items SET status = 'unassigned' WHERE status = 'undecided';

@@ -9,21 +9,20 @@ use chrono::Utc;
 use diesel::prelude::*;
 use serde::Serialize;
 
+use crate::config::FallbackOwners;
 use crate::db::batch::{DecisionRow, JobRow, RowBatch};
 use crate::db::json::JsonText;
 use crate::db::schema::{decisions, work_items};
 use crate::ingest::{OnNewWorkItem, PdIncident};
-use crate::models::{NewEvent, WorkItem};
+use crate::models::{NewEvent, WorkItem, WorkItemStatus};
 use crate::routing::{self, DecisionInput, ModelParams};
 
 pub use crate::db::lock_assignments;
 
 mod audit;
+pub mod backlog;
 mod snapshot;
 use snapshot::{Snapshot, SnapshotCache};
-
-/// Statuses in which a work item counts against its assignee's load.
-pub const OPEN_STATUSES: [&str; 2] = ["assigned", "reopened"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecisionError {
@@ -133,6 +132,8 @@ pub struct DecisionService {
     on_assigned: Option<Arc<dyn OnAssigned>>,
     /// The roster and learned state between batches, while unchanged.
     snapshots: SnapshotCache,
+    /// Who takes an item nobody is eligible for.
+    fallback: FallbackOwners,
 }
 
 impl DecisionService {
@@ -142,7 +143,14 @@ impl DecisionService {
             params,
             on_assigned,
             snapshots: SnapshotCache::default(),
+            fallback: FallbackOwners::default(),
         }
+    }
+
+    /// Items nobody is eligible for go to these people (when on the roster and active).
+    pub fn with_fallback(mut self, fallback: FallbackOwners) -> Self {
+        self.fallback = fallback;
+        self
     }
 
     pub fn params(&self) -> &ModelParams {
@@ -166,11 +174,12 @@ impl DecisionService {
                 .optional()?
                 .ok_or_else(|| DecisionError::UnknownWorkItem(work_item_id.to_string()))?;
             if let Some(existing) = load(conn, work_item_id)? {
-                if existing.primary_human_id.is_some() {
+                // Decided with an owner, or given to the fallback owner: kept.
+                if existing.primary_human_id.is_some() || item.assignee_id.is_some() {
                     return Ok(existing);
                 }
             }
-            let on_call = on_call_from_payload(&item.raw_payload);
+            let on_call = paged(&item);
             let mut decided = self.decide_items(conn, &[(item, on_call)])?;
             Ok(decided.remove(0).0)
         })
@@ -239,9 +248,8 @@ impl DecisionService {
         };
         for (i, item) in items.iter_mut().enumerate() {
             let input = snap.input_for(item, on_call.get(i).map_or(&[], Vec::as_slice));
-            let decision = routing::decide(&input, &self.params);
+            let mut decision = routing::decide(&input, &self.params);
             if let Some(primary) = &decision.primary {
-                *snap.loads.entry(primary.clone()).or_default() += 1;
                 let capped = input
                     .candidates
                     .iter()
@@ -250,41 +258,73 @@ impl DecisionService {
                     planned.limited.push(primary.clone());
                 }
             }
-            item.assignee_id = decision.primary.clone();
-            (item.status, item.undecided_reason) = match &decision.primary {
-                Some(_) => ("assigned".to_string(), None),
-                None => ("undecided".to_string(), decision.undecided_reason.clone()),
+            // Nobody eligible: the fallback owner takes it, past any cap (the last resort), and
+            // the decision stays the model's so that replay still matches it.
+            let fallback = match &decision.primary {
+                Some(_) => None,
+                None => self
+                    .fallback
+                    .for_service(&item.service)
+                    .filter(|f| snap.is_active(f))
+                    .map(String::from),
             };
-            match &decision.primary {
-                Some(primary) => log::info!(
+            let owner = decision.primary.clone().or_else(|| fallback.clone());
+            if let Some(owner) = &owner {
+                *snap.loads.entry(owner.clone()).or_default() += 1;
+            }
+            if let Some(f) = &fallback {
+                decision.explanation = format!(
+                    "{} Given to the fallback owner {f}.",
+                    decision.explanation.trim_end()
+                );
+            }
+            item.assignee_id = owner.clone();
+            let status = if owner.is_some() {
+                WorkItemStatus::Assigned
+            } else {
+                WorkItemStatus::Unassigned
+            };
+            item.status = status.to_string();
+            item.undecided_reason = match &decision.primary {
+                Some(_) => None,
+                None => decision.undecided_reason.clone(),
+            };
+            match (&decision.primary, &fallback) {
+                (Some(primary), _) => log::info!(
                     "{} ({} {}) routed to {primary} (confidence {:.2})",
                     item.id,
                     item.service,
                     item.severity,
                     decision.confidence
                 ),
-                None => log::warn!(
-                    "{} left undecided: {}",
+                (None, Some(f)) => log::warn!(
+                    "{} given to the fallback owner {f}: {}",
+                    item.id,
+                    item.undecided_reason.as_deref().unwrap_or("")
+                ),
+                (None, None) => log::warn!(
+                    "{} left unassigned: {}",
                     item.id,
                     item.undecided_reason.as_deref().unwrap_or("")
                 ),
             }
             planned.events.push(NewEvent {
                 work_item_id: item.id.clone(),
-                kind: if decision.primary.is_some() {
-                    "decided"
-                } else {
-                    "undecided"
+                kind: match (&decision.primary, &fallback) {
+                    (Some(_), _) => "decided",
+                    (None, Some(_)) => "fallback",
+                    (None, None) => "unassigned",
                 },
                 detail: serde_json::json!({
                     "primary": decision.primary,
                     "backups": decision.backups,
                     "confidence": decision.confidence,
                     "reason": item.undecided_reason,
+                    "fallback": fallback,
                 }),
                 occurred_at: now,
             });
-            if decision.primary.is_some() {
+            if owner.is_some() {
                 planned.assigned.push(item.id.clone());
             }
             // The audit is printed straight to text: it is the largest thing written per
@@ -449,9 +489,13 @@ fn stored_params(conn: &mut PgConnection, id: &str) -> QueryResult<Option<serde_
     Ok(params)
 }
 
-/// PagerDuty user ids assigned in the stored incident payload (the people paged for it).
-fn on_call_from_payload(raw: &serde_json::Value) -> Vec<String> {
-    raw["event"]["data"]["assignees"]
+/// PagerDuty user ids paged for the item: as the latest update reported them, else as the
+/// delivery that made it did.
+pub fn paged(item: &WorkItem) -> Vec<String> {
+    if item.pagerduty_event_at.is_some() {
+        return item.pagerduty_assignees.clone();
+    }
+    item.raw_payload["event"]["data"]["assignees"]
         .as_array()
         .map(|list| {
             list.iter()

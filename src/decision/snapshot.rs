@@ -63,6 +63,11 @@ impl Snapshot {
             .snapshot(&services, &tags, loads))
     }
 
+    /// Whether `id` is on the roster and active.
+    pub(super) fn is_active(&self, id: &str) -> bool {
+        self.people.iter().any(|p| p.id == id && p.active)
+    }
+
     pub(super) fn input_for(&self, item: &WorkItem, pd_assignees: &[String]) -> DecisionInput {
         let skills = self.skills.get(&item.service);
         let candidates = self

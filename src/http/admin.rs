@@ -253,6 +253,13 @@ async fn list_work_items(
             "field `limit` must be between 1 and 500",
         ));
     }
+    if let Some(status) = &f.status {
+        if crate::models::WorkItemStatus::parse(status).is_none() {
+            return Err(ApiError::unprocessable(format!(
+                "field `status` must be one of assigned, unassigned, resolved, reopened (not `{status}`)"
+            )));
+        }
+    }
     let offset = f.offset.unwrap_or(0);
     if offset < 0 {
         return Err(ApiError::unprocessable(

@@ -15,13 +15,20 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.clone();
     let report = web::block(move || -> Result<serde_json::Value, String> {
-        let mut conn = pool.get().map_err(|e| format!("database unreachable: {e}"))?;
+        let mut conn = pool
+            .get()
+            .map_err(|e| format!("database unreachable: {e}"))?;
         let current = crate::db::migrations_current(&mut conn).map_err(|e| e.to_string())?;
         if !current {
             return Err("migrations are pending: run `goliath migrate`".into());
         }
         let queue = crate::executor::queue::depth(&mut conn).map_err(|e| e.to_string())?;
-        Ok(serde_json::json!({"status": "ready", "database": "ok", "migrations": "current", "jobs": queue}))
+        let unassigned =
+            crate::decision::backlog::count_waiting(&mut conn).map_err(|e| e.to_string())?;
+        Ok(serde_json::json!({
+            "status": "ready", "database": "ok", "migrations": "current", "jobs": queue,
+            "unassigned_work_items": unassigned,
+        }))
     })
     .await;
     match report {

@@ -119,6 +119,9 @@ pub struct WorkItemSummary {
     pub service: String,
     pub severity: String,
     pub assignee_id: Option<String>,
+    /// `assigned`, or `unassigned` when nobody could take it yet (it is decided again as
+    /// people free up).
+    pub work_item_status: String,
 }
 
 impl WorkItemSummary {
@@ -130,6 +133,7 @@ impl WorkItemSummary {
             service: item.service.clone(),
             severity: item.severity.clone(),
             assignee_id: item.assignee_id.clone(),
+            work_item_status: item.status.clone(),
         }
     }
 }
@@ -144,7 +148,8 @@ fn incident_number(origin_system: &str) -> Option<i64> {
 /// The WorkItems of incidents whose new item was skipped on write. Not prepared: it runs only
 /// for redeliveries, and each call is planned for its own values.
 const EXISTING_SQL: &str = "\
-    SELECT id, pagerduty_incident_id AS incident, origin_system, service, severity, assignee_id \
+    SELECT id, pagerduty_incident_id AS incident, origin_system, service, severity, assignee_id, \
+           status \
       FROM work_items WHERE pagerduty_incident_id = ANY($1)";
 
 #[derive(QueryableByName)]
@@ -161,6 +166,8 @@ struct ExistingRow {
     severity: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     assignee_id: Option<String>,
+    #[diesel(sql_type = Text)]
+    status: String,
 }
 
 pub struct IngestService {
@@ -502,6 +509,7 @@ fn existing_items(
                 service: row.service.unwrap_or_default(),
                 severity: row.severity.unwrap_or_default(),
                 assignee_id: row.assignee_id,
+                work_item_status: row.status,
             };
             Some((incident, summary))
         })

@@ -89,7 +89,7 @@ fn new_incident_is_routed_within_its_intake_request_and_explained() {
 }
 
 #[test]
-fn nobody_eligible_leaves_the_item_undecided_until_someone_is() {
+fn nobody_eligible_leaves_the_item_unassigned_until_someone_is() {
     let app = app();
     app.roster(&[person("cy", &["frontend"])]);
     let resp = app.incident("INC2", "data-service", "low");
@@ -98,7 +98,7 @@ fn nobody_eligible_leaves_the_item_undecided_until_someone_is() {
     let view = app
         .admin("GET", &format!("/admin/work-items/{id}"), None)
         .json();
-    assert_eq!(view["work_item"]["status"], "undecided");
+    assert_eq!(view["work_item"]["status"], "unassigned");
     assert!(!view["work_item"]["undecided_reason"]
         .as_str()
         .unwrap()
@@ -107,10 +107,19 @@ fn nobody_eligible_leaves_the_item_undecided_until_someone_is() {
         view["jobs"].as_array().unwrap().is_empty(),
         "no Jira job without an owner"
     );
-    let undecided = app
-        .admin("GET", "/admin/work-items?status=undecided", None)
+    assert_eq!(
+        resp["work_item_status"], "unassigned",
+        "the answer says so: {resp}"
+    );
+    let waiting = app
+        .admin("GET", "/admin/work-items?status=unassigned", None)
         .json();
-    assert_eq!(undecided["total"], 1);
+    assert_eq!(waiting["total"], 1);
+    assert_eq!(
+        app.get("/readyz").json()["unassigned_work_items"],
+        1,
+        "counted in /readyz"
+    );
 
     app.roster(&[person("dan", &["data"])]);
     let decided = app.admin(

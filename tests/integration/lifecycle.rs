@@ -358,3 +358,114 @@ fn service_names_match_whatever_their_case() {
         .json();
     assert_eq!(listed["total"], 1, "{listed}");
 }
+
+#[test]
+fn a_waiting_item_is_assigned_as_soon_as_capacity_frees_or_someone_joins() {
+    use crate::helpers::{AppOptions, TestDb};
+    let app = TestApp::start_with(
+        TestDb::new(),
+        config_with(|s| s.pagerduty_webhook_secret = Some(SECRET.into()), &[]),
+        AppOptions {
+            workers: true,
+            ..AppOptions::default()
+        },
+    );
+    let mut alice = capped("alice", &["checkout api"], 1);
+    alice["pagerduty_user_id"] = "PUA1B2C".into();
+    app.roster(&[alice]);
+    assert_eq!(send(&app, "triggered")["assignee_id"], "alice");
+    let mut second = fixture_json("pagerduty_v3_incident_triggered.json");
+    second["event"]["id"] = "ev-second".into();
+    second["event"]["data"]["id"] = "PSECOND".into();
+    second["event"]["data"]["number"] = 1843.into();
+    let waiting = post(&app, &second, "wh-second").json();
+    assert_eq!(waiting["work_item_status"], "unassigned", "{waiting}");
+    let id = waiting["work_item_id"].as_str().unwrap().to_string();
+
+    // Alice's first incident is resolved in PagerDuty: she is free, and the waiting item is
+    // hers without anyone asking, with its Jira issue.
+    send(&app, "resolved");
+    let assigned = app.wait_until(std::time::Duration::from_secs(10), || {
+        item_view(&app, &id)["work_item"]["assignee_id"] == "alice"
+    });
+    assert!(assigned, "{}", item_view(&app, &id));
+    assert!(app.wait_until(std::time::Duration::from_secs(10), || {
+        item_view(&app, &id)["jira_key"].is_string()
+    }));
+
+    // A third waits until someone joins the roster.
+    let mut third = second.clone();
+    third["event"]["id"] = "ev-third".into();
+    third["event"]["data"]["id"] = "PTHIRD".into();
+    third["event"]["data"]["number"] = 1844.into();
+    let waiting = post(&app, &third, "wh-third").json();
+    assert_eq!(waiting["work_item_status"], "unassigned", "{waiting}");
+    let third_id = waiting["work_item_id"].as_str().unwrap().to_string();
+    app.roster(&[person("dana", &["Checkout API"])]);
+    assert!(app.wait_until(std::time::Duration::from_secs(10), || {
+        item_view(&app, &third_id)["work_item"]["assignee_id"] == "dana"
+    }));
+    let kinds = history_kinds(&item_view(&app, &third_id));
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "unassigned").count(),
+        1,
+        "sweeps that found nobody wrote nothing: {kinds:?}"
+    );
+    assert_eq!(app.get("/readyz").json()["unassigned_work_items"], 0);
+}
+
+#[test]
+fn nobody_eligible_goes_to_the_fallback_owner_of_the_service() {
+    let app = TestApp::start(config_with(
+        |s| {
+            s.pagerduty_webhook_secret = Some(SECRET.into());
+            s.fallback_owner = Some("lead".into());
+        },
+        &[("GOLIATH_FALLBACK_OWNER_CHECKOUT_API", "checkout-lead")],
+    ));
+    app.roster(&[
+        person("lead", &["frontend"]),
+        capped("checkout-lead", &["frontend"], 1),
+    ]);
+    let answer = send(&app, "triggered");
+    assert_eq!(answer["assignee_id"], "checkout-lead", "{answer}");
+    assert_eq!(answer["work_item_status"], "assigned");
+    let id = answer["work_item_id"].as_str().unwrap();
+    let view = item_view(&app, id);
+    assert!(
+        view["decision"]["primary"].is_null(),
+        "the model found nobody"
+    );
+    assert!(
+        view["decision"]["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("fallback owner checkout-lead"),
+        "{}",
+        view["decision"]
+    );
+    assert!(history_kinds(&view).contains(&"fallback".to_string()));
+    let replay = app.admin("POST", &format!("/admin/work-items/{id}/replay"), None);
+    assert_eq!(replay.json()["matches"], true, "{}", replay.body);
+    assert_eq!(
+        view["jobs"].as_array().unwrap().len(),
+        1,
+        "its Jira issue is queued"
+    );
+
+    // Past the per-service fallback's cap it is still the last resort; another service's
+    // incident goes to the default fallback.
+    let mut other = fixture_json("pagerduty_v3_incident_triggered.json");
+    other["event"]["data"]["id"] = "POTHER".into();
+    other["event"]["data"]["service"]["summary"] = "Search".into();
+    let answer = post(&app, &other, "wh-other").json();
+    assert_eq!(answer["assignee_id"], "lead", "{answer}");
+}
+
+#[test]
+fn a_status_filter_must_name_a_status() {
+    let app = app();
+    let resp = app.admin("GET", "/admin/work-items?status=undecided", None);
+    assert_eq!(resp.status, 422, "{}", resp.body);
+    assert!(resp.body.contains("unassigned"), "{}", resp.body);
+}

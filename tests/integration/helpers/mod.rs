@@ -87,6 +87,7 @@ pub struct TestApp {
     pub state: web::Data<AppState>,
     pub sim: Option<JiraSimHandle>,
     workers: Option<Workers>,
+    backlog: Option<goliath::decision::backlog::BacklogSweeper>,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -127,9 +128,13 @@ impl TestApp {
                 ..Default::default()
             })
         });
+        let backlog = opts
+            .workers
+            .then(|| state.spawn_backlog(Duration::from_millis(100)));
         let mut app = Self::launch(db, state, listener);
         app.sim = Some(sim);
         app.workers = workers;
+        app.backlog = backlog;
         app
     }
 
@@ -170,6 +175,7 @@ impl TestApp {
             state,
             sim: None,
             workers: None,
+            backlog: None,
             handle,
             thread: Some(thread),
         }
@@ -202,6 +208,9 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if let Some(b) = self.backlog.take() {
+            b.shutdown();
+        }
         if let Some(w) = self.workers.take() {
             w.shutdown();
         }

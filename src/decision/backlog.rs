@@ -1,0 +1,205 @@
+//! No incident left behind: work items nobody could take wait as `unassigned` and are decided
+//! again as soon as someone may have become eligible. That can only happen when the roster or
+//! learned state changes (a person added, activated, given a service) or a load goes down (an
+//! item resolved or handed on): the database's change counters (`decision_inputs_version`)
+//! say when, so a quiet system costs one small read per tick.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+
+use crate::db::schema::work_items;
+use crate::db::PgPool;
+use crate::models::{WorkItem, WorkItemStatus};
+
+use super::{lock_assignments, paged, DecisionError, DecisionService};
+
+/// Unassigned items looked at per transaction, oldest first.
+const SWEEP_CHUNK: i64 = 200;
+
+/// Where a sweep has got to: the last item looked at, in `(received_at, id)` order.
+pub type SweepKey = (chrono::DateTime<chrono::Utc>, String);
+
+/// What one chunk of a sweep did.
+pub struct Swept {
+    /// Items now assigned.
+    pub assigned: Vec<String>,
+    /// Where the next chunk starts; None when this was the last.
+    pub next: Option<SweepKey>,
+}
+
+/// Decides again the oldest unassigned items after `after` (up to [`SWEEP_CHUNK`]) and assigns
+/// those someone can now take. Items still nobody's are left as they are, with no new history
+/// line, so a sweep that finds no one writes nothing.
+pub fn decide_waiting(
+    decision: &DecisionService,
+    conn: &mut PgConnection,
+    after: Option<&SweepKey>,
+) -> Result<Swept, DecisionError> {
+    conn.transaction(|conn| {
+        lock_assignments(conn)?;
+        // From the start: every stored item was received after the epoch.
+        let (at, id) = after
+            .cloned()
+            .unwrap_or((chrono::DateTime::UNIX_EPOCH, String::new()));
+        let waiting: Vec<WorkItem> = work_items::table
+            .filter(work_items::status.eq(WorkItemStatus::Unassigned.as_str()))
+            .filter(
+                work_items::received_at
+                    .gt(at)
+                    .or(work_items::received_at.eq(at).and(work_items::id.gt(id))),
+            )
+            .order((work_items::received_at, work_items::id))
+            .limit(SWEEP_CHUNK)
+            .select(WorkItem::as_select())
+            .for_update()
+            .skip_locked()
+            .load(conn)?;
+        let next = (waiting.len() as i64 == SWEEP_CHUNK)
+            .then(|| waiting.last().map(|w| (w.received_at, w.id.clone())))
+            .flatten();
+        if waiting.is_empty() {
+            return Ok(Swept {
+                assigned: vec![],
+                next,
+            });
+        }
+        let on_call: Vec<Vec<String>> = waiting.iter().map(paged).collect();
+        // A trial that writes nothing: which of them would someone take now? Items left
+        // unassigned add no load, so deciding only the taken ones, in the same order, gives
+        // each the same owner.
+        let mut trial = waiting.clone();
+        decision.plan(conn, &mut trial, &on_call, false)?;
+        let taken: Vec<(WorkItem, Vec<String>)> = waiting
+            .into_iter()
+            .zip(on_call)
+            .zip(&trial)
+            .filter(|(_, t)| t.assignee_id.is_some())
+            .map(|(pair, _)| pair)
+            .collect();
+        if taken.is_empty() {
+            return Ok(Swept {
+                assigned: vec![],
+                next,
+            });
+        }
+        let decided = decision.decide_items(conn, &taken)?;
+        Ok(Swept {
+            assigned: decided.into_iter().map(|(_, item)| item.id).collect(),
+            next,
+        })
+    })
+}
+
+/// How many work items wait unassigned (read through the status index).
+pub fn count_waiting(conn: &mut PgConnection) -> QueryResult<i64> {
+    work_items::table
+        .filter(work_items::status.eq(WorkItemStatus::Unassigned.as_str()))
+        .count()
+        .get_result(conn)
+}
+
+/// The change counters, as one text; empty when the table is missing its row.
+fn inputs_version(conn: &mut PgConnection) -> QueryResult<String> {
+    #[derive(QueryableByName)]
+    struct Version {
+        #[diesel(sql_type = Text)]
+        v: String,
+    }
+    let rows: Vec<Version> = diesel::sql_query(
+        "SELECT n::text || '/' || loads_n::text AS v FROM decision_inputs_version",
+    )
+    .load(conn)?;
+    Ok(rows.into_iter().next().map(|r| r.v).unwrap_or_default())
+}
+
+/// The background thread that runs [`decide_waiting`] whenever the inputs changed.
+pub struct BacklogSweeper {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BacklogSweeper {
+    /// Looks every `every`; `assigned` is called after a sweep assigned anyone (to wake the Jira
+    /// workers).
+    pub fn spawn(
+        pool: PgPool,
+        decision: Arc<DecisionService>,
+        every: Duration,
+        assigned: impl Fn(usize) + Send + 'static,
+    ) -> BacklogSweeper {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("goliath-backlog".into())
+            .spawn(move || {
+                let mut seen = String::new();
+                while !flag.load(Ordering::Relaxed) {
+                    match sweep_if_changed(&pool, &decision, &mut seen) {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            log::info!("{n} waiting work item(s) assigned");
+                            assigned(n);
+                        }
+                        Err(e) => log::warn!("deciding waiting work items: {e:#}"),
+                    }
+                    let mut slept = Duration::ZERO;
+                    while slept < every && !flag.load(Ordering::Relaxed) {
+                        let step = (every - slept).min(Duration::from_millis(50));
+                        std::thread::sleep(step);
+                        slept += step;
+                    }
+                }
+            })
+            .expect("spawning the backlog thread");
+        BacklogSweeper {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for BacklogSweeper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Sweeps when the counters moved since `seen`; returns how many items it assigned.
+fn sweep_if_changed(
+    pool: &PgPool,
+    decision: &DecisionService,
+    seen: &mut String,
+) -> anyhow::Result<usize> {
+    let mut conn = pool.get()?;
+    let now = inputs_version(&mut conn)?;
+    if now == *seen {
+        return Ok(0);
+    }
+    let mut assigned = 0;
+    let mut after = None;
+    loop {
+        let swept = decide_waiting(decision, &mut conn, after.as_ref())?;
+        assigned += swept.assigned.len();
+        match swept.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    // Read before the sweep: a change made while it ran is swept next time.
+    *seen = now;
+    Ok(assigned)
+}
