@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::db::PgPool;
-use crate::decision::backlog::BacklogSweeper;
 use crate::decision::{DecisionService, OnAssigned};
+use crate::escalation::Escalator;
 use crate::executor::queue::FinishedJobs;
 use crate::executor::worker::{Expiry, JobHandler, Waker, WorkerOptions, Workers};
 use crate::executor::Executor;
 use crate::foreground::Foreground;
+use crate::housekeeping::Housekeeper;
 use crate::ingest::batcher::IngestBatcher;
 use crate::ingest::jira::JiraIntake;
 use crate::ingest::lifecycle::Lifecycle;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub jira_intake: Arc<JiraIntake>,
     /// PagerDuty incident updates after the trigger.
     pub lifecycle: Arc<Lifecycle>,
+    /// Owners who did not act in time lose the item to a backup.
+    pub escalator: Arc<Escalator>,
     pub decision: Arc<DecisionService>,
     pub learner: Arc<dyn Learner>,
     pub executor: Arc<Executor>,
@@ -49,7 +52,8 @@ impl AppState {
                 params.clone(),
                 Some(executor.clone() as Arc<dyn OnAssigned>),
             )
-            .with_fallback(config.fallback.clone()),
+            .with_fallback(config.fallback.clone())
+            .with_escalation(config.escalation.clone()),
         );
         let learner: Arc<dyn Learner> = Arc::new(LearnerService::new(params));
         let ingest = Arc::new(IngestService::new(
@@ -66,6 +70,7 @@ impl AppState {
             config.jira.close_on_resolve,
             config.jira.priority_by_severity.clone(),
         ));
+        let escalator = Arc::new(Escalator::new(learner.clone(), config.escalation.clone()));
         let foreground = Arc::new(Foreground::default());
         let intake = IngestBatcher::start(
             pool.clone(),
@@ -81,6 +86,7 @@ impl AppState {
             ingest,
             jira_intake,
             lifecycle,
+            escalator,
             decision,
             learner,
             executor,
@@ -94,12 +100,17 @@ impl AppState {
         self.waker.wake();
     }
 
-    /// Starts the thread that assigns waiting (unassigned) work items as people free up.
-    pub fn spawn_backlog(&self, every: std::time::Duration) -> BacklogSweeper {
+    /// Starts the thread that assigns waiting (unassigned) work items as people free up and
+    /// escalates items whose owner did not act in time.
+    pub fn spawn_housekeeping(&self, every: std::time::Duration) -> Housekeeper {
         let waker = self.waker.clone();
-        BacklogSweeper::spawn(self.pool.clone(), self.decision.clone(), every, move |_| {
-            waker.wake()
-        })
+        Housekeeper::spawn(
+            self.pool.clone(),
+            self.decision.clone(),
+            self.escalator.clone(),
+            every,
+            move || waker.wake(),
+        )
     }
 
     /// Starts the background Jira workers.

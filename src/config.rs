@@ -216,6 +216,65 @@ pub struct Config {
     pub pagerduty: PagerDutyConfig,
     pub jira: JiraConfig,
     pub fallback: FallbackOwners,
+    pub escalation: EscalationPolicy,
+}
+
+/// How long an owner has to act (a Jira transition, comment or reassignment, or an
+/// acknowledgement in PagerDuty) before the item escalates to the next backup, per severity.
+/// Set with `GOLIATH_ESCALATE_SEV1`..`SEV4` (`15m`, `90s`, `4h`, `off`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EscalationPolicy {
+    /// sev1..sev4; None: that severity never escalates.
+    pub deadlines: [Option<std::time::Duration>; 4],
+}
+
+impl Default for EscalationPolicy {
+    fn default() -> Self {
+        let minutes = |m: u64| Some(std::time::Duration::from_secs(m * 60));
+        EscalationPolicy {
+            deadlines: [minutes(15), minutes(30), minutes(240), None],
+        }
+    }
+}
+
+impl EscalationPolicy {
+    /// No severity escalates.
+    pub fn off() -> Self {
+        EscalationPolicy {
+            deadlines: [None; 4],
+        }
+    }
+
+    /// The deadline for a severity (`sev1`..`sev4`); an unknown one is treated as sev3.
+    pub fn deadline(&self, severity: &str) -> Option<std::time::Duration> {
+        let i = SEVERITIES.iter().position(|s| *s == severity).unwrap_or(2);
+        self.deadlines[i]
+    }
+}
+
+/// `15m`, `90s`, `4h`, a bare number of minutes, or `off` / `0`.
+fn parse_deadline(value: &str, var: &str) -> Result<Option<std::time::Duration>, ConfigError> {
+    let v = value.trim().to_ascii_lowercase();
+    if v == "off" || v == "0" || v.is_empty() {
+        return Ok(None);
+    }
+    let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+    let n: u64 = digits.parse().map_err(|_| {
+        ConfigError(format!(
+            "{var} `{value}` is not a duration such as 15m, 90s, 4h or off"
+        ))
+    })?;
+    let secs = match unit {
+        "s" => n,
+        "" | "m" => n * 60,
+        "h" => n * 3600,
+        _ => {
+            return Err(ConfigError(format!(
+                "{var} `{value}` is not a duration such as 15m, 90s, 4h or off"
+            )))
+        }
+    };
+    Ok((secs > 0).then(|| std::time::Duration::from_secs(secs)))
 }
 
 /// Who takes an incident nobody is eligible for.
@@ -393,6 +452,14 @@ impl Config {
             }
         }
 
+        let mut escalation = EscalationPolicy::default();
+        for (i, sev) in SEVERITIES.iter().enumerate() {
+            let var = format!("GOLIATH_ESCALATE_{}", sev.to_ascii_uppercase());
+            if let Some(value) = env.get(&var) {
+                escalation.deadlines[i] = parse_deadline(value, &var)?;
+            }
+        }
+
         let js = &settings.jira;
         let mut jira = JiraConfig {
             base_url: js
@@ -471,6 +538,7 @@ impl Config {
             pagerduty,
             jira,
             fallback,
+            escalation,
         })
     }
 
@@ -500,6 +568,8 @@ impl Config {
             "sim_minute_ms": self.sim_minute_ms,
             "fallback_owner": self.fallback.default,
             "fallback_owner_by_service": self.fallback.by_service,
+            "escalation_seconds": self.escalation.deadlines.iter()
+                .map(|d| d.map(|d| d.as_secs())).collect::<Vec<_>>(),
             "pagerduty": {
                 "webhook_secrets": secrets(&self.pagerduty.webhook_secrets),
                 "service_by_id": self.pagerduty.service_by_id,
@@ -559,6 +629,43 @@ impl fmt::Debug for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escalation_deadlines_default_and_parse() {
+        let settings = Settings {
+            bind: "127.0.0.1:8000".into(),
+            db_pool_size: 4,
+            ..Default::default()
+        };
+        let config = Config::from_settings(&settings, &BTreeMap::new()).unwrap();
+        assert_eq!(
+            config.escalation.deadline("sev1"),
+            Some(std::time::Duration::from_secs(900))
+        );
+        assert_eq!(config.escalation.deadline("sev4"), None);
+        let env: BTreeMap<String, String> = [
+            ("GOLIATH_ESCALATE_SEV1", "90s"),
+            ("GOLIATH_ESCALATE_SEV3", "off"),
+            ("GOLIATH_ESCALATE_SEV4", "2h"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let config = Config::from_settings(&settings, &env).unwrap();
+        assert_eq!(
+            config.escalation.deadline("sev1"),
+            Some(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(config.escalation.deadline("sev3"), None);
+        assert_eq!(
+            config.escalation.deadline("sev4"),
+            Some(std::time::Duration::from_secs(7200))
+        );
+        let bad: BTreeMap<String, String> =
+            [("GOLIATH_ESCALATE_SEV2".to_string(), "soon".to_string())].into();
+        let err = Config::from_settings(&settings, &bad).err().unwrap();
+        assert!(err.to_string().contains("GOLIATH_ESCALATE_SEV2"), "{err}");
+    }
 
     #[test]
     fn redacts_passwords_in_urls() {

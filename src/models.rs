@@ -81,6 +81,8 @@ pub struct WorkItem {
     pub pagerduty_assignees: Vec<String>,
     /// When the latest PagerDuty update applied to the item happened (event time).
     pub pagerduty_event_at: Option<DateTime<Utc>>,
+    /// When the owner's time to act runs out; None when no escalation is pending.
+    pub escalate_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, PartialEq)]
@@ -127,6 +129,33 @@ pub fn record_event(
         ))
         .execute(conn)
         .map(|_| ())
+}
+
+/// The owner acted on the item (`how`, at `at`): its pending escalation, if any, is off, and
+/// the history says why. Returns whether one was pending.
+pub fn owner_acted(
+    conn: &mut PgConnection,
+    work_item_id: &str,
+    how: &str,
+    at: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let cleared = diesel::update(
+        work_items::table
+            .find(work_item_id)
+            .filter(work_items::escalate_at.is_not_null()),
+    )
+    .set(work_items::escalate_at.eq(None::<DateTime<Utc>>))
+    .execute(conn)?;
+    if cleared > 0 {
+        record_event(
+            conn,
+            work_item_id,
+            "owner_acted",
+            serde_json::json!({"how": how}),
+            at,
+        )?;
+    }
+    Ok(cleared > 0)
 }
 
 /// A history line to write.

@@ -88,7 +88,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         expiries,
         ..Default::default()
     });
-    let backlog = state.spawn_backlog(BACKLOG_EVERY);
+    let backlog = state.spawn_housekeeping(HOUSEKEEPING_EVERY);
     let handle = server.handle();
     let server_task = tokio::spawn(server);
     shutdown_signal().await;
@@ -176,9 +176,9 @@ pub fn serve_on(
     Ok((server.run(), addr))
 }
 
-/// How often the backlog thread looks whether waiting items can be assigned (a small read
-/// when nothing changed).
-pub const BACKLOG_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often housekeeping looks for waiting items to assign and overdue ones to escalate (two
+/// small reads when nothing changed).
+pub const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

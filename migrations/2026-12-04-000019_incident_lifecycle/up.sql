@@ -5,7 +5,11 @@
 ALTER TABLE work_items
     ADD COLUMN pagerduty_status TEXT NOT NULL DEFAULT 'triggered',
     ADD COLUMN pagerduty_assignees TEXT[] NOT NULL DEFAULT '{}',
-    ADD COLUMN pagerduty_event_at TIMESTAMPTZ;
+    ADD COLUMN pagerduty_event_at TIMESTAMPTZ,
+    -- When the owner's time to act runs out (set when an owner is given the item, cleared when
+    -- they act or the item closes); the worker escalates items past it, each deadline once.
+    ADD COLUMN escalate_at TIMESTAMPTZ;
+CREATE INDEX work_items_escalate_at ON work_items (escalate_at) WHERE escalate_at IS NOT NULL;
 
 -- Service names match case-insensitively: they are kept in lower case from now on.
 UPDATE humans SET services = ARRAY(

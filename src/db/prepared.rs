@@ -27,6 +27,7 @@ pub enum Bind<'a> {
     Jsons(&'a [JsonText]),
     Jsonbs(&'a [JsonText]),
     Times(&'a [DateTime<Utc>]),
+    NullableTimes(&'a [Option<DateTime<Utc>>]),
     Doubles(&'a [f64]),
     BigInts(&'a [i64]),
     Text(&'a str),
@@ -95,6 +96,9 @@ impl<S: Statement> QueryFragment<Pg> for Prepared<'_, S> {
                 Bind::Jsons(v) => out.push_bind_param::<Array<Json>, _>(*v)?,
                 Bind::Jsonbs(v) => out.push_bind_param::<Array<Jsonb>, _>(*v)?,
                 Bind::Times(v) => out.push_bind_param::<Array<Timestamptz>, _>(*v)?,
+                Bind::NullableTimes(v) => {
+                    out.push_bind_param::<Array<Nullable<Timestamptz>>, _>(*v)?
+                }
                 Bind::Doubles(v) => out.push_bind_param::<Array<Double>, _>(*v)?,
                 Bind::BigInts(v) => out.push_bind_param::<Array<BigInt>, _>(*v)?,
                 Bind::Text(v) => out.push_bind_param::<Text, _>(*v)?,

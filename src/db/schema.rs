@@ -39,6 +39,7 @@ diesel::table! {
         pagerduty_status -> Text,
         pagerduty_assignees -> Array<Text>,
         pagerduty_event_at -> Nullable<Timestamptz>,
+        escalate_at -> Nullable<Timestamptz>,
     }
 }
 

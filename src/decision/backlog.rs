@@ -4,10 +4,6 @@
 //! item resolved or handed on): the database's change counters (`decision_inputs_version`)
 //! say when, so a quiet system costs one small read per tick.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
@@ -116,70 +112,8 @@ fn inputs_version(conn: &mut PgConnection) -> QueryResult<String> {
     Ok(rows.into_iter().next().map(|r| r.v).unwrap_or_default())
 }
 
-/// The background thread that runs [`decide_waiting`] whenever the inputs changed.
-pub struct BacklogSweeper {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl BacklogSweeper {
-    /// Looks every `every`; `assigned` is called after a sweep assigned anyone (to wake the Jira
-    /// workers).
-    pub fn spawn(
-        pool: PgPool,
-        decision: Arc<DecisionService>,
-        every: Duration,
-        assigned: impl Fn(usize) + Send + 'static,
-    ) -> BacklogSweeper {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("goliath-backlog".into())
-            .spawn(move || {
-                let mut seen = String::new();
-                while !flag.load(Ordering::Relaxed) {
-                    match sweep_if_changed(&pool, &decision, &mut seen) {
-                        Ok(0) => {}
-                        Ok(n) => {
-                            log::info!("{n} waiting work item(s) assigned");
-                            assigned(n);
-                        }
-                        Err(e) => log::warn!("deciding waiting work items: {e:#}"),
-                    }
-                    let mut slept = Duration::ZERO;
-                    while slept < every && !flag.load(Ordering::Relaxed) {
-                        let step = (every - slept).min(Duration::from_millis(50));
-                        std::thread::sleep(step);
-                        slept += step;
-                    }
-                }
-            })
-            .expect("spawning the backlog thread");
-        BacklogSweeper {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    pub fn shutdown(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for BacklogSweeper {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Sweeps when the counters moved since `seen`; returns how many items it assigned.
-fn sweep_if_changed(
+pub fn sweep_if_changed(
     pool: &PgPool,
     decision: &DecisionService,
     seen: &mut String,

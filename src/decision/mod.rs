@@ -9,7 +9,7 @@ use chrono::Utc;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::config::FallbackOwners;
+use crate::config::{EscalationPolicy, FallbackOwners};
 use crate::db::batch::{DecisionRow, JobRow, RowBatch};
 use crate::db::json::JsonText;
 use crate::db::schema::{decisions, work_items};
@@ -112,15 +112,20 @@ fn set_owners(conn: &mut PgConnection, items: &[WorkItem]) -> QueryResult<()> {
         .iter()
         .map(|i| i.undecided_reason.as_deref())
         .collect();
+    let deadlines: Vec<Option<chrono::DateTime<Utc>>> =
+        items.iter().map(|i| i.escalate_at).collect();
     diesel::sql_query(
-        "UPDATE work_items w SET assignee_id = u.owner, status = u.status, undecided_reason = u.reason \
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS u(id, owner, status, reason) \
+        "UPDATE work_items w SET assignee_id = u.owner, status = u.status, undecided_reason = u.reason, \
+                escalate_at = u.escalate_at \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) \
+              AS u(id, owner, status, reason, escalate_at) \
          WHERE w.id = u.id",
     )
     .bind::<Array<Text>, _>(ids)
     .bind::<Array<Nullable<Text>>, _>(owners)
     .bind::<Array<Text>, _>(statuses)
     .bind::<Array<Nullable<Text>>, _>(reasons)
+    .bind::<Array<Nullable<diesel::sql_types::Timestamptz>>, _>(deadlines)
     .execute(conn)
     .map(|_| ())
 }
@@ -134,6 +139,8 @@ pub struct DecisionService {
     snapshots: SnapshotCache,
     /// Who takes an item nobody is eligible for.
     fallback: FallbackOwners,
+    /// How long a new owner has to act before the item escalates.
+    escalation: EscalationPolicy,
 }
 
 impl DecisionService {
@@ -144,7 +151,14 @@ impl DecisionService {
             on_assigned,
             snapshots: SnapshotCache::default(),
             fallback: FallbackOwners::default(),
+            escalation: EscalationPolicy::off(),
         }
+    }
+
+    /// Items given an owner escalate when the owner has not acted by their deadline.
+    pub fn with_escalation(mut self, escalation: EscalationPolicy) -> Self {
+        self.escalation = escalation;
+        self
     }
 
     /// Items nobody is eligible for go to these people (when on the roster and active).
@@ -279,6 +293,11 @@ impl DecisionService {
                 );
             }
             item.assignee_id = owner.clone();
+            item.escalate_at = owner
+                .as_ref()
+                .and_then(|_| self.escalation.deadline(&item.severity))
+                .and_then(|d| chrono::Duration::from_std(d).ok())
+                .map(|d| now + d);
             let status = if owner.is_some() {
                 WorkItemStatus::Assigned
             } else {

@@ -111,6 +111,7 @@ impl JiraIntake {
                 delivery_id: delivery_id.to_string(),
             });
         }
+        owner_activity(conn, &work_item_id, hook)?;
         let mut applied = vec![];
         for (i, outcome) in outcomes_of(conn, hook)?.into_iter().enumerate() {
             let event = OutcomeEvent {
@@ -158,6 +159,39 @@ fn find_work_item(conn: &mut PgConnection, hook: &JiraWebhook) -> QueryResult<Op
         .select(work_items::id)
         .first(conn)
         .optional()
+}
+
+/// A transition or comment by the item's owner is the owner acting: no escalation follows.
+/// (A reassignment or resolve is an outcome, which does the same.)
+fn owner_activity(
+    conn: &mut PgConnection,
+    work_item_id: &str,
+    hook: &JiraWebhook,
+) -> QueryResult<()> {
+    let commented = hook.issue_event_type.as_deref() == Some("issue_commented");
+    let moved = hook
+        .changes
+        .iter()
+        .any(|c| matches!(c, IssueChange::StatusChanged { .. }));
+    if !(commented || moved) {
+        return Ok(());
+    }
+    let Some(actor) = person(conn, hook.user.as_ref().and_then(|u| u.id()))? else {
+        return Ok(());
+    };
+    let owner: Option<String> = work_items::table
+        .find(work_item_id)
+        .select(work_items::assignee_id)
+        .first(conn)?;
+    if owner.as_deref() == Some(actor.as_str()) {
+        let how = if commented {
+            "commented in Jira"
+        } else {
+            "moved the issue in Jira"
+        };
+        crate::models::owner_acted(conn, work_item_id, how, hook.timestamp)?;
+    }
+    Ok(())
 }
 
 /// Maps a Jira account (Cloud accountId or Server username) to a person on the roster.

@@ -394,6 +394,10 @@ impl Lifecycle {
             ));
         }
         record_event(conn, &item.id, update.kind.history_kind(), detail, at)?;
+        if update.kind == UpdateKind::Acknowledged && self.acked_by_owner(conn, update, &item)? {
+            crate::models::owner_acted(conn, &item.id, "acknowledged in PagerDuty", at)?;
+            changes.push("escalation stopped: the owner acknowledged".into());
+        }
 
         let outcome = match update.kind {
             UpdateKind::Resolved => {
@@ -469,6 +473,31 @@ impl Lifecycle {
             severity: now.severity,
             assignee_id: now.assignee_id,
             changes,
+        })
+    }
+}
+
+impl Lifecycle {
+    /// Whether the owner acknowledged: the agent is the owner's PagerDuty user (or any person,
+    /// when the owner's PagerDuty user is not known).
+    fn acked_by_owner(
+        &self,
+        conn: &mut PgConnection,
+        update: &IncidentUpdate,
+        item: &WorkItem,
+    ) -> QueryResult<bool> {
+        let (Some(owner), Some(agent)) = (
+            &item.assignee_id,
+            update.event.agent.as_ref().and_then(|a| a.user_id()),
+        ) else {
+            return Ok(false);
+        };
+        Ok(match crate::roster::get(conn, owner)? {
+            Some(person) => person
+                .pagerduty_user_id
+                .as_deref()
+                .is_none_or(|pd| pd == agent),
+            None => false,
         })
     }
 }

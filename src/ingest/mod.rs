@@ -478,6 +478,7 @@ impl IngestService {
             pagerduty_status: "triggered".into(),
             pagerduty_assignees: vec![],
             pagerduty_event_at: None,
+            escalate_at: None,
         }
     }
 }

@@ -25,6 +25,12 @@ pub enum Outcome {
     Reopened,
     /// An admin gave it to `to`: a hand-off from the current assignee.
     Override { to: String, reason: String },
+    /// `from` did not act on it in time and it went to the backup `to`: a missed hand-off.
+    Escalated {
+        from: String,
+        to: String,
+        deadline: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -291,6 +297,22 @@ impl LearnerService {
                     None,
                 )
             }
+            Outcome::Escalated { from, to, .. } => {
+                if item.assignee_id.as_deref() != Some(from.as_str()) {
+                    return Ok(Applied::NoChange {
+                        reason: "the owner changed meanwhile".into(),
+                    });
+                }
+                self.credit(conn, from, &item, &OutcomeKind::HandedOff, at)?;
+                (
+                    "escalated",
+                    Some(from.clone()),
+                    Some(to.clone()),
+                    "assigned",
+                    Some(to.clone()),
+                    None,
+                )
+            }
             Outcome::Reopened => {
                 if item.status != "resolved" {
                     return Ok(Applied::NoChange {
@@ -313,6 +335,7 @@ impl LearnerService {
         };
         let detail = match &ev.outcome {
             Outcome::Override { reason, .. } => serde_json::json!({"reason": reason}),
+            Outcome::Escalated { deadline, .. } => serde_json::json!({"deadline": deadline}),
             _ => serde_json::json!({}),
         };
         diesel::insert_into(outcomes::table)
@@ -328,11 +351,14 @@ impl LearnerService {
             ))
             .execute(conn)?;
         let resolved_at = (status == "resolved").then_some(at);
+        // Any outcome means someone acted: a pending escalation is off (an escalation sets
+        // the next one itself).
         diesel::update(work_items::table.find(&item.id))
             .set((
                 work_items::status.eq(status),
                 work_items::assignee_id.eq(&assignee),
                 work_items::resolved_at.eq(resolved_at),
+                work_items::escalate_at.eq(None::<DateTime<Utc>>),
             ))
             .execute(conn)?;
         let mut history = serde_json::json!({"event_id": ev.event_id, "human": human, "to": to});
@@ -367,7 +393,7 @@ fn updated(
 fn changed_hands(conn: &mut PgConnection, item: &WorkItem) -> QueryResult<bool> {
     let n: i64 = outcomes::table
         .filter(outcomes::work_item_id.eq(&item.id))
-        .filter(outcomes::kind.eq_any(["handed_off", "override"]))
+        .filter(outcomes::kind.eq_any(["handed_off", "override", "escalated"]))
         .count()
         .get_result(conn)?;
     Ok(n > 0)
@@ -377,7 +403,7 @@ fn changed_hands(conn: &mut PgConnection, item: &WorkItem) -> QueryResult<bool> 
 fn owned_since(conn: &mut PgConnection, item: &WorkItem) -> QueryResult<DateTime<Utc>> {
     let last_handoff: Option<DateTime<Utc>> = outcomes::table
         .filter(outcomes::work_item_id.eq(&item.id))
-        .filter(outcomes::kind.eq_any(["handed_off", "override", "reopened"]))
+        .filter(outcomes::kind.eq_any(["handed_off", "override", "escalated", "reopened"]))
         .select(diesel::dsl::max(outcomes::occurred_at))
         .first(conn)?;
     Ok(last_handoff.map_or(item.created_at, |t| t.max(item.created_at)))

@@ -469,3 +469,111 @@ fn a_status_filter_must_name_a_status() {
     assert_eq!(resp.status, 422, "{}", resp.body);
     assert!(resp.body.contains("unassigned"), "{}", resp.body);
 }
+
+/// The PagerDuty user of each checkout person.
+fn pagerduty_user(person: &str) -> &'static str {
+    match person {
+        "alice" => "PUA1B2C",
+        _ => "PUB3D4E",
+    }
+}
+
+/// Makes the item's deadline pass now.
+fn deadline_passes(app: &TestApp, id: &str) {
+    let mut conn = app.db.conn();
+    diesel::sql_query(
+        "UPDATE work_items SET escalate_at = now() - interval '1 second' \
+         WHERE id = $1 AND escalate_at IS NOT NULL",
+    )
+    .bind::<diesel::sql_types::Text, _>(id)
+    .execute(&mut conn)
+    .unwrap();
+}
+
+fn escalate(app: &TestApp) -> Vec<goliath::escalation::Escalation> {
+    let mut conn = app.db.conn();
+    app.state.escalator.escalate_due(&mut conn).unwrap()
+}
+
+#[test]
+fn an_owner_who_does_not_act_in_time_loses_the_item_to_the_backup_once() {
+    let app = app();
+    app.roster(&checkout_people());
+    let answer = send(&app, "triggered");
+    let id = answer["work_item_id"].as_str().unwrap().to_string();
+    let owner = answer["assignee_id"].as_str().unwrap().to_string();
+    let backup = if owner == "alice" { "bob" } else { "alice" };
+    run_jobs(&app);
+    let deadline: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(item_view(&app, &id)["work_item"]["escalate_at"].clone())
+            .expect("a sev2 item has a deadline");
+    let left = deadline - chrono::Utc::now();
+    assert!(
+        left > chrono::Duration::minutes(29) && left <= chrono::Duration::minutes(30),
+        "sev2 owners get 30 minutes: {left}"
+    );
+    assert!(escalate(&app).is_empty(), "nothing is due yet");
+
+    deadline_passes(&app, &id);
+    let done = escalate(&app);
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0].from, owner);
+    assert_eq!(done[0].to.as_deref(), Some(backup));
+    assert!(escalate(&app).is_empty(), "a deadline fires once");
+    let view = item_view(&app, &id);
+    assert_eq!(view["work_item"]["assignee_id"], backup);
+    assert!(
+        view["work_item"]["escalate_at"].is_string(),
+        "the backup gets their own deadline"
+    );
+    let outcome = view["outcomes"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(outcome["kind"], "escalated", "{outcome}");
+    assert_eq!(
+        outcome["human_id"],
+        owner.as_str(),
+        "a missed hand-off for the owner"
+    );
+    run_jobs(&app);
+    assert_eq!(
+        sim_issue(&app, &id).assignee,
+        Some(format!("acct-{backup}")),
+        "Jira follows"
+    );
+
+    // The backup does not act either; nobody is left, so it stays with them and says so.
+    deadline_passes(&app, &id);
+    let done = escalate(&app);
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].to, None);
+    let view = item_view(&app, &id);
+    assert_eq!(view["work_item"]["assignee_id"], backup);
+    assert!(view["work_item"]["escalate_at"].is_null());
+    assert!(history_kinds(&view).contains(&"escalation_exhausted".to_string()));
+}
+
+#[test]
+fn an_owner_who_acknowledged_is_never_escalated() {
+    let app = app();
+    app.roster(&checkout_people());
+    let answer = send(&app, "triggered");
+    let id = answer["work_item_id"].as_str().unwrap().to_string();
+    let owner = answer["assignee_id"].as_str().unwrap().to_string();
+    // Someone else acknowledging does not stop the clock.
+    let other = if owner == "alice" { "bob" } else { "alice" };
+    let mut ack = fixture_json("pagerduty_v3_incident_acknowledged.json");
+    ack["event"]["agent"]["id"] = pagerduty_user(other).into();
+    post(&app, &ack, "wh-ack-other");
+    assert!(item_view(&app, &id)["work_item"]["escalate_at"].is_string());
+    // The owner acknowledging does.
+    ack["event"]["id"] = "ev-ack-owner".into();
+    ack["event"]["occurred_at"] = "2026-03-14T09:30:00.000Z".into();
+    ack["event"]["agent"]["id"] = pagerduty_user(&owner).into();
+    let answer = post(&app, &ack, "wh-ack-owner").json();
+    assert_eq!(answer["status"], "updated", "{answer}");
+    let view = item_view(&app, &id);
+    assert!(view["work_item"]["escalate_at"].is_null(), "{view}");
+    assert!(history_kinds(&view).contains(&"owner_acted".to_string()));
+    deadline_passes(&app, &id);
+    assert!(escalate(&app).is_empty());
+    assert_eq!(item_view(&app, &id)["work_item"]["assignee_id"], owner);
+}

@@ -87,7 +87,7 @@ pub struct TestApp {
     pub state: web::Data<AppState>,
     pub sim: Option<JiraSimHandle>,
     workers: Option<Workers>,
-    backlog: Option<goliath::decision::backlog::BacklogSweeper>,
+    backlog: Option<goliath::housekeeping::Housekeeper>,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -130,7 +130,7 @@ impl TestApp {
         });
         let backlog = opts
             .workers
-            .then(|| state.spawn_backlog(Duration::from_millis(100)));
+            .then(|| state.spawn_housekeeping(Duration::from_millis(100)));
         let mut app = Self::launch(db, state, listener);
         app.sim = Some(sim);
         app.workers = workers;
