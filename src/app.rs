@@ -53,7 +53,8 @@ impl AppState {
                 Some(executor.clone() as Arc<dyn OnAssigned>),
             )
             .with_fallback(config.fallback.clone())
-            .with_escalation(config.escalation.clone()),
+            .with_escalation(config.escalation.clone())
+            .with_modes(config.modes.clone()),
         );
         let learner: Arc<dyn Learner> = Arc::new(LearnerService::new(params));
         let ingest = Arc::new(IngestService::new(

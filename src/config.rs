@@ -21,6 +21,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::models::RoutingMode;
+
 /// Settings shared by every subcommand.
 #[derive(Args, Clone, Default)]
 pub struct Settings {
@@ -125,6 +127,22 @@ pub struct Settings {
     #[arg(long, env = "GOLIATH_FALLBACK_OWNER", global = true)]
     pub fallback_owner: Option<String>,
 
+    /// `assign` (the default): Goliath's pick owns each incident. `shadow`: Goliath only
+    /// recommends and learns from who really takes it. `GOLIATH_MODE_<SERVICE>` sets one
+    /// service.
+    #[arg(
+        long,
+        env = "GOLIATH_MODE",
+        global = true,
+        value_name = "assign|shadow"
+    )]
+    pub mode: Option<String>,
+
+    /// Shadow mode: create the Jira issue, unassigned, with the recommendation in a comment
+    /// (default true); false leaves Jira alone.
+    #[arg(long, env = "GOLIATH_SHADOW_JIRA", global = true, value_name = "BOOL")]
+    pub shadow_jira: Option<bool>,
+
     /// PagerDuty V3 webhook secrets, comma-separated (several during a rotation).
     #[arg(
         long,
@@ -217,6 +235,26 @@ pub struct Config {
     pub jira: JiraConfig,
     pub fallback: FallbackOwners,
     pub escalation: EscalationPolicy,
+    pub modes: RoutingModes,
+}
+
+/// Assign or shadow, per service.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RoutingModes {
+    pub default: RoutingMode,
+    /// `env_key(service)` -> mode.
+    pub by_service: BTreeMap<String, RoutingMode>,
+    /// Shadow items get a Jira issue (unassigned, the recommendation in a comment).
+    pub shadow_jira: bool,
+}
+
+impl RoutingModes {
+    pub fn for_service(&self, service: &str) -> RoutingMode {
+        self.by_service
+            .get(&env_key(service))
+            .copied()
+            .unwrap_or(self.default)
+    }
 }
 
 /// How long an owner has to act (a Jira transition, comment or reassignment, or an
@@ -460,6 +498,24 @@ impl Config {
             }
         }
 
+        let mode = |value: &str, var: &str| {
+            RoutingMode::parse(value)
+                .ok_or_else(|| ConfigError(format!("{var} `{value}` must be assign or shadow")))
+        };
+        let mut modes = RoutingModes {
+            default: match &settings.mode {
+                Some(m) if !m.trim().is_empty() => mode(m, "GOLIATH_MODE")?,
+                _ => RoutingMode::Assign,
+            },
+            by_service: BTreeMap::new(),
+            shadow_jira: settings.shadow_jira.unwrap_or(true),
+        };
+        for (key, value) in env {
+            if let Some(service) = key.strip_prefix("GOLIATH_MODE_") {
+                modes.by_service.insert(env_key(service), mode(value, key)?);
+            }
+        }
+
         let js = &settings.jira;
         let mut jira = JiraConfig {
             base_url: js
@@ -539,6 +595,7 @@ impl Config {
             jira,
             fallback,
             escalation,
+            modes,
         })
     }
 
@@ -566,6 +623,10 @@ impl Config {
             "job_retention_days": self.job_retention.map(|d| d.as_secs() / 86_400),
             "delivery_retention_days": self.delivery_retention.map(|d| d.as_secs() / 86_400),
             "sim_minute_ms": self.sim_minute_ms,
+            "mode": self.modes.default.as_str(),
+            "mode_by_service": self.modes.by_service.iter()
+                .map(|(k, v)| (k.clone(), v.as_str())).collect::<BTreeMap<_, _>>(),
+            "shadow_jira": self.modes.shadow_jira,
             "fallback_owner": self.fallback.default,
             "fallback_owner_by_service": self.fallback.by_service,
             "escalation_seconds": self.escalation.deadlines.iter()

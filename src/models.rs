@@ -12,6 +12,8 @@ use crate::db::schema::{humans, work_item_events, work_items};
 pub enum WorkItemStatus {
     /// Someone owns it and it is open.
     Assigned,
+    /// Shadow mode: open, and nobody was assigned by Goliath (people route it themselves).
+    Open,
     /// Nobody could take it; it waits, visibly, and is decided again as people free up.
     Unassigned,
     Resolved,
@@ -20,8 +22,9 @@ pub enum WorkItemStatus {
 }
 
 impl WorkItemStatus {
-    pub const ALL: [WorkItemStatus; 4] = [
+    pub const ALL: [WorkItemStatus; 5] = [
         WorkItemStatus::Assigned,
+        WorkItemStatus::Open,
         WorkItemStatus::Unassigned,
         WorkItemStatus::Resolved,
         WorkItemStatus::Reopened,
@@ -30,6 +33,7 @@ impl WorkItemStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             WorkItemStatus::Assigned => "assigned",
+            WorkItemStatus::Open => "open",
             WorkItemStatus::Unassigned => "unassigned",
             WorkItemStatus::Resolved => "resolved",
             WorkItemStatus::Reopened => "reopened",
@@ -83,6 +87,39 @@ pub struct WorkItem {
     pub pagerduty_event_at: Option<DateTime<Utc>>,
     /// When the owner's time to act runs out; None when no escalation is pending.
     pub escalate_at: Option<DateTime<Utc>>,
+    /// `assign`, or `shadow` (recommended only; see [`RoutingMode`]).
+    pub routing_mode: String,
+    /// Shadow mode: the first person who took the item, to compare with the recommendation.
+    pub taken_by: Option<String>,
+}
+
+/// Whether Goliath assigns an item or only recommends an owner for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingMode {
+    /// Goliath's pick owns the item and its Jira issue.
+    #[default]
+    Assign,
+    /// Goliath decides and records its recommendation but assigns nobody; people route the
+    /// item themselves and Goliath learns from what they do.
+    Shadow,
+}
+
+impl RoutingMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoutingMode::Assign => "assign",
+            RoutingMode::Shadow => "shadow",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RoutingMode> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "assign" => Some(RoutingMode::Assign),
+            "shadow" => Some(RoutingMode::Shadow),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, PartialEq)]

@@ -8,7 +8,12 @@ ALTER TABLE work_items
     ADD COLUMN pagerduty_event_at TIMESTAMPTZ,
     -- When the owner's time to act runs out (set when an owner is given the item, cleared when
     -- they act or the item closes); the worker escalates items past it, each deadline once.
-    ADD COLUMN escalate_at TIMESTAMPTZ;
+    ADD COLUMN escalate_at TIMESTAMPTZ,
+    -- `shadow`: Goliath recommends and learns but assigns nobody; people route it themselves,
+    -- and `taken_by` is the first person who took it (in Jira or PagerDuty), to compare with
+    -- the recommendation.
+    ADD COLUMN routing_mode TEXT NOT NULL DEFAULT 'assign',
+    ADD COLUMN taken_by TEXT;
 CREATE INDEX work_items_escalate_at ON work_items (escalate_at) WHERE escalate_at IS NOT NULL;
 
 -- Service names match case-insensitively: they are kept in lower case from now on.

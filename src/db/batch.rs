@@ -60,6 +60,7 @@ struct ItemColumns {
     /// Each row's `context` as an array literal (arrays of arrays must be rectangular).
     context: Vec<String>,
     escalate_at: Vec<Option<DateTime<Utc>>>,
+    routing_mode: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -153,19 +154,20 @@ WITH locked AS MATERIALIZED (
     SELECT * FROM UNNEST($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                          $11::text[], $12::text[], $13::text[], $14::jsonb[], $15::timestamptz[],
                          $16::timestamptz[], $17::text[], $18::text[], $19::text[],
-                         $20::timestamptz[])
+                         $20::timestamptz[], $21::text[])
            AS u(id, type, service, severity, title, description, status, origin_system,
                 incident, raw, created_at, received_at, assignee, reason, context,
-                escalate_at)
+                escalate_at, routing_mode)
 ), items AS (
     -- An incident that has a work item already (or an id another incident holds) is skipped,
     -- and so is everything written for it below.
     INSERT INTO work_items (id, type, service, severity, title, description, status,
                             origin_system, pagerduty_incident_id, raw_payload, created_at,
-                            received_at, assignee_id, undecided_reason, context, escalate_at)
+                            received_at, assignee_id, undecided_reason, context, escalate_at,
+                            routing_mode)
     SELECT u.id, u.type, u.service, u.severity, u.title, u.description, u.status,
            u.origin_system, u.incident, u.raw, u.created_at, u.received_at, u.assignee,
-           u.reason, u.context::text[], u.escalate_at
+           u.reason, u.context::text[], u.escalate_at, u.routing_mode
       FROM locked, input u
     ON CONFLICT DO NOTHING
     RETURNING id, pagerduty_incident_id, assignee_id, status
@@ -186,7 +188,7 @@ WITH locked AS MATERIALIZED (
 ), deliveries AS (
     INSERT INTO webhook_deliveries (source, delivery_id, event_type, work_item_id)
     SELECT u.source, u.delivery_id, u.event_type, i.id
-      FROM UNNEST($21::text[], $22::text[], $23::text[], $24::text[])
+      FROM UNNEST($22::text[], $23::text[], $24::text[], $25::text[])
            AS u(source, delivery_id, event_type, incident)
       JOIN items i ON i.pagerduty_incident_id = u.incident
     ON CONFLICT DO NOTHING
@@ -197,9 +199,9 @@ WITH locked AS MATERIALIZED (
     SELECT u.item, u.primary_id, u.backups::text[],
            u.confidence, u.explanation, u.reason, u.ranking, u.excluded, u.inputs,
            u.model_version, u.decided_at
-      FROM UNNEST($25::text[], $26::text[], $27::text[], $28::float8[], $29::text[],
-                  $30::text[], $31::json[], $32::json[], $33::json[], $34::text[],
-                  $35::timestamptz[])
+      FROM UNNEST($26::text[], $27::text[], $28::text[], $29::float8[], $30::text[],
+                  $31::text[], $32::json[], $33::json[], $34::json[], $35::text[],
+                  $36::timestamptz[])
            AS u(item, primary_id, backups, confidence, explanation, reason, ranking,
                 excluded, inputs, model_version, decided_at)
      WHERE u.item IN (SELECT id FROM items) OR u.item NOT IN (SELECT id FROM input)
@@ -212,25 +214,25 @@ WITH locked AS MATERIALIZED (
 ), history AS (
     INSERT INTO work_item_events (work_item_id, kind, detail, occurred_at)
     SELECT u.item, u.kind, u.detail, u.occurred_at
-      FROM UNNEST($36::text[], $37::text[], $38::jsonb[], $39::timestamptz[])
+      FROM UNNEST($37::text[], $38::text[], $39::jsonb[], $40::timestamptz[])
            AS u(item, kind, detail, occurred_at)
      WHERE u.item IN (SELECT id FROM items) OR u.item NOT IN (SELECT id FROM input)
 ), queued AS (
     INSERT INTO jobs (kind, payload, dedup_key)
     SELECT u.kind, u.payload, u.dedup_key
-      FROM UNNEST($40::text[], $41::text[], $42::jsonb[], $43::text[])
+      FROM UNNEST($41::text[], $42::text[], $43::jsonb[], $44::text[])
            AS u(item, kind, payload, dedup_key)
      WHERE u.item IN (SELECT id FROM items) OR u.item NOT IN (SELECT id FROM input)
     ON CONFLICT DO NOTHING
 ), verdict AS MATERIALIZED (
     -- For RowBatch::insert_whole: a batch that could not make every item fails whole.
-    SELECT CASE WHEN $44 AND (SELECT count(*) FROM items) < (SELECT count(*) FROM input)
+    SELECT CASE WHEN $45 AND (SELECT count(*) FROM items) < (SELECT count(*) FROM input)
                 THEN goliath_refuse('batch_partly_skipped') ELSE true END AS whole
 ), params AS (
     -- The model parameter set the decisions name, once per distinct set (its id is a hash of
     -- it, so an existing row is the same set).
     INSERT INTO model_params (id, params)
-    SELECT p.id, p.params FROM (SELECT $45::text AS id, $46::json AS params) p
+    SELECT p.id, p.params FROM (SELECT $46::text AS id, $47::json AS params) p
      WHERE p.id IS NOT NULL
     ON CONFLICT DO NOTHING
 ), totals AS (
@@ -273,6 +275,7 @@ impl RowBatch {
         c.undecided_reason.push(item.undecided_reason.clone());
         c.context.push(array_literal(&item.context));
         c.escalate_at.push(item.escalate_at);
+        c.routing_mode.push(item.routing_mode.clone());
     }
 
     /// A webhook delivery, written if the work item for `incident` is made by this batch.
@@ -438,6 +441,7 @@ impl RowBatch {
             .bind(Bind::NullableTexts(&i.undecided_reason))
             .bind(Bind::Texts(&i.context))
             .bind(Bind::NullableTimes(&i.escalate_at))
+            .bind(Bind::Texts(&i.routing_mode))
             .bind(Bind::Texts(&d.source))
             .bind(Bind::Texts(&d.delivery_id))
             .bind(Bind::Texts(&d.event_type))
@@ -537,7 +541,7 @@ mod tests {
 
     #[test]
     fn the_batch_insert_binds_every_placeholder_in_order() {
-        assert_eq!(placeholders_in_order(InsertBatch::SQL), Ok(46));
+        assert_eq!(placeholders_in_order(InsertBatch::SQL), Ok(47));
     }
 
     #[test]

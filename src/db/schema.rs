@@ -40,6 +40,8 @@ diesel::table! {
         pagerduty_assignees -> Array<Text>,
         pagerduty_event_at -> Nullable<Timestamptz>,
         escalate_at -> Nullable<Timestamptz>,
+        routing_mode -> Text,
+        taken_by -> Nullable<Text>,
     }
 }
 

@@ -9,12 +9,12 @@ use chrono::Utc;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::config::{EscalationPolicy, FallbackOwners};
+use crate::config::{EscalationPolicy, FallbackOwners, RoutingModes};
 use crate::db::batch::{DecisionRow, JobRow, RowBatch};
 use crate::db::json::JsonText;
 use crate::db::schema::{decisions, work_items};
 use crate::ingest::{OnNewWorkItem, PdIncident};
-use crate::models::{NewEvent, WorkItem, WorkItemStatus};
+use crate::models::{NewEvent, RoutingMode, WorkItem, WorkItemStatus};
 use crate::routing::{self, DecisionInput, ModelParams};
 
 pub use crate::db::lock_assignments;
@@ -87,6 +87,8 @@ pub struct ReplayReport {
 pub trait OnAssigned: Send + Sync {
     /// The jobs to queue for newly assigned work items (by id).
     fn jobs_for(&self, work_item_ids: &[String]) -> Vec<JobRow>;
+    /// The jobs to queue for a shadow item: its issue, unassigned, and the recommendation.
+    fn recommendation_jobs(&self, work_item_id: &str, text: &str) -> Vec<JobRow>;
 }
 
 /// Decisions made and not yet written: what [`DecisionService::stage`] adds to a batch, which
@@ -96,6 +98,8 @@ pub struct Planned {
     events: Vec<NewEvent>,
     /// Work items given an owner, whose Jira work follows.
     assigned: Vec<String>,
+    /// Shadow items whose Jira issue is made unassigned, with the recommendation's text.
+    recommended: Vec<(String, String)>,
     /// Owners given work who have a max_active, checked against it on write.
     limited: Vec<String>,
     /// For the intake: the change counters the inputs were as of, checked on write.
@@ -141,6 +145,8 @@ pub struct DecisionService {
     fallback: FallbackOwners,
     /// How long a new owner has to act before the item escalates.
     escalation: EscalationPolicy,
+    /// Assign or only recommend, per service.
+    modes: RoutingModes,
 }
 
 impl DecisionService {
@@ -152,7 +158,14 @@ impl DecisionService {
             snapshots: SnapshotCache::default(),
             fallback: FallbackOwners::default(),
             escalation: EscalationPolicy::off(),
+            modes: RoutingModes::default(),
         }
+    }
+
+    /// Services in shadow mode get a recommendation and no owner.
+    pub fn with_modes(mut self, modes: RoutingModes) -> Self {
+        self.modes = modes;
+        self
     }
 
     /// Items given an owner escalate when the owner has not acted by their deadline.
@@ -257,94 +270,19 @@ impl DecisionService {
             rows: Vec::with_capacity(items.len()),
             events: Vec::with_capacity(items.len()),
             assigned: vec![],
+            recommended: vec![],
             limited: vec![],
             inputs_as_of: as_of.filter(|_| for_intake),
         };
         for (i, item) in items.iter_mut().enumerate() {
             let input = snap.input_for(item, on_call.get(i).map_or(&[], Vec::as_slice));
             let mut decision = routing::decide(&input, &self.params);
-            if let Some(primary) = &decision.primary {
-                let capped = input
-                    .candidates
-                    .iter()
-                    .any(|c| &c.human_id == primary && c.max_active.is_some());
-                if capped && !planned.limited.contains(primary) {
-                    planned.limited.push(primary.clone());
-                }
-            }
-            // Nobody eligible: the fallback owner takes it, past any cap (the last resort), and
-            // the decision stays the model's so that replay still matches it.
-            let fallback = match &decision.primary {
-                Some(_) => None,
-                None => self
-                    .fallback
-                    .for_service(&item.service)
-                    .filter(|f| snap.is_active(f))
-                    .map(String::from),
-            };
-            let owner = decision.primary.clone().or_else(|| fallback.clone());
-            if let Some(owner) = &owner {
-                *snap.loads.entry(owner.clone()).or_default() += 1;
-            }
-            if let Some(f) = &fallback {
-                decision.explanation = format!(
-                    "{} Given to the fallback owner {f}.",
-                    decision.explanation.trim_end()
-                );
-            }
-            item.assignee_id = owner.clone();
-            item.escalate_at = owner
-                .as_ref()
-                .and_then(|_| self.escalation.deadline(&item.severity))
-                .and_then(|d| chrono::Duration::from_std(d).ok())
-                .map(|d| now + d);
-            let status = if owner.is_some() {
-                WorkItemStatus::Assigned
+            let mode = self.modes.for_service(&item.service);
+            item.routing_mode = mode.as_str().to_string();
+            if mode == RoutingMode::Shadow {
+                self.recommend(item, &decision, now, &mut planned);
             } else {
-                WorkItemStatus::Unassigned
-            };
-            item.status = status.to_string();
-            item.undecided_reason = match &decision.primary {
-                Some(_) => None,
-                None => decision.undecided_reason.clone(),
-            };
-            match (&decision.primary, &fallback) {
-                (Some(primary), _) => log::info!(
-                    "{} ({} {}) routed to {primary} (confidence {:.2})",
-                    item.id,
-                    item.service,
-                    item.severity,
-                    decision.confidence
-                ),
-                (None, Some(f)) => log::warn!(
-                    "{} given to the fallback owner {f}: {}",
-                    item.id,
-                    item.undecided_reason.as_deref().unwrap_or("")
-                ),
-                (None, None) => log::warn!(
-                    "{} left unassigned: {}",
-                    item.id,
-                    item.undecided_reason.as_deref().unwrap_or("")
-                ),
-            }
-            planned.events.push(NewEvent {
-                work_item_id: item.id.clone(),
-                kind: match (&decision.primary, &fallback) {
-                    (Some(_), _) => "decided",
-                    (None, Some(_)) => "fallback",
-                    (None, None) => "unassigned",
-                },
-                detail: serde_json::json!({
-                    "primary": decision.primary,
-                    "backups": decision.backups,
-                    "confidence": decision.confidence,
-                    "reason": item.undecided_reason,
-                    "fallback": fallback,
-                }),
-                occurred_at: now,
-            });
-            if owner.is_some() {
-                planned.assigned.push(item.id.clone());
+                self.assign(item, &input, &mut decision, &mut snap, now, &mut planned);
             }
             // The audit is printed straight to text: it is the largest thing written per
             // incident, and building a JSON tree first would double the work.
@@ -364,6 +302,157 @@ impl DecisionService {
             });
         }
         Ok(planned)
+    }
+
+    /// Assign mode: the decision's pick (else the fallback owner) owns the item.
+    fn assign(
+        &self,
+        item: &mut WorkItem,
+        input: &DecisionInput,
+        decision: &mut routing::Decision,
+        snap: &mut Snapshot,
+        now: chrono::DateTime<Utc>,
+        planned: &mut Planned,
+    ) {
+        if let Some(primary) = &decision.primary {
+            let capped = input
+                .candidates
+                .iter()
+                .any(|c| &c.human_id == primary && c.max_active.is_some());
+            if capped && !planned.limited.contains(primary) {
+                planned.limited.push(primary.clone());
+            }
+        }
+        // Nobody eligible: the fallback owner takes it, past any cap (the last resort), and
+        // the decision stays the model's so that replay still matches it.
+        let fallback = match &decision.primary {
+            Some(_) => None,
+            None => self
+                .fallback
+                .for_service(&item.service)
+                .filter(|f| snap.is_active(f))
+                .map(String::from),
+        };
+        let owner = decision.primary.clone().or_else(|| fallback.clone());
+        if let Some(owner) = &owner {
+            *snap.loads.entry(owner.clone()).or_default() += 1;
+        }
+        if let Some(f) = &fallback {
+            decision.explanation = format!(
+                "{} Given to the fallback owner {f}.",
+                decision.explanation.trim_end()
+            );
+        }
+        item.assignee_id = owner.clone();
+        item.escalate_at = owner
+            .as_ref()
+            .and_then(|_| self.escalation.deadline(&item.severity))
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .map(|d| now + d);
+        let status = if owner.is_some() {
+            WorkItemStatus::Assigned
+        } else {
+            WorkItemStatus::Unassigned
+        };
+        item.status = status.to_string();
+        item.undecided_reason = match &decision.primary {
+            Some(_) => None,
+            None => decision.undecided_reason.clone(),
+        };
+        match (&decision.primary, &fallback) {
+            (Some(primary), _) => log::info!(
+                "{} ({} {}) routed to {primary} (confidence {:.2})",
+                item.id,
+                item.service,
+                item.severity,
+                decision.confidence
+            ),
+            (None, Some(f)) => log::warn!(
+                "{} given to the fallback owner {f}: {}",
+                item.id,
+                item.undecided_reason.as_deref().unwrap_or("")
+            ),
+            (None, None) => log::warn!(
+                "{} left unassigned: {}",
+                item.id,
+                item.undecided_reason.as_deref().unwrap_or("")
+            ),
+        }
+        planned.events.push(NewEvent {
+            work_item_id: item.id.clone(),
+            kind: match (&decision.primary, &fallback) {
+                (Some(_), _) => "decided",
+                (None, Some(_)) => "fallback",
+                (None, None) => "unassigned",
+            },
+            detail: serde_json::json!({
+                "primary": decision.primary,
+                "backups": decision.backups,
+                "confidence": decision.confidence,
+                "reason": item.undecided_reason,
+                "fallback": fallback,
+            }),
+            occurred_at: now,
+        });
+        if owner.is_some() {
+            planned.assigned.push(item.id.clone());
+        }
+    }
+
+    /// Shadow mode: the decision is recorded as a recommendation and nobody is assigned; the
+    /// item stays open for people to route themselves.
+    fn recommend(
+        &self,
+        item: &mut WorkItem,
+        decision: &routing::Decision,
+        now: chrono::DateTime<Utc>,
+        planned: &mut Planned,
+    ) {
+        item.assignee_id = None;
+        item.escalate_at = None;
+        item.status = WorkItemStatus::Open.to_string();
+        item.undecided_reason = decision.undecided_reason.clone();
+        log::info!(
+            "{} ({} {}) shadow: recommends {}",
+            item.id,
+            item.service,
+            item.severity,
+            decision.primary.as_deref().unwrap_or("nobody")
+        );
+        planned.events.push(NewEvent {
+            work_item_id: item.id.clone(),
+            kind: "recommended",
+            detail: serde_json::json!({
+                "primary": decision.primary,
+                "backups": decision.backups,
+                "confidence": decision.confidence,
+                "reason": item.undecided_reason,
+            }),
+            occurred_at: now,
+        });
+        if self.modes.shadow_jira {
+            let text = match &decision.primary {
+                Some(p) => {
+                    let backups = if decision.backups.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (then {})", decision.backups.join(", "))
+                    };
+                    format!(
+                        "Goliath (shadow mode) recommends {p}{backups}; nobody was assigned.\n{}",
+                        decision.explanation
+                    )
+                }
+                None => format!(
+                    "Goliath (shadow mode) found nobody to recommend: {}",
+                    decision
+                        .undecided_reason
+                        .as_deref()
+                        .unwrap_or("no eligible person")
+                ),
+            };
+            planned.recommended.push((item.id.clone(), text));
+        }
     }
 
     /// Adds planned decisions, their history lines and the Jira jobs of the assigned items to
@@ -386,6 +475,11 @@ impl DecisionService {
         if let Some(hook) = &self.on_assigned {
             for job in hook.jobs_for(&planned.assigned) {
                 batch.push_job(job);
+            }
+            for (id, text) in &planned.recommended {
+                for job in hook.recommendation_jobs(id, text) {
+                    batch.push_job(job);
+                }
             }
         }
         if !planned.rows.is_empty() {

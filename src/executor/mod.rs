@@ -466,15 +466,29 @@ fn jira_failure(e: JiraError) -> JobResult {
 
 impl OnAssigned for Executor {
     fn jobs_for(&self, work_item_ids: &[String]) -> Vec<JobRow> {
-        work_item_ids
-            .iter()
-            .map(|id| JobRow {
-                work_item_id: id.clone(),
-                kind: CREATE_ISSUE.to_string(),
-                payload: serde_json::json!({"work_item_id": id}),
-                dedup_key: Some(format!("{CREATE_ISSUE}:{id}")),
-            })
-            .collect()
+        work_item_ids.iter().map(|id| create_job(id)).collect()
+    }
+
+    fn recommendation_jobs(&self, work_item_id: &str, text: &str) -> Vec<JobRow> {
+        vec![
+            create_job(work_item_id),
+            JobRow {
+                work_item_id: work_item_id.to_string(),
+                kind: COMMENT_ISSUE.to_string(),
+                payload: serde_json::json!({"work_item_id": work_item_id, "text": text}),
+                dedup_key: Some(format!("{COMMENT_ISSUE}:{work_item_id}:recommendation")),
+            },
+        ]
+    }
+}
+
+/// The job that creates a work item's issue, once.
+fn create_job(work_item_id: &str) -> JobRow {
+    JobRow {
+        work_item_id: work_item_id.to_string(),
+        kind: CREATE_ISSUE.to_string(),
+        payload: serde_json::json!({"work_item_id": work_item_id}),
+        dedup_key: Some(format!("{CREATE_ISSUE}:{work_item_id}")),
     }
 }
 

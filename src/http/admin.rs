@@ -440,15 +440,14 @@ async fn stats(
     require_admin(&req, &state)?;
     let service = query.into_inner().service.map(|s| s.to_lowercase());
     let st = state.clone();
-    let rows = db(&state, move |c| {
-        Ok(crate::learner::beliefs(
-            c,
-            service.as_deref(),
-            st.decision.params(),
-        )?)
+    let (rows, shadow) = db(&state, move |c| {
+        Ok((
+            crate::learner::beliefs(c, service.as_deref(), st.decision.params())?,
+            crate::learner::shadow_agreement(c, service.as_deref())?,
+        ))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"stats": rows})))
+    Ok(HttpResponse::Ok().json(serde_json::json!({"stats": rows, "shadow": shadow})))
 }
 
 // ---- jobs ----

@@ -20,7 +20,7 @@ use crate::db::json::JsonText;
 use crate::db::schema::{webhook_deliveries, work_items};
 use crate::executor::{queue_issue_change, IssueEdit, IssueTarget};
 use crate::learner::{Applied, Learner, Outcome, OutcomeEvent};
-use crate::models::{record_event, WorkItem};
+use crate::models::{record_event, RoutingMode, WorkItem};
 
 use super::pagerduty::{self, PdEvent, PdIncident};
 use super::{Delivery, IngestError};
@@ -394,6 +394,19 @@ impl Lifecycle {
             ));
         }
         record_event(conn, &item.id, update.kind.history_kind(), detail, at)?;
+        if update.kind == UpdateKind::Acknowledged
+            && item.routing_mode == RoutingMode::Shadow.as_str()
+            && item.taken_by.is_none()
+        {
+            if let Some(user) = update.event.agent.as_ref().and_then(|a| a.user_id()) {
+                if let Some(person) = crate::roster::by_pagerduty_user(conn, user)? {
+                    diesel::update(work_items::table.find(&item.id))
+                        .set(work_items::taken_by.eq(&person.id))
+                        .execute(conn)?;
+                    changes.push(format!("taken by {}", person.id));
+                }
+            }
+        }
         if update.kind == UpdateKind::Acknowledged && self.acked_by_owner(conn, update, &item)? {
             crate::models::owner_acted(conn, &item.id, "acknowledged in PagerDuty", at)?;
             changes.push("escalation stopped: the owner acknowledged".into());

@@ -479,6 +479,8 @@ impl IngestService {
             pagerduty_assignees: vec![],
             pagerduty_event_at: None,
             escalate_at: None,
+            routing_mode: crate::models::RoutingMode::Assign.as_str().into(),
+            taken_by: None,
         }
     }
 }

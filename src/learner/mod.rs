@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::db::schema::{outcomes, person_states, skill_stats, work_item_events, work_items};
 use crate::decision::{SCOPE_OVERALL, SCOPE_TAG};
-use crate::models::{record_event, WorkItem};
+use crate::models::{record_event, RoutingMode, WorkItem};
 use crate::routing::{self, ModelParams, OutcomeKind, Severity, SkillState};
 
 /// An outcome as reported by Jira (or an admin).
@@ -240,9 +240,11 @@ impl LearnerService {
                 if let Some(r) = &resolver {
                     // Goliath's own pick resolving it says nothing about who owns this kind
                     // of work; someone who took it over (or was given it by a person) does.
-                    let goliath_assigned = decision
-                        .as_ref()
-                        .is_some_and(|d| d.primary_human_id.as_deref() == Some(r.as_str()))
+                    // In shadow mode Goliath assigned nobody, whoever resolved it.
+                    let goliath_assigned = item.routing_mode != RoutingMode::Shadow.as_str()
+                        && decision
+                            .as_ref()
+                            .is_some_and(|d| d.primary_human_id.as_deref() == Some(r.as_str()))
                         && !changed_hands(conn, &item)?;
                     self.credit(
                         conn,
@@ -351,6 +353,12 @@ impl LearnerService {
             ))
             .execute(conn)?;
         let resolved_at = (status == "resolved").then_some(at);
+        // Shadow mode compares the recommendation with the first person who took the item.
+        let taken_by = if item.routing_mode == RoutingMode::Shadow.as_str() {
+            item.taken_by.clone().or_else(|| assignee.clone())
+        } else {
+            item.taken_by.clone()
+        };
         // Any outcome means someone acted: a pending escalation is off (an escalation sets
         // the next one itself).
         diesel::update(work_items::table.find(&item.id))
@@ -359,6 +367,7 @@ impl LearnerService {
                 work_items::assignee_id.eq(&assignee),
                 work_items::resolved_at.eq(resolved_at),
                 work_items::escalate_at.eq(None::<DateTime<Utc>>),
+                work_items::taken_by.eq(&taken_by),
             ))
             .execute(conn)?;
         let mut history = serde_json::json!({"event_id": ev.event_id, "human": human, "to": to});
@@ -520,6 +529,64 @@ pub fn beliefs(
             })
         })
         .collect())
+}
+
+/// How shadow mode's recommendations compare with what people did: of the shadow items (of one
+/// service, if given), how often the recommended person was the one who first took the item,
+/// and the one who resolved it (and whether the resolver was among the top three named).
+pub fn shadow_agreement(
+    conn: &mut PgConnection,
+    service: Option<&str>,
+) -> QueryResult<serde_json::Value> {
+    use diesel::sql_types::{BigInt, Nullable, Text};
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        items: i64,
+        #[diesel(sql_type = BigInt)]
+        recommended: i64,
+        #[diesel(sql_type = BigInt)]
+        taken: i64,
+        #[diesel(sql_type = BigInt)]
+        taken_as_recommended: i64,
+        #[diesel(sql_type = BigInt)]
+        resolved: i64,
+        #[diesel(sql_type = BigInt)]
+        resolved_as_recommended: i64,
+        #[diesel(sql_type = BigInt)]
+        resolved_in_top3: i64,
+    }
+    let row: Row = diesel::sql_query(
+        "SELECT count(*) AS items, count(d.primary_human_id) AS recommended, \
+                count(w.taken_by) AS taken, \
+                count(*) FILTER (WHERE w.taken_by = d.primary_human_id) AS taken_as_recommended, \
+                count(r.human_id) AS resolved, \
+                count(*) FILTER (WHERE r.human_id = d.primary_human_id) AS resolved_as_recommended, \
+                count(*) FILTER (WHERE r.human_id = d.primary_human_id \
+                                    OR r.human_id = ANY (d.backup_ids[1:2])) AS resolved_in_top3 \
+           FROM work_items w \
+           LEFT JOIN decisions d ON d.work_item_id = w.id \
+           LEFT JOIN LATERAL (SELECT o.human_id FROM outcomes o \
+                               WHERE o.work_item_id = w.id AND o.kind = 'resolved' \
+                                 AND o.human_id IS NOT NULL \
+                               ORDER BY o.occurred_at DESC LIMIT 1) r ON true \
+          WHERE w.routing_mode = 'shadow' AND ($1::text IS NULL OR w.service = $1)",
+    )
+    .bind::<Nullable<Text>, _>(service)
+    .get_result(conn)?;
+    let rate = |n: i64, of: i64| (of > 0).then(|| n as f64 / of as f64);
+    Ok(serde_json::json!({
+        "items": row.items,
+        "recommended": row.recommended,
+        "taken": row.taken,
+        "taken_as_recommended": row.taken_as_recommended,
+        "took_agreement": rate(row.taken_as_recommended, row.taken),
+        "resolved": row.resolved,
+        "resolved_as_recommended": row.resolved_as_recommended,
+        "resolved_agreement": rate(row.resolved_as_recommended, row.resolved),
+        "resolved_in_top3": row.resolved_in_top3,
+        "resolved_top3_agreement": rate(row.resolved_in_top3, row.resolved),
+    }))
 }
 
 /// A readable digest of a state: decayed evidence, success rate, median time to resolve.

@@ -577,3 +577,118 @@ fn an_owner_who_acknowledged_is_never_escalated() {
     assert!(escalate(&app).is_empty());
     assert_eq!(item_view(&app, &id)["work_item"]["assignee_id"], owner);
 }
+
+#[test]
+fn shadow_mode_assigns_nobody_learns_from_people_and_reports_agreement() {
+    use crate::helpers::{AppOptions, TestDb};
+    use std::time::Duration;
+    let app = TestApp::start_with(
+        TestDb::new(),
+        config_with(
+            |s| s.pagerduty_webhook_secret = Some(SECRET.into()),
+            &[("GOLIATH_MODE_CHECKOUT_API", "shadow")],
+        ),
+        AppOptions::default(),
+    );
+    app.roster(&checkout_people());
+    let answer = send(&app, "triggered");
+    assert_eq!(answer["work_item_status"], "open", "{answer}");
+    assert!(answer["assignee_id"].is_null(), "nobody assigned: {answer}");
+    let id = answer["work_item_id"].as_str().unwrap().to_string();
+    let view = item_view(&app, &id);
+    let recommended = view["decision"]["primary"].as_str().unwrap().to_string();
+    assert_eq!(view["work_item"]["routing_mode"], "shadow");
+    assert!(
+        view["work_item"]["escalate_at"].is_null(),
+        "no owner, no deadline"
+    );
+    assert!(history_kinds(&view).contains(&"recommended".to_string()));
+    run_jobs(&app);
+    run_jobs_after_backoff(&app);
+    let issue = sim_issue(&app, &id);
+    assert_eq!(issue.assignee, None, "the Jira issue is unassigned");
+    assert!(
+        issue
+            .comments
+            .iter()
+            .any(|c| c.contains(&format!("recommends {recommended}"))),
+        "{:?}",
+        issue.comments
+    );
+    assert_eq!(
+        app.get("/readyz").json()["unassigned_work_items"],
+        0,
+        "a shadow item is not waiting for Goliath"
+    );
+
+    // People route it themselves: the other person takes it in Jira and resolves it.
+    let other = if recommended == "alice" {
+        "bob"
+    } else {
+        "alice"
+    };
+    app.sim()
+        .reassign(&issue.key, Some(&format!("acct-{other}")))
+        .unwrap();
+    assert!(app.wait_until(Duration::from_secs(10), || {
+        item_view(&app, &id)["work_item"]["assignee_id"] == other
+    }));
+    app.sim().resolve(&issue.key).unwrap();
+    assert!(app.wait_until(Duration::from_secs(10), || {
+        item_view(&app, &id)["work_item"]["status"] == "resolved"
+    }));
+    let view = item_view(&app, &id);
+    assert_eq!(view["work_item"]["taken_by"], other);
+
+    // A second incident the recommended person takes (acknowledging in PagerDuty) and resolves.
+    let mut second = fixture_json("pagerduty_v3_incident_triggered.json");
+    second["event"]["id"] = "ev-second".into();
+    second["event"]["data"]["id"] = "PSECOND".into();
+    second["event"]["data"]["number"] = 1843.into();
+    let second_id = post(&app, &second, "wh-second").json()["work_item_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let second_pick = item_view(&app, &second_id)["decision"]["primary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (event, at) in [
+        ("acknowledged", "2026-03-14T09:30:00.000Z"),
+        ("resolved", "2026-03-14T10:00:00.000Z"),
+    ] {
+        let mut body = fixture_json(&format!("pagerduty_v3_incident_{event}.json"));
+        body["event"]["id"] = format!("ev-second-{event}").into();
+        body["event"]["occurred_at"] = at.into();
+        body["event"]["data"]["id"] = "PSECOND".into();
+        body["event"]["agent"]["id"] = pagerduty_user(&second_pick).into();
+        let answer = post(&app, &body, &format!("wh-second-{event}")).json();
+        assert_eq!(answer["status"], "updated", "{answer}");
+    }
+    let shadow = app.admin("GET", "/admin/stats", None).json()["shadow"].clone();
+    assert_eq!(shadow["items"], 2, "{shadow}");
+    assert_eq!(shadow["taken"], 2, "{shadow}");
+    assert_eq!(shadow["taken_as_recommended"], 1, "{shadow}");
+    assert_eq!(shadow["resolved"], 2, "{shadow}");
+    assert_eq!(shadow["resolved_as_recommended"], 1, "{shadow}");
+    assert_eq!(shadow["resolved_agreement"], 0.5, "{shadow}");
+
+    // Resolves in shadow mode teach ownership: nobody was assigned by Goliath.
+    let stats = app.admin("GET", "/admin/stats", None).json();
+    let owned: f64 = stats["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["human_id"] == other)
+        .map(|s| s["state"]["owned"].as_f64().unwrap_or(0.0))
+        .sum();
+    assert!(owned > 0.0, "{}", stats["stats"]);
+
+    // Another service is still assigned.
+    let mut search = fixture_json("pagerduty_v3_incident_triggered.json");
+    search["event"]["data"]["id"] = "PSEARCH".into();
+    search["event"]["data"]["service"]["summary"] = "Search".into();
+    app.roster(&[person("sam", &["search"])]);
+    let answer = post(&app, &search, "wh-search").json();
+    assert_eq!(answer["assignee_id"], "sam", "{answer}");
+}
