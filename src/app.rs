@@ -4,10 +4,14 @@
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::config::PagerDutyConfig;
+use crate::db::batch::JobRow;
 use crate::db::PgPool;
 use crate::decision::{DecisionService, OnAssigned};
 use crate::escalation::Escalator;
 use crate::executor::queue::FinishedJobs;
+use crate::executor::queue::Job;
+use crate::executor::worker::JobResult;
 use crate::executor::worker::{Expiry, JobHandler, Waker, WorkerOptions, Workers};
 use crate::executor::Executor;
 use crate::foreground::Foreground;
@@ -19,6 +23,10 @@ use crate::ingest::retention::OldDeliveries;
 use crate::ingest::{IngestService, OnNewWorkItem};
 use crate::jira::{HttpJiraClient, JiraApi, JiraConfig};
 use crate::learner::{Learner, LearnerService};
+use crate::pagerduty::{
+    HttpPagerDutyClient, OnCallCache, OnCallRefresher, PagerDutyApi, PagerDutyClientConfig,
+    PagerDutyWriter,
+};
 use crate::routing::ModelParams;
 
 /// Everything a request handler needs, built once at start.
@@ -36,6 +44,12 @@ pub struct AppState {
     pub decision: Arc<DecisionService>,
     pub learner: Arc<dyn Learner>,
     pub executor: Arc<Executor>,
+    /// The jobs a decision queues (Jira, and PagerDuty when configured) and who runs them.
+    pub outbox: Arc<Outbox>,
+    /// PagerDuty's REST API, when `PAGERDUTY_API_TOKEN` is set.
+    pub pagerduty: Option<Arc<dyn PagerDutyApi>>,
+    /// Who is on call per escalation policy (with the API).
+    pub on_call: Option<Arc<OnCallCache>>,
     pub waker: Arc<Waker>,
     /// Webhooks in flight, which the job workers make way for.
     pub foreground: Arc<Foreground>,
@@ -46,15 +60,28 @@ impl AppState {
     pub fn new(config: Config, pool: PgPool, jira: Arc<dyn JiraApi>) -> AppState {
         let config = Arc::new(config);
         let params = ModelParams::default();
-        let executor = Arc::new(Executor::new(config.jira.clone(), jira));
+        let executor = Arc::new(Executor::new(config.jira.clone(), jira.clone()));
+        let pagerduty = pagerduty_client(&config.pagerduty);
+        let on_call = pagerduty
+            .as_ref()
+            .map(|api| Arc::new(OnCallCache::new(api.clone(), ON_CALL_TTL)));
+        let outbox = Arc::new(Outbox {
+            jira: executor.clone(),
+            pagerduty: pagerduty.as_ref().map(|api| {
+                Arc::new(PagerDutyWriter::new(
+                    api.clone(),
+                    jira,
+                    config.pagerduty.clone(),
+                ))
+            }),
+            config: config.pagerduty.clone(),
+        });
         let decision = Arc::new(
-            DecisionService::new(
-                params.clone(),
-                Some(executor.clone() as Arc<dyn OnAssigned>),
-            )
-            .with_fallback(config.fallback.clone())
-            .with_escalation(config.escalation.clone())
-            .with_modes(config.modes.clone()),
+            DecisionService::new(params.clone(), Some(outbox.clone() as Arc<dyn OnAssigned>))
+                .with_fallback(config.fallback.clone())
+                .with_escalation(config.escalation.clone())
+                .with_modes(config.modes.clone())
+                .with_on_call(config.pagerduty.clone(), on_call.clone()),
         );
         let learner: Arc<dyn Learner> = Arc::new(LearnerService::new(params));
         let ingest = Arc::new(IngestService::new(
@@ -71,7 +98,11 @@ impl AppState {
             config.jira.close_on_resolve,
             config.jira.priority_by_severity.clone(),
         ));
-        let escalator = Arc::new(Escalator::new(learner.clone(), config.escalation.clone()));
+        let escalator = Arc::new(Escalator::new(
+            learner.clone(),
+            config.escalation.clone(),
+            config.pagerduty.clone(),
+        ));
         let foreground = Arc::new(Foreground::default());
         let intake = IngestBatcher::start(
             pool.clone(),
@@ -91,6 +122,9 @@ impl AppState {
             decision,
             learner,
             executor,
+            outbox,
+            pagerduty,
+            on_call,
             waker: Arc::new(Waker::default()),
             foreground,
         }
@@ -114,15 +148,113 @@ impl AppState {
         )
     }
 
+    /// Starts the thread that keeps on-call lists fresh (None without PagerDuty's API).
+    pub fn spawn_on_call_refresher(&self) -> Option<OnCallRefresher> {
+        self.on_call.as_ref().map(|c| c.spawn_refresher())
+    }
+
     /// Starts the background Jira workers.
     pub fn spawn_workers(&self, opts: WorkerOptions) -> Workers {
         Workers::spawn(
             self.pool.clone(),
-            self.executor.clone() as Arc<dyn JobHandler>,
+            self.outbox.clone() as Arc<dyn JobHandler>,
             self.waker.clone(),
             self.foreground.clone(),
             opts,
         )
+    }
+}
+
+/// How long an on-call list is used before it is read again.
+const ON_CALL_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The PagerDuty REST client, when a token is configured.
+fn pagerduty_client(config: &PagerDutyConfig) -> Option<Arc<dyn PagerDutyApi>> {
+    let api = config.api.as_ref()?;
+    match HttpPagerDutyClient::new(PagerDutyClientConfig {
+        base_url: api.url.clone(),
+        token: api.token.clone(),
+        from_email: api.from_email.clone(),
+        timeout: std::time::Duration::from_secs(10),
+    }) {
+        Ok(client) => Some(Arc::new(client)),
+        Err(e) => {
+            log::error!("PagerDuty API disabled: {e}");
+            None
+        }
+    }
+}
+
+/// The jobs that follow a decision, and the handlers that run each kind: Jira's always,
+/// PagerDuty's when its API is configured.
+pub struct Outbox {
+    jira: Arc<Executor>,
+    pagerduty: Option<Arc<PagerDutyWriter>>,
+    config: PagerDutyConfig,
+}
+
+impl Outbox {
+    /// Whether any service reassigns PagerDuty incidents to their owners.
+    fn any_reassign(&self) -> bool {
+        self.config.reassign || self.config.reassign_by_service.values().any(|r| *r)
+    }
+}
+
+impl OnAssigned for Outbox {
+    fn jobs_for(&self, work_item_ids: &[String]) -> Vec<JobRow> {
+        let mut jobs = self.jira.jobs_for(work_item_ids);
+        if self.pagerduty.is_some() {
+            for id in work_item_ids {
+                jobs.extend(crate::pagerduty::writer::jobs_for(id, self.any_reassign()));
+            }
+        }
+        jobs
+    }
+
+    fn recommendation_jobs(&self, work_item_id: &str, text: &str) -> Vec<JobRow> {
+        let mut jobs = self.jira.recommendation_jobs(work_item_id, text);
+        if self.pagerduty.is_some() {
+            jobs.extend(crate::pagerduty::writer::jobs_for(work_item_id, false));
+        }
+        jobs
+    }
+}
+
+impl JobHandler for Outbox {
+    fn run_many(&self, pool: &PgPool, jobs: &[Job]) -> Vec<JobResult> {
+        let is_pd = |j: &Job| j.kind.starts_with("pagerduty_");
+        let jira_jobs: Vec<Job> = jobs.iter().filter(|j| !is_pd(j)).cloned().collect();
+        let pd_jobs: Vec<Job> = jobs.iter().filter(|j| is_pd(j)).cloned().collect();
+        let mut jira_results = if jira_jobs.is_empty() {
+            vec![]
+        } else {
+            self.jira.run_many(pool, &jira_jobs)
+        }
+        .into_iter();
+        let mut pd_results = match (&self.pagerduty, pd_jobs.is_empty()) {
+            (_, true) => vec![],
+            (Some(writer), false) => writer.run_many(pool, &pd_jobs),
+            (None, false) => pd_jobs
+                .iter()
+                .map(|_| JobResult::Dead {
+                    error: "PagerDuty's API is not configured (PAGERDUTY_API_TOKEN)".into(),
+                })
+                .collect(),
+        }
+        .into_iter();
+        jobs.iter()
+            .map(|j| {
+                let next = if is_pd(j) {
+                    pd_results.next()
+                } else {
+                    jira_results.next()
+                };
+                next.unwrap_or(JobResult::Retry {
+                    error: "no result for the job".into(),
+                    after: None,
+                })
+            })
+            .collect()
     }
 }
 

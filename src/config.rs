@@ -152,6 +152,40 @@ pub struct Settings {
     )]
     pub pagerduty_webhook_secret: Option<String>,
 
+    /// PagerDuty REST API token: enables notes on incidents, reassignment, on-call reads and
+    /// the people sync.
+    #[arg(
+        long,
+        env = "PAGERDUTY_API_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub pagerduty_api_token: Option<String>,
+
+    /// PagerDuty REST API base URL.
+    #[arg(
+        long,
+        env = "PAGERDUTY_API_URL",
+        default_value = "https://api.pagerduty.com",
+        global = true
+    )]
+    pub pagerduty_api_url: String,
+
+    /// E-mail of a PagerDuty user, sent as `From` on writes (required with an account token).
+    #[arg(long, env = "PAGERDUTY_FROM_EMAIL", global = true)]
+    pub pagerduty_from_email: Option<String>,
+
+    /// Reassign the PagerDuty incident to the owner's PagerDuty user after deciding (default
+    /// false); `PAGERDUTY_REASSIGN_<SERVICE>` sets one service.
+    #[arg(long, env = "PAGERDUTY_REASSIGN", global = true, value_name = "BOOL")]
+    pub pagerduty_reassign: Option<bool>,
+
+    /// Whether candidates must be on call (`required`), are preferred when on call
+    /// (`preferred`, the default: the learned on-call score component) or on-call is ignored
+    /// (`ignored`); `GOLIATH_ON_CALL_<SERVICE>` sets one service.
+    #[arg(long, env = "GOLIATH_ON_CALL", global = true, value_name = "RULE")]
+    pub on_call: Option<String>,
+
     /// Extra PagerDuty service mappings, `NAME=service` or `ID=service` (repeatable); the
     /// `PAGERDUTY_SERVICE_*` variables are read as well.
     #[arg(long = "pagerduty-service", global = true, value_name = "KEY=SERVICE")]
@@ -336,12 +370,77 @@ impl FallbackOwners {
 #[derive(Clone, Default)]
 pub struct PagerDutyConfig {
     pub webhook_secrets: Vec<String>,
+    /// The REST API, when a token is set.
+    pub api: Option<PagerDutyApiConfig>,
+    /// Reassign the incident to the owner after deciding: default, and `env_key(service)`.
+    pub reassign: bool,
+    pub reassign_by_service: BTreeMap<String, bool>,
+    /// How on-call counts: default, and `env_key(service)`.
+    pub on_call: OnCallRule,
+    pub on_call_by_service: BTreeMap<String, OnCallRule>,
     /// PagerDuty service id -> Goliath service.
     pub service_by_id: BTreeMap<String, String>,
     /// Normalised PagerDuty service name (upper case, `_` for `-` and spaces) -> service.
     pub service_by_name: BTreeMap<String, String>,
     /// Upper-cased priority name -> severity.
     pub priority_overrides: BTreeMap<String, String>,
+}
+
+/// How to reach PagerDuty's REST API.
+#[derive(Clone)]
+pub struct PagerDutyApiConfig {
+    pub url: String,
+    pub token: String,
+    pub from_email: Option<String>,
+}
+
+/// How being on call for the incident counts in a decision.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnCallRule {
+    /// Only people on call are eligible.
+    Required,
+    /// On-call people get the learned on-call score component.
+    #[default]
+    Preferred,
+    /// Nobody counts as on call.
+    Ignored,
+}
+
+impl OnCallRule {
+    pub fn parse(s: &str) -> Option<OnCallRule> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "required" => Some(OnCallRule::Required),
+            "preferred" => Some(OnCallRule::Preferred),
+            "ignored" => Some(OnCallRule::Ignored),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnCallRule::Required => "required",
+            OnCallRule::Preferred => "preferred",
+            OnCallRule::Ignored => "ignored",
+        }
+    }
+}
+
+impl PagerDutyConfig {
+    pub fn reassigns(&self, service: &str) -> bool {
+        self.api.is_some()
+            && self
+                .reassign_by_service
+                .get(&env_key(service))
+                .copied()
+                .unwrap_or(self.reassign)
+    }
+
+    pub fn on_call_rule(&self, service: &str) -> OnCallRule {
+        self.on_call_by_service
+            .get(&env_key(service))
+            .copied()
+            .unwrap_or(self.on_call)
+    }
 }
 
 #[derive(Clone)]
@@ -444,10 +543,65 @@ impl Config {
             ));
         }
 
+        let on_call = |value: &str, var: &str| {
+            OnCallRule::parse(value).ok_or_else(|| {
+                ConfigError(format!(
+                    "{var} `{value}` must be required, preferred or ignored"
+                ))
+            })
+        };
+        let api = match settings
+            .pagerduty_api_token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            Some(token) => {
+                let url = settings.pagerduty_api_url.trim().trim_end_matches('/');
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ConfigError(format!(
+                        "PAGERDUTY_API_URL `{url}` must start with http:// or https://"
+                    )));
+                }
+                Some(PagerDutyApiConfig {
+                    url: url.to_string(),
+                    token: token.to_string(),
+                    from_email: settings.pagerduty_from_email.clone(),
+                })
+            }
+            None => None,
+        };
         let mut pagerduty = PagerDutyConfig {
             webhook_secrets: split_list(settings.pagerduty_webhook_secret.as_deref()),
+            api,
+            reassign: settings.pagerduty_reassign.unwrap_or(false),
+            on_call: match &settings.on_call {
+                Some(v) if !v.trim().is_empty() => on_call(v, "GOLIATH_ON_CALL")?,
+                _ => OnCallRule::Preferred,
+            },
             ..Default::default()
         };
+        for (key, value) in env {
+            if let Some(service) = key.strip_prefix("PAGERDUTY_REASSIGN_") {
+                let yes = match value.trim().to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" | "on" => true,
+                    "false" | "0" | "no" | "off" => false,
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "{key} `{value}` must be true or false"
+                        )))
+                    }
+                };
+                pagerduty.reassign_by_service.insert(env_key(service), yes);
+                continue;
+            }
+            if let Some(service) = key.strip_prefix("GOLIATH_ON_CALL_") {
+                pagerduty
+                    .on_call_by_service
+                    .insert(env_key(service), on_call(value, key)?);
+                continue;
+            }
+        }
         for (key, value) in env {
             if let Some(id) = key.strip_prefix("PAGERDUTY_SERVICE_ID_") {
                 pagerduty
@@ -636,6 +790,14 @@ impl Config {
                 "service_by_id": self.pagerduty.service_by_id,
                 "service_by_name": self.pagerduty.service_by_name,
                 "priority_overrides": self.pagerduty.priority_overrides,
+                "api_url": self.pagerduty.api.as_ref().map(|a| a.url.clone()),
+                "api_token": self.pagerduty.api.as_ref().map(|_| "<redacted>"),
+                "from_email": self.pagerduty.api.as_ref().and_then(|a| a.from_email.clone()),
+                "reassign": self.pagerduty.reassign,
+                "reassign_by_service": self.pagerduty.reassign_by_service,
+                "on_call": self.pagerduty.on_call.as_str(),
+                "on_call_by_service": self.pagerduty.on_call_by_service.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str())).collect::<BTreeMap<_, _>>(),
             },
             "jira": {
                 "base_url": self.jira.base_url.clone().unwrap_or_else(|| "built-in simulator".into()),

@@ -10,7 +10,7 @@ use chrono::Utc;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::config::EscalationPolicy;
+use crate::config::{EscalationPolicy, PagerDutyConfig};
 use crate::db::schema::{outcomes, work_items};
 use crate::learner::{Applied, Learner, LearnerError, Outcome, OutcomeEvent};
 use crate::models::{record_event, WorkItem, WorkItemStatus};
@@ -38,11 +38,21 @@ pub enum EscalationError {
 pub struct Escalator {
     learner: Arc<dyn Learner>,
     policy: EscalationPolicy,
+    /// Whether the PagerDuty incident follows the new owner.
+    pagerduty: PagerDutyConfig,
 }
 
 impl Escalator {
-    pub fn new(learner: Arc<dyn Learner>, policy: EscalationPolicy) -> Self {
-        Escalator { learner, policy }
+    pub fn new(
+        learner: Arc<dyn Learner>,
+        policy: EscalationPolicy,
+        pagerduty: PagerDutyConfig,
+    ) -> Self {
+        Escalator {
+            learner,
+            policy,
+            pagerduty,
+        }
     }
 
     /// Escalates every open item whose deadline has passed; returns what it did.
@@ -153,6 +163,16 @@ impl Escalator {
                 serde_json::json!({"work_item_id": item.id}),
                 None,
             )?;
+            if self.pagerduty.reassigns(&item.service) {
+                let key = deadline.timestamp_millis().to_string();
+                let job = crate::pagerduty::writer::reassign_job(&item.id, Some(&key));
+                crate::executor::queue::enqueue(
+                    conn,
+                    &job.kind,
+                    job.payload,
+                    job.dedup_key.as_deref(),
+                )?;
+            }
             log::warn!(
                 "{}: {owner} did not act by {deadline}; escalated to {backup}",
                 item.id

@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod jira;
 pub mod learner;
 pub mod models;
+pub mod pagerduty;
 pub mod roster;
 pub mod routing;
 pub mod server;

@@ -209,6 +209,58 @@ pub fn by_jira_account(conn: &mut PgConnection, account_id: &str) -> QueryResult
         .optional()
 }
 
+/// Matches PagerDuty users to people by e-mail (case-insensitively) and records each match's
+/// PagerDuty user id.
+pub fn sync_pagerduty_users(
+    conn: &mut PgConnection,
+    users: &[crate::pagerduty::PdUser],
+) -> QueryResult<serde_json::Value> {
+    conn.transaction(|conn| {
+        let people = list(conn)?;
+        let mut updated = vec![];
+        let mut unchanged = vec![];
+        let mut unmatched_people = vec![];
+        let mut matched_users = std::collections::HashSet::new();
+        for person in &people {
+            let email = person.email.trim().to_lowercase();
+            let Some(user) = users
+                .iter()
+                .find(|u| !email.is_empty() && u.email.trim().to_lowercase() == email)
+            else {
+                unmatched_people.push(person.id.clone());
+                continue;
+            };
+            matched_users.insert(user.id.clone());
+            if person.pagerduty_user_id.as_deref() == Some(user.id.as_str()) {
+                unchanged.push(person.id.clone());
+                continue;
+            }
+            diesel::update(humans::table.find(&person.id))
+                .set((
+                    humans::pagerduty_user_id.eq(&user.id),
+                    humans::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)?;
+            updated.push(serde_json::json!({
+                "id": person.id, "pagerduty_user_id": user.id,
+                "was": person.pagerduty_user_id,
+            }));
+        }
+        let unmatched_users: Vec<serde_json::Value> = users
+            .iter()
+            .filter(|u| !matched_users.contains(&u.id))
+            .map(|u| serde_json::json!({"id": u.id, "name": u.name, "email": u.email}))
+            .collect();
+        Ok(serde_json::json!({
+            "pagerduty_users": users.len(),
+            "updated": updated,
+            "unchanged": unchanged,
+            "people_without_a_pagerduty_user": unmatched_people,
+            "pagerduty_users_not_on_the_roster": unmatched_users,
+        }))
+    })
+}
+
 /// The person with this PagerDuty user id.
 pub fn by_pagerduty_user(conn: &mut PgConnection, user_id: &str) -> QueryResult<Option<Human>> {
     humans::table

@@ -89,6 +89,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         ..Default::default()
     });
     let backlog = state.spawn_housekeeping(HOUSEKEEPING_EVERY);
+    let on_call = state.spawn_on_call_refresher();
     let handle = server.handle();
     let server_task = tokio::spawn(server);
     shutdown_signal().await;
@@ -98,6 +99,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     // Workers finish their current job; anything still queued stays queued for next time.
     tokio::task::spawn_blocking(move || {
         backlog.shutdown();
+        drop(on_call);
         workers.shutdown()
     })
     .await?;

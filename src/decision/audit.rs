@@ -71,15 +71,21 @@ impl Serialize for StoredInput<'_> {
             at,
             candidates,
             context,
+            on_call_required,
         } = self.0;
         let rows: Vec<CandidateRow> = candidates.iter().map(CandidateRow).collect();
-        let mut m = s.serialize_struct("DecisionInput", 6)?;
+        let mut m = s.serialize_struct("DecisionInput", 7)?;
         m.serialize_field("work_item_id", work_item_id)?;
         m.serialize_field("service", service)?;
         m.serialize_field("severity", severity)?;
         m.serialize_field("at", at)?;
         m.serialize_field("candidates", &rows)?;
         m.serialize_field("context", context)?;
+        if *on_call_required {
+            m.serialize_field("on_call_required", on_call_required)?;
+        } else {
+            m.skip_field("on_call_required")?;
+        }
         m.end()
     }
 }
@@ -290,6 +296,7 @@ pub fn excluded_text(excluded: &[Excluded]) -> JsonText {
                 ExclusionReason::Inactive => Reason::Kind("inactive"),
                 ExclusionReason::NotInService => Reason::Kind("not_in_service"),
                 ExclusionReason::DuplicateCandidate => Reason::Kind("duplicate_candidate"),
+                ExclusionReason::NotOnCall => Reason::Kind("not_on_call"),
                 full @ ExclusionReason::AtCapacity { .. } => Reason::Full(full),
             };
             (e.human_id.as_str(), reason)
@@ -476,6 +483,7 @@ mod tests {
                 },
             ],
             context: vec!["team:x".into()],
+            on_call_required: false,
         }
     }
 

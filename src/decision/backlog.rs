@@ -11,7 +11,7 @@ use crate::db::schema::work_items;
 use crate::db::PgPool;
 use crate::models::{WorkItem, WorkItemStatus};
 
-use super::{lock_assignments, paged, DecisionError, DecisionService};
+use super::{lock_assignments, DecisionError, DecisionService, OnCall};
 
 /// Unassigned items looked at per transaction, oldest first.
 const SWEEP_CHUNK: i64 = 200;
@@ -63,13 +63,13 @@ pub fn decide_waiting(
                 next,
             });
         }
-        let on_call: Vec<Vec<String>> = waiting.iter().map(paged).collect();
+        let on_call: Vec<OnCall> = waiting.iter().map(|w| decision.on_call_of(w)).collect();
         // A trial that writes nothing: which of them would someone take now? Items left
         // unassigned add no load, so deciding only the taken ones, in the same order, gives
         // each the same owner.
         let mut trial = waiting.clone();
         decision.plan(conn, &mut trial, &on_call, false)?;
-        let taken: Vec<(WorkItem, Vec<String>)> = waiting
+        let taken: Vec<(WorkItem, OnCall)> = waiting
             .into_iter()
             .zip(on_call)
             .zip(&trial)

@@ -9,12 +9,13 @@ use chrono::Utc;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::config::{EscalationPolicy, FallbackOwners, RoutingModes};
+use crate::config::{EscalationPolicy, FallbackOwners, OnCallRule, PagerDutyConfig, RoutingModes};
 use crate::db::batch::{DecisionRow, JobRow, RowBatch};
 use crate::db::json::JsonText;
 use crate::db::schema::{decisions, work_items};
 use crate::ingest::{OnNewWorkItem, PdIncident};
 use crate::models::{NewEvent, RoutingMode, WorkItem, WorkItemStatus};
+use crate::pagerduty::OnCallCache;
 use crate::routing::{self, DecisionInput, ModelParams};
 
 pub use crate::db::lock_assignments;
@@ -147,6 +148,18 @@ pub struct DecisionService {
     escalation: EscalationPolicy,
     /// Assign or only recommend, per service.
     modes: RoutingModes,
+    /// How on-call counts, per service.
+    pagerduty: PagerDutyConfig,
+    /// Who is on call per escalation policy, when PagerDuty's API is configured.
+    on_call_cache: Option<Arc<OnCallCache>>,
+}
+
+/// Who counts as on call for an item: PagerDuty user ids, and a caveat when the list may be
+/// out of date.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OnCall {
+    pub users: Vec<String>,
+    pub caveat: Option<String>,
 }
 
 impl DecisionService {
@@ -159,7 +172,41 @@ impl DecisionService {
             fallback: FallbackOwners::default(),
             escalation: EscalationPolicy::off(),
             modes: RoutingModes::default(),
+            pagerduty: PagerDutyConfig::default(),
+            on_call_cache: None,
         }
+    }
+
+    /// How on-call counts per service, and where the on-call lists come from.
+    pub fn with_on_call(
+        mut self,
+        pagerduty: PagerDutyConfig,
+        cache: Option<Arc<OnCallCache>>,
+    ) -> Self {
+        self.pagerduty = pagerduty;
+        self.on_call_cache = cache;
+        self
+    }
+
+    /// Who is on call for an incident: the people it paged, and the on-call people of its
+    /// escalation policy when PagerDuty's API is configured (as last known; never waited for).
+    pub fn on_call(&self, paged: &[String], policy: Option<&str>) -> OnCall {
+        let mut users = paged.to_vec();
+        let mut caveat = None;
+        if let (Some(cache), Some(policy)) = (&self.on_call_cache, policy) {
+            let view = cache.lookup(policy);
+            users.extend(view.users);
+            caveat = view.caveat;
+        }
+        users.sort();
+        users.dedup();
+        OnCall { users, caveat }
+    }
+
+    /// [`Self::on_call`] for a stored item.
+    pub fn on_call_of(&self, item: &WorkItem) -> OnCall {
+        let policy = item.raw_payload["event"]["data"]["escalation_policy"]["id"].as_str();
+        self.on_call(&paged(item), policy)
     }
 
     /// Services in shadow mode get a recommendation and no owner.
@@ -206,7 +253,7 @@ impl DecisionService {
                     return Ok(existing);
                 }
             }
-            let on_call = paged(&item);
+            let on_call = self.on_call_of(&item);
             let mut decided = self.decide_items(conn, &[(item, on_call)])?;
             Ok(decided.remove(0).0)
         })
@@ -217,14 +264,13 @@ impl DecisionService {
     pub fn decide_items(
         &self,
         conn: &mut PgConnection,
-        items: &[(WorkItem, Vec<String>)],
+        items: &[(WorkItem, OnCall)],
     ) -> Result<Vec<(StoredDecision, WorkItem)>, DecisionError> {
         if items.is_empty() {
             return Ok(vec![]);
         }
         lock_assignments(conn)?;
-        let (mut decided, on_call): (Vec<WorkItem>, Vec<Vec<String>>) =
-            items.iter().cloned().unzip();
+        let (mut decided, on_call): (Vec<WorkItem>, Vec<OnCall>) = items.iter().cloned().unzip();
         let planned = self.plan(conn, &mut decided, &on_call, false)?;
         set_owners(conn, &decided)?;
         let mut batch = RowBatch::new();
@@ -260,7 +306,7 @@ impl DecisionService {
         &self,
         conn: &mut PgConnection,
         items: &mut [WorkItem],
-        on_call: &[Vec<String>],
+        on_call: &[OnCall],
         for_intake: bool,
     ) -> Result<Planned, DecisionError> {
         let (mut snap, as_of) = self.snapshots.read(conn, items.iter(), for_intake)?;
@@ -275,8 +321,21 @@ impl DecisionService {
             inputs_as_of: as_of.filter(|_| for_intake),
         };
         for (i, item) in items.iter_mut().enumerate() {
-            let input = snap.input_for(item, on_call.get(i).map_or(&[], Vec::as_slice));
+            let rule = self.pagerduty.on_call_rule(&item.service);
+            let known = on_call.get(i).cloned().unwrap_or_default();
+            let paged: &[String] = match rule {
+                OnCallRule::Ignored => &[],
+                _ => &known.users,
+            };
+            let mut input = snap.input_for(item, paged);
+            input.on_call_required = rule == OnCallRule::Required;
             let mut decision = routing::decide(&input, &self.params);
+            if let (Some(caveat), false) = (&known.caveat, rule == OnCallRule::Ignored) {
+                decision.explanation = format!(
+                    "{} Decided on the last known on-call data: {caveat}.",
+                    decision.explanation.trim_end()
+                );
+            }
             let mode = self.modes.for_service(&item.service);
             item.routing_mode = mode.as_str().to_string();
             if mode == RoutingMode::Shadow {
@@ -549,9 +608,9 @@ impl OnNewWorkItem for DecisionService {
         incidents: &[&PdIncident],
         batch: &mut RowBatch,
     ) -> Result<(), String> {
-        let on_call: Vec<Vec<String>> = incidents
+        let on_call: Vec<OnCall> = incidents
             .iter()
-            .map(|i| i.assignee_user_ids.clone())
+            .map(|i| self.on_call(&i.assignee_user_ids, i.escalation_policy_id.as_deref()))
             .collect();
         let planned = self
             .plan(conn, items, &on_call, true)

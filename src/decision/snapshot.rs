@@ -108,6 +108,7 @@ impl Snapshot {
             at: item.created_at,
             candidates,
             context: item.context.clone(),
+            on_call_required: false,
         }
     }
 }

@@ -132,6 +132,42 @@ async fn import(
     Ok(HttpResponse::Ok().json(serde_json::json!({"imported": stored.len(), "humans": stored})))
 }
 
+/// Imports PagerDuty user ids for the people on the roster, matched by e-mail. People not on
+/// the roster are listed, not created: a person needs a Jira account, which PagerDuty does not
+/// know.
+#[post("/admin/humans/sync-pagerduty")]
+async fn sync_pagerduty(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let Some(api) = state.pagerduty.clone() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "pagerduty_not_configured",
+            "PagerDuty's REST API is not configured: set PAGERDUTY_API_TOKEN",
+        ));
+    };
+    let users = web::block(move || api.users())
+        .await
+        .map_err(|e| ApiError::internal("PagerDuty sync", e))?
+        .map_err(|e| match e {
+            crate::pagerduty::PagerDutyError::Transient { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "pagerduty_unavailable",
+                e.to_string(),
+            ),
+            crate::pagerduty::PagerDutyError::Permanent { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "pagerduty_refused", e.to_string())
+            }
+        })?;
+    let report = db(&state, move |c| {
+        Ok(roster::sync_pagerduty_users(c, &users)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
 #[get("/admin/humans")]
 async fn list_humans(
     req: HttpRequest,
@@ -504,7 +540,8 @@ async fn retry_job(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(import_humans)
+    cfg.service(sync_pagerduty)
+        .service(import_humans)
         .service(upsert_humans)
         .service(list_humans)
         .service(get_human)

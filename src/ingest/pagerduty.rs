@@ -52,6 +52,8 @@ pub struct PdIncident {
     pub html_url: Option<String>,
     /// PagerDuty user ids currently assigned (paged, so on call for it).
     pub assignee_user_ids: Vec<String>,
+    /// The incident's escalation policy (whose on-call people may own it).
+    pub escalation_policy_id: Option<String>,
     /// Context tags for the routing model: `team:<name>`, `policy:<name>`, `type:<name>`.
     pub context: Vec<String>,
 }
@@ -228,6 +230,11 @@ impl PdEvent {
             created_at,
             html_url: str_field("html_url"),
             assignee_user_ids,
+            escalation_policy_id: data
+                .get("escalation_policy")
+                .and_then(|p| p.get("id"))
+                .and_then(Value::as_str)
+                .map(String::from),
         })
     }
 }

@@ -51,6 +51,10 @@ pub trait JiraApi: Send + Sync {
     fn add_comment(&self, issue_key: &str, text: &str) -> Result<(), JiraError>;
     /// Sets the issue's priority by name. `PUT …/issue/{key}` → 204.
     fn set_priority(&self, issue_key: &str, priority: &str) -> Result<(), JiraError>;
+    /// The issue's page for people (`<site>/browse/KEY`), where known.
+    fn browse_url(&self, _issue_key: &str) -> Option<String> {
+        None
+    }
 }
 
 /// A workflow transition as `GET …/transitions` lists it. Workflows differ per project, so a
@@ -698,6 +702,14 @@ impl JiraApi for HttpJiraClient {
         let path = format!("/issue/{}/comment", percent_encode(issue_key));
         self.call("POST", &path, &comment_body(self.flavor, text))
             .map(|_| ())
+    }
+
+    fn browse_url(&self, issue_key: &str) -> Option<String> {
+        Some(format!(
+            "{}/browse/{}",
+            self.base_url,
+            percent_encode(issue_key)
+        ))
     }
 
     fn set_priority(&self, issue_key: &str, priority: &str) -> Result<(), JiraError> {

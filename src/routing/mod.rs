@@ -179,6 +179,10 @@ pub struct DecisionInput {
     /// evidence for these tags is supplied in [`CandidateInput::context_skill`].
     #[serde(default)]
     pub context: Vec<String>,
+    /// Only candidates on call for the incident are eligible (the service's on-call rule is
+    /// `required`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_call_required: bool,
 }
 
 /// One person who might own the incident. Stored with every decision, so fields at their
@@ -531,8 +535,13 @@ pub struct ScoredCandidate {
 pub enum ExclusionReason {
     Inactive,
     NotInService,
-    AtCapacity { open_items: u32, max_active: u32 },
+    AtCapacity {
+        open_items: u32,
+        max_active: u32,
+    },
     DuplicateCandidate,
+    /// The service requires the owner to be on call, and they are not.
+    NotOnCall,
 }
 
 impl fmt::Display for ExclusionReason {
@@ -548,6 +557,7 @@ impl fmt::Display for ExclusionReason {
                 "at capacity ({open_items} open, max_active {max_active})"
             ),
             ExclusionReason::DuplicateCandidate => f.write_str("duplicate candidate entry"),
+            ExclusionReason::NotOnCall => f.write_str("not on call"),
         }
     }
 }
@@ -891,6 +901,8 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
             Some(ExclusionReason::Inactive)
         } else if !c.services.is_empty() && !c.services.contains(&input.service) {
             Some(ExclusionReason::NotInService)
+        } else if input.on_call_required && !c.on_call {
+            Some(ExclusionReason::NotOnCall)
         } else {
             match c.max_active {
                 Some(m) if c.open_items >= m => Some(ExclusionReason::AtCapacity {
@@ -1168,12 +1180,20 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
         let count =
             |f: fn(&ExclusionReason) -> bool| excluded.iter().filter(|e| f(&e.reason)).count();
         let reason = format!(
-            "no eligible candidate for service {} ({} candidates: {} inactive, {} not in service, {} at capacity)",
+            "no eligible candidate for service {} ({} candidates: {} inactive, {} not in service, {} at capacity{})",
             input.service,
             input.candidates.len(),
             count(|r| matches!(r, ExclusionReason::Inactive)),
             count(|r| matches!(r, ExclusionReason::NotInService)),
             count(|r| matches!(r, ExclusionReason::AtCapacity { .. })),
+            if input.on_call_required {
+                format!(
+                    ", {} not on call",
+                    count(|r| matches!(r, ExclusionReason::NotOnCall))
+                )
+            } else {
+                String::new()
+            },
         );
         return Decision {
             primary: None,

@@ -27,6 +27,7 @@ fn input(id: &str, severity: Severity, candidates: Vec<CandidateInput>) -> Decis
         at: t0() + chrono::Duration::days(10),
         candidates,
         context: Vec::new(),
+        on_call_required: false,
     }
 }
 

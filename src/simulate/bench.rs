@@ -72,6 +72,7 @@ pub fn bench_decide(people: usize, services: usize, iterations: usize) -> BenchR
         at: t0 + Duration::days(3),
         candidates,
         context: Vec::new(),
+        on_call_required: false,
     };
     let mut times = Vec::with_capacity(iterations.max(1));
     for i in 0..iterations.max(1) {

@@ -457,6 +457,7 @@ pub fn replay(
                 at: r.first_event_at,
                 candidates,
                 context: tags,
+                on_call_required: false,
             };
             let t = std::time::Instant::now();
             let d = decide(&input, params);

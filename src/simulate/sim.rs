@@ -632,6 +632,7 @@ fn goliath_pick(
         at: time_of(now),
         candidates,
         context: Vec::new(),
+        on_call_required: false,
     };
     let d = decide(&input, &learner.params);
     let pick = d

@@ -4,3 +4,4 @@ mod executor;
 mod helpers;
 mod lifecycle;
 mod pagerduty;
+mod pagerduty_api;

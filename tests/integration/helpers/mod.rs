@@ -2,6 +2,7 @@
 #![allow(dead_code)] // not every test module uses every helper
 
 pub mod db;
+pub mod pagerduty;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

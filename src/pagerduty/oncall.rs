@@ -1,0 +1,215 @@
+//! Who is on call, per escalation policy, read from PagerDuty's `/oncalls` and kept for a short
+//! time. A decision never waits for PagerDuty: it reads what is kept (fresh, or the last known
+//! list when PagerDuty is down or rate-limiting, and says so), and a background thread fetches
+//! what was missing or has expired.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::client::{PagerDutyApi, PagerDutyError};
+
+/// What a decision learns about a policy's on-call people.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnCallView {
+    /// PagerDuty user ids on call at the policy's first level with anyone on it.
+    pub users: Vec<String>,
+    /// Set when the list is not fresh: why (shown in the decision's explanation).
+    pub caveat: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    users: Option<Vec<String>>,
+    fetched: Option<Instant>,
+    last_error: Option<String>,
+    /// Not before this instant (PagerDuty's rate-limit reset, or a back-off after a failure).
+    retry_at: Option<Instant>,
+    last_used: Option<Instant>,
+}
+
+pub struct OnCallCache {
+    api: Arc<dyn PagerDutyApi>,
+    ttl: Duration,
+    entries: Mutex<HashMap<String, Entry>>,
+    /// Policies a decision asked for that are missing or expired.
+    wanted: Mutex<HashSet<String>>,
+    wake: Condvar,
+}
+
+impl OnCallCache {
+    pub fn new(api: Arc<dyn PagerDutyApi>, ttl: Duration) -> Self {
+        OnCallCache {
+            api,
+            ttl,
+            entries: Mutex::default(),
+            wanted: Mutex::default(),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// What is known for `policy`, without waiting; asks for a refresh when it is missing or
+    /// expired.
+    pub fn lookup(&self, policy: &str) -> OnCallView {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = entries.entry(policy.to_string()).or_default();
+        entry.last_used = Some(now);
+        let fresh = entry
+            .fetched
+            .is_some_and(|t| now.duration_since(t) < self.ttl);
+        let view = match (&entry.users, fresh) {
+            (Some(users), true) => OnCallView {
+                users: users.clone(),
+                caveat: None,
+            },
+            (Some(users), false) => OnCallView {
+                users: users.clone(),
+                caveat: Some(format!(
+                    "on-call list for policy {policy} is {}s old{}",
+                    entry.fetched.map_or(0, |t| now.duration_since(t).as_secs()),
+                    entry
+                        .last_error
+                        .as_ref()
+                        .map(|e| format!(" (PagerDuty: {e})"))
+                        .unwrap_or_default()
+                )),
+            },
+            (None, _) => OnCallView {
+                users: vec![],
+                caveat: Some(format!(
+                    "on-call list for policy {policy} not known yet{}",
+                    entry
+                        .last_error
+                        .as_ref()
+                        .map(|e| format!(" (PagerDuty: {e})"))
+                        .unwrap_or_default()
+                )),
+            },
+        };
+        drop(entries);
+        if !fresh {
+            self.wanted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(policy.to_string());
+            self.wake.notify_all();
+        }
+        view
+    }
+
+    /// Fetches `policy` now (the background thread's work, which waits out `retry_at` first).
+    pub fn refresh(&self, policy: &str) -> Result<(), PagerDutyError> {
+        let result = self.api.on_call(policy);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = entries.entry(policy.to_string()).or_default();
+        match result {
+            Ok(list) => {
+                // The first level anyone is on is who gets paged first.
+                let first = list.iter().map(|o| o.escalation_level).min();
+                let mut users: Vec<String> = list
+                    .into_iter()
+                    .filter(|o| Some(o.escalation_level) == first)
+                    .map(|o| o.user_id)
+                    .collect();
+                users.sort();
+                users.dedup();
+                entry.users = Some(users);
+                entry.fetched = Some(Instant::now());
+                entry.last_error = None;
+                entry.retry_at = None;
+                Ok(())
+            }
+            Err(e) => {
+                let wait = match &e {
+                    PagerDutyError::Transient { retry_after, .. } => {
+                        retry_after.unwrap_or(Duration::from_secs(5))
+                    }
+                    PagerDutyError::Permanent { .. } => Duration::from_secs(60),
+                };
+                entry.last_error = Some(e.to_string());
+                entry.retry_at = Some(Instant::now() + wait);
+                Err(e)
+            }
+        }
+    }
+
+    /// Policies to fetch now: those asked for, and those used in the last hour that expire.
+    fn due(&self) -> Vec<String> {
+        let mut wanted = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
+        let mut due: HashSet<String> = std::mem::take(&mut *wanted);
+        let now = Instant::now();
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        // PagerDuty asked us to wait (or just failed): not before then, and still wanted.
+        due.retain(|policy| {
+            let waiting = entries
+                .get(policy)
+                .and_then(|e| e.retry_at)
+                .is_some_and(|at| now < at);
+            if waiting {
+                wanted.insert(policy.clone());
+            }
+            !waiting
+        });
+        drop(wanted);
+        for (policy, e) in entries.iter() {
+            if e.retry_at.is_some_and(|at| now < at) {
+                continue;
+            }
+            let used = e
+                .last_used
+                .is_some_and(|t| now.duration_since(t) < Duration::from_secs(3600));
+            let expiring = e
+                .fetched
+                .is_none_or(|t| now.duration_since(t) + self.ttl / 5 >= self.ttl);
+            if used && expiring {
+                due.insert(policy.clone());
+            }
+        }
+        due.into_iter().collect()
+    }
+
+    /// Starts the thread that keeps the cache fresh.
+    pub fn spawn_refresher(self: &Arc<Self>) -> OnCallRefresher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (cache, flag) = (self.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("goliath-oncall".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    for policy in cache.due() {
+                        if let Err(e) = cache.refresh(&policy) {
+                            log::warn!("on-call for escalation policy {policy}: {e}");
+                        }
+                    }
+                    let wanted = cache.wanted.lock().unwrap_or_else(|p| p.into_inner());
+                    if wanted.is_empty() {
+                        let _ = cache.wake.wait_timeout(wanted, Duration::from_millis(500));
+                    }
+                }
+            })
+            .expect("spawning the on-call thread");
+        OnCallRefresher {
+            stop,
+            cache: self.clone(),
+            thread: Some(thread),
+        }
+    }
+}
+
+pub struct OnCallRefresher {
+    stop: Arc<AtomicBool>,
+    cache: Arc<OnCallCache>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for OnCallRefresher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.cache.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
