@@ -55,6 +55,11 @@ pub struct DemoArgs {
 }
 
 const SERVICES: [&str; 5] = ["api", "payments", "search", "mobile", "data"];
+/// The demo's lifecycle act: a service whose simulated people never get round to their
+/// issues, so an escalation shows.
+const NEGLECTED: &str = "billing";
+/// How long a sev1 owner has to act in the demo (15 minutes in production).
+const DEMO_SEV1_DEADLINE: Duration = Duration::from_secs(2);
 /// Two specialists per service; everyone covers three services.
 const PEOPLE: usize = 10;
 
@@ -70,7 +75,11 @@ fn demo_people() -> Vec<DemoPerson> {
     (0..PEOPLE)
         .map(|i| {
             let s = i / 2;
-            let covers = (0..3).map(|k| SERVICES[(s + k) % SERVICES.len()]).collect();
+            let mut covers: Vec<&'static str> =
+                (0..3).map(|k| SERVICES[(s + k) % SERVICES.len()]).collect();
+            if i < 2 {
+                covers.push(NEGLECTED);
+            }
             DemoPerson {
                 id: format!("responder-{:02}", i + 1),
                 account: format!("acct-responder-{:02}", i + 1),
@@ -103,6 +112,13 @@ fn sim_people(people: &[DemoPerson]) -> Vec<SimPerson> {
                 };
                 skills.insert(svc.to_string(), skill);
             }
+            skills.insert(
+                NEGLECTED.to_string(),
+                SimSkill {
+                    p_resolve: 0.5,
+                    mean_minutes: 1_000_000.0,
+                },
+            );
             SimPerson {
                 account_id: p.account.clone(),
                 display_name: Some(format!(
@@ -134,7 +150,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let jira_secret = harness::random_token("jira");
     let listener = harness::loopback_listener()?;
     let port = listener.local_addr()?.port();
-    let config = harness::config_for(port, |s| {
+    let mut config = harness::config_for(port, |s| {
         s.admin_token = Some(admin_token.clone());
         s.pagerduty_webhook_secret = Some(pd_secret.clone());
         s.jira.jira_webhook_secret = Some(jira_secret.clone());
@@ -142,9 +158,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         s.workers = 2;
         s.pagerduty_services = SERVICES
             .iter()
+            .chain(std::iter::once(&NEGLECTED))
             .map(|svc| format!("{}={svc}", svc.to_uppercase()))
             .collect();
     })?;
+    config.escalation.deadlines[0] = Some(DEMO_SEV1_DEADLINE);
     let people = demo_people();
     let app = RunningApp::start(AppSpec {
         config,
@@ -259,6 +277,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let report = summarize(&app, &people, args.block.max(1), args.minute_ms)?;
     println!("{report}");
+    let lifecycle = lifecycle_act(&app, &agent, &webhook, &pd_secret, &people, &template)?;
+    println!("{lifecycle}");
     println!(
         "  failed webhooks: {failures}; demo took {:.1} s of real time",
         started.elapsed().as_secs_f64()
@@ -291,6 +311,148 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     app.stop();
     drop(db);
     Ok(())
+}
+
+/// The incident after its trigger: three incidents resolved from PagerDuty (Goliath closes their
+/// Jira issues), and one sev1 whose owner does nothing (it escalates to the backup).
+fn lifecycle_act(
+    app: &RunningApp,
+    agent: &ureq::Agent,
+    webhook: &str,
+    secret: &str,
+    people: &[DemoPerson],
+    template: &IncidentTemplate,
+) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    writeln!(out, "Lifecycle (PagerDuty updates, Jira follows)")?;
+    let send = |event: &str, body: &serde_json::Value| -> anyhow::Result<serde_json::Value> {
+        let bytes = serde_json::to_vec(body)?;
+        match post_webhook(agent, webhook, Some(secret), event, &bytes) {
+            Ok((200, text)) => Ok(serde_json::from_str(&text)?),
+            other => anyhow::bail!("{event} not accepted: {other:?}"),
+        }
+    };
+    let trigger = |n: usize, service: &str, pd_user: &str| -> anyhow::Result<serde_json::Value> {
+        let incident = format!("PLIFE{n:03}");
+        let event = format!("ELIFE{n:03}");
+        let body = template.body(&IncidentSpec {
+            event_id: &event,
+            incident_id: &incident,
+            number: 90_000 + n as u64,
+            created_at: Utc
+                .timestamp_millis_opt(app.sim().now_ms())
+                .single()
+                .unwrap_or_else(Utc::now),
+            title: &format!("{service}: checkout failing"),
+            service,
+            assignee: pd_user,
+        });
+        Ok(serde_json::from_slice(&body)?)
+    };
+
+    // Resolved in PagerDuty before anyone touched Jira: Goliath comments and closes the issue.
+    let mut closed = vec![];
+    for n in 0..3 {
+        let on_call = &people[(2 + n) % people.len()];
+        let mut body = trigger(n, "payments", &on_call.pd_user)?;
+        let answer = send(&format!("ELIFE{n:03}"), &body)?;
+        let id = answer["work_item_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        body["event"]["id"] = format!("ELIFE{n:03}-resolved").into();
+        body["event"]["event_type"] = "incident.resolved".into();
+        body["event"]["occurred_at"] = Utc::now().to_rfc3339().into();
+        body["event"]["agent"] =
+            serde_json::json!({"id": on_call.pd_user, "type": "user_reference"});
+        body["event"]["data"]["status"] = "resolved".into();
+        body["event"]["data"]["assignees"] = serde_json::json!([]);
+        send(&format!("ELIFE{n:03}-resolved"), &body)?;
+        closed.push(id);
+    }
+    let done = wait_for(Duration::from_secs(15), || {
+        let issues = app.sim().issues();
+        closed
+            .iter()
+            .filter(|id| {
+                issues
+                    .iter()
+                    .any(|i| i.labels.contains(&format!("goliath-{id}")) && i.resolution.is_some())
+            })
+            .count()
+            == closed.len()
+    });
+    let closed_now = app
+        .sim()
+        .issues()
+        .iter()
+        .filter(|i| {
+            i.resolution.is_some()
+                && closed
+                    .iter()
+                    .any(|id| i.labels.contains(&format!("goliath-{id}")))
+        })
+        .count();
+    writeln!(
+        out,
+        "  resolved from PagerDuty: {} incidents; their Jira issues moved to Done by Goliath: {closed_now}/{}{}",
+        closed.len(),
+        closed.len(),
+        if done { "" } else { " (still in the queue)" }
+    )?;
+
+    // A sev1 nobody acts on: past its deadline it goes to the decision's next backup.
+    let mut body = trigger(9, NEGLECTED, &people[0].pd_user)?;
+    body["event"]["data"]["priority"] =
+        serde_json::json!({"summary": "P1", "type": "priority_reference"});
+    let answer = send("ELIFE009", &body)?;
+    let id = answer["work_item_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let owner = answer["assignee_id"]
+        .as_str()
+        .unwrap_or("nobody")
+        .to_string();
+    let escalated = || -> anyhow::Result<Option<(String, String)>> {
+        use crate::db::schema::outcomes;
+        let mut conn = app.state.pool.get()?;
+        Ok(outcomes::table
+            .filter(outcomes::work_item_id.eq(&id))
+            .filter(outcomes::kind.eq("escalated"))
+            .select((outcomes::human_id, outcomes::to_human_id))
+            .first::<(Option<String>, Option<String>)>(&mut conn)
+            .optional()?
+            .map(|(a, b)| (a.unwrap_or_default(), b.unwrap_or_default())))
+    };
+    wait_for(Duration::from_secs(15), || {
+        escalated().ok().flatten().is_some()
+    });
+    match escalated()? {
+        Some((from, to)) => writeln!(
+            out,
+            "  escalation: a sev1 on {NEGLECTED} went to {owner}, who did nothing for {} s (15 min in production);\n    it escalated once, from {from} to {to}, and Jira was reassigned",
+            DEMO_SEV1_DEADLINE.as_secs()
+        )?,
+        None => writeln!(
+            out,
+            "  escalation: the sev1 on {NEGLECTED} (owner {owner}) did not escalate in time"
+        )?,
+    }
+    Ok(out)
+}
+
+/// Polls `check` until it holds or `limit` passes; whether it held.
+fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
 }
 
 fn resolved_in_sim(app: &RunningApp) -> usize {

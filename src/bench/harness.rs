@@ -168,6 +168,7 @@ pub struct RunningApp {
     pub state: web::Data<AppState>,
     pub sim: Option<JiraSimHandle>,
     workers: Option<Workers>,
+    housekeeping: Option<crate::housekeeping::Housekeeper>,
     handle: actix_web::dev::ServerHandle,
     thread: Option<JoinHandle<()>>,
 }
@@ -194,6 +195,8 @@ impl RunningApp {
                 ..Default::default()
             })
         });
+        let housekeeping = (spec.job_workers > 0)
+            .then(|| state.spawn_housekeeping(std::time::Duration::from_millis(250)));
         let (tx, rx) = std::sync::mpsc::channel();
         let st = state.clone();
         let threads = spec.http_threads;
@@ -228,6 +231,7 @@ impl RunningApp {
             state,
             sim: Some(sim),
             workers,
+            housekeeping,
             handle,
             thread: Some(thread),
         })
@@ -259,6 +263,9 @@ impl RunningApp {
         .join();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        if let Some(h) = self.housekeeping.take() {
+            h.shutdown();
         }
         if let Some(w) = self.workers.take() {
             w.shutdown();

@@ -189,9 +189,9 @@ impl Executor {
         let Some(key) = item.jira_key.clone() else {
             // The create job has not recorded the issue yet (or is retrying through an outage):
             // wait for it on the same schedule.
-            return JobResult::Retry {
-                error: "the Jira issue is not created yet".into(),
-                after: Some(worker::backoff(job.id, job.attempts).max(Duration::from_secs(2))),
+            return JobResult::Wait {
+                reason: "the Jira issue is not created yet".into(),
+                after: worker::backoff(job.id, job.attempts).max(Duration::from_secs(2)),
             };
         };
         let (result, detail) = match job.kind.as_str() {

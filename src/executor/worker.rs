@@ -25,6 +25,12 @@ pub enum JobResult {
         error: String,
         after: Option<Duration>,
     },
+    /// Waiting for other work (an issue not created yet): tried again after `after`, like a
+    /// retry, but logged as the wait it is.
+    Wait {
+        reason: String,
+        after: Duration,
+    },
     /// Will never succeed as it stands (for example Jira's 400): park it for an admin.
     Dead {
         error: String,
@@ -244,6 +250,19 @@ fn settle(
                     job.kind,
                     job.attempts
                 );
+            }
+        }
+        JobResult::Wait { reason, after } => {
+            let state = queue::retry_later(conn, job.id, &reason, after)?;
+            if state == "dead" {
+                log::error!(
+                    "job {} ({}) dead after {} attempts: {reason}",
+                    job.id,
+                    job.kind,
+                    job.attempts
+                );
+            } else {
+                log::info!("job {} ({}) waits {after:?}: {reason}", job.id, job.kind);
             }
         }
         JobResult::Dead { error } => {

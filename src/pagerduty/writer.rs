@@ -137,9 +137,9 @@ impl PagerDutyWriter {
                 let shadow = item.routing_mode == "shadow";
                 let expects_issue = item.owner.is_some() || shadow;
                 if item.jira_key.is_none() && expects_issue && job.attempts < WAIT_FOR_ISSUE {
-                    return Ok(JobResult::Retry {
-                        error: "waiting for the Jira issue to link it".into(),
-                        after: Some(Duration::from_secs(2)),
+                    return Ok(JobResult::Wait {
+                        reason: "waiting for the Jira issue to link it".into(),
+                        after: Duration::from_secs(2),
                     });
                 }
                 if job.attempts > 1 {
