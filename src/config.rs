@@ -1,18 +1,9 @@
 //! Configuration, from the environment (and `.env`), each variable also a command-line flag.
 //!
-//! | variable | meaning |
-//! |---|---|
-//! | `DATABASE_URL` (or `POSTGRES_URL`) | Postgres URL; unset = a private cluster in `GOLIATH_DATA_DIR` |
-//! | `GOLIATH_BIND` | listen address (default `127.0.0.1:8000`) |
-//! | `GOLIATH_DATA_DIR` | where the private cluster lives (default `./.goliath`) |
-//! | `GOLIATH_PUBLIC_URL` | how Jira and the simulator reach this server (default from the bind) |
-//! | `GOLIATH_ADMIN_TOKEN` | bearer token for `/admin`; unset = admin routes refused |
-//! | `GOLIATH_DB_POOL_SIZE` | connections in the pool (default 16) |
-//! | `GOLIATH_WORKERS` | background Jira worker threads (default 2) |
-//! | `PAGERDUTY_WEBHOOK_SECRET` | comma-separated V3 subscription secrets; unset = unsigned accepted |
-//! | `PAGERDUTY_SERVICE_ID_<ID>` / `PAGERDUTY_SERVICE_<NAME>` | PagerDuty service to Goliath service |
-//! | `PAGERDUTY_PRIORITY_<NAME>` | priority name to severity (`sev1`..`sev4`) |
-//! | `JIRA_*` | see `JiraSettings` |
+//! Each plain variable is a field of [`Settings`] or [`JiraSettings`] (so `goliath --help`
+//! lists it with its default); the per-name families (`PAGERDUTY_SERVICE_<NAME>`,
+//! `GOLIATH_MODE_<SERVICE>`, `GOLIATH_ESCALATE_SEV1`, ...) are read in
+//! [`Config::from_settings`]. The README's configuration table lists them all.
 
 use std::collections::BTreeMap;
 use std::fmt;
