@@ -889,6 +889,70 @@ mod tests {
     }
 
     #[test]
+    fn transitions_are_listed_by_category_and_posted_by_id() {
+        let listed = serde_json::to_string(&fixture("jira_transitions_response.json")).unwrap();
+        let (base, rx) = canned_server(vec![
+            response("200 OK", &[], &listed),
+            response("204 No Content", &[], ""),
+            response(
+                "200 OK",
+                &[],
+                r#"{"fields":{"status":{"statusCategory":{"key":"done"}}}}"#,
+            ),
+        ]);
+        let client = cloud_client(&base);
+        let transitions = client.transitions("OPS-7").unwrap();
+        let done = transitions
+            .iter()
+            .find(|t| t.to_category == "done")
+            .expect("a transition to done");
+        assert_eq!(done.id, "31");
+        assert!(transitions.iter().any(|t| t.to_category == "new"));
+        client.transition("OPS-7", &done.id).unwrap();
+        assert_eq!(client.status_category("OPS-7").unwrap(), "done");
+        let list = rx.recv().unwrap();
+        assert_eq!(
+            (list.method.as_str(), list.path.as_str()),
+            ("GET", "/rest/api/3/issue/OPS-7/transitions")
+        );
+        let post = rx.recv().unwrap();
+        assert_eq!(post.method, "POST");
+        assert_eq!(post.json(), fixture("jira_transition_request.json"));
+        let get = rx.recv().unwrap();
+        assert_eq!(get.path, "/rest/api/3/issue/OPS-7?fields=status");
+    }
+
+    #[test]
+    fn comments_are_adf_on_cloud_and_priority_is_set_by_name() {
+        let (base, rx) = canned_server(vec![
+            response("201 Created", &[], r#"{"id":"10000"}"#),
+            response("204 No Content", &[], ""),
+        ]);
+        let client = cloud_client(&base);
+        client
+            .add_comment("OPS-7", "Resolved in PagerDuty.\nBy Bob.")
+            .unwrap();
+        client.set_priority("OPS-7", "Highest").unwrap();
+        let comment = rx.recv().unwrap();
+        assert_eq!(comment.path, "/rest/api/3/issue/OPS-7/comment");
+        let body = comment.json();
+        assert_eq!(body["body"]["type"], "doc");
+        assert_eq!(body["body"]["content"].as_array().unwrap().len(), 2);
+        assert_eq!(body["body"]["content"][1]["content"][0]["text"], "By Bob.");
+        let edit = rx.recv().unwrap();
+        assert_eq!(edit.method, "PUT");
+        assert_eq!(edit.path, "/rest/api/3/issue/OPS-7");
+        assert_eq!(
+            edit.json(),
+            serde_json::json!({"fields": {"priority": {"name": "Highest"}}})
+        );
+        assert_eq!(
+            client.browse_url("OPS-7").as_deref(),
+            Some(format!("{base}/browse/OPS-7").as_str())
+        );
+    }
+
+    #[test]
     fn find_by_label_posts_jql_and_reads_the_first_issue() {
         let found = serde_json::to_string(&fixture("jira_search_jql_response.json")).unwrap();
         let (base, rx) = canned_server(vec![

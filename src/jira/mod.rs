@@ -18,7 +18,7 @@ pub mod sim;
 pub mod webhook;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 mod util;
 
 pub use client::{

@@ -299,3 +299,87 @@ impl PagerDutyApi for HttpPagerDutyClient {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jira::testutil::{response, serve};
+
+    fn client(base: &str) -> HttpPagerDutyClient {
+        HttpPagerDutyClient::new(PagerDutyClientConfig {
+            base_url: base.to_string(),
+            token: "secret-token".into(),
+            from_email: Some("bot@example.com".into()),
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn writes_send_the_token_the_version_and_from() {
+        let (base, rx) = serve(|_| Some(response("201 Created", &[], r#"{"note":{}}"#)));
+        client(&base).add_note("PINC1", "hello").unwrap();
+        let req = rx.recv().unwrap();
+        assert_eq!(req.method, "POST");
+        assert_eq!(req.path, "/incidents/PINC1/notes");
+        assert_eq!(
+            req.header("authorization"),
+            Some("Token token=secret-token")
+        );
+        assert_eq!(
+            req.header("accept"),
+            Some("application/vnd.pagerduty+json;version=2")
+        );
+        assert_eq!(req.header("from"), Some("bot@example.com"));
+        assert_eq!(req.json(), json!({"note": {"content": "hello"}}));
+        assert!(!format!("{:?}", client(&base)).contains("secret-token"));
+    }
+
+    #[test]
+    fn rate_limits_are_transient_with_the_reset_and_auth_failures_permanent() {
+        let limited = std::fs::read_to_string(format!(
+            "{}/tests/fixtures/pagerduty_rest_error_429.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let mut answers = vec![
+            response(
+                "401 Unauthorized",
+                &[],
+                r#"{"error":{"message":"Authentication failed","code":2006}}"#,
+            ),
+            response("429 Too Many Requests", &[], ""),
+            response("429 Too Many Requests", &["ratelimit-reset: 3"], &limited),
+        ];
+        let (base, _rx) = serve(move |_| answers.pop());
+        let c = client(&base);
+        match c.users() {
+            Err(PagerDutyError::Transient {
+                status: Some(429),
+                retry_after,
+                message,
+            }) => {
+                assert_eq!(retry_after, Some(Duration::from_secs(3)));
+                assert!(message.contains("Rate Limit Exceeded"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match c.users() {
+            Err(PagerDutyError::Transient {
+                status: Some(429),
+                retry_after: None,
+                ..
+            }) => {}
+            other => panic!("a bare 429 is still a rate limit: {other:?}"),
+        }
+        match c.reassign("PINC1", "PU1") {
+            Err(PagerDutyError::Permanent {
+                status: 401,
+                message,
+            }) => {
+                assert_eq!(message, "Authentication failed")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -737,3 +737,67 @@ fn starts_inside_a_tokio_runtime() {
         sim.stop();
     });
 }
+
+#[test]
+fn transitions_comments_and_priority_edits_change_the_issue_and_echo_as_jira_does() {
+    let (url, rx) = webhook_receiver();
+    let sim = JiraSim::start(SimConfig {
+        webhook_url: Some(url),
+        play_people: false,
+        echo_api_changes: true,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let client = client_for(&sim);
+    let created = client.create_issue(&new_issue(9, Some(ALICE))).unwrap();
+    next_hook(&rx); // the creation's echo
+
+    let transitions = client.transitions(&created.key).unwrap();
+    let done = transitions
+        .iter()
+        .find(|t| t.to_category == "done")
+        .unwrap()
+        .id
+        .clone();
+    let todo = transitions
+        .iter()
+        .find(|t| t.to_category == "new")
+        .unwrap()
+        .id
+        .clone();
+    client.transition(&created.key, &done).unwrap();
+    assert_eq!(client.status_category(&created.key).unwrap(), "done");
+    let view = sim.issue(&created.key).unwrap();
+    assert_eq!(
+        (view.status.as_str(), view.resolution.as_deref()),
+        ("Done", Some("Done"))
+    );
+    let resolved = parse_webhook(&next_hook(&rx).body).unwrap();
+    assert!(resolved
+        .changes
+        .iter()
+        .any(|c| matches!(c, IssueChange::ResolutionSet { .. })));
+    client.transition(&created.key, &todo).unwrap();
+    assert_eq!(sim.issue(&created.key).unwrap().status, "To Do");
+    let reopened = parse_webhook(&next_hook(&rx).body).unwrap();
+    assert!(reopened.changes.contains(&IssueChange::ResolutionCleared));
+
+    let bad = client.transition(&created.key, "999").unwrap_err();
+    assert!(
+        matches!(bad, JiraError::Permanent { status: 400, .. }),
+        "{bad:?}"
+    );
+
+    client
+        .add_comment(&created.key, "first line\nsecond")
+        .unwrap();
+    client.set_priority(&created.key, "Highest").unwrap();
+    let view = sim.issue(&created.key).unwrap();
+    assert_eq!(view.comments, vec!["first line\nsecond".to_string()]);
+    assert_eq!(view.priority.as_deref(), Some("Highest"));
+    let counters = sim.counters();
+    assert_eq!((counters.comment, counters.edit_issue), (1, 1));
+
+    let missing = client.add_comment("OPS-999", "x").unwrap_err();
+    assert!(matches!(missing, JiraError::Permanent { status: 404, .. }));
+}
