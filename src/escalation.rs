@@ -72,6 +72,15 @@ impl Escalator {
     }
 
     fn escalate_chunk(&self, conn: &mut PgConnection) -> Result<Vec<Escalation>, EscalationError> {
+        // Most passes find nothing due: looked for first through the deadline index, without
+        // the ownership lock (taking it exclusively would hold up the intake's batches).
+        let any_due: bool = diesel::select(diesel::dsl::exists(
+            work_items::table.filter(work_items::escalate_at.le(Utc::now())),
+        ))
+        .get_result(conn)?;
+        if !any_due {
+            return Ok(vec![]);
+        }
         conn.transaction(|conn| {
             crate::db::lock_assignments(conn)?;
             let open = [

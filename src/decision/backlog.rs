@@ -123,6 +123,12 @@ pub fn sweep_if_changed(
     if now == *seen {
         return Ok(0);
     }
+    // Nothing waiting (the usual case): no sweep, and so no exclusive ownership lock that would
+    // hold up the intake's batches.
+    if count_waiting(&mut conn)? == 0 {
+        *seen = now;
+        return Ok(0);
+    }
     let mut assigned = 0;
     let mut after = None;
     loop {
