@@ -164,6 +164,7 @@ pub fn serve_on(
                 log_requests,
                 middleware::Logger::new("%a \"%r\" %s %b %Dms"),
             ))
+            .wrap(middleware::from_fn(crate::http::guard::refuse_nul))
             .configure(crate::http::configure)
     })
     .disable_signals()

@@ -15,6 +15,7 @@ use crate::learner::{LearnerError, Outcome, OutcomeEvent};
 use crate::models::WorkItem;
 use crate::roster::{self, HumanInput, RosterError};
 
+use super::body::{read_body, ADMIN_MAX_BODY};
 use super::error::ApiError;
 
 fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
@@ -53,9 +54,15 @@ async fn db<T: Send + 'static>(
 
 /// Parses a JSON body with errors that name the problem (422 for a wrong shape).
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    typed(serde_json::from_slice(body).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
-    })?)
+    })?;
+    if let Some(path) = crate::db::json::nul_path(&value) {
+        return Err(ApiError::unprocessable(format!(
+            "field `{path}` holds a NUL character (\\u0000), which cannot be stored"
+        )));
+    }
+    typed(value)
 }
 
 /// A parsed body in the shape a route wants (422 naming the problem otherwise).
@@ -99,10 +106,11 @@ impl From<LearnerError> for ApiError {
 #[post("/admin/humans")]
 async fn upsert_humans(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
+    let body = read_body(&req, payload, ADMIN_MAX_BODY).await?;
     let value: serde_json::Value = parse_json(&body)?;
     if value.is_array() {
         return import(&state, typed(value)?).await;
@@ -116,10 +124,11 @@ async fn upsert_humans(
 #[post("/admin/humans/import")]
 async fn import_humans(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
+    let body = read_body(&req, payload, ADMIN_MAX_BODY).await?;
     import(&state, parse_json(&body)?).await
 }
 
@@ -211,10 +220,11 @@ async fn get_human(
 async fn put_human(
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
+    let body = read_body(&req, payload, ADMIN_MAX_BODY).await?;
     let person: HumanInput = parse_json(&body)?;
     let valid = person.validate(Some(&path.into_inner()))?;
     let stored = db(&state, move |c| Ok(roster::upsert(c, &valid)?)).await?;
@@ -252,10 +262,11 @@ struct DecideRequest {
 #[post("/decide")]
 async fn decide(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
+    let body = read_body(&req, payload, ADMIN_MAX_BODY).await?;
     let request: DecideRequest = parse_json(&body)?;
     let st = state.clone();
     let decision = db(&state, move |c| {
@@ -427,10 +438,11 @@ struct AssignRequest {
 async fn assign(
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
+    let body = read_body(&req, payload, ADMIN_MAX_BODY).await?;
     let request: AssignRequest = parse_json(&body)?;
     if request.human_id.trim().is_empty() {
         return Err(ApiError::unprocessable("field `human_id` is required"));

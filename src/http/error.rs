@@ -71,15 +71,46 @@ impl ResponseError for ApiError {
     }
 }
 
+/// Whether an error's text says the database could not be reached or went away (libpq and
+/// PostgreSQL word it so: a restart, a shutdown, a lost socket).
+pub fn database_unreachable(text: &str) -> bool {
+    const SIGNS: [&str; 12] = [
+        "server closed the connection",
+        "terminating connection",
+        "could not connect",
+        "connection refused",
+        "the database system is",
+        "no connection to the server",
+        "connection reset",
+        "broken pipe",
+        "could not receive data",
+        "could not send data",
+        "connection to server",
+        "ssl syscall",
+    ];
+    let text = text.to_ascii_lowercase();
+    SIGNS.iter().any(|s| text.contains(s))
+}
+
 impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
         match e {
-            diesel::result::Error::NotFound => ApiError::not_found("no such record"),
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::ClosedConnection
-                | diesel::result::DatabaseErrorKind::UnableToSendCommand,
+            Error::NotFound => ApiError::not_found("no such record"),
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 _,
             ) => ApiError::unavailable("the database connection was lost; retry shortly"),
+            Error::DatabaseError(_, ref info) if database_unreachable(info.message()) => {
+                log::warn!("database unavailable: {}", info.message());
+                ApiError::unavailable("the database is unavailable; retry shortly")
+            }
+            // Still contended after the retries (a serialization failure, a deadlock): the
+            // request is sound, so the caller is asked to come back.
+            ref other if crate::db::is_transient(other) => {
+                log::warn!("still contended after retries: {other}");
+                ApiError::unavailable("the database is busy with conflicting work; retry shortly")
+            }
             other => ApiError::internal("database query", other),
         }
     }
@@ -101,7 +132,9 @@ impl From<IngestError> for ApiError {
             IngestError::MissingField(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "missing_field", msg)
             }
-            IngestError::InvalidField { .. } => ApiError::unprocessable(msg),
+            IngestError::InvalidField { .. } | IngestError::HoldsNul(_) => {
+                ApiError::unprocessable(msg)
+            }
             IngestError::Signature(s) => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 match s {
@@ -115,8 +148,16 @@ impl From<IngestError> for ApiError {
                 log::warn!("{msg}");
                 ApiError::unavailable("the database is unavailable; retry shortly")
             }
+            IngestError::Decision(ref text) if database_unreachable(text) => {
+                log::warn!("{msg}");
+                ApiError::unavailable("the database is unavailable; retry shortly")
+            }
             IngestError::Decision(_) => ApiError::internal("deciding the new work item", msg),
-            IngestError::Rerun { .. } => ApiError::internal("storing the delivery", msg),
+            // Concurrent batches kept taking what this one needed: it is sound, ask again.
+            IngestError::Rerun { .. } => {
+                log::warn!("{msg}");
+                ApiError::unavailable("conflicting deliveries are being stored; retry shortly")
+            }
         }
     }
 }

@@ -2,7 +2,9 @@
 //! import actix-web; handlers call them through `AppState`.
 
 pub mod admin;
+pub mod body;
 pub mod error;
+pub mod guard;
 pub mod health;
 pub mod webhooks;
 

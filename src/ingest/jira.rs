@@ -59,6 +59,7 @@ impl JiraIntake {
         delivery_id: Option<&str>,
         body: &[u8],
     ) -> Result<JiraIntakeOutcome, IngestError> {
+        super::refuse_nul(body)?;
         let hook = match parse_webhook(body) {
             Ok(hook) => hook,
             Err(WebhookParseError::UnsupportedEvent(event)) => {
@@ -69,6 +70,9 @@ impl JiraIntake {
             Err(WebhookParseError::Json(e)) => return Err(IngestError::MalformedJson(e)),
             Err(WebhookParseError::MissingField(field)) => {
                 return Err(IngestError::MissingField(field))
+            }
+            Err(WebhookParseError::InvalidField(field, reason)) => {
+                return Err(IngestError::InvalidField { field, reason })
             }
         };
         if hook.webhook_event != "jira:issue_updated" {

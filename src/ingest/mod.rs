@@ -37,6 +37,8 @@ pub enum IngestError {
     MissingField(&'static str),
     #[error("field `{field}` is invalid: {reason}")]
     InvalidField { field: &'static str, reason: String },
+    #[error("field `{0}` holds a NUL character (\\u0000), which cannot be stored")]
+    HoldsNul(String),
     #[error("signature check failed: {0}")]
     Signature(#[from] SignatureError),
     #[error("the decision engine failed: {0}")]
@@ -225,12 +227,7 @@ impl IngestService {
             });
         }
         // serde_json accepts it, PostgreSQL's jsonb does not: refuse it here, not as a 500.
-        if contains_bytes(body, br"\u0000") {
-            return Err(IngestError::InvalidField {
-                field: "event",
-                reason: "a string holds a NUL character (\\u0000), which cannot be stored".into(),
-            });
-        }
+        refuse_nul(body)?;
         let delivery_id = delivery_id.unwrap_or(&event.id).to_string();
         // parse_body checked that the body is JSON (hence UTF-8).
         let raw = JsonText(String::from_utf8_lossy(body).into_owned());
@@ -580,6 +577,20 @@ fn retry_pause(attempt: u32) -> std::time::Duration {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos() % 1_000);
     std::time::Duration::from_micros(u64::from(attempt) * 500 + u64::from(jitter))
+}
+
+/// Refuses a JSON body holding a NUL character, naming the field (the byte scan is cheap; the
+/// body is parsed again only to name the field).
+pub fn refuse_nul(body: &[u8]) -> Result<(), IngestError> {
+    if !contains_bytes(body, br"\u0000") {
+        return Ok(());
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| IngestError::MalformedJson(e.to_string()))?;
+    match crate::db::json::nul_path(&value) {
+        Some(path) => Err(IngestError::HoldsNul(path)),
+        None => Ok(()),
+    }
 }
 
 /// Whether `needle` occurs in `haystack`.

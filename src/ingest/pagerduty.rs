@@ -90,6 +90,18 @@ pub fn envelope(root: Value) -> Result<PdEvent, IngestError> {
             _ => Err(IngestError::MissingField(path)),
         }
     };
+    let occurred_at = match event.get("occurred_at") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(parse_time)
+                .filter(|t| crate::db::json::plausible_time(*t))
+                .ok_or(IngestError::InvalidField {
+                    field: "event.occurred_at",
+                    reason: format!("{v} is not an ISO-8601 time between 1990 and 2200"),
+                })?,
+        ),
+    };
     Ok(PdEvent {
         id: text("id", "event.id")?,
         event_type: text("event_type", "event.event_type")?,
@@ -97,10 +109,7 @@ pub fn envelope(root: Value) -> Result<PdEvent, IngestError> {
             .get("resource_type")
             .and_then(Value::as_str)
             .map(String::from),
-        occurred_at: event
-            .get("occurred_at")
-            .and_then(Value::as_str)
-            .and_then(parse_time),
+        occurred_at,
         agent: event.get("agent").and_then(|a| {
             Some(PdAgent {
                 id: a.get("id")?.as_str()?.to_string(),
@@ -142,18 +151,26 @@ impl PdEvent {
         let id = str_field("id")
             .filter(|s| !s.is_empty())
             .ok_or(IngestError::MissingField("event.data.id"))?;
-        let number = data
-            .get("number")
-            .and_then(Value::as_i64)
-            .ok_or(IngestError::MissingField("event.data.number"))?;
+        let number = match data.get("number") {
+            None | Some(Value::Null) => return Err(IngestError::MissingField("event.data.number")),
+            Some(n) => n
+                .as_i64()
+                .filter(|n| *n > 0)
+                .ok_or(IngestError::InvalidField {
+                    field: "event.data.number",
+                    reason: format!("{n} is not a positive whole number"),
+                })?,
+        };
         let title = str_field("title")
             .filter(|s| !s.trim().is_empty())
             .ok_or(IngestError::MissingField("event.data.title"))?;
         let created_at = match data.get("created_at").and_then(Value::as_str) {
-            Some(s) => parse_time(s).ok_or(IngestError::InvalidField {
-                field: "event.data.created_at",
-                reason: format!("`{s}` is not an ISO-8601 time"),
-            })?,
+            Some(s) => parse_time(s)
+                .filter(|t| crate::db::json::plausible_time(*t))
+                .ok_or(IngestError::InvalidField {
+                    field: "event.data.created_at",
+                    reason: format!("`{s}` is not an ISO-8601 time between 1990 and 2200"),
+                })?,
             None => created_at.ok_or(IngestError::MissingField("event.data.created_at"))?,
         };
         let service = data

@@ -151,6 +151,8 @@ pub enum WebhookParseError {
     UnsupportedEvent(String),
     #[error("missing or invalid field `{0}`")]
     MissingField(&'static str),
+    #[error("field `{0}` is invalid: {1}")]
+    InvalidField(&'static str, String),
 }
 
 /// Checks `X-Hub-Signature: sha256=<hex>` against each configured secret (rotation). A missing
@@ -314,7 +316,13 @@ pub fn parse_webhook(body: &[u8]) -> Result<JiraWebhook, WebhookParseError> {
     }
     .ok_or(WebhookParseError::MissingField("timestamp"))?;
     let timestamp = DateTime::<Utc>::from_timestamp_millis(millis)
-        .ok_or(WebhookParseError::MissingField("timestamp"))?;
+        .filter(|t| crate::db::json::plausible_time(*t))
+        .ok_or_else(|| {
+            WebhookParseError::InvalidField(
+                "timestamp",
+                format!("{millis} ms is not a time between 1990 and 2200"),
+            )
+        })?;
     let issue = raw.issue.ok_or(WebhookParseError::MissingField("issue"))?;
     let issue_id = scalar(issue.id.as_ref()).ok_or(WebhookParseError::MissingField("issue.id"))?;
     let issue_key = issue
@@ -659,10 +667,16 @@ mod tests {
         );
         assert_eq!(
             parse_webhook(
-                br#"{"timestamp":1,"webhookEvent":"jira:issue_updated","issue":{"key":"A-1"}}"#
+                br#"{"timestamp":1773481267215,"webhookEvent":"jira:issue_updated","issue":{"key":"A-1"}}"#
             ),
             Err(WebhookParseError::MissingField("issue.id"))
         );
+        assert!(matches!(
+            parse_webhook(
+                br#"{"timestamp":1,"webhookEvent":"jira:issue_updated","issue":{"id":"1","key":"A-1"}}"#
+            ),
+            Err(WebhookParseError::InvalidField("timestamp", _))
+        ));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 mod decision;
 mod executor;
 mod helpers;
+mod hostile;
 mod lifecycle;
 mod pagerduty;
 mod pagerduty_api;
