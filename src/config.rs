@@ -18,7 +18,7 @@ use crate::models::RoutingMode;
 #[derive(Args, Clone, Default)]
 pub struct Settings {
     /// Postgres URL. Unset: a private cluster is started in the data directory.
-    #[arg(long, env = "DATABASE_URL", global = true)]
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// Address the HTTP server listens on.
@@ -832,6 +832,52 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+impl Settings {
+    /// Registers every secret given (flags or environment) with [`crate::redact`], so no
+    /// output shows one, even when the configuration is then refused.
+    pub fn register_secrets(&self) {
+        use crate::redact::{register, register_basic};
+        if let Some(url) = &self.database_url {
+            if let Some(password) = url_password(url) {
+                register(password);
+            }
+            if let Some(rest) = url.split("password=").nth(1) {
+                register(rest.split([' ', '&']).next().unwrap_or(""));
+            }
+        }
+        let j = &self.jira;
+        for secret in [
+            &self.admin_token,
+            &self.pagerduty_api_token,
+            &j.jira_bearer_token,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            register(secret);
+        }
+        for list in [&self.pagerduty_webhook_secret, &j.jira_webhook_secret]
+            .into_iter()
+            .flatten()
+        {
+            for secret in split_list(Some(list)) {
+                register(&secret);
+            }
+        }
+        if let Some(token) = &j.jira_api_token {
+            register_basic(j.jira_email.as_deref().unwrap_or(""), token);
+        }
+    }
+}
+
+/// The password in `scheme://user:password@host...`.
+fn url_password(url: &str) -> Option<&str> {
+    let after = &url[url.find("://")? + 3..];
+    let at = after.rfind('@')?;
+    let (_, password) = after[..at].split_once(':')?;
+    Some(password)
 }
 
 impl fmt::Debug for Config {

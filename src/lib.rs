@@ -17,6 +17,7 @@ pub mod jira;
 pub mod learner;
 pub mod models;
 pub mod pagerduty;
+pub mod redact;
 pub mod roster;
 pub mod routing;
 pub mod server;

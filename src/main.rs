@@ -45,13 +45,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_logging();
     let cli = Cli::parse();
+    cli.settings.register_secrets();
     let env: BTreeMap<String, String> = std::env::vars().collect();
     let config = match Config::from_settings(&cli.settings, &env) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("goliath: {e}");
+            eprintln!("goliath: {}", goliath::redact::scrub(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -66,7 +67,9 @@ fn main() -> ExitCode {
         Command::CheckConfig => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&config.redacted()).unwrap_or_default()
+                goliath::redact::scrub(
+                    &serde_json::to_string_pretty(&config.redacted()).unwrap_or_default()
+                )
             );
             Ok(())
         }
@@ -74,10 +77,34 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("goliath: {e:#}");
+            eprintln!("goliath: {}", goliath::redact::scrub(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `RUST_LOG` (default `info`), every line scrubbed of secrets. The HTTP client's trace output
+/// dumps request bytes, headers and all: it stays at info unless `RUST_LOG` names it.
+fn init_logging() {
+    use std::io::Write as _;
+    let spec = std::env::var("RUST_LOG").unwrap_or_default();
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if !spec.contains("ureq") {
+        builder.filter_module("ureq", log::LevelFilter::Info);
+        builder.filter_module("ureq_proto", log::LevelFilter::Info);
+    }
+    builder.format(|buf, record| {
+        let line = goliath::redact::scrub(&record.args().to_string());
+        writeln!(
+            buf,
+            "[{} {:<5} {}] {line}",
+            buf.timestamp(),
+            record.level(),
+            record.target()
+        )
+    });
+    builder.init();
 }
 
 fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {

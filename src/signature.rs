@@ -37,29 +37,64 @@ pub enum SignatureError {
     Mismatch,
 }
 
+/// Entries of a signature header that are looked at: PagerDuty sends one per active secret
+/// (two during a rotation), so more is never legitimate and only costs comparisons.
+pub const MAX_ENTRIES: usize = 8;
+
 /// Checks a header made of comma-separated `<prefix><hex>` entries (PagerDuty: `v1=`; Jira:
 /// `sha256=`, one entry). Entries without the prefix are skipped, as PagerDuty's own verifier
-/// does; at least one entry must match one of `secrets`.
+/// does; at least one entry must match one of `secrets`. The body is hashed once per secret,
+/// however many entries there are (each entry is then a constant-time comparison), so a
+/// header of many bogus entries costs no more than a valid one.
 pub fn verify_header(
     header: Option<&str>,
     prefix: &str,
     secrets: &[String],
     body: &[u8],
 ) -> Result<(), SignatureError> {
-    let header = header
-        .filter(|h| !h.is_empty())
-        .ok_or(SignatureError::Missing)?;
-    let digests: Vec<&str> = header
-        .split(',')
+    verify_headers(header.into_iter(), prefix, secrets, body)
+}
+
+/// [`verify_header`] over every value of the header (a request may repeat it).
+pub fn verify_headers<'a>(
+    headers: impl Iterator<Item = &'a str>,
+    prefix: &str,
+    secrets: &[String],
+    body: &[u8],
+) -> Result<(), SignatureError> {
+    let mut seen_header = false;
+    let mut digests: Vec<Vec<u8>> = vec![];
+    let mut entries = 0;
+    for header in headers.filter(|h| !h.trim().is_empty()) {
+        seen_header = true;
         // Tolerate a space after the comma: it is not part of any digest.
-        .filter_map(|entry| entry.trim().strip_prefix(prefix))
-        .collect();
-    if digests.is_empty() {
+        for entry in header
+            .split(',')
+            .filter_map(|e| e.trim().strip_prefix(prefix))
+        {
+            entries += 1;
+            if digests.len() < MAX_ENTRIES {
+                // Bad hex is simply no match.
+                digests.push(hex::decode(entry).unwrap_or_default());
+            }
+        }
+    }
+    if !seen_header {
+        return Err(SignatureError::Missing);
+    }
+    if entries == 0 {
         return Err(SignatureError::Malformed);
     }
-    let matched = digests
-        .iter()
-        .any(|d| secrets.iter().any(|s| verify_hex(s, body, d)));
+    use subtle::ConstantTimeEq;
+    let matched = secrets.iter().any(|secret| {
+        let mut mac =
+            HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+        mac.update(body);
+        let expected = mac.finalize().into_bytes();
+        digests
+            .iter()
+            .any(|d| bool::from(d.as_slice().ct_eq(expected.as_slice())))
+    });
     if matched {
         Ok(())
     } else {
@@ -88,6 +123,31 @@ mod tests {
         assert_eq!(
             verify_header(None, "v1=", &["s3cret".into()], b"{}"),
             Err(SignatureError::Missing)
+        );
+    }
+
+    #[test]
+    fn every_header_counts_and_entries_past_the_cap_are_ignored() {
+        let sig = sign_hex("s3cret", b"{}");
+        let secrets = ["s3cret".to_string()];
+        let bogus = format!("v1={}", "00".repeat(32));
+        let headers = [bogus.as_str(), &format!("v1={sig}")];
+        assert_eq!(
+            verify_headers(headers.iter().copied(), "v1=", &secrets, b"{}"),
+            Ok(()),
+            "the second header's entry matches"
+        );
+        let many = vec![bogus.clone(); 400].join(",") + &format!(",v1={sig}");
+        assert_eq!(
+            verify_header(Some(&many), "v1=", &secrets, b"{}"),
+            Err(SignatureError::Mismatch),
+            "only the first {MAX_ENTRIES} entries are looked at"
+        );
+        let upper = format!("v1={}", sig.to_uppercase());
+        assert_eq!(
+            verify_header(Some(&upper), "v1=", &secrets, b"{}"),
+            Ok(()),
+            "hex in either case, as go-pagerduty accepts"
         );
     }
 }

@@ -105,9 +105,12 @@ impl From<diesel::result::Error> for ApiError {
                 log::warn!("database unavailable: {}", info.message());
                 ApiError::unavailable("the database is unavailable; retry shortly")
             }
-            // Still contended after the retries (a serialization failure, a deadlock): the
-            // request is sound, so the caller is asked to come back.
-            ref other if crate::db::is_transient(other) => {
+            // Still contended after the retries (a serialization failure, a deadlock, inputs
+            // that kept changing under the intake): the request is sound, so the caller is
+            // asked to come back.
+            ref other
+                if crate::db::is_transient(other) || crate::db::batch::is_inputs_changed(other) =>
+            {
                 log::warn!("still contended after retries: {other}");
                 ApiError::unavailable("the database is busy with conflicting work; retry shortly")
             }

@@ -12,6 +12,14 @@ use actix_web::web;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Extractors' own errors answer in the same JSON shape as every other error.
+    cfg.app_data(web::QueryConfig::default().error_handler(|e, _| {
+        error::ApiError::bad_request("invalid_query", format!("the query string is invalid: {e}"))
+            .into()
+    }))
+    .app_data(web::PathConfig::default().error_handler(|e, _| {
+        error::ApiError::bad_request("invalid_path", format!("the path is invalid: {e}")).into()
+    }));
     cfg.service(health::healthz)
         .service(health::readyz)
         .service(webhooks::pagerduty)

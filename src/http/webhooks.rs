@@ -34,9 +34,11 @@ pub async fn pagerduty(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = signed_body(&req, payload, "PagerDuty", |body| {
-        state
-            .ingest
-            .verify(header(&req, "X-PagerDuty-Signature"), body)
+        let headers = req
+            .headers()
+            .get_all("X-PagerDuty-Signature")
+            .filter_map(|v| v.to_str().ok());
+        state.ingest.verify(headers, body)
     })
     .await?;
     let outcome = match state.ingest.parse(header(&req, "X-Webhook-Id"), &body)? {

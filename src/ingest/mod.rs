@@ -203,12 +203,16 @@ impl IngestService {
         &self.config
     }
 
-    /// Checks the `X-PagerDuty-Signature` header when secrets are configured.
-    pub fn verify(&self, header: Option<&str>, body: &[u8]) -> Result<(), IngestError> {
+    /// Checks every `X-PagerDuty-Signature` header when secrets are configured.
+    pub fn verify<'a>(
+        &self,
+        headers: impl Iterator<Item = &'a str>,
+        body: &[u8],
+    ) -> Result<(), IngestError> {
         if self.config.webhook_secrets.is_empty() {
             return Ok(());
         }
-        crate::signature::verify_header(header, "v1=", &self.config.webhook_secrets, body)?;
+        crate::signature::verify_headers(headers, "v1=", &self.config.webhook_secrets, body)?;
         Ok(())
     }
 

@@ -329,3 +329,45 @@ proptest! {
         })?;
     }
 }
+
+#[test]
+fn extractor_errors_are_json_and_every_signature_header_counts() {
+    let app = app();
+    for (method, path) in [
+        ("GET", "/admin/work-items?limit=abc"),
+        ("POST", "/admin/jobs/abc/retry"),
+    ] {
+        let resp = app.admin(method, path, None);
+        assert_eq!(resp.status, 400, "{path}: {}", resp.body);
+        assert!(
+            resp.error_code().starts_with("invalid_"),
+            "{path}: {}",
+            resp.body
+        );
+    }
+
+    let secret = "rotating-secret";
+    let signed = TestApp::start(config_with(
+        |s| s.pagerduty_webhook_secret = Some(secret.into()),
+        &[],
+    ));
+    let body = crate::helpers::fixture("pagerduty_v3_incident_triggered.json");
+    let good = format!("v1={}", sign_hex(secret, &body));
+    let bogus = format!("v1={}", "0".repeat(64));
+    let resp = signed.post(
+        "/webhooks/pagerduty",
+        &[
+            ("X-PagerDuty-Signature", &bogus),
+            ("X-PagerDuty-Signature", &good),
+        ],
+        &body,
+    );
+    assert_eq!(resp.status, 200, "the second header matches: {}", resp.body);
+    let flood = vec![bogus.clone(); 400].join(",");
+    let resp = signed.post(
+        "/webhooks/pagerduty",
+        &[("X-PagerDuty-Signature", &flood)],
+        &body,
+    );
+    assert_eq!(resp.status, 401, "{}", resp.body);
+}

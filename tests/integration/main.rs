@@ -6,3 +6,4 @@ mod hostile;
 mod lifecycle;
 mod pagerduty;
 mod pagerduty_api;
+mod secrets;
