@@ -94,7 +94,8 @@ impl EmbeddedPostgres {
     }
 
     /// Starts (initialising if needed) the cluster in `data_dir`, or adopts it when it is
-    /// already running, and makes sure database `db_name` exists.
+    /// already running (and then stops it on [`Self::stop`] all the same), and makes sure
+    /// database `db_name` exists.
     pub fn start(
         data_dir: &Path,
         db_name: &str,
@@ -133,10 +134,15 @@ impl EmbeddedPostgres {
             pg.pg_ctl_start(durability)?;
             pg.started = true;
         } else {
+            // Left running by a process that was killed before it could stop it: adopted, and
+            // stopped with this one, as if this process had started it. (The embedded cluster
+            // belongs to one process; replicas share a database through DATABASE_URL.)
             log::info!(
-                "reusing the running embedded PostgreSQL in {}",
+                "adopting the embedded PostgreSQL left running in {}; it stops when this \
+                 process does",
                 pg.data_dir.display()
             );
+            pg.started = true;
         }
         pg.ensure_database(db_name)?;
         Ok(pg)

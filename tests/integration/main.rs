@@ -6,4 +6,5 @@ mod hostile;
 mod lifecycle;
 mod pagerduty;
 mod pagerduty_api;
+mod process;
 mod secrets;

@@ -1,0 +1,87 @@
+//! The binary as a process: an embedded PostgreSQL left running by a killed Goliath is adopted
+//! by the next start and stopped when that one stops.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn start(dir: &Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_goliath"))
+        .arg("serve")
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("POSTGRES_URL")
+        .env_remove("JIRA_BASE_URL")
+        .env("GOLIATH_DATA_DIR", dir)
+        .env("GOLIATH_BIND", format!("127.0.0.1:{port}"))
+        .env("GOLIATH_ADMIN_TOKEN", "process-test-token")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("goliath starts")
+}
+
+fn wait_ready(port: u16, child: &mut Child) {
+    let agent = crate::helpers::agent();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("goliath exited early: {status}");
+        }
+        if let Ok(resp) = agent.get(format!("http://127.0.0.1:{port}/readyz")).call() {
+            if resp.status() == 200 {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("goliath was not ready within 90 s");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_cluster_left_by_a_killed_process_is_adopted_and_stopped_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("goliath-adopt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let pid_file = dir.join("postgres").join("postmaster.pid");
+
+    let port = free_port();
+    let mut first = start(&dir, port);
+    wait_ready(port, &mut first);
+    first.kill().unwrap(); // SIGKILL: no chance to stop its cluster
+    first.wait().unwrap();
+    assert!(
+        pid_file.is_file(),
+        "the killed process left its cluster running"
+    );
+
+    let port = free_port();
+    let mut second = start(&dir, port);
+    wait_ready(port, &mut second);
+    unsafe {
+        libc::kill(second.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit within 60 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+    assert!(
+        !pid_file.exists(),
+        "the adopted cluster was stopped with the process"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
