@@ -96,6 +96,12 @@ impl From<LearnerError> for ApiError {
             LearnerError::UnknownHuman(_) => {
                 ApiError::unprocessable(format!("field `human_id`: {e}"))
             }
+            LearnerError::Resolved(_) => {
+                ApiError::new(StatusCode::CONFLICT, "work_item_resolved", e.to_string())
+            }
+            LearnerError::OverCapacity { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "over_capacity", e.to_string())
+            }
             LearnerError::Db(db) => db.into(),
         }
     }
@@ -432,6 +438,9 @@ async fn replay(
 struct AssignRequest {
     human_id: String,
     reason: Option<String>,
+    /// Assign past the person's max_active.
+    #[serde(default)]
+    force: bool,
 }
 
 #[post("/admin/work-items/{id}/assign")]
@@ -460,6 +469,7 @@ async fn assign(
             outcome: Outcome::Override {
                 to: request.human_id.clone(),
                 reason: request.reason.unwrap_or_default(),
+                force: request.force,
             },
             occurred_at: chrono::Utc::now(),
         };

@@ -25,9 +25,12 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         let queue = crate::executor::queue::depth(&mut conn).map_err(|e| e.to_string())?;
         let unassigned =
             crate::decision::backlog::count_waiting(&mut conn).map_err(|e| e.to_string())?;
+        let over_cap =
+            crate::learner::people_over_capacity(&mut conn).map_err(|e| e.to_string())?;
         Ok(serde_json::json!({
             "status": "ready", "database": "ok", "migrations": "current", "jobs": queue,
             "unassigned_work_items": unassigned,
+            "people_over_capacity": over_cap,
         }))
     })
     .await;

@@ -23,8 +23,13 @@ pub enum Outcome {
     },
     /// Reopened after a resolve: poor for whoever resolved it.
     Reopened,
-    /// An admin gave it to `to`: a hand-off from the current assignee.
-    Override { to: String, reason: String },
+    /// An admin gave it to `to`: a hand-off from the current assignee. Refused on a resolved
+    /// item, and past `to`'s max_active unless `force`.
+    Override {
+        to: String,
+        reason: String,
+        force: bool,
+    },
     /// `from` did not act on it in time and it went to the backup `to`: a missed hand-off.
     Escalated {
         from: String,
@@ -64,6 +69,10 @@ pub enum LearnerError {
     UnknownWorkItem(String),
     #[error("no person `{0}` on the roster")]
     UnknownHuman(String),
+    #[error("work item `{0}` is resolved: an override would reopen it and count a hand-off against whoever resolved it")]
+    Resolved(String),
+    #[error("{person} holds {open} open item(s), max_active {max}: send \"force\": true to assign past the cap")]
+    OverCapacity { person: String, open: u32, max: u32 },
     #[error("database error: {0}")]
     Db(#[from] diesel::result::Error),
 }
@@ -226,6 +235,8 @@ impl LearnerService {
             Option<String>,
             Option<f64>,
         );
+        // Set when the new owner is past their max_active: (person, open before, cap).
+        let mut over_cap: Option<(String, u32, u32)> = None;
         let (kind, human, to, status, assignee, resolve_seconds): Effect = match &ev.outcome {
             Outcome::Resolved { resolver } => {
                 let resolver = resolver.clone();
@@ -278,14 +289,34 @@ impl LearnerService {
                 if let Some(f) = &from {
                     self.credit(conn, f, &item, &OutcomeKind::HandedOff, at)?;
                 }
+                // A person may take work in Jira past their cap; Goliath cannot refuse it, so it
+                // says so in the history.
+                if let Some(t) = to {
+                    if let Some((open, max)) = over_capacity(conn, t)? {
+                        over_cap = Some((t.clone(), open, max));
+                    }
+                }
                 ("handed_off", from, to.clone(), "assigned", to.clone(), None)
             }
-            Outcome::Override { to, reason: _ } => {
+            Outcome::Override { to, force, .. } => {
                 let from = item.assignee_id.clone();
                 if from.as_deref() == Some(to.as_str()) {
                     return Ok(Applied::NoChange {
                         reason: "already assigned to them".into(),
                     });
+                }
+                if item.status == "resolved" {
+                    return Err(LearnerError::Resolved(item.id.clone()));
+                }
+                if let Some((open, max)) = over_capacity(conn, to)? {
+                    if !force {
+                        return Err(LearnerError::OverCapacity {
+                            person: to.clone(),
+                            open,
+                            max,
+                        });
+                    }
+                    over_cap = Some((to.clone(), open, max));
                 }
                 if let Some(f) = &from {
                     self.credit(conn, f, &item, &OutcomeKind::HandedOff, at)?;
@@ -306,6 +337,10 @@ impl LearnerService {
                     });
                 }
                 self.credit(conn, from, &item, &OutcomeKind::HandedOff, at)?;
+                // Escalations go past caps (the item cannot wait), and say so.
+                if let Some((open, max)) = over_capacity(conn, to)? {
+                    over_cap = Some((to.clone(), open, max));
+                }
                 (
                     "escalated",
                     Some(from.clone()),
@@ -378,12 +413,57 @@ impl LearnerService {
             history.as_object_mut().expect("object").extend(extra);
         }
         record_event(conn, &item.id, kind, history, at)?;
+        if let Some((person, open, max)) = over_cap {
+            log::warn!(
+                "{}: {person} now holds {} open item(s), past max_active {max}",
+                item.id,
+                open + 1
+            );
+            record_event(
+                conn,
+                &item.id,
+                "over_capacity",
+                serde_json::json!({"human": person, "open_items": open + 1, "max_active": max,
+                                   "via": kind}),
+                at,
+            )?;
+        }
         Ok(Applied::Applied {
             work_item_id: item.id,
             status: status.to_string(),
             assignee_id: assignee,
         })
     }
+}
+
+/// How many people hold more open items than their max_active (for /readyz).
+pub fn people_over_capacity(conn: &mut PgConnection) -> QueryResult<i64> {
+    use diesel::sql_types::BigInt;
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let row: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM (SELECT h.id FROM humans h JOIN open_loads l ON l.human_id = h.id \
+          WHERE h.max_active IS NOT NULL GROUP BY h.id, h.max_active \
+         HAVING sum(l.open_items) > h.max_active) over_cap",
+    )
+    .get_result(conn)?;
+    Ok(row.n)
+}
+
+/// `(open items, max_active)` when `person` is at or past their cap.
+fn over_capacity(conn: &mut PgConnection, person: &str) -> QueryResult<Option<(u32, u32)>> {
+    let Some(max) = crate::roster::get(conn, person)?.and_then(|h| h.max_active) else {
+        return Ok(None);
+    };
+    let open = crate::decision::open_loads(conn)?
+        .get(person)
+        .copied()
+        .unwrap_or(0);
+    let max = u32::try_from(max).unwrap_or(0);
+    Ok((open >= max).then_some((open, max)))
 }
 
 /// A stored state with `change` applied (a missing or unreadable one starts empty).

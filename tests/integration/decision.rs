@@ -1000,3 +1000,66 @@ fn every_migration_reverts_and_reapplies_keeping_the_open_loads() {
     assert!(goliath::db::migrations_current(&mut conn).unwrap());
     assert_eq!(goliath::decision::open_loads(&mut conn).unwrap(), before);
 }
+
+#[test]
+fn capacity_holds_for_admins_unless_forced_and_over_cap_hand_offs_are_surfaced() {
+    use diesel::prelude::*;
+    use goliath::db::schema::work_items;
+    let app = app();
+    app.roster(&[capped("cap", &["api"], 1), person("free", &["api"])]);
+    // Two incidents: one each (cap's first fills them up).
+    let first = app.incident("CAP1", "api-service", "low");
+    let second = app.incident("CAP2", "api-service", "low");
+    let (on_cap, other) = if first["assignee_id"] == "cap" {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert_eq!(on_cap["assignee_id"], "cap", "{on_cap}");
+    let other_id = other["work_item_id"].as_str().unwrap().to_string();
+    let assign = |force: bool| {
+        app.admin(
+            "POST",
+            &format!("/admin/work-items/{other_id}/assign"),
+            Some(serde_json::json!({"human_id": "cap", "force": force})),
+        )
+    };
+    let refused = assign(false);
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(refused.error_code(), "over_capacity");
+    assert!(refused.body.contains("force"), "{}", refused.body);
+    assert_eq!(
+        app.admin("GET", &format!("/admin/work-items/{other_id}"), None)
+            .json()["work_item"]["assignee_id"],
+        "free",
+        "nothing changed"
+    );
+    let forced = assign(true);
+    assert_eq!(forced.status, 200, "{}", forced.body);
+    let view = app
+        .admin("GET", &format!("/admin/work-items/{other_id}"), None)
+        .json();
+    let over: Vec<&serde_json::Value> = view["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["kind"] == "over_capacity")
+        .collect();
+    assert_eq!(over.len(), 1, "{}", view["history"]);
+    assert_eq!(over[0]["detail"]["open_items"], 2);
+    assert_eq!(app.get("/readyz").json()["people_over_capacity"], 1);
+
+    // A resolved item is not reopened by an override.
+    let mut conn = app.db.conn();
+    diesel::update(work_items::table.find(&other_id))
+        .set(work_items::status.eq("resolved"))
+        .execute(&mut conn)
+        .unwrap();
+    let resolved = app.admin(
+        "POST",
+        &format!("/admin/work-items/{other_id}/assign"),
+        Some(serde_json::json!({"human_id": "free"})),
+    );
+    assert_eq!(resolved.status, 409, "{}", resolved.body);
+    assert_eq!(resolved.error_code(), "work_item_resolved");
+}
