@@ -46,6 +46,7 @@ enum Command {
 fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     init_logging();
+    raise_open_file_limit();
     let cli = Cli::parse();
     cli.settings.register_secrets();
     let env: BTreeMap<String, String> = std::env::vars().collect();
@@ -105,6 +106,25 @@ fn init_logging() {
         )
     });
     builder.init();
+}
+
+/// Each client connection is a file descriptor: the soft limit (often 1,024) is raised to the
+/// hard one, so many slow clients cannot starve new connections.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                log::warn!("could not raise the open-file limit");
+            }
+        }
+    }
 }
 
 fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {

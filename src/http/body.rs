@@ -16,12 +16,61 @@ pub const WEBHOOK_MAX_BODY: usize = 1024 * 1024;
 pub const ADMIN_MAX_BODY: usize = 8 * 1024 * 1024;
 /// The whole body must arrive within this (PagerDuty itself gives up after 5 s).
 pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
+/// Bytes of webhook bodies held at once while they are read. Webhooks are read before their
+/// signature can be checked, so this bounds the memory unauthenticated clients can hold (a
+/// client that stalls holds what it sent, for at most [`BODY_DEADLINE`]); a real webhook is a
+/// few kilobytes.
+pub const WEBHOOK_BODY_BUDGET: usize = 128 * 1024 * 1024;
+
+static WEBHOOK_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Bytes a body being read holds of [`WEBHOOK_BODY_BUDGET`], given back when it is dropped.
+struct Held(usize);
+
+impl Held {
+    /// Takes `n` more bytes, or says the budget is spent.
+    fn take(&mut self, n: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        let before = WEBHOOK_BYTES.fetch_add(n, Ordering::Relaxed);
+        if before + n > WEBHOOK_BODY_BUDGET {
+            WEBHOOK_BYTES.fetch_sub(n, Ordering::Relaxed);
+            return false;
+        }
+        self.0 += n;
+        true
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        WEBHOOK_BYTES.fetch_sub(self.0, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Reads a webhook body: [`read_body`]'s limits, within [`WEBHOOK_BODY_BUDGET`] (503 with
+/// Retry-After past it, so the sender tries again).
+pub async fn read_webhook_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<web::Bytes, ApiError> {
+    let mut held = Held(0);
+    read_limited(req, payload, WEBHOOK_MAX_BODY, Some(&mut held)).await
+}
 
 /// Reads the body, refusing it with 413 past `limit` and 408 past [`BODY_DEADLINE`].
 pub async fn read_body(
     req: &HttpRequest,
     payload: web::Payload,
     limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    read_limited(req, payload, limit, None).await
+}
+
+async fn read_limited(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+    held: Option<&mut Held>,
 ) -> Result<web::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
@@ -38,7 +87,7 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match tokio::time::timeout(BODY_DEADLINE, collect(payload, limit)).await {
+    match tokio::time::timeout(BODY_DEADLINE, collect(payload, limit, held)).await {
         Ok(Ok(Some(body))) => Ok(body),
         Ok(Ok(None)) => Err(too_large()),
         Ok(Err(e)) => Err(e),
@@ -54,14 +103,46 @@ pub async fn read_body(
 }
 
 /// The body, or None once it passes `limit`.
-async fn collect(mut payload: web::Payload, limit: usize) -> Result<Option<web::Bytes>, ApiError> {
+async fn collect(
+    mut payload: web::Payload,
+    limit: usize,
+    mut held: Option<&mut Held>,
+) -> Result<Option<web::Bytes>, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
         if body.len() + chunk.len() > limit {
             return Ok(None);
         }
+        if let Some(held) = held.as_deref_mut() {
+            if !held.take(chunk.len()) {
+                log::warn!(
+                    "webhook bodies being read hold {WEBHOOK_BODY_BUDGET} bytes; refusing more"
+                );
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "too many request bodies are being received; retry shortly",
+                ));
+            }
+        }
         body.extend_from_slice(&chunk);
     }
     Ok(Some(body.freeze()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_webhook_budget_is_taken_and_given_back() {
+        let mut big = Held(0);
+        assert!(big.take(WEBHOOK_BODY_BUDGET - 1024));
+        let mut small = Held(0);
+        assert!(!small.take(4096), "over the budget");
+        assert!(small.take(512), "within what is left");
+        drop(big);
+        assert!(small.take(4096), "given back when the body is done");
+    }
 }

@@ -8,7 +8,7 @@ use crate::ingest::jira::JiraIntakeOutcome;
 use crate::ingest::lifecycle::{IncidentUpdate, UpdateOutcome};
 use crate::ingest::{IngestError, IngestOutcome, Parsed};
 
-use super::body::{read_body, WEBHOOK_MAX_BODY};
+use super::body::read_webhook_body;
 use super::error::ApiError;
 
 pub fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -22,7 +22,7 @@ async fn signed_body(
     source: &str,
     verify: impl FnOnce(&[u8]) -> Result<(), IngestError>,
 ) -> Result<web::Bytes, ApiError> {
-    let body = read_body(req, payload, WEBHOOK_MAX_BODY).await?;
+    let body = read_webhook_body(req, payload).await?;
     verify(&body).inspect_err(|e| log::warn!("{source} webhook refused: {e}"))?;
     Ok(body)
 }

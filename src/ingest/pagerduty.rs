@@ -85,10 +85,7 @@ pub fn envelope(root: Value) -> Result<PdEvent, IngestError> {
         return Err(IngestError::MissingField("event"));
     };
     let text = |key: &'static str, path: &'static str| -> Result<String, IngestError> {
-        match event.get(key) {
-            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-            _ => Err(IngestError::MissingField(path)),
-        }
+        string_field(event.get(key), path)
     };
     let occurred_at = match event.get("occurred_at") {
         None | Some(Value::Null) => None,
@@ -125,6 +122,18 @@ pub fn envelope(root: Value) -> Result<PdEvent, IngestError> {
     })
 }
 
+/// A required string: absent, null or empty is missing; another type is invalid.
+fn string_field(value: Option<&Value>, path: &'static str) -> Result<String, IngestError> {
+    match value {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        None | Some(Value::Null) | Some(Value::String(_)) => Err(IngestError::MissingField(path)),
+        Some(other) => Err(IngestError::InvalidField {
+            field: path,
+            reason: format!("must be a string, not {other}"),
+        }),
+    }
+}
+
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
@@ -148,9 +157,7 @@ impl PdEvent {
             .as_object()
             .ok_or(IngestError::MissingField("event.data"))?;
         let str_field = |key: &str| data.get(key).and_then(Value::as_str).map(str::to_string);
-        let id = str_field("id")
-            .filter(|s| !s.is_empty())
-            .ok_or(IngestError::MissingField("event.data.id"))?;
+        let id = string_field(data.get("id"), "event.data.id")?;
         let number = match data.get("number") {
             None | Some(Value::Null) => return Err(IngestError::MissingField("event.data.number")),
             Some(n) => n
@@ -161,9 +168,10 @@ impl PdEvent {
                     reason: format!("{n} is not a positive whole number"),
                 })?,
         };
-        let title = str_field("title")
-            .filter(|s| !s.trim().is_empty())
-            .ok_or(IngestError::MissingField("event.data.title"))?;
+        let title = string_field(data.get("title"), "event.data.title")?;
+        if title.trim().is_empty() {
+            return Err(IngestError::MissingField("event.data.title"));
+        }
         let created_at = match data.get("created_at").and_then(Value::as_str) {
             Some(s) => parse_time(s)
                 .filter(|t| crate::db::json::plausible_time(*t))
@@ -173,10 +181,15 @@ impl PdEvent {
                 })?,
             None => created_at.ok_or(IngestError::MissingField("event.data.created_at"))?,
         };
-        let service = data
-            .get("service")
-            .and_then(Value::as_object)
-            .ok_or(IngestError::MissingField("event.data.service"))?;
+        let service = match data.get("service") {
+            None | Some(Value::Null) => {
+                return Err(IngestError::MissingField("event.data.service"))
+            }
+            Some(v) => v.as_object().ok_or(IngestError::InvalidField {
+                field: "event.data.service",
+                reason: "must be an object (a service reference)".into(),
+            })?,
+        };
         let service_id = service.get("id").and_then(Value::as_str).map(String::from);
         let service_name = service
             .get("summary")

@@ -144,6 +144,15 @@ fn times_and_numbers_outside_any_real_range_are_refused() {
         old["event"]["data"]["created_at"] = year.into();
         assert_refused(&pagerduty(&app, &old), 422, "event.data.created_at");
     }
+    let mut wrong_type = base.clone();
+    wrong_type["event"]["data"]["title"] = json!(42);
+    let resp = pagerduty(&app, &wrong_type);
+    assert_refused(&resp, 422, "event.data.title");
+    assert_eq!(
+        resp.error_code(),
+        "invalid_field",
+        "a wrong type is not a missing field"
+    );
     let mut occurred = base.clone();
     occurred["event"]["occurred_at"] = "9999-01-01T00:00:00Z".into();
     assert_refused(&pagerduty(&app, &occurred), 422, "event.occurred_at");
