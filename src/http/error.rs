@@ -164,3 +164,47 @@ impl From<IngestError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    fn db_error(kind: DatabaseErrorKind, message: &str) -> Error {
+        Error::DatabaseError(kind, Box::new(message.to_string()))
+    }
+
+    #[test]
+    fn a_lost_database_or_lasting_contention_is_a_503_never_a_500() {
+        for e in [
+            db_error(
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            db_error(
+                DatabaseErrorKind::Unknown,
+                "server closed the connection unexpectedly",
+            ),
+            db_error(DatabaseErrorKind::ClosedConnection, "closed"),
+            db_error(
+                DatabaseErrorKind::SerializationFailure,
+                "new assignments would take someone past max_active",
+            ),
+            db_error(
+                DatabaseErrorKind::Unknown,
+                "goliath: decision_inputs_changed",
+            ),
+        ] {
+            let api = ApiError::from(e);
+            assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE, "{api}");
+            assert!(api.error_response().headers().contains_key("retry-after"));
+        }
+        let other = ApiError::from(db_error(DatabaseErrorKind::Unknown, "syntax error"));
+        assert_eq!(other.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let rerun = ApiError::from(IngestError::Rerun {
+            taken: vec![],
+            existing: vec![],
+        });
+        assert_eq!(rerun.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+}
