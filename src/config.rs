@@ -75,14 +75,14 @@ pub struct Settings {
     #[arg(long, env = "GOLIATH_WORKERS", default_value_t = 2, global = true)]
     pub workers: usize,
 
-    /// Seconds before a job whose worker died (process killed) is taken again.
+    /// Seconds before a job whose worker died (process killed) is taken again (default 45).
     #[arg(
         long,
         env = "GOLIATH_JOB_LEASE_SECS",
-        default_value_t = 45,
-        global = true
+        global = true,
+        value_name = "SECS"
     )]
-    pub job_lease_secs: u64,
+    pub job_lease_secs: Option<u64>,
 
     /// Days a finished Jira job is kept (for the admin views) before it is deleted; 0 keeps
     /// them forever. Dead jobs are kept until they are retried or resolved by hand.
@@ -235,6 +235,9 @@ pub struct JiraSettings {
     )]
     pub jira_close_on_resolve: Option<bool>,
 }
+
+/// Seconds after which a job whose worker died is taken again, unless configured.
+pub const DEFAULT_JOB_LEASE_SECS: u64 = 45;
 
 /// Severity levels, sev1 most critical.
 pub const SEVERITIES: [&str; 4] = ["sev1", "sev2", "sev3", "sev4"];
@@ -528,6 +531,29 @@ impl Config {
             })
             .trim_end_matches('/')
             .to_string();
+        if let Some(url) = &database_url {
+            check_database_url(url)?;
+        }
+        let job_lease_secs = settings.job_lease_secs.unwrap_or(DEFAULT_JOB_LEASE_SECS);
+        if job_lease_secs == 0 {
+            return Err(ConfigError(
+                "GOLIATH_JOB_LEASE_SECS must be at least 1 (a job whose worker died is taken \
+                 again after this many seconds)"
+                    .into(),
+            ));
+        }
+        if let Some(url) = &settings.public_url {
+            let rest = url
+                .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"));
+            if rest
+                .is_none_or(|r| r.trim_matches('/').is_empty() || r.contains(char::is_whitespace))
+            {
+                return Err(ConfigError(format!(
+                    "GOLIATH_PUBLIC_URL `{url}` is not an http:// or https:// URL"
+                )));
+            }
+        }
         if settings.db_pool_size == 0 {
             return Err(ConfigError(
                 "GOLIATH_DB_POOL_SIZE must be at least 1".into(),
@@ -681,6 +707,11 @@ impl Config {
         for (key, value) in env {
             if let Some(sev) = key.strip_prefix("JIRA_PRIORITY_") {
                 let sev = check_severity(sev, key)?;
+                if value.trim().is_empty() {
+                    return Err(ConfigError(format!(
+                        "{key} is empty: name a Jira priority (Highest, High, ...)"
+                    )));
+                }
                 jira.priority_by_severity
                     .insert(sev, value.trim().to_string());
             } else if let Some(service) = key.strip_prefix("JIRA_PROJECT_") {
@@ -732,7 +763,7 @@ impl Config {
             db_pool_size: settings.db_pool_size,
             workers: settings.workers,
             ingest_writers: settings.ingest_writers.max(1),
-            job_lease: std::time::Duration::from_secs(settings.job_lease_secs.max(1)),
+            job_lease: std::time::Duration::from_secs(job_lease_secs),
             job_retention: days(settings.job_retention_days),
             delivery_retention: days(settings.delivery_retention_days),
             sim_minute_ms: settings.sim_minute_ms.max(1),
@@ -872,6 +903,82 @@ impl Settings {
     }
 }
 
+/// Refuses a `DATABASE_URL` libpq would not parse, naming the variable (its text redacted).
+fn check_database_url(url: &str) -> Result<(), ConfigError> {
+    let bad = |why: &str| {
+        Err(ConfigError(format!(
+            "DATABASE_URL `{}` {why}",
+            crate::redact::scrub(&redact_url(url))
+        )))
+    };
+    let url = url.trim();
+    if let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    {
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        let hostport = authority.rsplit('@').next().unwrap_or("");
+        // A bracketed IPv6 host keeps its colons.
+        let port = match hostport.rsplit_once(']') {
+            Some((_, after)) => after.strip_prefix(':'),
+            None => hostport.rsplit_once(':').map(|(_, p)| p),
+        };
+        if let Some(port) = port {
+            if port.parse::<u16>().is_err() {
+                return bad("has a port that is not a number");
+            }
+        }
+        return Ok(());
+    }
+    if url.contains('=') {
+        // libpq key/value form: every word must be key=value.
+        if url.split_whitespace().all(|w| w.contains('=')) {
+            return Ok(());
+        }
+        return bad("is not a list of key=value settings");
+    }
+    bad("is not a postgres:// URL or a key=value connection string")
+}
+
+/// Variables that look like Goliath's (`GOLIATH_*`, `JIRA_*`, `PAGERDUTY_*`) but are not read:
+/// likely typos, warned about at start.
+pub fn unknown_variables<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
+    use clap::Args as _;
+    let command = Settings::augment_args(clap::Command::new("goliath"));
+    let known: Vec<String> = command
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())
+        .collect();
+    const FAMILIES: [&str; 11] = [
+        "PAGERDUTY_SERVICE_ID_",
+        "PAGERDUTY_SERVICE_",
+        "PAGERDUTY_PRIORITY_",
+        "PAGERDUTY_REASSIGN_",
+        "GOLIATH_ON_CALL_",
+        "GOLIATH_FALLBACK_OWNER_",
+        "GOLIATH_MODE_",
+        "GOLIATH_ESCALATE_SEV",
+        "GOLIATH_JIRA_SIM_",
+        "JIRA_PRIORITY_",
+        "JIRA_PROJECT_",
+    ];
+    names
+        .filter(|n| {
+            ["GOLIATH_", "JIRA_", "PAGERDUTY_"]
+                .iter()
+                .any(|p| n.starts_with(p))
+        })
+        .filter(|n| !known.iter().any(|k| k == *n))
+        .filter(|n| {
+            !FAMILIES
+                .iter()
+                .any(|f| n.starts_with(f) && n.len() > f.len())
+        })
+        .cloned()
+        .collect()
+}
+
 /// The password in `scheme://user:password@host...`.
 fn url_password(url: &str) -> Option<&str> {
     let after = &url[url.find("://")? + 3..];
@@ -925,6 +1032,69 @@ mod tests {
             [("GOLIATH_ESCALATE_SEV2".to_string(), "soon".to_string())].into();
         let err = Config::from_settings(&settings, &bad).err().unwrap();
         assert!(err.to_string().contains("GOLIATH_ESCALATE_SEV2"), "{err}");
+    }
+
+    #[test]
+    fn config_that_cannot_work_is_refused_at_start_naming_the_variable() {
+        let base = || Settings {
+            bind: "127.0.0.1:8000".into(),
+            db_pool_size: 4,
+            ..Default::default()
+        };
+        let refused = |s: Settings, env: &[(&str, &str)]| {
+            let env: BTreeMap<String, String> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Config::from_settings(&s, &env).err().map(|e| e.to_string())
+        };
+        assert_eq!(refused(base(), &[]), None);
+        for (url, ok) in [
+            ("postgres://u:secret@db:5432/goliath", true),
+            ("postgresql://u@[::1]:5432/goliath", true),
+            ("host=db port=5432 dbname=goliath", true),
+            ("postgres://u:secret@db:notaport/goliath", false),
+            ("host=db password=secret dbname", false),
+            ("mysql-ish nonsense", false),
+        ] {
+            let mut s = base();
+            s.database_url = Some(url.into());
+            let err = refused(s, &[]);
+            assert_eq!(err.is_none(), ok, "{url}: {err:?}");
+            if let Some(e) = err {
+                assert!(e.contains("DATABASE_URL"), "{e}");
+                assert!(!e.contains("secret"), "{e}");
+            }
+        }
+        let mut s = base();
+        s.job_lease_secs = Some(0);
+        assert!(refused(s, &[]).unwrap().contains("GOLIATH_JOB_LEASE_SECS"));
+        let mut s = base();
+        s.public_url = Some("localhost:8000".into());
+        assert!(refused(s, &[]).unwrap().contains("GOLIATH_PUBLIC_URL"));
+        assert!(refused(base(), &[("JIRA_PRIORITY_SEV1", " ")])
+            .unwrap()
+            .contains("JIRA_PRIORITY_SEV1"));
+    }
+
+    #[test]
+    fn variables_goliath_does_not_read_are_named() {
+        let names: Vec<String> = [
+            "GOLIATH_ADMIN_TOKEN",
+            "GOLIATH_ADMN_TOKEN",
+            "PAGERDUTY_SERVICE_CHECKOUT",
+            "PAGERDUTY_WEBHOOK_SECRETS",
+            "JIRA_PROJECT_PAYMENTS",
+            "GOLIATH_ESCALATE_SEV2",
+            "HOME",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            unknown_variables(names.iter()),
+            vec!["GOLIATH_ADMN_TOKEN", "PAGERDUTY_WEBHOOK_SECRETS"]
+        );
     }
 
     #[test]

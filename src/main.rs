@@ -50,6 +50,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.settings.register_secrets();
     let env: BTreeMap<String, String> = std::env::vars().collect();
+    for name in goliath::config::unknown_variables(env.keys()) {
+        log::warn!("{name} is set but Goliath does not read it (a typo?)");
+    }
     let config = match Config::from_settings(&cli.settings, &env) {
         Ok(c) => c,
         Err(e) => {

@@ -137,7 +137,7 @@ pub fn config_for(port: u16, mutate: impl FnOnce(&mut Settings)) -> anyhow::Resu
         db_pool_size: 16,
         workers: 2,
         ingest_writers: 2,
-        job_lease_secs: 45,
+        job_lease_secs: Some(45),
         sim_minute_ms: 50,
         data_dir: std::env::temp_dir(),
         ..Default::default()

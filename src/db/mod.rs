@@ -80,12 +80,29 @@ pub fn build_pool(url: &str, max_size: u32) -> PgPool {
         .build_unchecked(ConnectionManager::new(url))
 }
 
-/// Applies pending migrations; returns the versions applied.
+/// Advisory lock key held while migrations run (an arbitrary constant).
+const MIGRATION_LOCK: i64 = 0x0047_4F4C_4D49_4752;
+
+/// Applies pending migrations; returns the versions applied. Held under an advisory lock, so
+/// replicas starting together on one database take turns: the first applies them, the others
+/// find nothing pending (instead of both creating the same types and one failing).
 pub fn run_migrations(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
-    let applied = conn
+    use diesel::RunQueryDsl;
+    diesel::sql_query("SELECT pg_advisory_lock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
+        .execute(conn)
+        .map_err(|e| anyhow::anyhow!("waiting for the migration lock: {e}"))?;
+    let applied: anyhow::Result<Vec<String>> = conn
         .run_pending_migrations(MIGRATIONS)
-        .map_err(|e| anyhow::anyhow!("running migrations: {e}"))?;
-    Ok(applied.iter().map(|v| v.to_string()).collect())
+        .map(|versions| versions.iter().map(|v| v.to_string()).collect())
+        .map_err(|e| anyhow::anyhow!("running migrations: {e}"));
+    let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
+        .execute(conn);
+    if let Err(e) = unlocked {
+        log::warn!("releasing the migration lock: {e}");
+    }
+    applied
 }
 
 /// True when every embedded migration has been applied.

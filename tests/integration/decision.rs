@@ -1063,3 +1063,34 @@ fn capacity_holds_for_admins_unless_forced_and_over_cap_hand_offs_are_surfaced()
     assert_eq!(resolved.status, 409, "{}", resolved.body);
     assert_eq!(resolved.error_code(), "work_item_resolved");
 }
+
+#[test]
+fn replicas_starting_together_both_migrate_one_database() {
+    use diesel::prelude::*;
+    let db = crate::helpers::TestDb::empty();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let url = db.url.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut conn = PgConnection::establish(&url).unwrap();
+                barrier.wait();
+                goliath::db::run_migrations(&mut conn).map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    let results: Vec<Result<Vec<String>, String>> =
+        runs.into_iter().map(|r| r.join().unwrap()).collect();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let applied: usize = results.iter().map(|r| r.as_ref().unwrap().len()).sum();
+    let mut conn = db.conn();
+    assert!(goliath::db::migrations_current(&mut conn).unwrap());
+    let versions: i64 = diesel::sql_query("SELECT 1 FROM __diesel_schema_migrations")
+        .execute(&mut conn)
+        .unwrap() as i64;
+    assert_eq!(
+        applied as i64, versions,
+        "each migration applied once, by one of them"
+    );
+}

@@ -91,4 +91,17 @@ fn no_output_of_the_binary_holds_a_secret() {
         );
         assert_clean("check-config", &run(&["check-config"], &malformed));
     }
+    let refused = Command::new(env!("CARGO_BIN_EXE_goliath"))
+        .arg("check-config")
+        .env(
+            "DATABASE_URL",
+            format!("postgres://app:{PASSWORD}@db:notaport/x"),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "a malformed DATABASE_URL fails check-config"
+    );
+    assert_clean("check-config", &String::from_utf8_lossy(&refused.stderr));
 }

@@ -92,6 +92,25 @@ impl TestDb {
         TestDb { name, url, pool }
     }
 
+    /// A database of its own with no migrations applied.
+    pub fn empty() -> TestDb {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let server = server();
+        let name = format!(
+            "goliath_e_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut admin =
+            PgConnection::establish(&server.url_pattern.replace("{db}", "postgres")).unwrap();
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .expect("creating an empty database");
+        let url = server.url_pattern.replace("{db}", &name);
+        let pool = build_pool(&url, 8);
+        TestDb { name, url, pool }
+    }
+
     pub fn conn(&self) -> goliath::db::PgConn {
         self.pool.get().expect("a test database connection")
     }
