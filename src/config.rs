@@ -963,13 +963,15 @@ pub fn unknown_variables<'a>(names: impl Iterator<Item = &'a String>) -> Vec<Str
         "JIRA_PRIORITY_",
         "JIRA_PROJECT_",
     ];
+    // Read before the flags are parsed (logging starts first).
+    const EARLY: [&str; 1] = ["GOLIATH_LOG_FORMAT"];
     names
         .filter(|n| {
             ["GOLIATH_", "JIRA_", "PAGERDUTY_"]
                 .iter()
                 .any(|p| n.starts_with(p))
         })
-        .filter(|n| !known.iter().any(|k| k == *n))
+        .filter(|n| !known.iter().any(|k| k == *n) && !EARLY.contains(&n.as_str()))
         .filter(|n| {
             !FAMILIES
                 .iter()

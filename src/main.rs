@@ -87,19 +87,33 @@ fn main() -> ExitCode {
     }
 }
 
-/// `RUST_LOG` (default `info`), every line scrubbed of secrets. The HTTP client's trace output
-/// dumps request bytes, headers and all: it stays at info unless `RUST_LOG` names it.
+/// `RUST_LOG` (default `info`), every line scrubbed of secrets; `GOLIATH_LOG_FORMAT=json`
+/// writes one JSON object per line. The HTTP client's trace output dumps request bytes,
+/// headers and all: it stays at info unless `RUST_LOG` names it.
 fn init_logging() {
     use std::io::Write as _;
     let spec = std::env::var("RUST_LOG").unwrap_or_default();
+    let json = std::env::var("GOLIATH_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     if !spec.contains("ureq") {
         builder.filter_module("ureq", log::LevelFilter::Info);
         builder.filter_module("ureq_proto", log::LevelFilter::Info);
     }
-    builder.format(|buf, record| {
+    builder.format(move |buf, record| {
         let line = goliath::redact::scrub(&record.args().to_string());
+        if json {
+            let mut entry = serde_json::json!({
+                "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "message": line,
+            });
+            if let Some(id) = goliath::redact::work_item_id_in(&line) {
+                entry["work_item_id"] = id.into();
+            }
+            return writeln!(buf, "{entry}");
+        }
         writeln!(
             buf,
             "[{} {:<5} {}] {line}",

@@ -117,6 +117,19 @@ fn scrub_after(text: &str, marker: &str) -> String {
     out
 }
 
+/// The first work item id (`wi-<14 digits>-<6 hex>`) a log line names, for structured logs.
+pub fn work_item_id_in(line: &str) -> Option<&str> {
+    line.match_indices("wi-").find_map(|(at, _)| {
+        let id = &line[at..];
+        let end = id
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .unwrap_or(id.len());
+        let id = &id[..end];
+        let parts: Vec<&str> = id.split('-').collect();
+        (parts.len() == 3 && parts[1].len() == 14 && parts[2].len() >= 6).then_some(id)
+    })
+}
+
 fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
@@ -158,6 +171,15 @@ mod tests {
         );
         assert!(clean.contains("authorization: Basic <redacted>"), "{clean}");
         assert_eq!(scrub("nothing secret here"), "nothing secret here");
+    }
+
+    #[test]
+    fn work_item_ids_are_found_in_log_lines() {
+        assert_eq!(
+            work_item_id_in("wi-20260314092652-c7d71f: created Jira issue OPS-1"),
+            Some("wi-20260314092652-c7d71f")
+        );
+        assert_eq!(work_item_id_in("job 4 (jira_create_issue) done"), None);
     }
 
     #[test]

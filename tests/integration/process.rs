@@ -85,3 +85,29 @@ fn a_cluster_left_by_a_killed_process_is_adopted_and_stopped_on_sigterm() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_goliath"))
+        .arg("check-config")
+        .env("GOLIATH_LOG_FORMAT", "json")
+        .env("GOLIATH_ADMIN_TOKNE", "typo")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let typo = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("GOLIATH_ADMIN_TOKNE")
+        })
+        .expect("the unknown variable is warned about");
+    assert_eq!(typo["level"], "WARN");
+    assert!(typo["timestamp"].is_string() && typo["target"].is_string());
+}
