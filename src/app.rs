@@ -90,6 +90,7 @@ impl AppState {
         ));
         let jira_intake = Arc::new(JiraIntake::new(
             config.jira.webhook_secrets.clone(),
+            config.jira.allow_unsigned,
             learner.clone(),
         ));
         let lifecycle = Arc::new(Lifecycle::new(

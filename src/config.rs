@@ -134,6 +134,16 @@ pub struct Settings {
     #[arg(long, env = "GOLIATH_SHADOW_JIRA", global = true, value_name = "BOOL")]
     pub shadow_jira: Option<bool>,
 
+    /// Accept webhooks whose source has no secret configured (local trials only): without it,
+    /// a PagerDuty or Jira webhook with no secret set is refused with 401.
+    #[arg(
+        long,
+        env = "GOLIATH_ALLOW_UNSIGNED_WEBHOOKS",
+        global = true,
+        value_name = "BOOL"
+    )]
+    pub allow_unsigned_webhooks: Option<bool>,
+
     /// PagerDuty V3 webhook secrets, comma-separated (several during a rotation).
     #[arg(
         long,
@@ -364,6 +374,9 @@ impl FallbackOwners {
 #[derive(Clone, Default)]
 pub struct PagerDutyConfig {
     pub webhook_secrets: Vec<String>,
+    /// With no secret, accept unsigned webhooks (GOLIATH_ALLOW_UNSIGNED_WEBHOOKS) instead of
+    /// refusing them.
+    pub allow_unsigned: bool,
     /// The REST API, when a token is set.
     pub api: Option<PagerDutyApiConfig>,
     /// Reassign the incident to the owner after deciding: default, and `env_key(service)`.
@@ -447,6 +460,8 @@ pub struct JiraConfig {
     pub project_key: String,
     pub issue_type: String,
     pub webhook_secrets: Vec<String>,
+    /// With no secret, accept unsigned webhooks instead of refusing them.
+    pub allow_unsigned: bool,
     pub project_by_service: BTreeMap<String, String>,
     pub priority_by_severity: BTreeMap<String, String>,
     /// Follow a PagerDuty resolve (or reopen) with the issue's transition.
@@ -590,6 +605,7 @@ impl Config {
         };
         let mut pagerduty = PagerDutyConfig {
             webhook_secrets: split_list(settings.pagerduty_webhook_secret.as_deref()),
+            allow_unsigned: settings.allow_unsigned_webhooks.unwrap_or(false),
             api,
             reassign: settings.pagerduty_reassign.unwrap_or(false),
             on_call: match &settings.on_call {
@@ -700,6 +716,7 @@ impl Config {
             project_key: js.jira_project_key.clone(),
             issue_type: js.jira_issue_type.clone(),
             webhook_secrets: split_list(js.jira_webhook_secret.as_deref()),
+            allow_unsigned: settings.allow_unsigned_webhooks.unwrap_or(false),
             project_by_service: BTreeMap::new(),
             priority_by_severity: default_jira_priorities(),
             close_on_resolve: js.jira_close_on_resolve.unwrap_or(true),
@@ -759,7 +776,7 @@ impl Config {
             bind,
             data_dir: settings.data_dir.clone(),
             public_url,
-            admin_token: settings.admin_token.clone().filter(|t| !t.is_empty()),
+            admin_token: check_admin_token(settings.admin_token.as_deref())?,
             db_pool_size: settings.db_pool_size,
             workers: settings.workers,
             ingest_writers: settings.ingest_writers.max(1),
@@ -901,6 +918,32 @@ impl Settings {
             register_basic(j.jira_email.as_deref().unwrap_or(""), token);
         }
     }
+}
+
+/// The `.env.example` placeholder, refused as a token.
+const PLACEHOLDER_TOKENS: [&str; 2] = ["change-me", "changeme"];
+/// Shorter admin tokens are refused: they can be guessed.
+const MIN_ADMIN_TOKEN: usize = 16;
+
+fn check_admin_token(token: Option<&str>) -> Result<Option<String>, ConfigError> {
+    let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if PLACEHOLDER_TOKENS.contains(&token.to_ascii_lowercase().as_str()) {
+        return Err(ConfigError(
+            "GOLIATH_ADMIN_TOKEN is the example's placeholder: set a random token of at least \
+             16 characters (e.g. `openssl rand -hex 24`)"
+                .into(),
+        ));
+    }
+    if token.chars().count() < MIN_ADMIN_TOKEN {
+        return Err(ConfigError(format!(
+            "GOLIATH_ADMIN_TOKEN is {} characters: use at least {MIN_ADMIN_TOKEN} (e.g. \
+             `openssl rand -hex 24`)",
+            token.chars().count()
+        )));
+    }
+    Ok(Some(token.to_string()))
 }
 
 /// Refuses a `DATABASE_URL` libpq would not parse, naming the variable (its text redacted).
@@ -1077,6 +1120,32 @@ mod tests {
         assert!(refused(base(), &[("JIRA_PRIORITY_SEV1", " ")])
             .unwrap()
             .contains("JIRA_PRIORITY_SEV1"));
+    }
+
+    #[test]
+    fn admin_tokens_that_can_be_guessed_are_refused() {
+        let with = |token: &str| {
+            let s = Settings {
+                bind: "127.0.0.1:8000".into(),
+                db_pool_size: 4,
+                admin_token: Some(token.into()),
+                ..Default::default()
+            };
+            Config::from_settings(&s, &BTreeMap::new()).map(|c| c.admin_token)
+        };
+        assert!(with("change-me")
+            .unwrap_err()
+            .to_string()
+            .contains("placeholder"));
+        assert!(with("short")
+            .unwrap_err()
+            .to_string()
+            .contains("at least 16"));
+        assert_eq!(
+            with("0123456789abcdef").unwrap().as_deref(),
+            Some("0123456789abcdef")
+        );
+        assert_eq!(with("").unwrap(), None, "unset: admin routes refused");
     }
 
     #[test]

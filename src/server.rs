@@ -57,7 +57,20 @@ impl Database {
 
 /// Runs until SIGINT or SIGTERM, then stops taking requests, lets the workers finish their
 /// current job, and stops the embedded database.
-pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+pub async fn serve(mut cfg: Config) -> anyhow::Result<()> {
+    // The built-in simulator signs its webhooks with a secret made for this run when none is
+    // set, so Jira webhooks stay closed by default.
+    if cfg.jira.base_url.is_none() && cfg.jira.webhook_secrets.is_empty() {
+        cfg.jira
+            .webhook_secrets
+            .push(crate::bench::harness::random_token("jira-sim"));
+    }
+    if cfg.pagerduty.allow_unsigned || cfg.jira.allow_unsigned {
+        log::warn!(
+            "GOLIATH_ALLOW_UNSIGNED_WEBHOOKS is on: webhooks from a source with no secret are \
+             accepted unsigned (local trials only)"
+        );
+    }
     let database = web::block({
         let cfg = cfg.clone();
         move || Database::open(&cfg)

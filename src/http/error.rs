@@ -146,6 +146,11 @@ impl From<IngestError> for ApiError {
                 },
                 msg,
             ),
+            IngestError::NoSecret(..) => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "webhook_secret_not_configured",
+                msg,
+            ),
             IngestError::Db(db) => ApiError::from(db),
             IngestError::Unavailable(_) => {
                 log::warn!("{msg}");

@@ -36,18 +36,27 @@ pub enum JiraIntakeOutcome {
 
 pub struct JiraIntake {
     secrets: Vec<String>,
+    /// With no secret, accept unsigned deliveries.
+    allow_unsigned: bool,
     learner: Arc<dyn Learner>,
 }
 
 impl JiraIntake {
-    pub fn new(secrets: Vec<String>, learner: Arc<dyn Learner>) -> Self {
-        JiraIntake { secrets, learner }
+    pub fn new(secrets: Vec<String>, allow_unsigned: bool, learner: Arc<dyn Learner>) -> Self {
+        JiraIntake {
+            secrets,
+            allow_unsigned,
+            learner,
+        }
     }
 
     /// Checks `X-Hub-Signature` when a secret is configured.
     pub fn verify(&self, header: Option<&str>, body: &[u8]) -> Result<(), IngestError> {
         if self.secrets.is_empty() {
-            return Ok(());
+            if self.allow_unsigned {
+                return Ok(());
+            }
+            return Err(IngestError::NoSecret("Jira", "JIRA_WEBHOOK_SECRET"));
         }
         crate::jira::verify_signature(header, &self.secrets, body)?;
         Ok(())

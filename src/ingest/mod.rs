@@ -41,6 +41,12 @@ pub enum IngestError {
     HoldsNul(String),
     #[error("signature check failed: {0}")]
     Signature(#[from] SignatureError),
+    /// No secret is configured for this source and unsigned webhooks are not allowed.
+    #[error(
+        "{0} webhooks are refused: no secret is configured. Set {1} to the webhook's signing \
+         secret (or GOLIATH_ALLOW_UNSIGNED_WEBHOOKS=true, for local trials only)"
+    )]
+    NoSecret(&'static str, &'static str),
     #[error("the decision engine failed: {0}")]
     Decision(String),
     #[error("the database is unavailable: {0}")]
@@ -210,7 +216,13 @@ impl IngestService {
         body: &[u8],
     ) -> Result<(), IngestError> {
         if self.config.webhook_secrets.is_empty() {
-            return Ok(());
+            if self.config.allow_unsigned {
+                return Ok(());
+            }
+            return Err(IngestError::NoSecret(
+                "PagerDuty",
+                "PAGERDUTY_WEBHOOK_SECRET",
+            ));
         }
         crate::signature::verify_headers(headers, "v1=", &self.config.webhook_secrets, body)?;
         Ok(())

@@ -563,6 +563,7 @@ impl Process {
                 .env("GOLIATH_BIND", format!("127.0.0.1:{port}"))
                 .env("GOLIATH_ADMIN_TOKEN", crate::helpers::ADMIN_TOKEN)
                 .env("GOLIATH_JOB_LEASE_SECS", "1")
+                .env("GOLIATH_ALLOW_UNSIGNED_WEBHOOKS", "true")
                 .env("JIRA_BASE_URL", sim_url)
                 .env("JIRA_EMAIL", "goliath@example.com")
                 .env("JIRA_API_TOKEN", "token")

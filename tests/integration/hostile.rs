@@ -380,3 +380,20 @@ fn extractor_errors_are_json_and_every_signature_header_counts() {
     );
     assert_eq!(resp.status, 401, "{}", resp.body);
 }
+
+#[test]
+fn webhooks_with_no_secret_configured_are_refused_by_default() {
+    let app = TestApp::start(config_with(|s| s.allow_unsigned_webhooks = None, &[]));
+    let pd = pagerduty(&app, &fixture_json("pagerduty_v3_incident_triggered.json"));
+    assert_eq!(pd.status, 401, "{}", pd.body);
+    assert_eq!(pd.error_code(), "webhook_secret_not_configured");
+    assert!(pd.body.contains("PAGERDUTY_WEBHOOK_SECRET"), "{}", pd.body);
+    let hook = app.post(
+        "/webhooks/jira",
+        &[],
+        &crate::helpers::fixture("jira_webhook_issue_resolved.json"),
+    );
+    assert_eq!(hook.status, 401, "{}", hook.body);
+    assert!(hook.body.contains("JIRA_WEBHOOK_SECRET"), "{}", hook.body);
+    assert_eq!(rows(&app), (0, 0, 0), "nothing stored");
+}

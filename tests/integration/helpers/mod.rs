@@ -41,6 +41,8 @@ pub fn config_with(mutate: impl FnOnce(&mut Settings), env: &[(&str, &str)]) -> 
         ingest_writers: 2,
         data_dir: std::env::temp_dir(),
         admin_token: Some(ADMIN_TOKEN.into()),
+        // Most tests post unsigned webhooks; the closed default has its own test.
+        allow_unsigned_webhooks: Some(true),
         ..Default::default()
     };
     settings.jira.jira_project_key = "OPS".into();
