@@ -38,6 +38,26 @@ fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     }
 }
 
+/// Who makes an admin write: the `X-Goliath-Actor` header (a name or e-mail, up to 100
+/// characters), else `admin` (the one admin token).
+fn actor(req: &HttpRequest) -> Result<String, ApiError> {
+    let Some(value) = req.headers().get("X-Goliath-Actor") else {
+        return Ok("admin".into());
+    };
+    let text = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.chars().count() <= 100 && !t.contains('\0'))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_header",
+                "X-Goliath-Actor must be 1 to 100 visible characters",
+            )
+        })?;
+    Ok(text.to_string())
+}
+
 /// Runs blocking database work off the async executor.
 async fn db<T: Send + 'static>(
     state: &web::Data<AppState>,
@@ -453,6 +473,7 @@ async fn assign(
     require_admin(&req, &state)?;
     let body = read_body(&req, payload, ADMIN_MAX_BODY).await?;
     let request: AssignRequest = parse_json(&body)?;
+    let actor = actor(&req)?;
     if request.human_id.trim().is_empty() {
         return Err(ApiError::unprocessable("field `human_id` is required"));
     }
@@ -470,6 +491,7 @@ async fn assign(
                 to: request.human_id.clone(),
                 reason: request.reason.unwrap_or_default(),
                 force: request.force,
+                actor,
             },
             occurred_at: chrono::Utc::now(),
         };

@@ -29,6 +29,8 @@ pub enum Outcome {
         to: String,
         reason: String,
         force: bool,
+        /// Who did it (the `X-Goliath-Actor` header, else `admin`), kept in the history.
+        actor: String,
     },
     /// `from` did not act on it in time and it went to the backup `to`: a missed hand-off.
     Escalated {
@@ -371,7 +373,9 @@ impl LearnerService {
             }
         };
         let detail = match &ev.outcome {
-            Outcome::Override { reason, .. } => serde_json::json!({"reason": reason}),
+            Outcome::Override { reason, actor, .. } => {
+                serde_json::json!({"reason": reason, "actor": actor})
+            }
             Outcome::Escalated { deadline, .. } => serde_json::json!({"deadline": deadline}),
             _ => serde_json::json!({}),
         };

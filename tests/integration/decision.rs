@@ -1094,3 +1094,55 @@ fn replicas_starting_together_both_migrate_one_database() {
         "each migration applied once, by one of them"
     );
 }
+
+#[test]
+fn an_admin_override_records_who_made_it() {
+    let app = app();
+    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    let resp = app.incident("ACT1", "api-service", "low");
+    let id = resp["work_item_id"].as_str().unwrap().to_string();
+    let other = if resp["assignee_id"] == "ana" {
+        "ben"
+    } else {
+        "ana"
+    };
+    let answer = crate::helpers::agent()
+        .post(&app.url(&format!("/admin/work-items/{id}/assign")))
+        .header(
+            "Authorization",
+            &format!("Bearer {}", crate::helpers::ADMIN_TOKEN),
+        )
+        .header("X-Goliath-Actor", "oncall-lead@example.com")
+        .send_json(serde_json::json!({"human_id": other, "reason": "knows it"}))
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let view = app
+        .admin("GET", &format!("/admin/work-items/{id}"), None)
+        .json();
+    let line = view["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["kind"] == "override")
+        .cloned()
+        .unwrap();
+    assert_eq!(line["detail"]["actor"], "oncall-lead@example.com", "{line}");
+    // Without the header, the token's holder.
+    let back = if other == "ana" { "ben" } else { "ana" };
+    app.admin(
+        "POST",
+        &format!("/admin/work-items/{id}/assign"),
+        Some(serde_json::json!({"human_id": back})),
+    );
+    let view = app
+        .admin("GET", &format!("/admin/work-items/{id}"), None)
+        .json();
+    let actors: Vec<&str> = view["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["kind"] == "override")
+        .map(|h| h["detail"]["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(actors, vec!["oncall-lead@example.com", "admin"]);
+}
