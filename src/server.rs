@@ -89,6 +89,26 @@ pub async fn serve(mut cfg: Config) -> anyhow::Result<()> {
         None => Some(start_simulator(&cfg, None)?),
     };
     let jira = crate::app::jira_client(&cfg, simulator.as_ref().map(|s| s.base_url()).as_deref())?;
+    if cfg.jira.base_url.is_some() {
+        let check = jira.clone();
+        match web::block(move || check.myself()).await? {
+            Ok(account) => log::info!("Jira accepts the credentials (account {account})"),
+            Err(
+                e @ crate::jira::JiraError::Permanent {
+                    status: 401 | 403, ..
+                },
+            ) => {
+                anyhow::bail!(
+                    "Jira refuses the credentials ({e}): check JIRA_EMAIL and JIRA_API_TOKEN \
+                     (or JIRA_BEARER_TOKEN)"
+                )
+            }
+            Err(e) => log::warn!(
+                "Jira is not reachable at start ({e}); its work waits in the queue and /readyz \
+                 reports it"
+            ),
+        }
+    }
     let lease = cfg.job_lease;
     let expiries = crate::app::expiries(&cfg);
     let threads = cfg.workers;

@@ -98,11 +98,53 @@ pub fn issue_label(work_item_id: &str) -> String {
 pub struct Executor {
     settings: JiraSettings,
     jira: Arc<dyn JiraApi>,
+    /// The last credential check and when it was made.
+    health: std::sync::Mutex<Option<(std::time::Instant, JiraHealth)>>,
 }
+
+/// Whether Jira takes Goliath's credentials.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
+pub enum JiraHealth {
+    Ok,
+    /// Jira did not answer (or answered 5xx/429): work waits in the queue.
+    Unreachable(String),
+    /// Jira refused the credentials (401/403): nothing will succeed until they are fixed.
+    Refused(String),
+}
+
+/// How long a credential check is reused (for /readyz).
+const HEALTH_TTL: Duration = Duration::from_secs(30);
 
 impl Executor {
     pub fn new(settings: JiraSettings, jira: Arc<dyn JiraApi>) -> Self {
-        Executor { settings, jira }
+        Executor {
+            settings,
+            jira,
+            health: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Asks Jira who the credentials belong to (`GET …/myself`), at most every 30 s.
+    pub fn jira_health(&self) -> JiraHealth {
+        if let Some((at, health)) = self.health.lock().ok().and_then(|h| h.clone()) {
+            if at.elapsed() < HEALTH_TTL {
+                return health;
+            }
+        }
+        let health = match self.jira.myself() {
+            Ok(_) => JiraHealth::Ok,
+            Err(
+                e @ JiraError::Permanent {
+                    status: 401 | 403, ..
+                },
+            ) => JiraHealth::Refused(e.to_string()),
+            Err(e) => JiraHealth::Unreachable(e.to_string()),
+        };
+        if let Ok(mut h) = self.health.lock() {
+            *h = Some((std::time::Instant::now(), health.clone()));
+        }
+        health
     }
 
     /// Queues moving the Jira issue to the work item's current assignee.

@@ -14,6 +14,7 @@ pub async fn healthz() -> HttpResponse {
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.clone();
+    let executor = state.executor.clone();
     let report = web::block(move || -> Result<serde_json::Value, String> {
         let mut conn = pool
             .get()
@@ -27,10 +28,19 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             crate::decision::backlog::count_waiting(&mut conn).map_err(|e| e.to_string())?;
         let over_cap =
             crate::learner::people_over_capacity(&mut conn).map_err(|e| e.to_string())?;
+        drop(conn);
+        let jira = executor.jira_health();
+        if let crate::executor::JiraHealth::Refused(why) = &jira {
+            return Err(format!(
+                "Jira refuses Goliath's credentials ({why}): check JIRA_EMAIL and JIRA_API_TOKEN \
+                 (or JIRA_BEARER_TOKEN)"
+            ));
+        }
         Ok(serde_json::json!({
             "status": "ready", "database": "ok", "migrations": "current", "jobs": queue,
             "unassigned_work_items": unassigned,
             "people_over_capacity": over_cap,
+            "jira": jira,
         }))
     })
     .await;

@@ -51,6 +51,9 @@ pub trait JiraApi: Send + Sync {
     fn add_comment(&self, issue_key: &str, text: &str) -> Result<(), JiraError>;
     /// Sets the issue's priority by name. `PUT …/issue/{key}` → 204.
     fn set_priority(&self, issue_key: &str, priority: &str) -> Result<(), JiraError>;
+    /// Who the credentials belong to (`accountId`, or `name` on Data Center): a check that
+    /// Jira accepts them. `GET …/myself` → 200.
+    fn myself(&self) -> Result<String, JiraError>;
     /// The issue's page for people (`<site>/browse/KEY`), where known.
     fn browse_url(&self, _issue_key: &str) -> Option<String> {
         None
@@ -702,6 +705,16 @@ impl JiraApi for HttpJiraClient {
         let path = format!("/issue/{}/comment", percent_encode(issue_key));
         self.call("POST", &path, &comment_body(self.flavor, text))
             .map(|_| ())
+    }
+
+    fn myself(&self) -> Result<String, JiraError> {
+        let (status, text) = self.call("GET", "/myself", &Value::Null)?;
+        let me: Value = serde_json::from_str(&text).map_err(|e| unreadable(status, "myself", e))?;
+        Ok(me["accountId"]
+            .as_str()
+            .or(me["name"].as_str())
+            .unwrap_or_default()
+            .to_string())
     }
 
     fn browse_url(&self, issue_key: &str) -> Option<String> {

@@ -111,3 +111,83 @@ fn json_logs_are_one_object_per_line() {
     assert_eq!(typo["level"], "WARN");
     assert!(typo["timestamp"].is_string() && typo["target"].is_string());
 }
+
+fn jira_sim_requiring(token: &str) -> goliath::jira::JiraSimHandle {
+    goliath::jira::JiraSim::start(goliath::jira::SimConfig {
+        play_people: false,
+        auth: Some(goliath::jira::JiraAuth::Basic {
+            email: "bot@example.com".into(),
+            api_token: token.into(),
+        }),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn jira_credentials_are_checked_at_start_and_by_readyz() {
+    let db = crate::helpers::TestDb::new();
+    let sim = jira_sim_requiring("the-right-token");
+    let run = |token: &str, jira_url: &str, port: u16| {
+        Command::new(env!("CARGO_BIN_EXE_goliath"))
+            .arg("serve")
+            .env("DATABASE_URL", &db.url)
+            .env("GOLIATH_BIND", format!("127.0.0.1:{port}"))
+            .env("JIRA_BASE_URL", jira_url)
+            .env("JIRA_EMAIL", "bot@example.com")
+            .env("JIRA_API_TOKEN", token)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Refused credentials: a clear start-up error, not a server that fails every job.
+    let refused = run("a-wrong-token", &sim.base_url(), free_port())
+        .wait_with_output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("JIRA_API_TOKEN"), "{stderr}");
+    assert!(!stderr.contains("a-wrong-token"), "{stderr}");
+
+    // Unreachable Jira: it starts, and /readyz says so while staying ready (work queues).
+    let port = free_port();
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let mut up = run("the-right-token", &closed, port);
+    wait_ready(port, &mut up);
+    let ready: serde_json::Value = crate::helpers::agent()
+        .get(format!("http://127.0.0.1:{port}/readyz"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    assert_eq!(ready["jira"]["state"], "unreachable", "{ready}");
+    up.kill().unwrap();
+    let _ = up.wait();
+    sim.stop();
+}
+
+#[test]
+fn readyz_is_not_ready_while_jira_refuses_the_credentials() {
+    use crate::helpers::{config_with, AppOptions, TestApp, TestDb};
+    let app = TestApp::start_with(
+        TestDb::new(),
+        config_with(|_| {}, &[]),
+        AppOptions {
+            sim: goliath::jira::SimConfig {
+                play_people: false,
+                auth: Some(goliath::jira::JiraAuth::Basic {
+                    email: "someone-else@example.com".into(),
+                    api_token: "not-what-goliath-sends".into(),
+                }),
+                ..Default::default()
+            },
+            ..AppOptions::default()
+        },
+    );
+    let ready = app.get("/readyz");
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(ready.body.contains("JIRA_API_TOKEN"), "{}", ready.body);
+}

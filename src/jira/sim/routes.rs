@@ -20,6 +20,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/rest/api/{v}/issue", web::post().to(create_issue))
         .route("/rest/api/{v}/issue/{key}", web::get().to(get_issue))
         .route("/rest/api/{v}/issue/{key}", web::put().to(edit_issue))
+        .route("/rest/api/{v}/myself", web::get().to(myself))
         .route("/rest/api/{v}/issue/{key}/assignee", web::put().to(assign))
         .route(
             "/rest/api/{v}/issue/{key}/transitions",
@@ -368,6 +369,18 @@ async fn create_issue(
         actix_web::rt::time::sleep(std::time::Duration::from_millis(f.hold_ms)).await;
     }
     finish(&sim, Op::CreateIssue, fault, ok)
+}
+
+/// `GET /rest/api/{2|3}/myself`: the API account the credentials belong to.
+async fn myself(req: HttpRequest, path: web::Path<String>, sim: Sim) -> HttpResponse {
+    let Some(api) = api_version(&path) else {
+        return HttpResponse::NotFound().finish();
+    };
+    if !authorized(&sim, &req) {
+        sim.lock().counters.unauthorized += 1;
+        return unauthorized();
+    }
+    HttpResponse::Ok().json(super::state::user_json(&sim.ctx, SIM_API_ACCOUNT_ID, api))
 }
 
 async fn get_issue(req: HttpRequest, path: web::Path<(String, String)>, sim: Sim) -> HttpResponse {
