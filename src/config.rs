@@ -134,6 +134,11 @@ pub struct Settings {
     #[arg(long, env = "GOLIATH_SHADOW_JIRA", global = true, value_name = "BOOL")]
     pub shadow_jira: Option<bool>,
 
+    /// Also serve `GET /metrics`, without the admin token, on this address (e.g. a private
+    /// interface a Prometheus scraper reaches).
+    #[arg(long, env = "GOLIATH_METRICS_BIND", global = true)]
+    pub metrics_bind: Option<String>,
+
     /// Accept webhooks whose source has no secret configured (local trials only): without it,
     /// a PagerDuty or Jira webhook with no secret set is refused with 401.
     #[arg(
@@ -273,6 +278,8 @@ pub struct Config {
     pub jira: JiraConfig,
     pub fallback: FallbackOwners,
     pub escalation: EscalationPolicy,
+    /// Where `/metrics` is also served without a token.
+    pub metrics_bind: Option<SocketAddr>,
     pub modes: RoutingModes,
 }
 
@@ -788,6 +795,14 @@ impl Config {
             jira,
             fallback,
             escalation,
+            metrics_bind: match settings.metrics_bind.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(addr) => Some(addr.parse().map_err(|_| {
+                    ConfigError(format!(
+                        "GOLIATH_METRICS_BIND `{addr}` is not an address such as 127.0.0.1:9100"
+                    ))
+                })?),
+            },
             modes,
         })
     }

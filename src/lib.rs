@@ -15,6 +15,7 @@ pub mod http;
 pub mod ingest;
 pub mod jira;
 pub mod learner;
+pub mod metrics;
 pub mod models;
 pub mod pagerduty;
 pub mod redact;

@@ -112,6 +112,7 @@ pub async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     let lease = cfg.job_lease;
     let expiries = crate::app::expiries(&cfg);
     let threads = cfg.workers;
+    let cfg_metrics_bind = cfg.metrics_bind;
     let state = web::Data::new(AppState::new(cfg, pool, jira));
     let (server, addr) = build_server(state.clone(), bind, 0)?;
     log::info!("Goliath listening on http://{addr}");
@@ -121,6 +122,27 @@ pub async fn serve(mut cfg: Config) -> anyhow::Result<()> {
         expiries,
         ..Default::default()
     });
+    let metrics_server = match cfg_metrics_bind {
+        Some(addr) => {
+            let st = state.clone();
+            let server = HttpServer::new(move || {
+                App::new().app_data(st.clone()).route(
+                    "/metrics",
+                    web::get().to(crate::http::metrics::metrics_open),
+                )
+            })
+            .disable_signals()
+            .workers(1)
+            .bind(addr)
+            .with_context(|| format!("binding GOLIATH_METRICS_BIND {addr}"))?
+            .run();
+            log::info!("metrics at http://{addr}/metrics");
+            let handle = server.handle();
+            tokio::spawn(server);
+            Some(handle)
+        }
+        None => None,
+    };
     let backlog = state.spawn_housekeeping(HOUSEKEEPING_EVERY);
     let on_call = state.spawn_on_call_refresher();
     let handle = server.handle();
@@ -128,6 +150,9 @@ pub async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     shutdown_signal().await;
     log::info!("shutting down");
     handle.stop(true).await;
+    if let Some(m) = metrics_server {
+        m.stop(true).await;
+    }
     let _ = server_task.await;
     // Workers finish their current job; anything still queued stays queued for next time.
     tokio::task::spawn_blocking(move || {

@@ -517,6 +517,17 @@ impl DecisionService {
     /// Adds planned decisions, their history lines and the Jira jobs of the assigned items to
     /// `batch`, which the caller writes once the work items exist.
     pub fn stage(&self, planned: Planned, batch: &mut RowBatch) {
+        let m = crate::metrics::metrics();
+        for event in &planned.events {
+            let outcome = match event.kind {
+                "decided" => "assigned",
+                other => other,
+            };
+            m.decisions.with_label_values(&[outcome]).inc();
+        }
+        for row in planned.rows.iter().filter(|r| r.primary_human_id.is_some()) {
+            m.decision_confidence.observe(row.confidence);
+        }
         for person in &planned.limited {
             batch.check_capacity_of(person);
         }

@@ -191,6 +191,7 @@ pub fn run_batch(
     if jobs.is_empty() {
         return Ok(0);
     }
+    let started = std::time::Instant::now();
     let results = std::panic::catch_unwind(AssertUnwindSafe(|| handler.run_many(pool, &jobs)))
         .unwrap_or_else(|panic| {
             let what = panic
@@ -206,6 +207,14 @@ pub fn run_batch(
                 jobs.len()
             ]
         });
+    // A batch shares its reads and writes: each job is charged an equal share of its time.
+    let share = started.elapsed().as_secs_f64() / jobs.len() as f64;
+    for job in &jobs {
+        crate::metrics::metrics()
+            .job_seconds
+            .with_label_values(&[job.kind.as_str()])
+            .observe(share);
+    }
     let mut conn = pool.get()?;
     let done: Vec<i64> = jobs
         .iter()
@@ -226,6 +235,16 @@ fn settle(
     job: &Job,
     result: JobResult,
 ) -> diesel::QueryResult<()> {
+    let outcome = match &result {
+        JobResult::Done | JobResult::Completed => "done",
+        JobResult::Retry { .. } => "retry",
+        JobResult::Wait { .. } => "wait",
+        JobResult::Dead { .. } => "dead",
+    };
+    crate::metrics::metrics()
+        .jobs
+        .with_label_values(&[job.kind.as_str(), outcome])
+        .inc();
     match result {
         JobResult::Done | JobResult::Completed => log::info!(
             "job {} ({}) done after {} attempt(s)",

@@ -18,7 +18,7 @@ use crate::roster::{self, HumanInput, RosterError};
 use super::body::{read_body, ADMIN_MAX_BODY};
 use super::error::ApiError;
 
-fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+pub(crate) fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let Some(expected) = state.config.admin_token.as_deref() else {
         return Err(ApiError::unauthorized(
             "admin routes are disabled: set GOLIATH_ADMIN_TOKEN (or --admin-token) and send \

@@ -6,6 +6,7 @@ pub mod body;
 pub mod error;
 pub mod guard;
 pub mod health;
+pub mod metrics;
 pub mod webhooks;
 
 use actix_web::web;
@@ -22,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }));
     cfg.service(health::healthz)
         .service(health::readyz)
+        .service(metrics::metrics)
         .service(webhooks::pagerduty)
         .service(webhooks::jira)
         .configure(admin::configure)

@@ -33,6 +33,24 @@ pub async fn pagerduty(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let started = std::time::Instant::now();
+    let answer = pagerduty_delivery(req, payload, state).await;
+    let m = crate::metrics::metrics();
+    m.intake_seconds.observe(started.elapsed().as_secs_f64());
+    let outcome = match &answer {
+        Ok((_, outcome)) => *outcome,
+        Err(e) => e.code,
+    };
+    m.webhooks.with_label_values(&["pagerduty", outcome]).inc();
+    answer.map(|(response, _)| response)
+}
+
+/// A PagerDuty delivery's answer, with its outcome's name for the metrics.
+async fn pagerduty_delivery(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<(HttpResponse, &'static str), ApiError> {
     let body = signed_body(&req, payload, "PagerDuty", |body| {
         let headers = req
             .headers()
@@ -47,12 +65,12 @@ pub async fn pagerduty(
         Parsed::Update(update) => return incident_update(&state, *update).await,
     };
     Ok(match outcome {
-        IngestOutcome::Ignored { .. } => HttpResponse::Accepted().json(&outcome),
+        IngestOutcome::Ignored { .. } => (HttpResponse::Accepted().json(&outcome), "ignored"),
         IngestOutcome::Success(_) => {
             state.wake_workers();
-            HttpResponse::Ok().json(&outcome)
+            (HttpResponse::Ok().json(&outcome), "success")
         }
-        IngestOutcome::Duplicate(_) => HttpResponse::Ok().json(&outcome),
+        IngestOutcome::Duplicate(_) => (HttpResponse::Ok().json(&outcome), "duplicate"),
     })
 }
 
@@ -61,7 +79,7 @@ pub async fn pagerduty(
 async fn incident_update(
     state: &web::Data<AppState>,
     update: IncidentUpdate,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<(HttpResponse, &'static str), ApiError> {
     let update = std::sync::Arc::new(update);
     let mut outcome = apply_update(state, update.clone()).await?;
     if let UpdateOutcome::Unknown { .. } = outcome {
@@ -78,12 +96,11 @@ async fn incident_update(
     Ok(match outcome {
         UpdateOutcome::Updated { .. } => {
             state.wake_workers();
-            HttpResponse::Ok().json(&outcome)
+            (HttpResponse::Ok().json(&outcome), "updated")
         }
-        UpdateOutcome::Stale { .. } | UpdateOutcome::Duplicate { .. } => {
-            HttpResponse::Ok().json(&outcome)
-        }
-        UpdateOutcome::Unknown { .. } => HttpResponse::Accepted().json(&outcome),
+        UpdateOutcome::Stale { .. } => (HttpResponse::Ok().json(&outcome), "stale"),
+        UpdateOutcome::Duplicate { .. } => (HttpResponse::Ok().json(&outcome), "duplicate"),
+        UpdateOutcome::Unknown { .. } => (HttpResponse::Accepted().json(&outcome), "unknown"),
     })
 }
 
@@ -106,6 +123,24 @@ pub async fn jira(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let answer = jira_delivery(req, payload, state).await;
+    let outcome = match &answer {
+        Ok((_, outcome)) => *outcome,
+        Err(e) => e.code,
+    };
+    crate::metrics::metrics()
+        .webhooks
+        .with_label_values(&["jira", outcome])
+        .inc();
+    answer.map(|(response, _)| response)
+}
+
+/// A Jira delivery's answer, with its outcome's name for the metrics.
+async fn jira_delivery(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<(HttpResponse, &'static str), ApiError> {
     let body = signed_body(&req, payload, "Jira", |body| {
         state
             .jira_intake
@@ -125,9 +160,9 @@ pub async fn jira(
     Ok(match outcome {
         JiraIntakeOutcome::Applied { .. } => {
             state.wake_workers();
-            HttpResponse::Ok().json(&outcome)
+            (HttpResponse::Ok().json(&outcome), "applied")
         }
-        JiraIntakeOutcome::Duplicate { .. } => HttpResponse::Ok().json(&outcome),
-        JiraIntakeOutcome::Ignored { .. } => HttpResponse::Accepted().json(&outcome),
+        JiraIntakeOutcome::Duplicate { .. } => (HttpResponse::Ok().json(&outcome), "duplicate"),
+        JiraIntakeOutcome::Ignored { .. } => (HttpResponse::Accepted().json(&outcome), "ignored"),
     })
 }

@@ -417,6 +417,10 @@ impl LearnerService {
             history.as_object_mut().expect("object").extend(extra);
         }
         record_event(conn, &item.id, kind, history, at)?;
+        crate::metrics::metrics()
+            .outcomes
+            .with_label_values(&[kind])
+            .inc();
         if let Some((person, open, max)) = over_cap {
             log::warn!(
                 "{}: {person} now holds {} open item(s), past max_active {max}",

@@ -1146,3 +1146,29 @@ fn an_admin_override_records_who_made_it() {
         .collect();
     assert_eq!(actors, vec!["oncall-lead@example.com", "admin"]);
 }
+
+#[test]
+fn metrics_are_served_in_the_prometheus_format_behind_the_admin_token() {
+    let app = app();
+    app.roster(&[person("ana", &["api"])]);
+    app.incident("MET1", "api-service", "low");
+    let open = app.get("/metrics");
+    assert_eq!(open.status, 401, "behind the admin token");
+    let resp = app.admin("GET", "/metrics", None);
+    assert_eq!(resp.status, 200);
+    for needle in [
+        "goliath_webhooks_total{outcome=\"success\",source=\"pagerduty\"}",
+        "goliath_decisions_total{outcome=\"assigned\"}",
+        "goliath_intake_seconds_bucket",
+        "goliath_decision_confidence_count",
+        "goliath_jobs{state=\"queued\"}",
+        "goliath_unassigned_work_items",
+        "goliath_db_pool_connections{state=\"in_use\"}",
+    ] {
+        assert!(
+            resp.body.contains(needle),
+            "{needle} missing:\n{}",
+            resp.body
+        );
+    }
+}

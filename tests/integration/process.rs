@@ -142,6 +142,21 @@ fn jira_credentials_are_checked_at_start_and_by_readyz() {
             .spawn()
             .unwrap()
     };
+    let run_with_metrics = |token: &str, jira_url: &str, port: u16, metrics: u16| {
+        Command::new(env!("CARGO_BIN_EXE_goliath"))
+            .arg("serve")
+            .env("DATABASE_URL", &db.url)
+            .env("GOLIATH_BIND", format!("127.0.0.1:{port}"))
+            .env("GOLIATH_METRICS_BIND", format!("127.0.0.1:{metrics}"))
+            .env("JIRA_BASE_URL", jira_url)
+            .env("JIRA_EMAIL", "bot@example.com")
+            .env("JIRA_API_TOKEN", token)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
     // Refused credentials: a clear start-up error, not a server that fails every job.
     let refused = run("a-wrong-token", &sim.base_url(), free_port())
         .wait_with_output()
@@ -153,9 +168,21 @@ fn jira_credentials_are_checked_at_start_and_by_readyz() {
 
     // Unreachable Jira: it starts, and /readyz says so while staying ready (work queues).
     let port = free_port();
+    let metrics_port = free_port();
     let closed = format!("http://127.0.0.1:{}", free_port());
-    let mut up = run("the-right-token", &closed, port);
+    let mut up = run_with_metrics("the-right-token", &closed, port, metrics_port);
     wait_ready(port, &mut up);
+    let metrics = crate::helpers::agent()
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        metrics.contains("goliath_jobs"),
+        "served on GOLIATH_METRICS_BIND without a token: {metrics}"
+    );
     let ready: serde_json::Value = crate::helpers::agent()
         .get(format!("http://127.0.0.1:{port}/readyz"))
         .call()

@@ -1,0 +1,54 @@
+//! `GET /metrics`: Prometheus text format. On the main listener it needs the admin token; with
+//! `GOLIATH_METRICS_BIND` it is also served, without a token, on that address alone (for a
+//! scraper on a private network).
+
+use actix_web::{get, web, HttpRequest, HttpResponse};
+
+use crate::app::AppState;
+
+use super::error::ApiError;
+
+/// Fills the gauges read from the database, then renders everything.
+async fn render(state: &web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let pool = state.pool.clone();
+    let m = crate::metrics::metrics();
+    let pool_state = pool.state();
+    m.pool
+        .with_label_values(&["idle"])
+        .set(i64::from(pool_state.idle_connections));
+    m.pool.with_label_values(&["in_use"]).set(i64::from(
+        pool_state.connections - pool_state.idle_connections,
+    ));
+    web::block(move || -> Result<(), ApiError> {
+        let mut conn = pool.get()?;
+        let depth = crate::executor::queue::depth(&mut conn)?;
+        for state in ["queued", "running", "dead"] {
+            m.jobs_by_state
+                .with_label_values(&[state])
+                .set(depth[state].as_i64().unwrap_or(0));
+        }
+        m.unassigned
+            .set(crate::decision::backlog::count_waiting(&mut conn)?);
+        Ok(())
+    })
+    .await
+    .map_err(|e| ApiError::internal("metrics", e))??;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(m.render()))
+}
+
+/// On the main listener: behind the admin token.
+#[get("/metrics")]
+pub async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    super::admin::require_admin(&req, &state)?;
+    render(&state).await
+}
+
+/// On `GOLIATH_METRICS_BIND`: open, that address being the protection.
+pub async fn metrics_open(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    render(&state).await
+}
