@@ -7,8 +7,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev && rm
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src tests/integration \
     && echo 'fn main() {}' > src/main.rs && touch src/lib.rs tests/integration/main.rs \
-    && cargo build --release --locked \
-    && rm -rf src tests
+    && cargo build --release --locked
 COPY src ./src
 COPY migrations ./migrations
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin goliath \
