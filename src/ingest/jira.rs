@@ -96,7 +96,12 @@ impl JiraIntake {
                 format!("body-{}", hex::encode(&Sha256::digest(body)[..16]))
             }
         };
-        conn.transaction(|conn| self.apply(conn, &delivery_id, &hook))
+        // The ownership lock first, as every owner change takes it (then the item): an outcome
+        // below takes it anyway, and the owner's activity locks the item before that.
+        conn.transaction(|conn| {
+            crate::db::lock_assignments(conn)?;
+            self.apply(conn, &delivery_id, &hook)
+        })
     }
 
     fn apply(

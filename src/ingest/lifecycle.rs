@@ -260,9 +260,13 @@ impl Lifecycle {
         update: &IncidentUpdate,
     ) -> Result<UpdateOutcome, IngestError> {
         conn.transaction(|conn| {
-            // The learner takes this lock too; taking it first keeps the order every owner
-            // change uses (lock, then the item), so two cannot deadlock.
-            crate::db::lock_assignments(conn)?;
+            // A resolve or reopen changes loads through the learner, which takes the ownership
+            // lock: taken first here, in the order every owner change uses (lock, then the
+            // item), so two cannot deadlock. Other updates touch only the item's own row and
+            // leave the lock (which the intake's batches share) alone.
+            if matches!(update.kind, UpdateKind::Resolved | UpdateKind::Reopened) {
+                crate::db::lock_assignments(conn)?;
+            }
             let item: Option<WorkItem> = work_items::table
                 .filter(work_items::pagerduty_incident_id.eq(&update.incident_id))
                 .select(WorkItem::as_select())
