@@ -56,6 +56,23 @@ fn send(app: &TestApp, event: &str) -> Value {
     resp.json()
 }
 
+/// Sends the fixture's trigger; returns its work item id.
+fn triggered_id(app: &TestApp) -> String {
+    send(app, "triggered")["work_item_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The fixture's trigger for another incident (`P<NAME>`, event `ev-<name>`).
+fn another_incident(name: &str, number: u64) -> Value {
+    let mut body = fixture_json("pagerduty_v3_incident_triggered.json");
+    body["event"]["id"] = format!("ev-{name}").into();
+    body["event"]["data"]["id"] = format!("P{}", name.to_uppercase()).into();
+    body["event"]["data"]["number"] = number.into();
+    body
+}
+
 fn run_jobs(app: &TestApp) {
     drain(&app.state.pool, &*app.state.executor).unwrap();
 }
@@ -211,10 +228,7 @@ fn updates_in_order_mirror_the_incident_and_follow_in_jira() {
 fn an_older_event_is_recorded_but_rolls_nothing_back() {
     let app = app();
     app.roster(&checkout_people());
-    let id = send(&app, "triggered")["work_item_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = triggered_id(&app);
     // The resolve (10:52) arrives before the escalation (10:10) and the acknowledgement (09:29).
     assert_eq!(send(&app, "resolved")["status"], "updated");
     for event in ["escalated", "acknowledged"] {
@@ -244,10 +258,7 @@ fn an_older_event_is_recorded_but_rolls_nothing_back() {
 fn a_redelivered_update_changes_nothing() {
     let app = app();
     app.roster(&checkout_people());
-    let id = send(&app, "triggered")["work_item_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = triggered_id(&app);
     let count = |app: &TestApp| -> (i64, i64) {
         let mut conn = app.db.conn();
         let events = work_item_events::table
@@ -325,19 +336,13 @@ fn a_resolve_in_pagerduty_frees_capacity_for_the_next_incident() {
     app.roster(&[alice]);
     let first = send(&app, "triggered");
     assert_eq!(first["assignee_id"], "alice");
-    let mut second = fixture_json("pagerduty_v3_incident_triggered.json");
-    second["event"]["id"] = "ev-second".into();
-    second["event"]["data"]["id"] = "PSECOND".into();
-    second["event"]["data"]["number"] = 1843.into();
+    let second = another_incident("second", 1843);
     let answer = post(&app, &second, "wh-second").json();
     assert!(answer["assignee_id"].is_null(), "alice is full: {answer}");
 
     send(&app, "resolved");
     assert_eq!(open_items(&app, "alice"), 0);
-    let mut third = second.clone();
-    third["event"]["id"] = "ev-third".into();
-    third["event"]["data"]["id"] = "PTHIRD".into();
-    third["event"]["data"]["number"] = 1844.into();
+    let third = another_incident("third", 1844);
     let answer = post(&app, &third, "wh-third").json();
     assert_eq!(answer["assignee_id"], "alice", "capacity freed: {answer}");
 }
@@ -374,10 +379,7 @@ fn a_waiting_item_is_assigned_as_soon_as_capacity_frees_or_someone_joins() {
     alice["pagerduty_user_id"] = "PUA1B2C".into();
     app.roster(&[alice]);
     assert_eq!(send(&app, "triggered")["assignee_id"], "alice");
-    let mut second = fixture_json("pagerduty_v3_incident_triggered.json");
-    second["event"]["id"] = "ev-second".into();
-    second["event"]["data"]["id"] = "PSECOND".into();
-    second["event"]["data"]["number"] = 1843.into();
+    let second = another_incident("second", 1843);
     let waiting = post(&app, &second, "wh-second").json();
     assert_eq!(waiting["work_item_status"], "unassigned", "{waiting}");
     let id = waiting["work_item_id"].as_str().unwrap().to_string();
@@ -394,10 +396,7 @@ fn a_waiting_item_is_assigned_as_soon_as_capacity_frees_or_someone_joins() {
     }));
 
     // A third waits until someone joins the roster.
-    let mut third = second.clone();
-    third["event"]["id"] = "ev-third".into();
-    third["event"]["data"]["id"] = "PTHIRD".into();
-    third["event"]["data"]["number"] = 1844.into();
+    let third = another_incident("third", 1844);
     let waiting = post(&app, &third, "wh-third").json();
     assert_eq!(waiting["work_item_status"], "unassigned", "{waiting}");
     let third_id = waiting["work_item_id"].as_str().unwrap().to_string();
@@ -641,10 +640,7 @@ fn shadow_mode_assigns_nobody_learns_from_people_and_reports_agreement() {
     assert_eq!(view["work_item"]["taken_by"], other);
 
     // A second incident the recommended person takes (acknowledging in PagerDuty) and resolves.
-    let mut second = fixture_json("pagerduty_v3_incident_triggered.json");
-    second["event"]["id"] = "ev-second".into();
-    second["event"]["data"]["id"] = "PSECOND".into();
-    second["event"]["data"]["number"] = 1843.into();
+    let second = another_incident("second", 1843);
     let second_id = post(&app, &second, "wh-second").json()["work_item_id"]
         .as_str()
         .unwrap()

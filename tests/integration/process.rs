@@ -128,9 +128,9 @@ fn jira_sim_requiring(token: &str) -> goliath::jira::JiraSimHandle {
 fn jira_credentials_are_checked_at_start_and_by_readyz() {
     let db = crate::helpers::TestDb::new();
     let sim = jira_sim_requiring("the-right-token");
-    let run = |token: &str, jira_url: &str, port: u16| {
-        Command::new(env!("CARGO_BIN_EXE_goliath"))
-            .arg("serve")
+    let run = |token: &str, jira_url: &str, port: u16, metrics: Option<u16>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_goliath"));
+        cmd.arg("serve")
             .env("DATABASE_URL", &db.url)
             .env("GOLIATH_BIND", format!("127.0.0.1:{port}"))
             .env("JIRA_BASE_URL", jira_url)
@@ -138,27 +138,19 @@ fn jira_credentials_are_checked_at_start_and_by_readyz() {
             .env("JIRA_API_TOKEN", token)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let run_with_metrics = |token: &str, jira_url: &str, port: u16, metrics: u16| {
-        Command::new(env!("CARGO_BIN_EXE_goliath"))
-            .arg("serve")
-            .env("DATABASE_URL", &db.url)
-            .env("GOLIATH_BIND", format!("127.0.0.1:{port}"))
-            .env("GOLIATH_METRICS_BIND", format!("127.0.0.1:{metrics}"))
-            .env("JIRA_BASE_URL", jira_url)
-            .env("JIRA_EMAIL", "bot@example.com")
-            .env("JIRA_API_TOKEN", token)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
+            // Read only from a run that exits by itself (a server left running would fill it).
+            .stderr(if metrics.is_none() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
+        if let Some(m) = metrics {
+            cmd.env("GOLIATH_METRICS_BIND", format!("127.0.0.1:{m}"));
+        }
+        cmd.spawn().unwrap()
     };
     // Refused credentials: a clear start-up error, not a server that fails every job.
-    let refused = run("a-wrong-token", &sim.base_url(), free_port())
+    let refused = run("a-wrong-token", &sim.base_url(), free_port(), None)
         .wait_with_output()
         .unwrap();
     assert!(!refused.status.success());
@@ -170,7 +162,7 @@ fn jira_credentials_are_checked_at_start_and_by_readyz() {
     let port = free_port();
     let metrics_port = free_port();
     let closed = format!("http://127.0.0.1:{}", free_port());
-    let mut up = run_with_metrics("the-right-token", &closed, port, metrics_port);
+    let mut up = run("the-right-token", &closed, port, Some(metrics_port));
     wait_ready(port, &mut up);
     let metrics = crate::helpers::agent()
         .get(format!("http://127.0.0.1:{metrics_port}/metrics"))

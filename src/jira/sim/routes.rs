@@ -499,6 +499,21 @@ async fn list_transitions(
     finish(&sim, Op::Transition, fault, ok)
 }
 
+/// What a write to an issue starts with: the API version, the auth and fault gate, and the
+/// JSON body. `Err` is the response to send instead.
+async fn begin_write(
+    sim: &Shared,
+    req: &HttpRequest,
+    v: &str,
+    op: Op,
+    body: &[u8],
+) -> Result<(u8, Option<super::state::Fault>, Value), HttpResponse> {
+    let api = api_version(v).ok_or_else(|| HttpResponse::NotFound().finish())?;
+    let fault = gate(sim, req, op).await?;
+    let body = parse_json(body)?;
+    Ok((api, fault, body))
+}
+
 /// `POST /rest/api/{2|3}/issue/{key}/transitions` with `{"transition":{"id":"31"}}`: Done sets
 /// the resolution, To Do clears it; each sends the webhook real Jira sends when echoes are on.
 async fn do_transition(
@@ -508,15 +523,8 @@ async fn do_transition(
     sim: Sim,
 ) -> HttpResponse {
     let (v, key) = path.into_inner();
-    if api_version(&v).is_none() {
-        return HttpResponse::NotFound().finish();
-    }
-    let fault = match gate(&sim, &req, Op::Transition).await {
-        Ok(f) => f,
-        Err(resp) => return resp,
-    };
-    let body = match parse_json(&body) {
-        Ok(b) => b,
+    let (_, fault, body) = match begin_write(&sim, &req, &v, Op::Transition, &body).await {
+        Ok(start) => start,
         Err(resp) => return resp,
     };
     let Some(id) = body["transition"]["id"].as_str().map(str::to_owned) else {
@@ -565,15 +573,8 @@ async fn add_comment(
     sim: Sim,
 ) -> HttpResponse {
     let (v, key) = path.into_inner();
-    let Some(api) = api_version(&v) else {
-        return HttpResponse::NotFound().finish();
-    };
-    let fault = match gate(&sim, &req, Op::Comment).await {
-        Ok(f) => f,
-        Err(resp) => return resp,
-    };
-    let body = match parse_json(&body) {
-        Ok(b) => b,
+    let (api, fault, body) = match begin_write(&sim, &req, &v, Op::Comment, &body).await {
+        Ok(start) => start,
         Err(resp) => return resp,
     };
     let text = match (&body["body"], api) {
@@ -628,15 +629,8 @@ async fn edit_issue(
     sim: Sim,
 ) -> HttpResponse {
     let (v, key) = path.into_inner();
-    if api_version(&v).is_none() {
-        return HttpResponse::NotFound().finish();
-    }
-    let fault = match gate(&sim, &req, Op::EditIssue).await {
-        Ok(f) => f,
-        Err(resp) => return resp,
-    };
-    let body = match parse_json(&body) {
-        Ok(b) => b,
+    let (_, fault, body) = match begin_write(&sim, &req, &v, Op::EditIssue, &body).await {
+        Ok(start) => start,
         Err(resp) => return resp,
     };
     let Some(fields) = body.get("fields").and_then(Value::as_object) else {

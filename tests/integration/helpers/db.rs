@@ -72,40 +72,30 @@ pub struct TestDb {
 
 impl TestDb {
     pub fn new() -> TestDb {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let server = server();
-        let name = format!(
-            "goliath_t_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        let mut admin =
-            PgConnection::establish(&server.url_pattern.replace("{db}", "postgres")).unwrap();
-        diesel::sql_query(format!(
-            "CREATE DATABASE {name} TEMPLATE {} STRATEGY FILE_COPY",
-            server.template
-        ))
-        .execute(&mut admin)
-        .expect("cloning the template database");
-        let url = server.url_pattern.replace("{db}", &name);
-        let pool = build_pool(&url, 8);
-        TestDb { name, url, pool }
+        Self::create(
+            "t",
+            &format!("TEMPLATE {} STRATEGY FILE_COPY", server().template),
+        )
     }
 
     /// A database of its own with no migrations applied.
     pub fn empty() -> TestDb {
+        Self::create("e", "")
+    }
+
+    fn create(kind: &str, options: &str) -> TestDb {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let server = server();
         let name = format!(
-            "goliath_e_{}_{}",
+            "goliath_{kind}_{}_{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
         let mut admin =
             PgConnection::establish(&server.url_pattern.replace("{db}", "postgres")).unwrap();
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
+        diesel::sql_query(format!("CREATE DATABASE {name} {options}"))
             .execute(&mut admin)
-            .expect("creating an empty database");
+            .expect("creating the test database");
         let url = server.url_pattern.replace("{db}", &name);
         let pool = build_pool(&url, 8);
         TestDb { name, url, pool }
