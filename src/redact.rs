@@ -19,24 +19,23 @@ pub fn register(secret: &str) {
     if secret.len() < MIN_SECRET_LEN {
         return;
     }
-    let mut list = registry().write().unwrap_or_else(|p| p.into_inner());
-    for form in [secret.to_string(), base64(secret.as_bytes())] {
-        if !list.contains(&form) {
-            list.push(form);
-        }
-    }
-    // Longest first, so a secret inside another is not half-replaced.
-    list.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    add([secret.to_string(), base64(secret.as_bytes())]);
 }
 
 /// Registers `user:secret` as HTTP Basic auth sends it (base64 of the pair).
 pub fn register_basic(user: &str, secret: &str) {
     register(secret);
-    let pair = base64(format!("{user}:{secret}").as_bytes());
+    add([base64(format!("{user}:{secret}").as_bytes())]);
+}
+
+fn add(forms: impl IntoIterator<Item = String>) {
     let mut list = registry().write().unwrap_or_else(|p| p.into_inner());
-    if !list.contains(&pair) {
-        list.push(pair);
+    for form in forms {
+        if !list.contains(&form) {
+            list.push(form);
+        }
     }
+    // Longest first, so a secret inside another is not half-replaced.
     list.sort_by_key(|s| std::cmp::Reverse(s.len()));
 }
 

@@ -10,7 +10,7 @@ use super::error::ApiError;
 
 /// Where a NUL character sits in the request line: `path`, or the query parameter's name.
 fn nul_in(path: &str, query: &str) -> Option<String> {
-    let has_nul = |s: &str| s.to_ascii_lowercase().contains("%00") || s.contains('\0');
+    let has_nul = |s: &str| s.contains("%00") || s.contains('\0');
     if has_nul(path) {
         return Some("path".into());
     }

@@ -35,13 +35,25 @@ pub async fn pagerduty(
 ) -> Result<HttpResponse, ApiError> {
     let started = std::time::Instant::now();
     let answer = pagerduty_delivery(req, payload, state).await;
-    let m = crate::metrics::metrics();
-    m.intake_seconds.observe(started.elapsed().as_secs_f64());
+    crate::metrics::metrics()
+        .intake_seconds
+        .observe(started.elapsed().as_secs_f64());
+    counted("pagerduty", answer)
+}
+
+/// Counts a webhook by source and outcome (its error code when refused); the response.
+fn counted(
+    source: &str,
+    answer: Result<(HttpResponse, &'static str), ApiError>,
+) -> Result<HttpResponse, ApiError> {
     let outcome = match &answer {
         Ok((_, outcome)) => *outcome,
         Err(e) => e.code,
     };
-    m.webhooks.with_label_values(&["pagerduty", outcome]).inc();
+    crate::metrics::metrics()
+        .webhooks
+        .with_label_values(&[source, outcome])
+        .inc();
     answer.map(|(response, _)| response)
 }
 
@@ -123,16 +135,7 @@ pub async fn jira(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let answer = jira_delivery(req, payload, state).await;
-    let outcome = match &answer {
-        Ok((_, outcome)) => *outcome,
-        Err(e) => e.code,
-    };
-    crate::metrics::metrics()
-        .webhooks
-        .with_label_values(&["jira", outcome])
-        .inc();
-    answer.map(|(response, _)| response)
+    counted("jira", jira_delivery(req, payload, state).await)
 }
 
 /// A Jira delivery's answer, with its outcome's name for the metrics.

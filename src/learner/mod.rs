@@ -466,10 +466,13 @@ fn over_capacity(conn: &mut PgConnection, person: &str) -> QueryResult<Option<(u
     let Some(max) = crate::roster::get(conn, person)?.and_then(|h| h.max_active) else {
         return Ok(None);
     };
-    let open = crate::decision::open_loads(conn)?
-        .get(person)
-        .copied()
-        .unwrap_or(0);
+    use crate::db::schema::open_loads;
+    // This person's slots only, not every person's load.
+    let open: Option<i64> = open_loads::table
+        .filter(open_loads::human_id.eq(person))
+        .select(diesel::dsl::sum(open_loads::open_items))
+        .first(conn)?;
+    let open = u32::try_from(open.unwrap_or(0)).unwrap_or(0);
     let max = u32::try_from(max).unwrap_or(0);
     Ok((open >= max).then_some((open, max)))
 }

@@ -413,15 +413,8 @@ async fn assign(
     sim: Sim,
 ) -> HttpResponse {
     let (v, key) = path.into_inner();
-    let Some(api) = api_version(&v) else {
-        return HttpResponse::NotFound().finish();
-    };
-    let fault = match gate(&sim, &req, Op::Assign).await {
-        Ok(f) => f,
-        Err(resp) => return resp,
-    };
-    let body = match parse_json(&body) {
-        Ok(b) => b,
+    let (api, fault, body) = match begin_write(&sim, &req, &v, Op::Assign, &body).await {
+        Ok(start) => start,
         Err(resp) => return resp,
     };
     let field = if api == 3 { "accountId" } else { "name" };

@@ -220,19 +220,27 @@ impl Drop for TestApp {
         if let Some(sim) = self.sim.take() {
             sim.stop();
         }
-        let handle = self.handle.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(handle.stop(false));
-        })
-        .join()
-        .ok();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        stop_server(&self.handle, self.thread.take());
+    }
+}
+
+/// Stops a test server from outside its runtime and waits for its thread.
+pub fn stop_server(
+    handle: &actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+) {
+    let handle = handle.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(handle.stop(false));
+    })
+    .join()
+    .ok();
+    if let Some(t) = thread {
+        let _ = t.join();
     }
 }
 

@@ -261,19 +261,7 @@ impl FakePagerDuty {
 
 impl Drop for FakePagerDuty {
     fn drop(&mut self) {
-        let handle = self.handle.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(handle.stop(false));
-        })
-        .join()
-        .ok();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        super::stop_server(&self.handle, self.thread.take());
     }
 }
 
