@@ -1006,16 +1006,13 @@ fn capacity_holds_for_admins_unless_forced_and_over_cap_hand_offs_are_surfaced()
     use diesel::prelude::*;
     use goliath::db::schema::work_items;
     let app = app();
-    app.roster(&[capped("cap", &["api"], 1), person("free", &["api"])]);
-    // Two incidents: one each (cap's first fills them up).
-    let first = app.incident("CAP1", "api-service", "low");
-    let second = app.incident("CAP2", "api-service", "low");
-    let (on_cap, other) = if first["assignee_id"] == "cap" {
-        (first, second)
-    } else {
-        (second, first)
-    };
+    // cap alone takes the first incident and is full; free, added after, takes the second.
+    app.roster(&[capped("cap", &["api"], 1)]);
+    let on_cap = app.incident("CAP1", "api-service", "low");
     assert_eq!(on_cap["assignee_id"], "cap", "{on_cap}");
+    app.roster(&[person("free", &["api"])]);
+    let other = app.incident("CAP2", "api-service", "low");
+    assert_eq!(other["assignee_id"], "free", "{other}");
     let other_id = other["work_item_id"].as_str().unwrap().to_string();
     let assign = |force: bool| {
         app.admin(
