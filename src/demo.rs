@@ -298,6 +298,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         "  Jira simulator: curl -s '{}/_sim/issues'",
         app.sim().base_url()
     );
+    println!(
+        "  Admin page: {} (log in with the token above)",
+        app.url("/admin/ui")
+    );
     if args.keep_running {
         println!("Serving until Ctrl-C…");
         tokio::runtime::Builder::new_current_thread()

@@ -17,6 +17,7 @@ pub mod jira;
 pub mod learner;
 pub mod metrics;
 pub mod models;
+pub mod overview;
 pub mod pagerduty;
 pub mod redact;
 pub mod roster;

@@ -125,6 +125,11 @@ impl Executor {
         }
     }
 
+    /// The issue's page for people, where the Jira client knows the site.
+    pub fn browse_url(&self, issue_key: &str) -> Option<String> {
+        self.jira.browse_url(issue_key)
+    }
+
     /// Asks Jira who the credentials belong to (`GET …/myself`), at most every 30 s.
     pub fn jira_health(&self) -> JiraHealth {
         if let Some((at, health)) = self.health.lock().ok().and_then(|h| h.clone()) {

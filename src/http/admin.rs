@@ -8,11 +8,10 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
-use crate::db::schema::{jobs, outcomes, work_items};
 use crate::decision::DecisionError;
 use crate::executor::queue;
 use crate::learner::{LearnerError, Outcome, OutcomeEvent};
-use crate::models::WorkItem;
+use crate::overview::{self, WorkItemFilter, WorkItemView};
 use crate::roster::{self, HumanInput, RosterError};
 
 use super::body::{read_body, ADMIN_MAX_BODY};
@@ -40,7 +39,7 @@ pub(crate) fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), A
 
 /// Who makes an admin write: the `X-Goliath-Actor` header (a name or e-mail, up to 100
 /// characters), else `admin` (the one admin token).
-fn actor(req: &HttpRequest) -> Result<String, ApiError> {
+pub(super) fn actor(req: &HttpRequest) -> Result<String, ApiError> {
     let Some(value) = req.headers().get("X-Goliath-Actor") else {
         return Ok("admin".into());
     };
@@ -59,7 +58,7 @@ fn actor(req: &HttpRequest) -> Result<String, ApiError> {
 }
 
 /// Runs blocking database work off the async executor.
-async fn db<T: Send + 'static>(
+pub(super) async fn db<T: Send + 'static>(
     state: &web::Data<AppState>,
     f: impl FnOnce(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -304,7 +303,7 @@ async fn decide(
 }
 
 #[derive(Deserialize)]
-struct WorkItemFilter {
+struct WorkItemQuery {
     service: Option<String>,
     status: Option<String>,
     severity: Option<String>,
@@ -315,7 +314,7 @@ struct WorkItemFilter {
 #[get("/admin/work-items")]
 async fn list_work_items(
     req: HttpRequest,
-    query: web::Query<WorkItemFilter>,
+    query: web::Query<WorkItemQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
@@ -339,44 +338,21 @@ async fn list_work_items(
             "field `offset` must not be negative",
         ));
     }
-    let (items, total) = db(&state, move |c| {
-        let filtered = || {
-            let mut q = work_items::table.into_boxed();
-            if let Some(s) = &f.service {
-                q = q.filter(work_items::service.eq(s.to_lowercase()));
-            }
-            if let Some(s) = &f.status {
-                q = q.filter(work_items::status.eq(s.clone()));
-            }
-            if let Some(s) = &f.severity {
-                q = q.filter(work_items::severity.eq(s.clone()));
-            }
-            q
-        };
-        let total: i64 = filtered().count().get_result(c)?;
-        let items: Vec<WorkItem> = filtered()
-            .order((work_items::received_at.desc(), work_items::id))
-            .limit(limit)
-            .offset(offset)
-            .select(WorkItem::as_select())
-            .load(c)?;
-        Ok((items, total))
-    })
-    .await?;
+    let filter = WorkItemFilter {
+        status: f
+            .status
+            .as_deref()
+            .and_then(crate::models::WorkItemStatus::parse),
+        service: f.service,
+        severity: f.severity,
+        limit,
+        offset,
+    };
+    let (items, total) = db(&state, move |c| Ok(overview::work_items(c, &filter)?)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "work_items": items, "total": total, "limit": limit, "offset": offset,
     })))
 }
-
-/// event id, kind, from, to, when, seconds to resolve.
-type OutcomeRow = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    chrono::DateTime<chrono::Utc>,
-    Option<f64>,
-);
 
 #[get("/admin/work-items/{id}")]
 async fn get_work_item(
@@ -386,58 +362,38 @@ async fn get_work_item(
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let id = path.into_inner();
-    let view = db(&state, move |c| {
-        let item: WorkItem = work_items::table
-            .find(&id)
-            .select(WorkItem::as_select())
-            .first(c)
-            .optional()?
-            .ok_or_else(|| ApiError::not_found(format!("no work item `{id}`")))?;
-        let decision = crate::decision::load(c, &id)?;
-        let history = crate::learner::history(c, &item)?;
-        let outcome_rows: Vec<OutcomeRow> =
-            outcomes::table
-                .filter(outcomes::work_item_id.eq(&id))
-                .order(outcomes::occurred_at)
-                .select((
-                    outcomes::event_id,
-                    outcomes::kind,
-                    outcomes::human_id,
-                    outcomes::to_human_id,
-                    outcomes::occurred_at,
-                    outcomes::resolve_seconds,
-                ))
-                .load(c)?;
-        let jobs: Vec<queue::Job> = jobs::table
-            .filter(jobs::payload.retrieve_as_text("work_item_id").eq(&id))
-            .order(jobs::id)
-            .select(queue::Job::as_select())
-            .load(c)?;
-        Ok(serde_json::json!({
-            "work_item": item,
-            "decision": decision.map(|d| serde_json::json!({
-                "primary": d.primary_human_id,
-                "backups": d.backup_ids,
-                "confidence": d.confidence,
-                "explanation": d.explanation,
-                "undecided_reason": d.undecided_reason,
-                "ranking": d.ranking,
-                "excluded": d.excluded,
-                "inputs": d.inputs,
-                "model_version": d.model_version,
-                "decided_at": d.decided_at,
-            })),
-            "jira_key": item.jira_key,
-            "outcomes": outcome_rows.into_iter().map(|(event_id, kind, human, to, at, secs)| serde_json::json!({
-                "event_id": event_id, "kind": kind, "human_id": human, "to_human_id": to,
-                "occurred_at": at, "resolve_seconds": secs,
-            })).collect::<Vec<_>>(),
-            "history": history,
-            "jobs": jobs,
-        }))
+    let view = db(&state, {
+        let id = id.clone();
+        move |c| Ok(overview::work_item(c, &id)?)
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(view))
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no work item `{id}`")))?;
+    let WorkItemView {
+        item,
+        decision,
+        outcomes,
+        history,
+        jobs,
+    } = view;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "jira_key": item.jira_key,
+        "work_item": item,
+        "decision": decision.map(|d| serde_json::json!({
+            "primary": d.primary_human_id,
+            "backups": d.backup_ids,
+            "confidence": d.confidence,
+            "explanation": d.explanation,
+            "undecided_reason": d.undecided_reason,
+            "ranking": d.ranking,
+            "excluded": d.excluded,
+            "inputs": d.inputs,
+            "model_version": d.model_version,
+            "decided_at": d.decided_at,
+        })),
+        "outcomes": outcomes,
+        "history": history,
+        "jobs": jobs,
+    })))
 }
 
 #[post("/admin/work-items/{id}/replay")]
@@ -477,9 +433,31 @@ async fn assign(
     if request.human_id.trim().is_empty() {
         return Err(ApiError::unprocessable("field `human_id` is required"));
     }
-    let id = path.into_inner();
+    let applied = override_owner(
+        &state,
+        path.into_inner(),
+        request.human_id,
+        request.reason.unwrap_or_default(),
+        request.force,
+        actor,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(applied))
+}
+
+/// Gives a work item to `to` as an admin override: a learner outcome (refused past the
+/// person's `max_active` unless forced, and for a resolved item) and the Jira reassignment,
+/// in one transaction.
+pub(super) async fn override_owner(
+    state: &web::Data<AppState>,
+    id: String,
+    to: String,
+    reason: String,
+    force: bool,
+    actor: String,
+) -> Result<crate::learner::Applied, ApiError> {
     let st = state.clone();
-    let applied = db(&state, move |c| {
+    let applied = db(state, move |c| {
         let event = OutcomeEvent {
             event_id: format!(
                 "admin-{}-{}",
@@ -488,9 +466,9 @@ async fn assign(
             ),
             work_item_id: id.clone(),
             outcome: Outcome::Override {
-                to: request.human_id.clone(),
-                reason: request.reason.unwrap_or_default(),
-                force: request.force,
+                to,
+                reason,
+                force,
                 actor,
             },
             occurred_at: chrono::Utc::now(),
@@ -503,7 +481,7 @@ async fn assign(
     })
     .await?;
     state.wake_workers();
-    Ok(HttpResponse::Ok().json(applied))
+    Ok(applied)
 }
 
 #[derive(Deserialize)]

@@ -7,6 +7,7 @@ pub mod error;
 pub mod guard;
 pub mod health;
 pub mod metrics;
+pub mod ui;
 pub mod webhooks;
 
 use actix_web::web;
@@ -18,6 +19,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         error::ApiError::bad_request("invalid_query", format!("the query string is invalid: {e}"))
             .into()
     }))
+    .app_data(
+        web::FormConfig::default()
+            .limit(64 * 1024)
+            .error_handler(|e, _| {
+                error::ApiError::bad_request("invalid_form", format!("the form is invalid: {e}"))
+                    .into()
+            }),
+    )
     .app_data(web::PathConfig::default().error_handler(|e, _| {
         error::ApiError::bad_request("invalid_path", format!("the path is invalid: {e}")).into()
     }));
@@ -27,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(webhooks::pagerduty)
         .service(webhooks::jira)
         .configure(admin::configure)
+        .configure(ui::configure)
         .default_service(web::to(not_found));
 }
 

@@ -1,4 +1,5 @@
 //! Integration tests: real Postgres, real HTTP.
+mod admin_page;
 mod decision;
 mod executor;
 mod helpers;

@@ -210,3 +210,90 @@ fn readyz_is_not_ready_while_jira_refuses_the_credentials() {
     assert_eq!(ready.status, 503, "{}", ready.body);
     assert!(ready.body.contains("JIRA_API_TOKEN"), "{}", ready.body);
 }
+
+#[test]
+fn demo_keep_running_prints_the_admin_page_and_serves_it_until_interrupted() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_goliath"))
+        .args([
+            "demo",
+            "--incidents",
+            "60",
+            "--block",
+            "30",
+            "--keep-running",
+        ])
+        .env_remove("DATABASE_URL")
+        .env_remove("POSTGRES_URL")
+        .env_remove("JIRA_BASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the demo starts");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut token, mut page) = (None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("admin API, token ").nth(1) {
+            token = Some(rest.trim_end_matches("):").to_string());
+        }
+        if let Some(url) = line.trim().strip_prefix("Admin page: ") {
+            page = Some(url.split(' ').next().unwrap().to_string());
+            break;
+        }
+    }
+    let (token, page) = (
+        token.expect("the token is printed"),
+        page.expect("the page is printed"),
+    );
+    assert!(page.ends_with("/admin/ui"), "{page}");
+    // Logging in with the printed token opens the work-item list.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let login = agent
+        .post(&format!("{page}/login"))
+        .send_form([("token", token.as_str())])
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut list = agent
+        .get(&format!("{page}/items"))
+        .header("Cookie", &cookie)
+        .call()
+        .unwrap();
+    assert_eq!(list.status(), 200);
+    let body = list.body_mut().read_to_string().unwrap();
+    let listed: usize = body
+        .split(" matching")
+        .next()
+        .and_then(|head| head.rsplit('>').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("a count of items: {body}"));
+    assert!(
+        listed >= 60,
+        "the demo's 60 incidents are listed ({listed})"
+    );
+
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit within 60 s of Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+}

@@ -1,6 +1,7 @@
 //! Test harness: a real database per test and the real HTTP server on a free port.
 #![allow(dead_code)] // not every test module uses every helper
 
+pub mod browser;
 pub mod db;
 pub mod pagerduty;
 
