@@ -6,6 +6,7 @@
 //!   a comparable transaction on the same cluster.
 //! * `bench jira-latency`: time from the PagerDuty webhook to the Jira issue existing.
 //! * `bench decide`: decision latency with database reads, and the pure scoring alone.
+//! * `bench stalled-bodies`: memory and open files under stalled unauthenticated bodies.
 
 pub mod cpu;
 pub mod decide;
@@ -13,6 +14,7 @@ pub mod harness;
 pub mod ingest;
 pub mod jira_latency;
 pub mod load;
+pub mod stalled;
 
 use clap::{Args, Subcommand};
 
@@ -31,6 +33,9 @@ pub enum BenchCommand {
     JiraLatency(jira_latency::JiraLatencyArgs),
     /// Decision latency with database reads (1,000 people), and the pure scoring alone.
     Decide(decide::DecideArgs),
+    /// Memory and open files under clients that send most of a large body and stall, and
+    /// valid webhooks' latency meanwhile.
+    StalledBodies(stalled::StalledArgs),
 }
 
 /// Runs one benchmark. `database_url` is the configured `DATABASE_URL`, if any (otherwise a
@@ -40,5 +45,6 @@ pub fn run(args: BenchArgs, database_url: Option<&str>) -> anyhow::Result<()> {
         BenchCommand::Ingest(a) => ingest::run(a, database_url),
         BenchCommand::JiraLatency(a) => jira_latency::run(a, database_url),
         BenchCommand::Decide(a) => decide::run(a, database_url),
+        BenchCommand::StalledBodies(a) => stalled::run(a, database_url),
     }
 }

@@ -21,6 +21,11 @@ pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 /// client that stalls holds what it sent, for at most [`BODY_DEADLINE`]); a real webhook is a
 /// few kilobytes.
 pub const WEBHOOK_BODY_BUDGET: usize = 128 * 1024 * 1024;
+/// Bodies declaring more than this are large for a webhook (PagerDuty's are a few kilobytes)...
+const LARGE_BODY: u64 = 64 * 1024;
+/// ...and together may hold only this part of the budget, so clients stalling on large bodies
+/// never leave real webhooks without room.
+const LARGE_BODY_SHARE: usize = WEBHOOK_BODY_BUDGET / 2;
 
 static WEBHOOK_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -30,9 +35,14 @@ struct Held(usize);
 impl Held {
     /// Takes `n` more bytes, or says the budget is spent.
     fn take(&mut self, n: usize) -> bool {
+        self.take_within(n, WEBHOOK_BODY_BUDGET)
+    }
+
+    /// Takes `n` more bytes while all bodies together stay within `cap`.
+    fn take_within(&mut self, n: usize, cap: usize) -> bool {
         use std::sync::atomic::Ordering;
         let before = WEBHOOK_BYTES.fetch_add(n, Ordering::Relaxed);
-        if before + n > WEBHOOK_BODY_BUDGET {
+        if before + n > cap {
             WEBHOOK_BYTES.fetch_sub(n, Ordering::Relaxed);
             return false;
         }
@@ -87,7 +97,21 @@ async fn read_limited(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match tokio::time::timeout(BODY_DEADLINE, collect(payload, limit, held)).await {
+    // A declared length is taken from the budget whole, before anything is read: a body that
+    // cannot fit is refused at once, and the buffer is allocated once at its final size.
+    let mut held = held;
+    if let (Some(n), Some(h)) = (declared, held.as_deref_mut()) {
+        let cap = if n > LARGE_BODY {
+            LARGE_BODY_SHARE
+        } else {
+            WEBHOOK_BODY_BUDGET
+        };
+        if !h.take_within(n as usize, cap) {
+            return Err(busy());
+        }
+    }
+    let capacity = declared.map_or(0, |n| n as usize);
+    match tokio::time::timeout(BODY_DEADLINE, collect(payload, limit, capacity, held)).await {
         Ok(Ok(Some(body))) => Ok(body),
         Ok(Ok(None)) => Err(too_large()),
         Ok(Err(e)) => Err(e),
@@ -102,28 +126,34 @@ async fn read_limited(
     }
 }
 
-/// The body, or None once it passes `limit`.
+fn busy() -> ApiError {
+    log::warn!("webhook bodies being read hold {WEBHOOK_BODY_BUDGET} bytes; refusing more");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "too many request bodies are being received; retry shortly",
+    )
+}
+
+/// The body, or None once it passes `limit`. `capacity` is the declared length (already held
+/// against the budget); a body without one takes from the budget as it arrives.
 async fn collect(
     mut payload: web::Payload,
     limit: usize,
+    capacity: usize,
     mut held: Option<&mut Held>,
 ) -> Result<Option<web::Bytes>, ApiError> {
-    let mut body = web::BytesMut::new();
+    let mut body = web::BytesMut::with_capacity(capacity);
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
         if body.len() + chunk.len() > limit {
             return Ok(None);
         }
+        // Past the declared length (actix refuses that anyway) or with none, take as it comes.
+        let beyond = (body.len() + chunk.len()).saturating_sub(capacity.max(body.len()));
         if let Some(held) = held.as_deref_mut() {
-            if !held.take(chunk.len()) {
-                log::warn!(
-                    "webhook bodies being read hold {WEBHOOK_BODY_BUDGET} bytes; refusing more"
-                );
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "busy",
-                    "too many request bodies are being received; retry shortly",
-                ));
+            if beyond > 0 && !held.take(beyond) {
+                return Err(busy());
             }
         }
         body.extend_from_slice(&chunk);
@@ -144,5 +174,12 @@ mod tests {
         assert!(small.take(512), "within what is left");
         drop(big);
         assert!(small.take(4096), "given back when the body is done");
+        let mut large = Held(0);
+        assert!(large.take_within(LARGE_BODY_SHARE - 8192, LARGE_BODY_SHARE));
+        assert!(
+            !large.take_within(16384, LARGE_BODY_SHARE),
+            "large bodies keep to their share"
+        );
+        assert!(small.take(16384), "while small ones still find room");
     }
 }

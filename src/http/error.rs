@@ -67,6 +67,11 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             resp.insert_header(("Retry-After", "5"));
         }
+        // A body refused before it was read whole: close the connection rather than read and
+        // buffer the rest of it for a keep-alive that would only carry more of the same.
+        if matches!(self.code, "body_too_large" | "body_timeout" | "busy") {
+            resp.force_close();
+        }
         resp.json(serde_json::json!({"error": {"code": self.code, "message": self.message}}))
     }
 }

@@ -397,3 +397,71 @@ fn webhooks_with_no_secret_configured_are_refused_by_default() {
     assert!(hook.body.contains("JIRA_WEBHOOK_SECRET"), "{}", hook.body);
     assert_eq!(rows(&app), (0, 0, 0), "nothing stored");
 }
+
+/// A request declaring both Content-Length and Transfer-Encoding is the shape of request
+/// smuggling: RFC 9112 (section 6.3) says to refuse it and close the connection. actix-http's
+/// parser does so before any route runs, with an empty 400 (no body, so no plain text), and
+/// nothing is stored.
+#[test]
+fn conflicting_body_lengths_are_refused_and_the_connection_closed() {
+    let app = app();
+    let before = rows(&app);
+    let body = serde_json::to_vec(&fixture_json("pagerduty_v3_incident_triggered.json")).unwrap();
+    let mut stream = TcpStream::connect(app.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /webhooks/pagerduty HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        body.len(),
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body).unwrap();
+    stream.write_all(b"\r\n0\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    // Reading to the end returns only once the server closes the connection.
+    stream.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("content-length: 0"),
+        "no body: {text}"
+    );
+    assert_eq!(rows(&app), before, "nothing stored");
+}
+
+/// Clients declaring large webhook bodies and stalling hold at most half of the webhook body
+/// budget between them: the next large one is refused at once (503, before its body is read)
+/// while a real webhook still gets through.
+#[test]
+fn stalled_large_bodies_cannot_crowd_out_real_webhooks() {
+    let app = app();
+    let head = |length: usize| {
+        format!(
+            "POST /webhooks/pagerduty HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {length}\r\n\r\n{{\"event\":"
+        )
+    };
+    let share = goliath::http::body::WEBHOOK_BODY_BUDGET / 2;
+    let declared = goliath::http::body::WEBHOOK_MAX_BODY;
+    let mut stalled = Vec::new();
+    for _ in 0..share / declared {
+        let mut s = TcpStream::connect(app.addr).unwrap();
+        s.write_all(head(declared).as_bytes()).unwrap();
+        stalled.push(s);
+    }
+    // Each holds its share once its head is read; give the server a moment to read them all.
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, took) = stalled_request(&app, "/webhooks/pagerduty", declared as u64, b"{");
+    assert!(status.contains("503"), "{status}");
+    assert!(
+        took < Duration::from_secs(5),
+        "refused at once, not at the deadline: {took:?}"
+    );
+    let real = app.incident("CROWD1", "api-service", "low");
+    assert!(real["work_item_id"].is_string(), "{real}");
+    drop(stalled);
+}

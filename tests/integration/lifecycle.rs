@@ -688,3 +688,66 @@ fn shadow_mode_assigns_nobody_learns_from_people_and_reports_agreement() {
     let answer = post(&app, &search, "wh-search").json();
     assert_eq!(answer["assignee_id"], "sam", "{answer}");
 }
+
+/// An update fixture (`resolved`, ...) for the incident `another_incident(name, _)` made.
+fn update_of(event: &str, name: &str) -> Value {
+    let mut body = fixture_json(&format!("pagerduty_v3_incident_{event}.json"));
+    body["event"]["id"] = format!("ev-{event}-{name}").into();
+    body["event"]["data"]["id"] = format!("P{}", name.to_uppercase()).into();
+    body
+}
+
+#[test]
+fn incidents_arriving_while_resolves_free_capacity_never_get_a_500() {
+    let app = app();
+    let people: Vec<Value> = ["ana", "ben", "cat"]
+        .iter()
+        .map(|id| capped(id, &["checkout api"], 1))
+        .collect();
+    app.roster(&people);
+    let statuses = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..6 {
+            let (app, statuses) = (&app, &statuses);
+            s.spawn(move || {
+                for n in 0..8 {
+                    let name = format!("churn{t}x{n}");
+                    // PagerDuty redelivers what was not answered 2xx; so does this test.
+                    for (body, id) in [
+                        (
+                            another_incident(&name, 5000 + t * 100 + n),
+                            format!("wh-t-{name}"),
+                        ),
+                        (update_of("resolved", &name), format!("wh-r-{name}")),
+                    ] {
+                        loop {
+                            let resp = post(app, &body, &id);
+                            statuses
+                                .lock()
+                                .unwrap()
+                                .push((resp.status, resp.body.clone()));
+                            if resp.status < 300 {
+                                break;
+                            }
+                            assert_eq!(resp.status, 503, "{}", resp.body);
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let statuses = statuses.into_inner().unwrap();
+    let errors: Vec<_> = statuses
+        .iter()
+        .filter(|(s, _)| *s >= 500 && *s != 503)
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut conn = app.db.conn();
+    use goliath::db::schema::work_items;
+    let items: i64 = work_items::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(items, 48, "one work item per incident");
+    // Every incident was resolved, so nobody holds anything.
+    let loads = goliath::decision::open_loads(&mut conn).unwrap();
+    assert!(loads.values().all(|&n| n == 0), "{loads:?}");
+}
