@@ -65,7 +65,18 @@ fn main() -> ExitCode {
         Command::Migrate => migrate(&config),
         Command::JiraSim(args) => goliath::jira::run_standalone(args),
         Command::Simulate(args) => goliath::simulate::run_simulate(&args),
-        Command::ReplayBpic(args) => goliath::simulate::run_replay(&args),
+        Command::ReplayBpic(mut args) => {
+            // The global `--mode` says whether the replayed router assigns or recommends.
+            args.mode = match cli.settings.mode.as_deref().map(str::trim) {
+                Some("assign") => goliath::simulate::replay::Mode::Assign,
+                None | Some("shadow") => goliath::simulate::replay::Mode::Shadow,
+                Some(other) => {
+                    eprintln!("goliath: --mode must be assign or shadow, not `{other}`");
+                    return ExitCode::from(2);
+                }
+            };
+            goliath::simulate::run_replay(&args)
+        }
         Command::Bench(args) => goliath::bench::run(args, config.database_url.as_deref()),
         Command::Demo(args) => goliath::demo::run(args),
         Command::CheckConfig => {

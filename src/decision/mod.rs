@@ -575,6 +575,13 @@ impl DecisionService {
             .map_err(|e| DecisionError::BadStoredInput(e.to_string()))?;
         let again = routing::decide(&input, &params);
         let mut differences = vec![];
+        if stored.model_version != routing::MODEL_VERSION {
+            differences.push(format!(
+                "decided by model {}, replayed with {}",
+                stored.model_version,
+                routing::MODEL_VERSION
+            ));
+        }
         if again.primary != stored.primary_human_id {
             differences.push(format!(
                 "primary {:?} != stored {:?}",

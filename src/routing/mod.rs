@@ -55,7 +55,9 @@
 //!   is a Dirichlet-multinomial predictive share of the next good resolution among the eligible
 //!   candidates, in two levels: the service's resolutions (shrunk to an even share with
 //!   `experience_concentration` pseudo-counts), and on the incident's context tags the share of
-//!   those resolutions, shrunk to the service share. Only resolutions of work that reached the
+//!   those resolutions, shrunk to the service share. Context records are kept per tag across
+//!   services, so a person's context resolutions count here in proportion to the share of
+//!   their owned work that is in this service. Only resolutions of work that reached the
 //!   person without Goliath assigning it count (`SkillState::owned`), for the same reason as
 //!   above: under full auto-assignment the share is even and the term is 0, so it cannot lock
 //!   in Goliath's past choices; when people route the work, it carries their knowledge of who
@@ -100,7 +102,8 @@ use serde::{Deserialize, Serialize};
 use rng::{hash_str, mix64, normal_cdf, SplitMix64};
 
 /// Version tag stored with every decision.
-pub const MODEL_VERSION: &str = "goliath-routing/2";
+/// 3: context-tag ownership counts only the part of a person's owned work in the service.
+pub const MODEL_VERSION: &str = "goliath-routing/3";
 
 /// Incident severity; `Sev1` is the most critical.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1036,7 +1039,15 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
         ev.tw = ev.tw.max(0.0);
         // Good resolutions in this service (any severity) and on the context tags.
         let own = w.service.own.max(0.0);
-        let own_ctx = w.ctx.own.max(0.0);
+        // Context records are kept per tag across services: count the part of them that
+        // belongs to this service, in proportion to the person's owned work here (someone who
+        // resolves this product for another team is not thereby an owner here).
+        let own_anywhere = own + w.elsewhere.own.max(0.0);
+        let own_ctx = if own_anywhere > 0.0 {
+            w.ctx.own.max(0.0) * own / own_anywhere
+        } else {
+            0.0
+        };
         own_total += own;
         own_ctx_total += own_ctx;
         preps.push(Prep {

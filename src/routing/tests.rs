@@ -562,3 +562,46 @@ fn paule_mandel_recovers_the_spread() {
     let flat = vec![(0.0, 0.1); 4];
     assert!((paule_mandel(&flat, 1e-3, 10.0).unwrap().0 - 1e-3).abs() < 1e-12);
 }
+
+#[test]
+fn owning_a_product_for_another_team_is_not_owning_it_here() {
+    let p = ModelParams {
+        explore_scale: 0.0,
+        ..ModelParams::default()
+    };
+    // Both own the same share of this service's work; `elsewhere` also resolves product X,
+    // but all of it for another service.
+    let mut here = cand("here");
+    here.skill
+        .push(record(Severity::Sev3, resolves(4, false, &p)));
+    here.overall = Some(resolves(4, false, &p));
+    here.context_skill.push(ContextRecord {
+        tag: "product:X".to_string(),
+        state: resolves(2, false, &p),
+    });
+    let mut elsewhere = cand("elsewhere");
+    elsewhere
+        .skill
+        .push(record(Severity::Sev3, resolves(4, false, &p)));
+    elsewhere.overall = Some(resolves(40, false, &p));
+    elsewhere.context_skill.push(ContextRecord {
+        tag: "product:X".to_string(),
+        state: resolves(20, false, &p),
+    });
+    let mut inp = input("w", Severity::Sev3, vec![elsewhere, here]);
+    inp.context = vec!["product:X".to_string()];
+    let d = decide(&inp, &p);
+    let experience = |id: &str| {
+        d.ranking
+            .iter()
+            .find(|c| c.human_id == id)
+            .map(|c| c.components.experience)
+            .unwrap()
+    };
+    // here: 2 product-X resolutions, all in this service; elsewhere: 20, of which 4/40 here.
+    assert!(
+        (experience("here") - experience("elsewhere")).abs() < 0.01,
+        "{:?}",
+        d.ranking
+    );
+}

@@ -49,10 +49,29 @@ pub struct ReplayArgs {
     /// Context tags to supply: comma-separated subset of product,country (empty = none).
     #[arg(long, default_value = "product")]
     pub context: String,
-    /// Feed outcomes back when their resolve time has passed (event-time order) instead of
-    /// right after each prediction.
+    /// When outcomes reach the model: `immediate` (right after each prediction, a kind
+    /// setting) or `at-resolve` (when the request really closed, in event-time order).
+    #[arg(long, value_enum, default_value_t = Feedback::Immediate)]
+    pub feedback: Feedback,
+    /// Do not tell the model who was paged (`first_resource`), nor add them to the candidates.
     #[arg(long)]
-    pub delayed_feedback: bool,
+    pub no_on_call: bool,
+    /// Who may be picked: `seen` (people already seen working on the team) or `open`
+    /// (everyone in the log, eligible everywhere, from the start).
+    #[arg(long, value_enum, default_value_t = RosterKind::Seen)]
+    pub roster: RosterKind,
+    /// Set from the global `--mode` (`GOLIATH_MODE`), shadow when not given. `shadow`: the
+    /// model only recommends and learns the real resource path; `assign`: its pick gets the
+    /// request and, when wrong, hands it to the real resolver.
+    #[arg(skip = Mode::Shadow)]
+    pub mode: Mode,
+    /// Run every combination of feedback, on-call, roster and mode, and print them side by side.
+    #[arg(long)]
+    pub all: bool,
+    /// Share of the log (in time order) used to judge changes; the rest is held out and
+    /// reported apart.
+    #[arg(long, default_value_t = 0.6)]
+    pub tuning_share: f64,
     /// Credit the last person on the path of requests closed "In Call" without a resolver.
     #[arg(long)]
     pub in_call_resolved: bool,
@@ -73,13 +92,41 @@ impl Default for ReplayArgs {
         Self {
             path: PathBuf::from("../shared/data/bpic2013/incidents_summary.csv"),
             context: "product".to_string(),
-            delayed_feedback: false,
+            feedback: Feedback::Immediate,
+            no_on_call: false,
+            roster: RosterKind::Seen,
+            mode: Mode::Shadow,
+            all: false,
+            tuning_share: 0.6,
             in_call_resolved: false,
             feed_times: false,
             params: None,
             every: 1000,
         }
     }
+}
+
+/// When outcomes reach the model in a replay.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feedback {
+    Immediate,
+    AtResolve,
+}
+
+/// Who may be picked in a replay.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RosterKind {
+    /// People already seen working on the request's team.
+    Seen,
+    /// Everyone in the log, eligible for every team, from the first request.
+    Open,
+}
+
+/// Whether the replayed router assigns or only recommends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Shadow,
+    Assign,
 }
 
 /// One service request from the summary file.
@@ -205,7 +252,7 @@ struct Person {
     overall: SkillState,
 }
 
-/// Accuracy counters of one replay.
+/// Accuracy counters of one replay (or one part of it).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReplayResult {
     pub requests: usize,
@@ -227,35 +274,61 @@ pub struct ReplayResult {
 }
 
 impl ReplayResult {
-    fn rate(&self, n: usize) -> f64 {
+    pub fn rate(&self, n: usize) -> f64 {
         if self.scored == 0 {
             0.0
         } else {
             n as f64 / self.scored as f64
         }
     }
+
+    /// Goliath's top-1 hits over the lookup's.
+    pub fn top1_ratio(&self) -> f64 {
+        self.goliath_top1 as f64 / self.lookup_top1.max(1) as f64
+    }
+
+    /// Goliath's top-3 hits over the lookup's.
+    pub fn top3_ratio(&self) -> f64 {
+        self.goliath_top3 as f64 / self.lookup_top3.max(1) as f64
+    }
+}
+
+/// A replay's figures: all of it, the tuning part and the held-out part.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplaySplit {
+    pub all: ReplayResult,
+    pub tuning: ReplayResult,
+    pub held_out: ReplayResult,
 }
 
 struct Pending {
     at: DateTime<Utc>,
     req: usize,
+    /// The person the replayed router gave the request to (assign mode).
+    pick: Option<String>,
 }
 
-/// Replays `requests` online and returns the accuracy counters.
+/// Replays `requests` online and returns the accuracy counters, overall and split at
+/// `args.tuning_share` of the requests (in time order).
 pub fn replay(
     requests: &[Request],
     params: &ModelParams,
     args: &ReplayArgs,
     mut progress: impl FnMut(&ReplayResult),
-) -> ReplayResult {
+) -> ReplaySplit {
     let use_product = args.context.split(',').any(|t| t.trim() == "product");
     let use_country = args.context.split(',').any(|t| t.trim() == "country");
+    let assign = args.mode == Mode::Assign;
+    let open = args.roster == RosterKind::Open;
+    let use_on_call = !args.no_on_call;
     let mut people: Vec<Person> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut by_team: HashMap<String, Vec<usize>> = HashMap::new();
     let mut lookup_tp: HashMap<(String, String), BTreeMap<String, u32>> = HashMap::new();
     let mut lookup_t: HashMap<String, BTreeMap<String, u32>> = HashMap::new();
     let mut pending: Vec<Pending> = Vec::new();
+    let split_at = (requests.len() as f64 * args.tuning_share.clamp(0.0, 1.0)).round() as usize;
+    let mut parts = [ReplayResult::default(), ReplayResult::default()];
     let mut res = ReplayResult {
         requests: requests.len(),
         ..ReplayResult::default()
@@ -284,6 +357,20 @@ pub fn replay(
             by_team.entry(team.to_string()).or_default().push(i);
         }
     }
+    // The open roster: everyone in the log, known from the start, eligible everywhere.
+    if open {
+        for r in requests {
+            let ids = r
+                .resource_path
+                .iter()
+                .chain([&r.resolver, &r.first_resource]);
+            for id in ids {
+                if !id.is_empty() && !is_system_account(id) {
+                    person(&mut people, &mut index, id);
+                }
+            }
+        }
+    }
     let tags_of = |r: &Request| -> Vec<String> {
         let mut t = Vec::new();
         if use_product && !r.product.is_empty() {
@@ -294,67 +381,93 @@ pub fn replay(
         }
         t
     };
+    let resolver_of = |r: &Request| -> String {
+        if !r.resolver.is_empty() && !is_system_account(&r.resolver) {
+            return r.resolver.clone();
+        }
+        if args.in_call_resolved {
+            return r
+                .resource_path
+                .iter()
+                .rev()
+                .find(|p| !is_system_account(p))
+                .cloned()
+                .unwrap_or_default();
+        }
+        String::new()
+    };
 
     let feed = |people: &mut Vec<Person>,
                 index: &mut HashMap<String, usize>,
                 by_team: &mut HashMap<String, Vec<usize>>,
                 lookup_tp: &mut HashMap<(String, String), BTreeMap<String, u32>>,
                 lookup_t: &mut HashMap<String, BTreeMap<String, u32>>,
-                r: &Request| {
+                r: &Request,
+                pick: Option<&str>| {
         let tags = tags_of(r);
         let at = r.resolved_at.unwrap_or(r.last_event_at);
-        let mut resolver = r.resolver.as_str();
-        if resolver.is_empty() && args.in_call_resolved {
-            resolver = r
-                .resource_path
-                .iter()
-                .rev()
-                .find(|p| !is_system_account(p))
-                .map(String::as_str)
-                .unwrap_or("");
-        }
-        let mut done: Vec<&str> = Vec::new();
-        let mut involved: Vec<&str> = r.resource_path.iter().map(String::as_str).collect();
-        involved.push(resolver);
-        for p in involved {
-            if p.is_empty() || is_system_account(p) || done.contains(&p) {
-                continue;
+        let resolver = resolver_of(r);
+        let resolved = |goliath_assigned: bool| OutcomeKind::Resolved {
+            seconds_to_resolve: if args.feed_times {
+                r.hours_to_resolve.unwrap_or(f64::NAN) * 3600.0
+            } else {
+                f64::NAN
+            },
+            goliath_assigned,
+        };
+        // Who learns what: in shadow mode the real path (everyone on it but the resolver
+        // handed it on; people routed it, so the resolve is not Goliath's); in assign mode the
+        // pick, who resolves it or hands it to the real resolver.
+        let mut lessons: Vec<(String, OutcomeKind)> = Vec::new();
+        if assign {
+            if resolver.is_empty() {
+                // Closed without a resolver: nothing says whether the pick was right.
+            } else if pick == Some(resolver.as_str()) {
+                lessons.push((resolver.clone(), resolved(true)));
+            } else {
+                if let Some(p) = pick {
+                    lessons.push((p.to_string(), OutcomeKind::HandedOff));
+                }
+                lessons.push((resolver.clone(), resolved(false)));
             }
-            done.push(p);
+        } else {
+            let mut involved: Vec<&str> = r.resource_path.iter().map(String::as_str).collect();
+            involved.push(&resolver);
+            for p in involved {
+                if p.is_empty() || is_system_account(p) || lessons.iter().any(|(q, _)| q == p) {
+                    continue;
+                }
+                let kind = if p == resolver {
+                    resolved(false)
+                } else {
+                    OutcomeKind::HandedOff
+                };
+                lessons.push((p.to_string(), kind));
+            }
+        }
+        for (p, kind) in &lessons {
             let i = person(people, index, p);
             cover(people, by_team, i, &r.first_team);
-            let kind = if p == resolver {
-                OutcomeKind::Resolved {
-                    seconds_to_resolve: if args.feed_times {
-                        r.hours_to_resolve.unwrap_or(f64::NAN) * 3600.0
-                    } else {
-                        f64::NAN
-                    },
-                    // Shadow mode: people routed the real history, Goliath only predicted.
-                    goliath_assigned: false,
-                }
-            } else {
-                OutcomeKind::HandedOff
-            };
             let who = &mut people[i];
             apply_outcome(
                 who.skill
                     .entry((r.first_team.clone(), r.severity))
                     .or_default(),
-                &kind,
+                kind,
                 at,
                 params,
             );
             for t in &tags {
-                apply_outcome(who.context.entry(t.clone()).or_default(), &kind, at, params);
+                apply_outcome(who.context.entry(t.clone()).or_default(), kind, at, params);
             }
-            apply_outcome(&mut who.overall, &kind, at, params);
+            apply_outcome(&mut who.overall, kind, at, params);
         }
-        // The intake person was paged and Goliath assigned nobody (shadow mode): did they keep
-        // the request and resolve it themselves?
-        let has_resolver = !r.resolver.is_empty() && !is_system_account(&r.resolver);
-        if has_resolver && !r.first_resource.is_empty() && !is_system_account(&r.first_resource) {
-            let kept = r.resolver == r.first_resource;
+        // The intake person was paged and Goliath did not give them the request: did they
+        // keep it and resolve it themselves?
+        let paged =
+            use_on_call && !r.first_resource.is_empty() && !is_system_account(&r.first_resource);
+        if !resolver.is_empty() && paged && pick != Some(r.first_resource.as_str()) {
+            let kept = resolver == r.first_resource;
             let i = person(people, index, &r.first_resource);
             cover(people, by_team, i, &r.first_team);
             let who = &mut people[i];
@@ -385,8 +498,9 @@ pub fn replay(
         }
     };
 
+    let everyone: Vec<usize> = (0..people.len()).collect();
     for (ri, r) in requests.iter().enumerate() {
-        if args.delayed_feedback {
+        if args.feedback == Feedback::AtResolve {
             pending.sort_by(|a, b| b.at.cmp(&a.at).then(b.req.cmp(&a.req)));
             while pending.last().is_some_and(|p| p.at <= r.first_event_at) {
                 let p = pending.pop().expect("checked");
@@ -397,20 +511,32 @@ pub fn replay(
                     &mut lookup_tp,
                     &mut lookup_t,
                     &requests[p.req],
+                    p.pick.as_deref(),
                 );
             }
         }
-        let on_call = if r.first_resource.is_empty() || is_system_account(&r.first_resource) {
-            None
-        } else {
+        let paged =
+            use_on_call && !r.first_resource.is_empty() && !is_system_account(&r.first_resource);
+        let on_call = if paged {
             let i = person(&mut people, &mut index, &r.first_resource);
-            cover(&mut people, &mut by_team, i, &r.first_team);
+            if !open {
+                cover(&mut people, &mut by_team, i, &r.first_team);
+            }
             Some(i)
+        } else {
+            None
         };
         let scored = !r.resolver.is_empty() && !is_system_account(&r.resolver);
-        if scored {
+        let mut pick: Option<String> = None;
+        // Assign mode decides every request (the pick gets it either way); shadow mode only
+        // where there is an answer to score.
+        if scored || assign {
             let tags = tags_of(r);
-            let team_people = by_team.get(&r.first_team).cloned().unwrap_or_default();
+            let team_people = if open {
+                everyone.clone()
+            } else {
+                by_team.get(&r.first_team).cloned().unwrap_or_default()
+            };
             let candidates: Vec<CandidateInput> = team_people
                 .iter()
                 .map(|&i| {
@@ -418,7 +544,7 @@ pub fn replay(
                     CandidateInput {
                         human_id: p.id.clone(),
                         active: true,
-                        services: p.services.clone(),
+                        services: if open { Vec::new() } else { p.services.clone() },
                         max_active: None,
                         open_items: 0,
                         on_call: Some(i) == on_call,
@@ -447,9 +573,6 @@ pub fn replay(
                     }
                 })
                 .collect();
-            if team_people.iter().any(|&i| people[i].id == r.resolver) {
-                res.resolver_eligible += 1;
-            }
             let input = DecisionInput {
                 work_item_id: r.sr_number.clone(),
                 service: r.first_team.clone(),
@@ -462,49 +585,62 @@ pub fn replay(
             let t = std::time::Instant::now();
             let d = decide(&input, params);
             micros += t.elapsed().as_secs_f64() * 1e6;
-            res.scored += 1;
-            if d.primary.is_none() {
-                res.undecided += 1;
-            }
-            let correct = d.primary.as_deref() == Some(r.resolver.as_str());
-            if correct {
-                res.goliath_top1 += 1;
-            }
-            if r.resolver == r.first_resource {
-                res.resolver_on_call += 1;
-            }
-            if d.primary.is_some() && d.primary.as_deref() == Some(r.first_resource.as_str()) {
-                res.picked_on_call += 1;
-                if correct {
-                    res.picked_on_call_correct += 1;
+            pick = d.primary.clone();
+            if scored {
+                let part = &mut parts[usize::from(ri >= split_at)];
+                for res in [&mut res, part] {
+                    res.scored += 1;
+                    if team_people.iter().any(|&i| people[i].id == r.resolver) {
+                        res.resolver_eligible += 1;
+                    }
+                    if d.primary.is_none() {
+                        res.undecided += 1;
+                    }
+                    let correct = d.primary.as_deref() == Some(r.resolver.as_str());
+                    if correct {
+                        res.goliath_top1 += 1;
+                    }
+                    if r.resolver == r.first_resource {
+                        res.resolver_on_call += 1;
+                    }
+                    if d.primary.is_some()
+                        && d.primary.as_deref() == Some(r.first_resource.as_str())
+                    {
+                        res.picked_on_call += 1;
+                        if correct {
+                            res.picked_on_call_correct += 1;
+                        }
+                    }
+                    if d.ranking.iter().take(3).any(|c| c.human_id == r.resolver) {
+                        res.goliath_top3 += 1;
+                    }
                 }
-            }
-            if d.ranking.iter().take(3).any(|c| c.human_id == r.resolver) {
-                res.goliath_top3 += 1;
-            }
-            let table = lookup_tp
-                .get(&(r.first_team.clone(), r.product.clone()))
-                .filter(|m| !m.is_empty())
-                .or_else(|| lookup_t.get(&r.first_team));
-            if let Some(m) = table {
-                let mut top: Vec<(&String, &u32)> = m.iter().collect();
-                top.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
-                if top.first().is_some_and(|t| *t.0 == r.resolver) {
-                    res.lookup_top1 += 1;
+                let table = lookup_tp
+                    .get(&(r.first_team.clone(), r.product.clone()))
+                    .filter(|m| !m.is_empty())
+                    .or_else(|| lookup_t.get(&r.first_team));
+                if let Some(m) = table {
+                    let mut top: Vec<(&String, &u32)> = m.iter().collect();
+                    top.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+                    let top1 = top.first().is_some_and(|t| *t.0 == r.resolver);
+                    let top3 = top.iter().take(3).any(|t| *t.0 == r.resolver);
+                    let part = &mut parts[usize::from(ri >= split_at)];
+                    for res in [&mut res, part] {
+                        res.lookup_top1 += usize::from(top1);
+                        res.lookup_top3 += usize::from(top3);
+                    }
                 }
-                if top.iter().take(3).any(|t| *t.0 == r.resolver) {
-                    res.lookup_top3 += 1;
+                if args.every > 0 && res.scored.is_multiple_of(args.every) {
+                    res.people = people.len();
+                    progress(&res);
                 }
-            }
-            if args.every > 0 && res.scored.is_multiple_of(args.every) {
-                res.people = people.len();
-                progress(&res);
             }
         }
-        if args.delayed_feedback {
+        if args.feedback == Feedback::AtResolve {
             pending.push(Pending {
                 at: r.resolved_at.unwrap_or(r.last_event_at),
                 req: ri,
+                pick,
             });
         } else {
             feed(
@@ -514,6 +650,7 @@ pub fn replay(
                 &mut lookup_tp,
                 &mut lookup_t,
                 r,
+                pick.as_deref(),
             );
         }
     }
@@ -523,7 +660,12 @@ pub fn replay(
     } else {
         0.0
     };
-    res
+    let [tuning, held_out] = parts;
+    ReplaySplit {
+        all: res,
+        tuning,
+        held_out,
+    }
 }
 
 /// Parses `--params` JSON over the defaults.
@@ -534,65 +676,108 @@ pub fn params_from_json(json: Option<&str>) -> Result<ModelParams> {
     }
 }
 
+/// A setting's name as the README quotes it.
+fn setting_name(args: &ReplayArgs) -> String {
+    format!(
+        "{:<6} {:<4} {:<10} {:<7}",
+        match args.mode {
+            Mode::Shadow => "shadow",
+            Mode::Assign => "assign",
+        },
+        match args.roster {
+            RosterKind::Seen => "seen",
+            RosterKind::Open => "open",
+        },
+        match args.feedback {
+            Feedback::Immediate => "immediate",
+            Feedback::AtResolve => "at-resolve",
+        },
+        if args.no_on_call { "none" } else { "paged" },
+    )
+}
+
 /// `goliath replay-bpic`: replays the log and prints online accuracy against the lookup.
 pub fn run_replay(args: &ReplayArgs) -> Result<()> {
     let params = params_from_json(args.params.as_deref())?;
     let requests = load_requests(&args.path)?;
     println!(
-        "replay {}: {} requests; service = first_team, context = [{}], feedback = {}",
+        "replay {}: {} requests; service = first_team, context = [{}]; first {:.0}% tunes, the rest is held out",
         args.path.display(),
         requests.len(),
         args.context,
-        if args.delayed_feedback {
-            "at resolve time"
-        } else {
-            "after each prediction"
+        args.tuning_share * 100.0
+    );
+    let settings: Vec<ReplayArgs> = if args.all {
+        let mut all = Vec::new();
+        for mode in [Mode::Shadow, Mode::Assign] {
+            for roster in [RosterKind::Seen, RosterKind::Open] {
+                for feedback in [Feedback::Immediate, Feedback::AtResolve] {
+                    for no_on_call in [false, true] {
+                        all.push(ReplayArgs {
+                            mode,
+                            roster,
+                            feedback,
+                            no_on_call,
+                            every: 0,
+                            ..args.clone()
+                        });
+                    }
+                }
+            }
         }
-    );
-    println!(
-        "{:>8} {:>9} {:>9} {:>9} {:>9} {:>7}",
-        "scored", "g_top1", "g_top3", "lk_top1", "lk_top3", "people"
-    );
-    let line = |r: &ReplayResult| {
-        println!(
-            "{:>8} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>7}",
-            r.scored,
-            r.rate(r.goliath_top1),
-            r.rate(r.goliath_top3),
-            r.rate(r.lookup_top1),
-            r.rate(r.lookup_top3),
-            r.people
-        )
-    };
-    let r = replay(&requests, &params, args, line);
-    line(&r);
-    let ratio = if r.lookup_top1 > 0 {
-        r.goliath_top1 as f64 / r.lookup_top1 as f64
+        all
     } else {
-        f64::INFINITY
+        vec![args.clone()]
     };
     println!(
-        "overall: scored {} of {} requests (with a human resolver); resolver was an eligible candidate in {:.1}%",
-        r.scored,
-        r.requests,
-        100.0 * r.rate(r.resolver_eligible)
+        "{:<6} {:<4} {:<10} {:<7} | {:>21} | {:>21} | {:>13} | {:>13}",
+        "mode",
+        "ros.",
+        "feedback",
+        "on-call",
+        "tuning g/lk top-1",
+        "held-out g/lk top-1",
+        "top-1 x t/h",
+        "top-3 x t/h"
     );
-    println!(
-        "goliath top-1 {:.3} top-3 {:.3} | lookup top-1 {:.3} top-3 {:.3} | top-1 ratio {:.2}x (target >= 1.5x) | undecided {} | mean decide {:.0} us",
-        r.rate(r.goliath_top1),
-        r.rate(r.goliath_top3),
-        r.rate(r.lookup_top1),
-        r.rate(r.lookup_top3),
-        ratio,
-        r.undecided,
-        r.mean_decide_micros
-    );
-    println!(
-        "on-call (intake) person: resolved {:.3} of scored requests; goliath picked them {:.3} of the time, correctly {:.3}; other picks correct {:.3}",
-        r.rate(r.resolver_on_call),
-        r.rate(r.picked_on_call),
-        r.rate(r.picked_on_call_correct),
-        r.rate(r.goliath_top1 - r.picked_on_call_correct)
-    );
+    for s in &settings {
+        let r = replay(&requests, &params, s, |_| {});
+        let (t, h) = (&r.tuning, &r.held_out);
+        println!(
+            "{} | {:>10.3}/{:<10.3} | {:>10.3}/{:<10.3} | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x",
+            setting_name(s),
+            t.rate(t.goliath_top1),
+            t.rate(t.lookup_top1),
+            h.rate(h.goliath_top1),
+            h.rate(h.lookup_top1),
+            t.top1_ratio(),
+            h.top1_ratio(),
+            t.top3_ratio(),
+            h.top3_ratio(),
+        );
+        if !args.all {
+            let a = &r.all;
+            println!(
+                "overall: scored {} of {} requests; resolver eligible {:.1}%; goliath top-1 {:.3} top-3 {:.3} | lookup top-1 {:.3} top-3 {:.3} | top-1 {:.2}x top-3 {:.2}x | undecided {} | mean decide {:.0} us",
+                a.scored,
+                a.requests,
+                100.0 * a.rate(a.resolver_eligible),
+                a.rate(a.goliath_top1),
+                a.rate(a.goliath_top3),
+                a.rate(a.lookup_top1),
+                a.rate(a.lookup_top3),
+                a.top1_ratio(),
+                a.top3_ratio(),
+                a.undecided,
+                a.mean_decide_micros
+            );
+            println!(
+                "on-call (intake) person: resolved {:.3} of scored requests; goliath picked them {:.3} of the time, correctly {:.3}",
+                a.rate(a.resolver_on_call),
+                a.rate(a.picked_on_call),
+                a.rate(a.picked_on_call_correct),
+            );
+        }
+    }
     Ok(())
 }
