@@ -209,6 +209,17 @@ mod tests {
             ..SimulateArgs::default()
         };
         let out = simulate_once(&args, Scenario::Default, 3, &ModelParams::default());
+        // Mean cost after the first 300 incidents, policy by policy.
+        let cost = |p| mean_over(out.of(p), 300, 800, |r| r.cost_h);
+        for other in [Policy::Random, Policy::RoundRobin, Policy::LeastLoaded] {
+            assert!(
+                cost(Policy::Goliath) < cost(other),
+                "goliath {:.2} h, {other:?} {:.2} h",
+                cost(Policy::Goliath),
+                cost(other)
+            );
+        }
+        // And closer to the oracle than to random.
         let regret = out.regret(Policy::Goliath, 300, 800);
         assert!(regret < 0.5, "goliath regret {regret}");
     }
