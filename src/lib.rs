@@ -2,11 +2,9 @@
 //! gets better with every outcome.
 
 pub mod app;
-pub mod bench;
 pub mod config;
 pub mod db;
 pub mod decision;
-pub mod demo;
 pub mod escalation;
 pub mod executor;
 pub mod foreground;
@@ -14,6 +12,7 @@ pub mod housekeeping;
 pub mod http;
 pub mod ingest;
 pub mod jira;
+pub mod lab;
 pub mod learner;
 pub mod metrics;
 pub mod models;
@@ -22,6 +21,6 @@ pub mod pagerduty;
 pub mod redact;
 pub mod roster;
 pub mod routing;
+pub mod secret;
 pub mod server;
 pub mod signature;
-pub mod simulate;

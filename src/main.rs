@@ -33,14 +33,14 @@ enum Command {
     JiraSim(goliath::jira::JiraSimArgs),
     /// Prove the router learns: Goliath against random, round-robin, least-loaded and an
     /// oracle on a simulated roster with a hidden skill model.
-    Simulate(goliath::simulate::SimulateArgs),
+    Simulate(goliath::lab::simulate::SimulateArgs),
     /// Replay the real BPIC 2013 incident log through the router, against a frequency lookup.
-    ReplayBpic(goliath::simulate::ReplayArgs),
+    ReplayBpic(goliath::lab::simulate::ReplayArgs),
     /// Benchmarks that print figures: webhook ingest vs pgbench, webhook-to-Jira latency,
     /// decision latency.
-    Bench(goliath::bench::BenchArgs),
+    Bench(goliath::lab::bench::BenchArgs),
     /// The whole product on embedded defaults: simulated people, signed incidents, learning.
-    Demo(goliath::demo::DemoArgs),
+    Demo(goliath::lab::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,21 +64,21 @@ fn main() -> ExitCode {
         Command::Serve => run_async(goliath::server::serve(config)),
         Command::Migrate => migrate(&config),
         Command::JiraSim(args) => goliath::jira::run_standalone(args),
-        Command::Simulate(args) => goliath::simulate::run_simulate(&args),
+        Command::Simulate(args) => goliath::lab::simulate::run_simulate(&args),
         Command::ReplayBpic(mut args) => {
             // The global `--mode` says whether the replayed router assigns or recommends.
             args.mode = match cli.settings.mode.as_deref().map(str::trim) {
-                Some("assign") => goliath::simulate::replay::Mode::Assign,
-                None | Some("shadow") => goliath::simulate::replay::Mode::Shadow,
+                Some("assign") => goliath::lab::simulate::replay::Mode::Assign,
+                None | Some("shadow") => goliath::lab::simulate::replay::Mode::Shadow,
                 Some(other) => {
                     eprintln!("goliath: --mode must be assign or shadow, not `{other}`");
                     return ExitCode::from(2);
                 }
             };
-            goliath::simulate::run_replay(&args)
+            goliath::lab::simulate::run_replay(&args)
         }
-        Command::Bench(args) => goliath::bench::run(args, config.database_url.as_deref()),
-        Command::Demo(args) => goliath::demo::run(args),
+        Command::Bench(args) => goliath::lab::bench::run(args, config.database_url.as_deref()),
+        Command::Demo(args) => goliath::lab::demo::run(args),
         Command::CheckConfig => {
             println!(
                 "{}",

@@ -63,7 +63,7 @@ pub async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     if cfg.jira.base_url.is_none() && cfg.jira.webhook_secrets.is_empty() {
         cfg.jira
             .webhook_secrets
-            .push(crate::bench::harness::random_token("jira-sim"));
+            .push(crate::secret::random_hex(16)?);
     }
     if cfg.pagerduty.allow_unsigned || cfg.jira.allow_unsigned {
         log::warn!(

@@ -1,11 +1,9 @@
-//! Admin routes under `/admin` (and `POST /decide`), behind `Authorization: Bearer
-//! <GOLIATH_ADMIN_TOKEN>`. With no token configured they are refused: never open by default.
+//! Admin routes under `/admin` (and `POST /decide`), each behind the [`Admin`] extractor.
 
 use actix_web::http::StatusCode;
 use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use diesel::prelude::*;
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
 use crate::decision::DecisionError;
@@ -14,28 +12,9 @@ use crate::learner::{LearnerError, Outcome, OutcomeEvent};
 use crate::overview::{self, WorkItemFilter, WorkItemView};
 use crate::roster::{self, HumanInput, RosterError};
 
+use super::auth::Admin;
 use super::body::{read_body, ADMIN_MAX_BODY};
 use super::error::ApiError;
-
-pub(crate) fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    let Some(expected) = state.config.admin_token.as_deref() else {
-        return Err(ApiError::unauthorized(
-            "admin routes are disabled: set GOLIATH_ADMIN_TOKEN (or --admin-token) and send \
-             `Authorization: Bearer <token>`",
-        ));
-    };
-    let given = req
-        .headers()
-        .get("Authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized("missing or wrong bearer token"))
-    }
-}
 
 /// Who makes an admin write: the `X-Goliath-Actor` header (a name or e-mail, up to 100
 /// characters), else `admin` (the one admin token).
@@ -130,11 +109,11 @@ impl From<LearnerError> for ApiError {
 
 #[post("/admin/humans")]
 async fn upsert_humans(
+    _admin: Admin,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&req, &state)?;
     let body = read_body(&req, payload, ADMIN_MAX_BODY).await?;
     let value: serde_json::Value = parse_json(&body)?;
     if value.is_array() {
@@ -148,11 +127,11 @@ async fn upsert_humans(
 
 #[post("/admin/humans/import")]
 async fn import_humans(
+    _admin: Admin,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&req, &state)?;
     let body = read_body(&req, payload, ADMIN_MAX_BODY).await?;
     import(&state, parse_json(&body)?).await
 }
@@ -171,10 +150,9 @@ async fn import(
 /// know.
 #[post("/admin/humans/sync-pagerduty")]
 async fn sync_pagerduty(
-    req: HttpRequest,
+    _admin: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&req, &state)?;
     let Some(api) = state.pagerduty.clone() else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -203,22 +181,17 @@ async fn sync_pagerduty(
 }
 
 #[get("/admin/humans")]
-async fn list_humans(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    require_admin(&req, &state)?;
+async fn list_humans(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let people = db(&state, |c| Ok(roster::list(c)?)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"humans": people})))
 }
 
 #[get("/admin/humans/{id}")]
 async fn get_human(
-    req: HttpRequest,
+    _admin: Admin,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&req, &state)?;
     let id = path.into_inner();
     let found = db(&state, {
         let id = id.clone();
@@ -243,12 +216,12 @@ async fn get_human(
 
 #[put("/admin/humans/{id}")]
 async fn put_human(
+    _admin: Admin,
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&req, &state)?;
     let body = read_body(&req, payload, ADMIN_MAX_BODY).await?;
     let person: HumanInput = parse_json(&body)?;
     let valid = person.validate(Some(&path.into_inner()))?;
@@ -258,11 +231,10 @@ async fn put_human(
 
 #[delete("/admin/humans/{id}")]
 async fn delete_human(
-    req: HttpRequest,
+    _admin: Admin,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&req, &state)?;
     let id = path.into_inner();
     let removed = db(&state, {
         let id = id.clone();
@@ -286,11 +258,11 @@ struct DecideRequest {
 
 #[post("/decide")]
 async fn decide(
+    _admin: Admin,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&req, &state)?;
     let body = read_body(&req, payload, ADMIN_MAX_BODY).await?;
     let request: DecideRequest = parse_json(&body)?;
     let st = state.clone();
@@ -313,11 +285,10 @@ struct WorkItemQuery {
 
 #[get("/admin/work-items")]
 async fn list_work_items(
-    req: HttpRequest,
+    _admin: Admin,
     query: web::Query<WorkItemQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&req, &state)?;
     let f = query.into_inner();
     let limit = f.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -356,11 +327,10 @@ async fn list_work_items(
 
 #[get("/admin/work-items/{id}")]
 async fn get_work_item(
-    req: HttpRequest,
+    _admin: Admin,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&req, &state)?;
     let id = path.into_inner();
     let view = db(&state, {
         let id = id.clone();
@@ -398,11 +368,10 @@ async fn get_work_item(
 
 #[post("/admin/work-items/{id}/replay")]
 async fn replay(
-    req: HttpRequest,
+    _admin: Admin,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&req, &state)?;
     let id = path.into_inner();
     let st = state.clone();
     let report = db(&state, move |c| Ok(st.decision.replay(c, &id)?)).await?;
@@ -421,12 +390,12 @@ struct AssignRequest {
 
 #[post("/admin/work-items/{id}/assign")]
 async fn assign(
+    _admin: Admin,
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&req, &state)?;
     let body = read_body(&req, payload, ADMIN_MAX_BODY).await?;
     let request: AssignRequest = parse_json(&body)?;
     let actor = actor(&req)?;
@@ -491,11 +460,10 @@ struct StatsQuery {
 
 #[get("/admin/stats")]
 async fn stats(
-    req: HttpRequest,
+    _admin: Admin,
     query: web::Query<StatsQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&req, &state)?;
     let service = query.into_inner().service.map(|s| s.to_lowercase());
     let st = state.clone();
     let (rows, shadow) = db(&state, move |c| {
@@ -518,11 +486,10 @@ struct JobQuery {
 
 #[get("/admin/jobs")]
 async fn list_jobs(
-    req: HttpRequest,
+    _admin: Admin,
     query: web::Query<JobQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&req, &state)?;
     let q = query.into_inner();
     if let Some(s) = &q.state {
         if !["queued", "running", "done", "dead"].contains(&s.as_str()) {
@@ -541,11 +508,10 @@ async fn list_jobs(
 
 #[post("/admin/jobs/{id}/retry")]
 async fn retry_job(
-    req: HttpRequest,
+    _admin: Admin,
     path: web::Path<i64>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&req, &state)?;
     let id = path.into_inner();
     let job = db(&state, move |c| Ok(queue::resurrect(c, id)?)).await?;
     match job {

@@ -2,7 +2,7 @@
 //! `GOLIATH_METRICS_BIND` it is also served, without a token, on that address alone (for a
 //! scraper on a private network).
 
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 
 use crate::app::AppState;
 
@@ -41,10 +41,9 @@ async fn render(state: &web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 /// On the main listener: behind the admin token.
 #[get("/metrics")]
 pub async fn metrics(
-    req: HttpRequest,
+    _admin: super::auth::Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    super::admin::require_admin(&req, &state)?;
     render(&state).await
 }
 

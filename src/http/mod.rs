@@ -2,6 +2,7 @@
 //! import actix-web; handlers call them through `AppState`.
 
 pub mod admin;
+pub mod auth;
 pub mod body;
 pub mod error;
 pub mod guard;

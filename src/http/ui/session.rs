@@ -50,10 +50,7 @@ pub fn csrf_ok(key: &str, nonce: &str, given: &str) -> bool {
 
 /// A fresh random nonce (from the operating system).
 pub fn nonce() -> std::io::Result<String> {
-    use std::io::Read;
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(hex::encode(bytes))
+    crate::secret::random_hex(16)
 }
 
 #[cfg(test)]

@@ -18,10 +18,10 @@ use chrono::{TimeZone, Utc};
 use clap::Args;
 use diesel::prelude::*;
 
-use crate::bench::harness::{self, AppSpec, BenchDb, RunningApp};
-use crate::bench::load::{post_webhook, IncidentSpec, IncidentTemplate};
 use crate::db::embedded::Durability;
 use crate::jira::{SimConfig, SimPerson, SimSkill};
+use crate::lab::bench::harness::{self, AppSpec, BenchDb, RunningApp};
+use crate::lab::bench::load::{post_webhook, IncidentSpec, IncidentTemplate};
 
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
