@@ -9,10 +9,6 @@ use crate::db::batch::JobRow;
 use crate::db::PgPool;
 use crate::decision::{DecisionService, OnAssigned};
 use crate::escalation::Escalator;
-use crate::executor::queue::FinishedJobs;
-use crate::executor::queue::Job;
-use crate::executor::worker::JobResult;
-use crate::executor::worker::{Expiry, JobHandler, Waker, WorkerOptions, Workers};
 use crate::executor::Executor;
 use crate::foreground::Foreground;
 use crate::housekeeping::Housekeeper;
@@ -22,6 +18,10 @@ use crate::ingest::lifecycle::Lifecycle;
 use crate::ingest::retention::OldDeliveries;
 use crate::ingest::{IngestService, OnNewWorkItem};
 use crate::jira::{HttpJiraClient, JiraApi, JiraConfig};
+use crate::jobs::queue::FinishedJobs;
+use crate::jobs::queue::Job;
+use crate::jobs::worker::JobResult;
+use crate::jobs::{Expiry, JobHandler, Waker, WorkerOptions, Workers};
 use crate::learner::{Learner, LearnerService};
 use crate::pagerduty::{
     HttpPagerDutyClient, OnCallCache, OnCallRefresher, PagerDutyApi, PagerDutyClientConfig,

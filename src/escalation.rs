@@ -166,7 +166,7 @@ impl Escalator {
             diesel::update(work_items::table.find(&item.id))
                 .set(work_items::escalate_at.eq(next))
                 .execute(conn)?;
-            crate::executor::queue::enqueue(
+            crate::jobs::queue::enqueue(
                 conn,
                 crate::executor::ASSIGN_ISSUE,
                 serde_json::json!({"work_item_id": item.id}),
@@ -175,7 +175,7 @@ impl Escalator {
             if self.pagerduty.reassigns(&item.service) {
                 let key = deadline.timestamp_millis().to_string();
                 let job = crate::pagerduty::writer::reassign_job(&item.id, Some(&key));
-                crate::executor::queue::enqueue(
+                crate::jobs::queue::enqueue(
                     conn,
                     &job.kind,
                     job.payload,

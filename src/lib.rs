@@ -12,6 +12,7 @@ pub mod housekeeping;
 pub mod http;
 pub mod ingest;
 pub mod jira;
+pub mod jobs;
 pub mod lab;
 pub mod learner;
 pub mod metrics;

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::db::schema::{jobs, outcomes, skill_stats, work_items};
 use crate::decision::StoredDecision;
-use crate::executor::queue::Job;
+use crate::jobs::queue::Job;
 use crate::models::{Human, WorkItem, WorkItemEvent, WorkItemStatus};
 use crate::routing::SkillState;
 

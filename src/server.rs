@@ -7,8 +7,8 @@ use crate::app::AppState;
 use crate::config::Config;
 use crate::db::embedded::{Durability, EmbeddedPostgres};
 use crate::db::{self, PgPool};
-use crate::executor::worker::WorkerOptions;
 use crate::jira::{JiraSim, JiraSimHandle, SimConfig, SimPerson};
+use crate::jobs::worker::WorkerOptions;
 
 /// The database the process uses: a configured URL, or the private embedded cluster (kept
 /// alive, and stopped on drop, by this value).

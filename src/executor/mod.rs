@@ -9,9 +9,6 @@
 //! - `jira_comment`, `jira_transition`, `jira_priority`: queued as the incident changes in
 //!   PagerDuty (a note, a resolve or reopen, a new priority); each waits for the issue to exist.
 
-pub mod queue;
-pub mod worker;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +26,8 @@ use crate::decision::OnAssigned;
 use crate::jira::{IssueDescription, IssueRef, JiraApi, JiraError, NewIssue};
 use crate::models::record_event;
 
-use worker::{JobHandler, JobResult};
+use crate::jobs::queue;
+use crate::jobs::{JobHandler, JobResult};
 
 pub const CREATE_ISSUE: &str = "jira_create_issue";
 pub const ASSIGN_ISSUE: &str = "jira_assign";
@@ -238,7 +236,8 @@ impl Executor {
             // wait for it on the same schedule.
             return JobResult::Wait {
                 reason: "the Jira issue is not created yet".into(),
-                after: worker::backoff(job.id, job.attempts).max(Duration::from_secs(2)),
+                after: crate::jobs::worker::backoff(job.id, job.attempts)
+                    .max(Duration::from_secs(2)),
             };
         };
         let (result, detail) = match job.kind.as_str() {
@@ -449,8 +448,8 @@ impl IssueRecord {
     }
 }
 
-/// Sets each work item's Jira issue, marks its job done and writes its history line, for a
-/// batch of issues in one statement (its own transaction). Prepared: it runs for every batch.
+/// Sets each work item's Jira issue and writes its history line, for a batch of issues in one
+/// statement. Prepared: it runs for every batch.
 struct RecordIssuesSql;
 
 impl Statement for RecordIssuesSql {
@@ -462,17 +461,21 @@ impl Statement for RecordIssuesSql {
     ), items AS ( \
         UPDATE work_items w SET jira_key = u.jira_key, jira_issue_id = u.issue_id \
           FROM u WHERE w.id = u.item \
-    ), done AS ( \
-        UPDATE jobs j SET state = 'done', locked_by = NULL, finished_at = now(), \
-               last_error = NULL \
-          FROM u WHERE j.id = u.job \
     ) \
     INSERT INTO work_item_events (work_item_id, kind, detail, occurred_at) \
     SELECT u.item, u.kind, u.detail, u.at FROM u";
 }
 
-/// Records the issues made for a batch of jobs and marks those jobs done, together.
+/// Records the issues made for a batch of jobs and marks those jobs done, in one transaction.
 fn record_issues(conn: &mut PgConnection, records: &[&IssueRecord]) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        write_issues(conn, records)?;
+        let jobs: Vec<i64> = records.iter().map(|r| r.job).collect();
+        queue::complete_many(conn, &jobs)
+    })
+}
+
+fn write_issues(conn: &mut PgConnection, records: &[&IssueRecord]) -> QueryResult<()> {
     let jobs: Vec<i64> = records.iter().map(|r| r.job).collect();
     let items: Vec<&str> = records.iter().map(|r| r.work_item_id.as_str()).collect();
     let keys: Vec<&str> = records.iter().map(|r| r.issue.key.as_str()).collect();

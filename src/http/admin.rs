@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::decision::DecisionError;
-use crate::executor::queue;
+use crate::jobs::queue;
 use crate::learner::{LearnerError, Outcome, OutcomeEvent};
 use crate::overview::{self, WorkItemFilter, WorkItemView};
 use crate::roster::{self, HumanInput, RosterError};

@@ -23,7 +23,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         if !current {
             return Err("migrations are pending: run `goliath migrate`".into());
         }
-        let queue = crate::executor::queue::depth(&mut conn).map_err(|e| e.to_string())?;
+        let queue = crate::jobs::queue::depth(&mut conn).map_err(|e| e.to_string())?;
         let unassigned =
             crate::decision::backlog::count_waiting(&mut conn).map_err(|e| e.to_string())?;
         let over_cap =

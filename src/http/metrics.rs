@@ -21,7 +21,7 @@ async fn render(state: &web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     ));
     web::block(move || -> Result<(), ApiError> {
         let mut conn = pool.get()?;
-        let depth = crate::executor::queue::depth(&mut conn)?;
+        let depth = crate::jobs::queue::depth(&mut conn)?;
         for state in ["queued", "running", "dead"] {
             m.jobs_by_state
                 .with_label_values(&[state])

@@ -12,7 +12,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double};
 
-use crate::executor::worker::{describe_age, Expiry};
+use crate::jobs::{describe_age, Expiry};
 
 /// The shortest retention that still outlives PagerDuty's retries (48 hours) by a day.
 pub const MIN_DELIVERY_RETENTION_DAYS: u32 = 3;

@@ -17,9 +17,9 @@ use diesel::sql_types::{Nullable, Text};
 use crate::config::PagerDutyConfig;
 use crate::db::batch::JobRow;
 use crate::db::PgPool;
-use crate::executor::queue::Job;
-use crate::executor::worker::{JobHandler, JobResult};
 use crate::jira::JiraApi;
+use crate::jobs::queue::Job;
+use crate::jobs::worker::{JobHandler, JobResult};
 use crate::models::record_event;
 
 use super::client::{PagerDutyApi, PagerDutyError};

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use goliath::db::schema::jobs;
-use goliath::executor::queue::FinishedJobs;
-use goliath::executor::worker::drain;
 use goliath::jira::{Fault, SimFaults};
+use goliath::jobs::queue::FinishedJobs;
+use goliath::jobs::worker::drain;
 
 use crate::helpers::{config_with, person, AppOptions, TestApp, TestDb};
 
@@ -124,7 +124,7 @@ fn webhook_to_jira_issue_to_outcome_changes_the_next_decision() {
 
 #[test]
 fn only_finished_jobs_past_the_retention_are_deleted_oldest_first() {
-    use goliath::executor::queue::prune_finished;
+    use goliath::jobs::queue::prune_finished;
     let app = app(false);
     let mut conn = app.db.conn();
     diesel::sql_query(
@@ -318,7 +318,7 @@ fn worker_killed_between_jiras_201_and_our_commit_does_not_duplicate() {
     // the job row stays `running` under its lease, exactly as a killed process leaves it.
     {
         let mut conn = app.db.conn();
-        let job = goliath::executor::queue::claim(&mut conn, "doomed-worker")
+        let job = goliath::jobs::queue::claim(&mut conn, "doomed-worker")
             .unwrap()
             .expect("a job");
         assert_eq!(job.kind, "jira_create_issue");
@@ -346,7 +346,7 @@ fn worker_killed_between_jiras_201_and_our_commit_does_not_duplicate() {
         .execute(&mut conn)
         .unwrap();
     assert_eq!(
-        goliath::executor::queue::reap_expired(&mut conn, Duration::from_secs(60)).unwrap(),
+        goliath::jobs::queue::reap_expired(&mut conn, Duration::from_secs(60)).unwrap(),
         1
     );
     drain(&app.state.pool, &*app.state.executor).unwrap();
@@ -369,13 +369,9 @@ fn a_batch_of_jobs_records_each_issue_and_a_failure_in_it_fails_only_its_own_job
         ..SimFaults::default()
     });
     let ids = api_incidents(&app, "BT", 5);
-    let ran = goliath::executor::worker::run_batch(
-        &app.state.pool,
-        &*app.state.executor,
-        "batch-test",
-        10,
-    )
-    .unwrap();
+    let ran =
+        goliath::jobs::worker::run_batch(&app.state.pool, &*app.state.executor, "batch-test", 10)
+            .unwrap();
     assert_eq!(ran, 5, "one claim takes every runnable job");
     let states = job_states(&app);
     assert_eq!(
@@ -419,12 +415,12 @@ fn jira_work_yields_to_webhooks_in_flight_but_is_never_stopped_by_them() {
     let flood = app.state.foreground.enter();
     let workers = app
         .state
-        .spawn_workers(goliath::executor::worker::WorkerOptions {
+        .spawn_workers(goliath::jobs::worker::WorkerOptions {
             threads: 1,
             ..Default::default()
         });
     let ids = api_incidents(&app, "FL", 3);
-    let bound = goliath::executor::worker::MAX_YIELD * 3 + Duration::from_secs(5);
+    let bound = goliath::jobs::worker::MAX_YIELD * 3 + Duration::from_secs(5);
     assert!(app.wait_until(bound, || ids.iter().all(|id| jira_key(&app, id).is_some())));
     drop(flood);
     workers.shutdown();
@@ -464,7 +460,7 @@ fn jobs_queued_before_a_restart_are_all_done_once() {
     // The workers come up (as after a restart) and take the whole backlog.
     let workers = app
         .state
-        .spawn_workers(goliath::executor::worker::WorkerOptions {
+        .spawn_workers(goliath::jobs::worker::WorkerOptions {
             threads: 2,
             ..Default::default()
         });

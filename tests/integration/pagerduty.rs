@@ -529,8 +529,8 @@ fn a_batch_mixing_new_known_and_id_clashing_incidents_stores_each_once() {
 
 #[test]
 fn a_sweep_deletes_old_deliveries_wherever_they_lie_and_keeps_recent_ones() {
-    use goliath::executor::worker::Expiry;
     use goliath::ingest::retention::OldDeliveries;
+    use goliath::jobs::Expiry;
     let app = unsigned_app();
     let mut conn = app.db.conn();
     // Old and recent rows interleaved on every page, as when new rows reuse freed space.

@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 use goliath::db::schema::jobs;
-use goliath::executor::worker::drain;
+use goliath::jobs::worker::drain;
 use goliath::signature::sign_hex;
 use serde_json::{json, Value};
 

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
-use crate::executor::queue;
+use crate::jobs::queue;
 use crate::models::WorkItemStatus;
 use crate::overview::{self, WorkItemFilter};
 

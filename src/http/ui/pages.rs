@@ -2,7 +2,7 @@
 
 use maud::{html, Markup, DOCTYPE};
 
-use crate::executor::queue::Job;
+use crate::jobs::queue::Job;
 use crate::models::WorkItem;
 use crate::overview::{DayTrend, PersonSummary, WorkItemView};
 use crate::routing::{Excluded, ScoredCandidate};

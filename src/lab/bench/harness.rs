@@ -14,8 +14,8 @@ use crate::app::AppState;
 use crate::config::{Config, Settings};
 use crate::db::embedded::{Durability, EmbeddedPostgres};
 use crate::db::PgPool;
-use crate::executor::worker::{WorkerOptions, Workers};
 use crate::jira::{JiraSim, JiraSimHandle, SimConfig};
+use crate::jobs::worker::{WorkerOptions, Workers};
 use crate::roster::HumanInput;
 
 /// The database a benchmark runs on. A private cluster lives in a temporary directory that is

@@ -389,7 +389,7 @@ fn drain_jobs(app: &RunningApp) -> anyhow::Result<(Duration, i64, i64)> {
     let start = Instant::now();
     let mut conn = app.state.pool.get()?;
     let pending = |conn: &mut PgConnection| -> QueryResult<i64> {
-        let depth = crate::executor::queue::depth(conn)?;
+        let depth = crate::jobs::queue::depth(conn)?;
         Ok(depth["queued"].as_i64().unwrap_or(0) + depth["running"].as_i64().unwrap_or(0))
     };
     let before = pending(&mut conn)?;

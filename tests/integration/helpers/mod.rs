@@ -13,8 +13,8 @@ use std::sync::Arc;
 use actix_web::web;
 use goliath::app::AppState;
 use goliath::config::{Config, Settings};
-use goliath::executor::worker::{Expiry, WorkerOptions, Workers};
 use goliath::jira::{JiraSim, JiraSimHandle, SimConfig};
+use goliath::jobs::{Expiry, WorkerOptions, Workers};
 use std::time::Duration;
 
 pub use db::TestDb;

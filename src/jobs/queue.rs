@@ -180,11 +180,11 @@ pub struct FinishedJobs {
     pub age: Duration,
 }
 
-impl super::worker::Expiry for FinishedJobs {
+impl super::Expiry for FinishedJobs {
     fn what(&self) -> String {
         format!(
             "finished job(s) older than {}",
-            super::worker::describe_age(self.age)
+            super::describe_age(self.age)
         )
     }
 

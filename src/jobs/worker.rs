@@ -12,6 +12,7 @@ use crate::db::PgPool;
 use crate::foreground::Foreground;
 
 use super::queue::{self, Job};
+use super::Expiry;
 
 /// What a job handler reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,29 +87,6 @@ pub struct WorkerOptions {
     pub expiries: Vec<Arc<dyn Expiry>>,
     /// How often each expiry makes a pass.
     pub prune_every: Duration,
-}
-
-/// Rows deleted once they are past their retention, a bounded piece per call, so that no
-/// delete holds up Jira work or the intake's writes to the same table for long.
-pub trait Expiry: Send + Sync + std::fmt::Debug {
-    /// What goes, for the log: "finished job(s) older than 14 days".
-    fn what(&self) -> String;
-    /// Deletes one piece of a pass; `cursor` is where the last piece left off (0 starts a
-    /// pass). Returns the rows deleted and where the next piece starts, or None when the pass
-    /// is through.
-    fn delete_piece(
-        &self,
-        conn: &mut diesel::PgConnection,
-        cursor: i64,
-    ) -> diesel::QueryResult<(usize, Option<i64>)>;
-}
-
-/// `age` as people read a retention: "14 days", or seconds when shorter than a day.
-pub fn describe_age(age: Duration) -> String {
-    match age.as_secs() {
-        s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
-        s => format!("{s} s"),
-    }
 }
 
 impl Default for WorkerOptions {
