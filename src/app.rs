@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::config::PagerDutyConfig;
-use crate::db::batch::JobRow;
 use crate::db::PgPool;
-use crate::decision::{DecisionService, OnAssigned};
+use crate::decision::DecisionService;
 use crate::escalation::Escalator;
 use crate::executor::Executor;
 use crate::foreground::Foreground;
@@ -16,13 +15,12 @@ use crate::ingest::batcher::IngestBatcher;
 use crate::ingest::jira::JiraIntake;
 use crate::ingest::lifecycle::Lifecycle;
 use crate::ingest::retention::OldDeliveries;
-use crate::ingest::{IngestService, OnNewWorkItem};
+use crate::ingest::IngestService;
 use crate::jira::{HttpJiraClient, JiraApi, JiraConfig};
 use crate::jobs::queue::FinishedJobs;
-use crate::jobs::queue::Job;
-use crate::jobs::worker::JobResult;
 use crate::jobs::{Expiry, JobHandler, Waker, WorkerOptions, Workers};
 use crate::learner::{Learner, LearnerService};
+use crate::outbox::Outbox;
 use crate::pagerduty::{
     HttpPagerDutyClient, OnCallCache, OnCallRefresher, PagerDutyApi, PagerDutyClientConfig,
     PagerDutyWriter,
@@ -65,19 +63,19 @@ impl AppState {
         let on_call = pagerduty
             .as_ref()
             .map(|api| Arc::new(OnCallCache::new(api.clone(), ON_CALL_TTL)));
-        let outbox = Arc::new(Outbox {
-            jira: executor.clone(),
-            pagerduty: pagerduty.as_ref().map(|api| {
+        let outbox = Arc::new(Outbox::new(
+            executor.clone(),
+            pagerduty.as_ref().map(|api| {
                 Arc::new(PagerDutyWriter::new(
                     api.clone(),
                     jira,
                     config.pagerduty.clone(),
                 ))
             }),
-            config: config.pagerduty.clone(),
-        });
+            config.pagerduty.clone(),
+        ));
         let decision = Arc::new(
-            DecisionService::new(params.clone(), Some(outbox.clone() as Arc<dyn OnAssigned>))
+            DecisionService::new(params.clone(), Some(outbox.clone()))
                 .with_fallback(config.fallback.clone())
                 .with_escalation(config.escalation.clone())
                 .with_modes(config.modes.clone())
@@ -86,7 +84,7 @@ impl AppState {
         let learner: Arc<dyn Learner> = Arc::new(LearnerService::new(params));
         let ingest = Arc::new(IngestService::new(
             config.pagerduty.clone(),
-            Some(decision.clone() as Arc<dyn OnNewWorkItem>),
+            Some(decision.clone()),
         ));
         let jira_intake = Arc::new(JiraIntake::new(
             config.jira.webhook_secrets.clone(),
@@ -183,79 +181,6 @@ fn pagerduty_client(config: &PagerDutyConfig) -> Option<Arc<dyn PagerDutyApi>> {
             log::error!("PagerDuty API disabled: {e}");
             None
         }
-    }
-}
-
-/// The jobs that follow a decision, and the handlers that run each kind: Jira's always,
-/// PagerDuty's when its API is configured.
-pub struct Outbox {
-    jira: Arc<Executor>,
-    pagerduty: Option<Arc<PagerDutyWriter>>,
-    config: PagerDutyConfig,
-}
-
-impl Outbox {
-    /// Whether any service reassigns PagerDuty incidents to their owners.
-    fn any_reassign(&self) -> bool {
-        self.config.reassign || self.config.reassign_by_service.values().any(|r| *r)
-    }
-}
-
-impl OnAssigned for Outbox {
-    fn jobs_for(&self, work_item_ids: &[String]) -> Vec<JobRow> {
-        let mut jobs = self.jira.jobs_for(work_item_ids);
-        if self.pagerduty.is_some() {
-            for id in work_item_ids {
-                jobs.extend(crate::pagerduty::writer::jobs_for(id, self.any_reassign()));
-            }
-        }
-        jobs
-    }
-
-    fn recommendation_jobs(&self, work_item_id: &str, text: &str) -> Vec<JobRow> {
-        let mut jobs = self.jira.recommendation_jobs(work_item_id, text);
-        if self.pagerduty.is_some() {
-            jobs.extend(crate::pagerduty::writer::jobs_for(work_item_id, false));
-        }
-        jobs
-    }
-}
-
-impl JobHandler for Outbox {
-    fn run_many(&self, pool: &PgPool, jobs: &[Job]) -> Vec<JobResult> {
-        let is_pd = |j: &Job| j.kind.starts_with("pagerduty_");
-        let jira_jobs: Vec<Job> = jobs.iter().filter(|j| !is_pd(j)).cloned().collect();
-        let pd_jobs: Vec<Job> = jobs.iter().filter(|j| is_pd(j)).cloned().collect();
-        let mut jira_results = if jira_jobs.is_empty() {
-            vec![]
-        } else {
-            self.jira.run_many(pool, &jira_jobs)
-        }
-        .into_iter();
-        let mut pd_results = match (&self.pagerduty, pd_jobs.is_empty()) {
-            (_, true) => vec![],
-            (Some(writer), false) => writer.run_many(pool, &pd_jobs),
-            (None, false) => pd_jobs
-                .iter()
-                .map(|_| JobResult::Dead {
-                    error: "PagerDuty's API is not configured (PAGERDUTY_API_TOKEN)".into(),
-                })
-                .collect(),
-        }
-        .into_iter();
-        jobs.iter()
-            .map(|j| {
-                let next = if is_pd(j) {
-                    pd_results.next()
-                } else {
-                    jira_results.next()
-                };
-                next.unwrap_or(JobResult::Retry {
-                    error: "no result for the job".into(),
-                    after: None,
-                })
-            })
-            .collect()
     }
 }
 

@@ -14,6 +14,9 @@ use clap::Args;
 
 use crate::models::RoutingMode;
 
+/// PagerDuty retries a delivery for up to 48 hours: deliveries are kept at least this long.
+pub const MIN_DELIVERY_RETENTION_DAYS: u32 = 3;
+
 /// Settings shared by every subcommand.
 #[derive(Args, Clone, Default)]
 pub struct Settings {
@@ -754,7 +757,7 @@ impl Config {
             jira.priority_by_severity
                 .insert(check_severity(&k, raw)?, v);
         }
-        let floor = crate::ingest::retention::MIN_DELIVERY_RETENTION_DAYS;
+        let floor = MIN_DELIVERY_RETENTION_DAYS;
         if (1..floor).contains(&settings.delivery_retention_days) {
             return Err(ConfigError(format!(
                 "GOLIATH_DELIVERY_RETENTION_DAYS is {}: PagerDuty retries a delivery for up \

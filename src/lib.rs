@@ -2,6 +2,7 @@
 //! gets better with every outcome.
 
 pub mod app;
+pub mod batch;
 pub mod config;
 pub mod db;
 pub mod decision;
@@ -17,6 +18,7 @@ pub mod lab;
 pub mod learner;
 pub mod metrics;
 pub mod models;
+pub mod outbox;
 pub mod overview;
 pub mod pagerduty;
 pub mod redact;

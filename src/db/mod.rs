@@ -1,7 +1,6 @@
 //! Database access: the r2d2 pool, embedded migrations, and the helper that moves blocking
 //! diesel work off the async executor.
 
-pub mod batch;
 pub mod embedded;
 pub mod json;
 pub mod prepared;

@@ -9,12 +9,12 @@ use chrono::Utc;
 use diesel::prelude::*;
 use serde::Serialize;
 
+use crate::batch::{DecisionRow, RowBatch};
 use crate::config::{EscalationPolicy, FallbackOwners, OnCallRule, PagerDutyConfig, RoutingModes};
-use crate::db::batch::{DecisionRow, JobRow, RowBatch};
 use crate::db::json::JsonText;
 use crate::db::schema::{decisions, work_items};
-use crate::ingest::{OnNewWorkItem, PdIncident};
 use crate::models::{NewEvent, RoutingMode, WorkItem, WorkItemStatus};
+use crate::outbox::Outbox;
 use crate::pagerduty::OnCallCache;
 use crate::routing::{self, DecisionInput, ModelParams};
 
@@ -83,15 +83,6 @@ pub struct ReplayReport {
     pub differences: Vec<String>,
 }
 
-/// Called after a decision assigns someone, inside the same transaction (the executor queues
-/// the Jira issue here).
-pub trait OnAssigned: Send + Sync {
-    /// The jobs to queue for newly assigned work items (by id).
-    fn jobs_for(&self, work_item_ids: &[String]) -> Vec<JobRow>;
-    /// The jobs to queue for a shadow item: its issue, unassigned, and the recommendation.
-    fn recommendation_jobs(&self, work_item_id: &str, text: &str) -> Vec<JobRow>;
-}
-
 /// Decisions made and not yet written: what [`DecisionService::stage`] adds to a batch, which
 /// is written once the work items exist.
 pub struct Planned {
@@ -139,7 +130,8 @@ pub struct DecisionService {
     params: ModelParams,
     /// `params` as stored once in `model_params`, with its id, which each decision names.
     params_set: (String, JsonText),
-    on_assigned: Option<Arc<dyn OnAssigned>>,
+    /// Queues the Jira (and PagerDuty) work of each decision, in its transaction.
+    outbox: Option<Arc<Outbox>>,
     /// The roster and learned state between batches, while unchanged.
     snapshots: SnapshotCache,
     /// Who takes an item nobody is eligible for.
@@ -163,11 +155,11 @@ pub struct OnCall {
 }
 
 impl DecisionService {
-    pub fn new(params: ModelParams, on_assigned: Option<Arc<dyn OnAssigned>>) -> Self {
+    pub fn new(params: ModelParams, outbox: Option<Arc<Outbox>>) -> Self {
         DecisionService {
             params_set: audit::params_set(&params),
             params,
-            on_assigned,
+            outbox,
             snapshots: SnapshotCache::default(),
             fallback: FallbackOwners::default(),
             escalation: EscalationPolicy::off(),
@@ -542,12 +534,12 @@ impl DecisionService {
                 event.occurred_at,
             );
         }
-        if let Some(hook) = &self.on_assigned {
-            for job in hook.jobs_for(&planned.assigned) {
+        if let Some(outbox) = &self.outbox {
+            for job in outbox.jobs_for(&planned.assigned) {
                 batch.push_job(job);
             }
             for (id, text) in &planned.recommended {
-                for job in hook.recommendation_jobs(id, text) {
+                for job in outbox.recommendation_jobs(id, text) {
                     batch.push_job(job);
                 }
             }
@@ -618,32 +610,46 @@ impl DecisionService {
     }
 }
 
-impl OnNewWorkItem for DecisionService {
-    fn route(
+/// Who PagerDuty paged for a new incident, as the intake hands it to [`DecisionService::route`].
+pub struct Paged<'a> {
+    /// PagerDuty user ids the incident is assigned to.
+    pub user_ids: &'a [String],
+    /// The incident's escalation policy, for the on-call schedule.
+    pub escalation_policy_id: Option<&'a str>,
+}
+
+/// What the intake calls for the new work items of a batch before they are written (so each
+/// is written once, with its owner).
+impl DecisionService {
+    /// Sets each item's owner, status and reason and adds what follows from them to `batch`,
+    /// which the intake writes with the items (holding [`crate::db::lock_assignments`]'s lock
+    /// shared; a batch that took someone past capacity meanwhile is refused and run again).
+    pub fn route(
         &self,
         conn: &mut PgConnection,
         items: &mut [WorkItem],
-        incidents: &[&PdIncident],
+        paged: &[Paged<'_>],
         batch: &mut RowBatch,
-    ) -> Result<(), String> {
-        let on_call: Vec<OnCall> = incidents
+    ) -> Result<(), DecisionError> {
+        let on_call: Vec<OnCall> = paged
             .iter()
-            .map(|i| self.on_call(&i.assignee_user_ids, i.escalation_policy_id.as_deref()))
+            .map(|p| self.on_call(p.user_ids, p.escalation_policy_id))
             .collect();
-        let planned = self
-            .plan(conn, items, &on_call, true)
-            .map_err(|e| e.to_string())?;
+        let planned = self.plan(conn, items, &on_call, true)?;
         self.stage(planned, batch);
         Ok(())
     }
 
-    fn written(&self, batch: &RowBatch, totals: &[(String, i64)]) {
+    /// `batch` was written; `totals` are the open loads of the people it assigned, after it.
+    pub fn written(&self, batch: &RowBatch, totals: &[(String, i64)]) {
         if let Some(as_of) = batch.expected_inputs() {
             self.snapshots.merge_loads(as_of, totals);
         }
     }
 
-    fn write_failed(&self) {
+    /// Writing a batch failed, or it was refused because what it was decided on changed
+    /// meanwhile (it is decided again).
+    pub fn write_failed(&self) {
         self.snapshots.forget_loads();
     }
 }

@@ -17,12 +17,11 @@ use chrono::Utc;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Nullable, Text};
 
+use crate::batch::JobRow;
 use crate::config::JiraConfig as JiraSettings;
-use crate::db::batch::JobRow;
 use crate::db::json::JsonText;
 use crate::db::prepared::{Bind, Prepared, Statement};
 use crate::db::PgPool;
-use crate::decision::OnAssigned;
 use crate::jira::{IssueDescription, IssueRef, JiraApi, JiraError, NewIssue};
 use crate::models::record_event;
 
@@ -514,12 +513,14 @@ fn jira_failure(e: JiraError) -> JobResult {
     }
 }
 
-impl OnAssigned for Executor {
-    fn jobs_for(&self, work_item_ids: &[String]) -> Vec<JobRow> {
+impl Executor {
+    /// The jobs that make the Jira issues of newly assigned work items.
+    pub fn jobs_for(&self, work_item_ids: &[String]) -> Vec<JobRow> {
         work_item_ids.iter().map(|id| create_job(id)).collect()
     }
 
-    fn recommendation_jobs(&self, work_item_id: &str, text: &str) -> Vec<JobRow> {
+    /// The jobs for a shadow item: its issue, unassigned, and the recommendation.
+    pub fn recommendation_jobs(&self, work_item_id: &str, text: &str) -> Vec<JobRow> {
         vec![
             create_job(work_item_id),
             JobRow {

@@ -114,7 +114,7 @@ impl From<diesel::result::Error> for ApiError {
             // that kept changing under the intake): the request is sound, so the caller is
             // asked to come back.
             ref other
-                if crate::db::is_transient(other) || crate::db::batch::is_inputs_changed(other) =>
+                if crate::db::is_transient(other) || crate::batch::is_inputs_changed(other) =>
             {
                 log::warn!("still contended after retries: {other}");
                 ApiError::unavailable("the database is busy with conflicting work; retry shortly")

@@ -16,9 +16,10 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Nullable, Text};
 use serde::Serialize;
 
+use crate::batch::RowBatch;
 use crate::config::PagerDutyConfig;
-use crate::db::batch::RowBatch;
 use crate::db::json::JsonText;
+use crate::decision::{DecisionService, Paged};
 use crate::models::WorkItem;
 use crate::signature::SignatureError;
 
@@ -60,28 +61,6 @@ pub enum IngestError {
         taken: Vec<String>,
         existing: Vec<String>,
     },
-}
-
-/// Hook the intake calls for the new WorkItems of a batch before they are written (so each is
-/// written once, with its owner).
-pub trait OnNewWorkItem: Send + Sync {
-    /// Sets each item's owner, status and reason and adds what follows from them to `batch`,
-    /// which the intake writes with the items (holding [`crate::db::lock_assignments`]'s lock
-    /// shared; a batch that took someone past capacity meanwhile is refused and run again).
-    fn route(
-        &self,
-        conn: &mut PgConnection,
-        items: &mut [WorkItem],
-        incidents: &[&PdIncident],
-        batch: &mut RowBatch,
-    ) -> Result<(), String>;
-
-    /// `batch` was written; `totals` are the open loads of the people it assigned, after it.
-    fn written(&self, _batch: &RowBatch, _totals: &[(String, i64)]) {}
-
-    /// Writing a batch failed, or it was refused because what it was decided on changed
-    /// meanwhile (it is decided again).
-    fn write_failed(&self) {}
 }
 
 /// A delivery that passed parsing, ready to store.
@@ -180,7 +159,8 @@ struct ExistingRow {
 
 pub struct IngestService {
     config: PagerDutyConfig,
-    on_new: Option<Arc<dyn OnNewWorkItem>>,
+    /// Decides the new work items of each batch (none: they are stored undecided).
+    decision: Option<Arc<DecisionService>>,
 }
 
 /// `wi-YYYYMMDDHHMMSS-<6 hex>`: the incident's time plus a digest of its PagerDuty id, so the
@@ -201,8 +181,8 @@ pub fn work_item_id(incident: &PdIncident, attempt: u32) -> String {
 }
 
 impl IngestService {
-    pub fn new(config: PagerDutyConfig, on_new: Option<Arc<dyn OnNewWorkItem>>) -> Self {
-        IngestService { config, on_new }
+    pub fn new(config: PagerDutyConfig, decision: Option<Arc<DecisionService>>) -> Self {
+        IngestService { config, decision }
     }
 
     pub fn config(&self) -> &PagerDutyConfig {
@@ -288,7 +268,7 @@ impl IngestService {
                 }
                 // Decided on kept inputs that changed meanwhile: decide again on fresh ones.
                 Err(IngestError::Db(e))
-                    if crate::db::batch::is_inputs_changed(&e) && attempt < MAX_RETRIES =>
+                    if crate::batch::is_inputs_changed(&e) && attempt < MAX_RETRIES =>
                 {
                     attempt += 1;
                 }
@@ -338,15 +318,22 @@ impl IngestService {
                 self.new_item(work_item_id(&d.incident, attempt), &d.incident, now)
             })
             .collect();
-        let incidents: Vec<&PdIncident> = sources.iter().map(|d| &d.incident).collect();
+        let paged: Vec<Paged> = sources
+            .iter()
+            .map(|d| Paged {
+                user_ids: &d.incident.assignee_user_ids,
+                escalation_policy_id: d.incident.escalation_policy_id.as_deref(),
+            })
+            .collect();
 
         // Decide before writing, so each WorkItem is written once, with its owner; then write
         // the items, the deliveries, the decisions, the history and the Jira jobs together.
         // (The history's first line, "received", is read from the item's raw payload.)
         let mut rows = RowBatch::new();
-        if let Some(hook) = self.on_new.as_ref().filter(|_| !items.is_empty()) {
-            hook.route(conn, &mut items, &incidents, &mut rows)
-                .map_err(IngestError::Decision)?;
+        if let Some(decision) = self.decision.as_ref().filter(|_| !items.is_empty()) {
+            decision
+                .route(conn, &mut items, &paged, &mut rows)
+                .map_err(|e| IngestError::Decision(e.to_string()))?;
         }
         for (item, d) in items.iter().zip(&sources) {
             rows.push_item(item, d.raw.clone());
@@ -370,17 +357,17 @@ impl IngestService {
         };
         let made: HashSet<String> = match written {
             Ok(written) => {
-                if let Some(hook) = &self.on_new {
-                    hook.written(&rows, &written.totals);
+                if let Some(decision) = &self.decision {
+                    decision.written(&rows, &written.totals);
                 }
                 written.made.into_iter().collect()
             }
-            Err(e) if crate::db::batch::is_partly_skipped(&e) => HashSet::new(),
+            Err(e) if crate::batch::is_partly_skipped(&e) => HashSet::new(),
             Err(e) => {
                 // Refused (inputs changed, someone went past capacity) or failed: whatever it
                 // was decided on is read again.
-                if let Some(hook) = &self.on_new {
-                    hook.write_failed();
+                if let Some(decision) = &self.decision {
+                    decision.write_failed();
                 }
                 return Err(e.into());
             }

@@ -14,8 +14,7 @@ use diesel::sql_types::{BigInt, Double};
 
 use crate::jobs::{describe_age, Expiry};
 
-/// The shortest retention that still outlives PagerDuty's retries (48 hours) by a day.
-pub const MIN_DELIVERY_RETENTION_DAYS: u32 = 3;
+pub use crate::config::MIN_DELIVERY_RETENTION_DAYS;
 
 /// Pages swept per piece: 18,000-25,000 deliveries, a few milliseconds when nothing in them is
 /// old, some tens of milliseconds when everything is.

@@ -14,8 +14,8 @@ use chrono::Utc;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
 
+use crate::batch::JobRow;
 use crate::config::PagerDutyConfig;
-use crate::db::batch::JobRow;
 use crate::db::PgPool;
 use crate::jira::JiraApi;
 use crate::jobs::queue::Job;

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 
-use super::json::JsonText;
-use super::prepared::{Bind, Prepared, Statement};
+use crate::db::json::JsonText;
+use crate::db::prepared::{Bind, Prepared, Statement};
 use crate::models::WorkItem;
 
 /// Column arrays, one set per table; each `push_*` adds one row.
@@ -421,7 +421,7 @@ impl RowBatch {
         // Prepared once per connection: its plan does not depend on the values (every table
         // is reached through its unique index), and the text is the largest the intake sends.
         let made: Vec<Made> = Prepared::<InsertBatch>::new()
-            .bind(Bind::BigInt(&super::ASSIGNMENT_LOCK))
+            .bind(Bind::BigInt(&crate::db::ASSIGNMENT_LOCK))
             .bind(Bind::Text(counted))
             .bind(Bind::Text(&checks))
             .bind(Bind::NullableText(self.expect_inputs.as_deref()))
@@ -536,8 +536,8 @@ fn array_literal(values: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::prepared::placeholders_in_order;
     use super::*;
+    use crate::db::prepared::placeholders_in_order;
 
     #[test]
     fn the_batch_insert_binds_every_placeholder_in_order() {
