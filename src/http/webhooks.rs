@@ -46,6 +46,7 @@ fn counted(
     source: &str,
     answer: Result<(HttpResponse, &'static str), ApiError>,
 ) -> Result<HttpResponse, ApiError> {
+    let answer = answer.map_err(never_not_found);
     let outcome = match &answer {
         Ok((_, outcome)) => *outcome,
         Err(e) => e.code,
@@ -55,6 +56,24 @@ fn counted(
         .with_label_values(&[source, outcome])
         .inc();
     answer.map(|(response, _)| response)
+}
+
+/// A row Goliath looked for and did not find is its own state, not the sender's mistake: a 404
+/// counts towards PagerDuty disabling the subscription, while a 503 makes it deliver again.
+fn never_not_found(e: ApiError) -> ApiError {
+    if e.status == actix_web::http::StatusCode::NOT_FOUND {
+        log::warn!(
+            "webhook: {}; answering 503 so the sender retries",
+            e.message
+        );
+        ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "retry_later",
+            format!("{}; retry later", e.message),
+        )
+    } else {
+        e
+    }
 }
 
 /// A PagerDuty delivery's answer, with its outcome's name for the metrics.
@@ -168,4 +187,22 @@ async fn jira_delivery(
         JiraIntakeOutcome::Duplicate { .. } => (HttpResponse::Ok().json(&outcome), "duplicate"),
         JiraIntakeOutcome::Ignored { .. } => (HttpResponse::Accepted().json(&outcome), "ignored"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::StatusCode;
+
+    #[test]
+    fn a_missing_row_is_a_retry_for_the_sender_never_a_404() {
+        let answer = counted("pagerduty", Err(ApiError::not_found("no work item `wi-1`")));
+        let Err(e) = answer else {
+            panic!("still an error")
+        };
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(e.message.contains("wi-1"), "{}", e.message);
+        let other = counted("jira", Err(ApiError::unauthorized("bad signature")));
+        assert!(matches!(other, Err(e) if e.status == StatusCode::UNAUTHORIZED));
+    }
 }
