@@ -19,7 +19,7 @@ use crate::ingest::IngestService;
 use crate::jira::{HttpJiraClient, JiraApi, JiraConfig};
 use crate::jobs::queue::FinishedJobs;
 use crate::jobs::{Expiry, JobHandler, Waker, WorkerOptions, Workers};
-use crate::learner::{Learner, LearnerService};
+use crate::learner::LearnerService;
 use crate::outbox::Outbox;
 use crate::pagerduty::{
     HttpPagerDutyClient, OnCallCache, OnCallRefresher, PagerDutyApi, PagerDutyClientConfig,
@@ -40,7 +40,7 @@ pub struct AppState {
     /// Owners who did not act in time lose the item to a backup.
     pub escalator: Arc<Escalator>,
     pub decision: Arc<DecisionService>,
-    pub learner: Arc<dyn Learner>,
+    pub learner: Arc<LearnerService>,
     pub executor: Arc<Executor>,
     /// The jobs a decision queues (Jira, and PagerDuty when configured) and who runs them.
     pub outbox: Arc<Outbox>,
@@ -81,7 +81,7 @@ impl AppState {
                 .with_modes(config.modes.clone())
                 .with_on_call(config.pagerduty.clone(), on_call.clone()),
         );
-        let learner: Arc<dyn Learner> = Arc::new(LearnerService::new(params));
+        let learner: Arc<LearnerService> = Arc::new(LearnerService::new(params));
         let ingest = Arc::new(IngestService::new(
             config.pagerduty.clone(),
             Some(decision.clone()),

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::config::{EscalationPolicy, PagerDutyConfig};
 use crate::db::schema::{outcomes, work_items};
-use crate::learner::{Applied, Learner, LearnerError, Outcome, OutcomeEvent};
+use crate::learner::{Applied, LearnerError, LearnerService, Outcome, OutcomeEvent};
 use crate::models::{record_event, WorkItem, WorkItemStatus};
 
 /// Items escalated per transaction, earliest deadline first.
@@ -36,7 +36,7 @@ pub enum EscalationError {
 }
 
 pub struct Escalator {
-    learner: Arc<dyn Learner>,
+    learner: Arc<LearnerService>,
     policy: EscalationPolicy,
     /// Whether the PagerDuty incident follows the new owner.
     pagerduty: PagerDutyConfig,
@@ -44,7 +44,7 @@ pub struct Escalator {
 
 impl Escalator {
     pub fn new(
-        learner: Arc<dyn Learner>,
+        learner: Arc<LearnerService>,
         policy: EscalationPolicy,
         pagerduty: PagerDutyConfig,
     ) -> Self {

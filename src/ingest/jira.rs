@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::db::schema::{webhook_deliveries, work_items};
 use crate::jira::{parse_webhook, IssueChange, JiraWebhook, WebhookParseError};
-use crate::learner::{Applied, Learner, Outcome, OutcomeEvent};
+use crate::learner::{Applied, LearnerService, Outcome, OutcomeEvent};
 
 use super::IngestError;
 
@@ -38,11 +38,11 @@ pub struct JiraIntake {
     secrets: Vec<String>,
     /// With no secret, accept unsigned deliveries.
     allow_unsigned: bool,
-    learner: Arc<dyn Learner>,
+    learner: Arc<LearnerService>,
 }
 
 impl JiraIntake {
-    pub fn new(secrets: Vec<String>, allow_unsigned: bool, learner: Arc<dyn Learner>) -> Self {
+    pub fn new(secrets: Vec<String>, allow_unsigned: bool, learner: Arc<LearnerService>) -> Self {
         JiraIntake {
             secrets,
             allow_unsigned,

@@ -19,7 +19,7 @@ use crate::config::PagerDutyConfig;
 use crate::db::json::JsonText;
 use crate::db::schema::{webhook_deliveries, work_items};
 use crate::executor::{queue_issue_change, IssueEdit, IssueTarget};
-use crate::learner::{Applied, Learner, Outcome, OutcomeEvent};
+use crate::learner::{Applied, LearnerService, Outcome, OutcomeEvent};
 use crate::models::{record_event, RoutingMode, WorkItem};
 
 use super::pagerduty::{self, PdEvent, PdIncident};
@@ -231,7 +231,7 @@ pub enum UpdateOutcome {
 /// Applies updates to work items.
 pub struct Lifecycle {
     pagerduty: PagerDutyConfig,
-    learner: Arc<dyn Learner>,
+    learner: Arc<LearnerService>,
     /// Follow a resolve or reopen with the Jira issue's transition.
     close_on_resolve: bool,
     /// Jira priority per severity: a severity change is sent to Jira only where one is named.
@@ -241,7 +241,7 @@ pub struct Lifecycle {
 impl Lifecycle {
     pub fn new(
         pagerduty: PagerDutyConfig,
-        learner: Arc<dyn Learner>,
+        learner: Arc<LearnerService>,
         close_on_resolve: bool,
         jira_priorities: std::collections::BTreeMap<String, String>,
     ) -> Lifecycle {

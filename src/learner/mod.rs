@@ -79,15 +79,6 @@ pub enum LearnerError {
     Db(#[from] diesel::result::Error),
 }
 
-/// What the Jira webhook intake and the admin routes call.
-pub trait Learner: Send + Sync {
-    fn record(
-        &self,
-        conn: &mut PgConnection,
-        event: &OutcomeEvent,
-    ) -> Result<Applied, LearnerError>;
-}
-
 pub struct LearnerService {
     params: ModelParams,
 }
@@ -509,8 +500,14 @@ fn owned_since(conn: &mut PgConnection, item: &WorkItem) -> QueryResult<DateTime
     Ok(last_handoff.map_or(item.created_at, |t| t.max(item.created_at)))
 }
 
-impl Learner for LearnerService {
-    fn record(&self, conn: &mut PgConnection, ev: &OutcomeEvent) -> Result<Applied, LearnerError> {
+/// What the Jira and PagerDuty intakes and the admin routes call.
+impl LearnerService {
+    /// Applies one outcome, once (a redelivered event answers `Duplicate`).
+    pub fn record(
+        &self,
+        conn: &mut PgConnection,
+        ev: &OutcomeEvent,
+    ) -> Result<Applied, LearnerError> {
         conn.transaction(|conn| {
             crate::decision::lock_assignments(conn)?;
             let seen: Option<String> = outcomes::table
