@@ -75,7 +75,7 @@ pub struct Settings {
     pub ingest_writers: usize,
 
     /// Background worker threads that execute Jira jobs.
-    #[arg(long, env = "GOLIATH_WORKERS", default_value_t = 2, global = true)]
+    #[arg(long, env = "GOLIATH_WORKERS", default_value_t = DEFAULT_WORKERS, global = true)]
     pub workers: usize,
 
     /// Seconds before a job whose worker died (process killed) is taken again (default 45).
@@ -256,6 +256,8 @@ pub struct JiraSettings {
 
 /// Seconds after which a job whose worker died is taken again, unless configured.
 pub const DEFAULT_JOB_LEASE_SECS: u64 = 45;
+/// Background job worker threads unless `GOLIATH_WORKERS` says otherwise.
+pub const DEFAULT_WORKERS: usize = 2;
 
 /// Severity levels, sev1 most critical.
 pub const SEVERITIES: [&str; 4] = ["sev1", "sev2", "sev3", "sev4"];

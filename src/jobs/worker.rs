@@ -92,8 +92,8 @@ pub struct WorkerOptions {
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
-            threads: 2,
-            lease: Duration::from_secs(45),
+            threads: crate::config::DEFAULT_WORKERS,
+            lease: Duration::from_secs(crate::config::DEFAULT_JOB_LEASE_SECS),
             poll: Duration::from_secs(1),
             instance: format!("goliath-{}", std::process::id()),
             expiries: vec![],

@@ -297,3 +297,45 @@ fn demo_keep_running_prints_the_admin_page_and_serves_it_until_interrupted() {
     };
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn help_parses_for_the_binary_and_every_subcommand() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_goliath"))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("goliath runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("Usage:"), "{args:?}: {text}");
+        text
+    };
+    let top = run(&["--help"]);
+    let subcommands = [
+        "serve",
+        "migrate",
+        "check-config",
+        "jira-sim",
+        "simulate",
+        "replay-bpic",
+        "bench",
+        "demo",
+    ];
+    for sub in subcommands {
+        assert!(top.contains(sub), "--help lists {sub}: {top}");
+        run(&[sub, "--help"]);
+    }
+    for bench in ["ingest", "jira-latency", "decide", "stalled-bodies"] {
+        run(&["bench", bench, "--help"]);
+    }
+    // The replay's own settings are where its help says.
+    let replay = run(&["replay-bpic", "--help"]);
+    for flag in ["--feedback", "--roster", "--no-on-call", "--all", "--mode"] {
+        assert!(replay.contains(flag), "replay-bpic --help shows {flag}");
+    }
+}
