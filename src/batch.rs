@@ -383,34 +383,13 @@ impl RowBatch {
         self.write(conn, true)
     }
 
-    fn write(&self, conn: &mut PgConnection, whole: bool) -> QueryResult<Written> {
-        #[derive(QueryableByName)]
-        struct Made {
-            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-            id: Option<String>,
-            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-            human_id: Option<String>,
-            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
-            open_items: Option<i64>,
-        }
-        if self.is_empty() {
-            return Ok(Written::default());
-        }
-        // The statement counts its own new assignments and tells the insert trigger so for the
-        // rest of its transaction, which must therefore be the statement alone.
-        if !self.items.id.is_empty() && in_transaction(conn)? {
-            return Err(diesel::result::Error::QueryBuilderError(
-                "work items are written by a batch statement on its own, outside a transaction"
-                    .into(),
-            ));
-        }
-        // Only new work items are checked against capacity (as before: an owner changed later
-        // may go over).
-        let (counted, checks) = if self.items.id.is_empty() {
-            ("", String::new())
-        } else {
-            ("on", array_literal(&self.capacity_checks))
-        };
+    /// The statement with every bind, in the order of its placeholders.
+    fn statement<'a>(
+        &'a self,
+        counted: &'a str,
+        checks: &'a str,
+        whole: &'a bool,
+    ) -> Prepared<'a, InsertBatch> {
         let (i, d, x, e, j) = (
             &self.items,
             &self.deliveries,
@@ -418,12 +397,10 @@ impl RowBatch {
             &self.events,
             &self.jobs,
         );
-        // Prepared once per connection: its plan does not depend on the values (every table
-        // is reached through its unique index), and the text is the largest the intake sends.
-        let made: Vec<Made> = Prepared::<InsertBatch>::new()
+        Prepared::<InsertBatch>::new()
             .bind(Bind::BigInt(&crate::db::ASSIGNMENT_LOCK))
             .bind(Bind::Text(counted))
-            .bind(Bind::Text(&checks))
+            .bind(Bind::Text(checks))
             .bind(Bind::NullableText(self.expect_inputs.as_deref()))
             .bind(Bind::Texts(&i.id))
             .bind(Bind::Texts(&i.item_type))
@@ -465,14 +442,46 @@ impl RowBatch {
             .bind(Bind::Texts(&j.kind))
             .bind(Bind::Jsonbs(&j.payload))
             .bind(Bind::NullableTexts(&j.dedup_key))
-            .bind(Bind::Bool(&whole))
+            .bind(Bind::Bool(whole))
             .bind(Bind::NullableText(
                 self.params.as_ref().map(|(id, _)| id.as_str()),
             ))
             .bind(Bind::NullableText(
                 self.params.as_ref().map(|(_, p)| p.0.as_str()),
             ))
-            .load(conn)?;
+    }
+
+    fn write(&self, conn: &mut PgConnection, whole: bool) -> QueryResult<Written> {
+        #[derive(QueryableByName)]
+        struct Made {
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            id: Option<String>,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            human_id: Option<String>,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+            open_items: Option<i64>,
+        }
+        if self.is_empty() {
+            return Ok(Written::default());
+        }
+        // The statement counts its own new assignments and tells the insert trigger so for the
+        // rest of its transaction, which must therefore be the statement alone.
+        if !self.items.id.is_empty() && in_transaction(conn)? {
+            return Err(diesel::result::Error::QueryBuilderError(
+                "work items are written by a batch statement on its own, outside a transaction"
+                    .into(),
+            ));
+        }
+        // Only new work items are checked against capacity (as before: an owner changed later
+        // may go over).
+        let (counted, checks) = if self.items.id.is_empty() {
+            ("", String::new())
+        } else {
+            ("on", array_literal(&self.capacity_checks))
+        };
+        // Prepared once per connection: its plan does not depend on the values (every table
+        // is reached through its unique index), and the text is the largest the intake sends.
+        let made: Vec<Made> = self.statement(counted, &checks, &whole).load(conn)?;
         let mut written = Written::default();
         for row in made {
             match row {
@@ -540,8 +549,13 @@ mod tests {
     use crate::db::prepared::placeholders_in_order;
 
     #[test]
-    fn the_batch_insert_binds_every_placeholder_in_order() {
+    fn the_batch_insert_binds_every_placeholder_in_order_with_its_type() {
         assert_eq!(placeholders_in_order(InsertBatch::SQL), Ok(47));
+        let batch = RowBatch::new();
+        batch
+            .statement("on", "{}", &true)
+            .check_binds()
+            .expect("binds match the placeholders");
     }
 
     #[test]

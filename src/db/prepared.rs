@@ -36,6 +36,23 @@ pub enum Bind<'a> {
     Bool(&'a bool),
 }
 
+impl Bind<'_> {
+    /// The PostgreSQL type the value is sent as, spelled as a cast in the SQL would spell it.
+    pub fn sql_type(&self) -> &'static str {
+        match self {
+            Bind::Texts(_) | Bind::Strs(_) | Bind::NullableTexts(_) => "text[]",
+            Bind::Jsons(_) => "json[]",
+            Bind::Jsonbs(_) => "jsonb[]",
+            Bind::Times(_) | Bind::NullableTimes(_) => "timestamptz[]",
+            Bind::Doubles(_) => "float8[]",
+            Bind::BigInts(_) => "bigint[]",
+            Bind::Text(_) | Bind::NullableText(_) => "text",
+            Bind::BigInt(_) => "bigint",
+            Bind::Bool(_) => "boolean",
+        }
+    }
+}
+
 /// `S` with its binds, run with diesel's `execute` or `load` (rows by name).
 pub struct Prepared<'a, S> {
     binds: Vec<Bind<'a>>,
@@ -54,6 +71,55 @@ impl<'a, S: Statement> Prepared<'a, S> {
         self.binds.push(value);
         self
     }
+
+    /// Checks the binds against the statement: one per placeholder, and each of the type the
+    /// SQL casts its placeholder to (placeholders without a cast are only counted).
+    #[cfg(test)]
+    pub fn check_binds(&self) -> Result<(), String> {
+        let casts = placeholder_casts(S::SQL);
+        if casts.len() != self.binds.len() {
+            return Err(format!(
+                "{} placeholders, {} binds",
+                casts.len(),
+                self.binds.len()
+            ));
+        }
+        for (n, (cast, bind)) in casts.iter().zip(&self.binds).enumerate() {
+            if let Some(cast) = cast {
+                // Text sent for the SQL to read as JSON is the one conversion the statements make.
+                let converted = bind.sql_type() == "text" && (cast == "json" || cast == "jsonb");
+                if cast != bind.sql_type() && !converted {
+                    return Err(format!(
+                        "${} is cast to {cast} but bound as {}",
+                        n + 1,
+                        bind.sql_type()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The cast of each placeholder (`$5::text[]` gives `text[]`), in order; `None` where a
+/// placeholder has none.
+#[cfg(test)]
+pub fn placeholder_casts(sql: &str) -> Vec<Option<String>> {
+    let mut out = vec![];
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        let after = &rest[at + 1..];
+        let digits = after.chars().take_while(char::is_ascii_digit).count();
+        let tail = &after[digits..];
+        let cast = tail.strip_prefix("::").map(|t| {
+            t.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '[' || *c == ']')
+                .collect::<String>()
+        });
+        out.push(cast);
+        rest = tail;
+    }
+    out
 }
 
 impl<S: Statement> Default for Prepared<'_, S> {
@@ -161,6 +227,41 @@ mod tests {
             vec!["x = ", "::text[]"]
         );
         assert_eq!(sql_between_placeholders("none"), vec!["none"]);
+    }
+
+    struct Pair;
+    impl Statement for Pair {
+        const SQL: &'static str = "SELECT $1::text[], $2::bigint, $3";
+    }
+
+    #[test]
+    fn binds_are_checked_against_the_casts_in_order() {
+        let (texts, n) = (vec!["a".to_string()], 7i64);
+        let right = Prepared::<Pair>::new()
+            .bind(Bind::Texts(&texts))
+            .bind(Bind::BigInt(&n))
+            .bind(Bind::Bool(&true));
+        assert_eq!(right.check_binds(), Ok(()));
+        let swapped = Prepared::<Pair>::new()
+            .bind(Bind::BigInt(&n))
+            .bind(Bind::Texts(&texts))
+            .bind(Bind::Bool(&true));
+        assert!(swapped.check_binds().is_err());
+        let short = Prepared::<Pair>::new().bind(Bind::Texts(&texts));
+        assert!(short.check_binds().is_err());
+    }
+
+    #[test]
+    fn casts_are_read_per_placeholder() {
+        assert_eq!(
+            placeholder_casts("f($1, $2::text[], $3::float8[]) AND x = $4::timestamptz"),
+            vec![
+                None,
+                Some("text[]".to_string()),
+                Some("float8[]".to_string()),
+                Some("timestamptz".to_string())
+            ]
+        );
     }
 
     #[test]
