@@ -14,8 +14,7 @@ use crate::jobs::queue::Job;
 use crate::models::{Human, WorkItem, WorkItemEvent, WorkItemStatus};
 use crate::routing::SkillState;
 
-/// Outcome kinds that count as the owner handing the work on (the learner's own list).
-pub const HAND_OFF_KINDS: [&str; 3] = ["handed_off", "override", "escalated"];
+use crate::learner::HAND_OFF_KINDS;
 
 /// Which work items to list, newest first.
 #[derive(Debug, Clone, Default)]

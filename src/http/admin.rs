@@ -492,7 +492,7 @@ async fn list_jobs(
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     if let Some(s) = &q.state {
-        if !["queued", "running", "done", "dead"].contains(&s.as_str()) {
+        if crate::jobs::JobState::parse(s).is_none() {
             return Err(ApiError::unprocessable(
                 "field `state` must be one of queued, running, done, dead",
             ));

@@ -22,7 +22,7 @@ async fn render(state: &web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     web::block(move || -> Result<(), ApiError> {
         let mut conn = pool.get()?;
         let depth = crate::jobs::queue::depth(&mut conn)?;
-        for state in ["queued", "running", "dead"] {
+        for state in crate::jobs::JobState::PENDING_AND_DEAD.map(crate::jobs::JobState::as_str) {
             m.jobs_by_state
                 .with_label_values(&[state])
                 .set(depth[state].as_i64().unwrap_or(0));

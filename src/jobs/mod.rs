@@ -9,6 +9,44 @@ pub mod worker;
 use std::time::Duration;
 
 pub use queue::Job;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Waiting for a worker (or for its retry time).
+    Queued,
+    /// Claimed by a worker under a lease.
+    Running,
+    /// Finished; kept for the audit trail until its retention passes.
+    Done,
+    /// Out of attempts, or refused for good; waits for an admin's retry.
+    Dead,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 4] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Done,
+        JobState::Dead,
+    ];
+    /// The states the queue counts (finished jobs only grow, so they are not counted).
+    pub const PENDING_AND_DEAD: [JobState; 3] =
+        [JobState::Queued, JobState::Running, JobState::Dead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
 pub use worker::{drain, JobHandler, JobResult, Waker, WorkerOptions, Workers};
 
 /// Rows deleted once they are past their retention, a bounded piece per call, so that no

@@ -135,7 +135,7 @@ pub fn retry_later(
 pub fn kill(conn: &mut PgConnection, id: i64, error: &str) -> QueryResult<()> {
     diesel::update(jobs::table.find(id))
         .set((
-            jobs::state.eq("dead"),
+            jobs::state.eq(super::JobState::Dead.as_str()),
             jobs::locked_by.eq(None::<String>),
             jobs::last_error.eq(error),
             jobs::finished_at.eq(diesel::dsl::now),
@@ -196,16 +196,20 @@ impl super::Expiry for FinishedJobs {
 
 /// Puts a dead job back in the queue with a fresh set of attempts.
 pub fn resurrect(conn: &mut PgConnection, id: i64) -> QueryResult<Option<Job>> {
-    diesel::update(jobs::table.find(id).filter(jobs::state.eq("dead")))
-        .set((
-            jobs::state.eq("queued"),
-            jobs::attempts.eq(0),
-            jobs::run_at.eq(diesel::dsl::now),
-            jobs::finished_at.eq(None::<DateTime<Utc>>),
-        ))
-        .returning(Job::as_returning())
-        .get_result(conn)
-        .optional()
+    diesel::update(
+        jobs::table
+            .find(id)
+            .filter(jobs::state.eq(super::JobState::Dead.as_str())),
+    )
+    .set((
+        jobs::state.eq(super::JobState::Queued.as_str()),
+        jobs::attempts.eq(0),
+        jobs::run_at.eq(diesel::dsl::now),
+        jobs::finished_at.eq(None::<DateTime<Utc>>),
+    ))
+    .returning(Job::as_returning())
+    .get_result(conn)
+    .optional()
 }
 
 pub fn list(conn: &mut PgConnection, state: Option<&str>, limit: i64) -> QueryResult<Vec<Job>> {
@@ -225,7 +229,7 @@ pub fn list(conn: &mut PgConnection, state: Option<&str>, limit: i64) -> QueryRe
 /// are not counted (a probe every few seconds would scan them all).
 pub fn depth(conn: &mut PgConnection) -> QueryResult<serde_json::Value> {
     let mut counts = serde_json::Map::new();
-    for state in ["queued", "running", "dead"] {
+    for state in super::JobState::PENDING_AND_DEAD.map(super::JobState::as_str) {
         let n: i64 = jobs::table
             .filter(jobs::state.eq(state))
             .count()

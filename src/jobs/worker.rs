@@ -233,7 +233,7 @@ fn settle(
         JobResult::Retry { error, after } => {
             let delay = after.unwrap_or_else(|| backoff(job.id, job.attempts));
             let state = queue::retry_later(conn, job.id, &error, delay)?;
-            if state == "dead" {
+            if state == super::JobState::Dead.as_str() {
                 log::error!(
                     "job {} ({}) dead after {} attempts: {error}",
                     job.id,
@@ -251,7 +251,7 @@ fn settle(
         }
         JobResult::Wait { reason, after } => {
             let state = queue::retry_later(conn, job.id, &reason, after)?;
-            if state == "dead" {
+            if state == super::JobState::Dead.as_str() {
                 log::error!(
                     "job {} ({}) dead after {} attempts: {reason}",
                     job.id,

@@ -79,6 +79,10 @@ pub enum LearnerError {
     Db(#[from] diesel::result::Error),
 }
 
+/// Outcome kinds that take work away from its owner: handed on in Jira, overridden by an admin,
+/// escalated for not acting in time.
+pub const HAND_OFF_KINDS: [&str; 3] = ["handed_off", "override", "escalated"];
+
 pub struct LearnerService {
     params: ModelParams,
 }
@@ -484,7 +488,7 @@ fn updated(
 fn changed_hands(conn: &mut PgConnection, item: &WorkItem) -> QueryResult<bool> {
     let n: i64 = outcomes::table
         .filter(outcomes::work_item_id.eq(&item.id))
-        .filter(outcomes::kind.eq_any(["handed_off", "override", "escalated"]))
+        .filter(outcomes::kind.eq_any(HAND_OFF_KINDS))
         .count()
         .get_result(conn)?;
     Ok(n > 0)
@@ -494,7 +498,7 @@ fn changed_hands(conn: &mut PgConnection, item: &WorkItem) -> QueryResult<bool> 
 fn owned_since(conn: &mut PgConnection, item: &WorkItem) -> QueryResult<DateTime<Utc>> {
     let last_handoff: Option<DateTime<Utc>> = outcomes::table
         .filter(outcomes::work_item_id.eq(&item.id))
-        .filter(outcomes::kind.eq_any(["handed_off", "override", "escalated", "reopened"]))
+        .filter(outcomes::kind.eq_any(HAND_OFF_KINDS.iter().chain(&["reopened"])))
         .select(diesel::dsl::max(outcomes::occurred_at))
         .first(conn)?;
     Ok(last_handoff.map_or(item.created_at, |t| t.max(item.created_at)))

@@ -356,7 +356,10 @@ async fn jobs(
         return redirect("/admin/ui/login");
     };
     let loaded = db(&state, |c| {
-        Ok((queue::list(c, Some("dead"), 200)?, queue::depth(c)?))
+        Ok((
+            queue::list(c, Some(crate::jobs::JobState::Dead.as_str()), 200)?,
+            queue::depth(c)?,
+        ))
     })
     .await;
     match loaded {

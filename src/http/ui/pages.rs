@@ -345,7 +345,7 @@ fn job_table(csrf: Option<&str>, jobs: &[Job]) -> Markup {
                         }
                         @if let Some(csrf) = csrf {
                             td {
-                                @if j.state == "dead" {
+                                @if j.state == crate::jobs::JobState::Dead.as_str() {
                                     form.inline method="post" action=(format!("/admin/ui/jobs/{}/retry", j.id)) {
                                         input type="hidden" name="csrf" value=(csrf);
                                         button type="submit" class="retry" { "Retry" }
