@@ -261,7 +261,7 @@ impl RowBatch {
         c.id.push(item.id.clone());
         c.item_type.push(item.item_type.clone());
         c.service.push(item.service.clone());
-        c.severity.push(item.severity.clone());
+        c.severity.push(item.severity.to_string());
         c.title.push(item.title.clone());
         c.description.push(item.description.clone());
         c.status.push(item.status.clone());

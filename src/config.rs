@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::models::RoutingMode;
+use crate::routing::Severity;
 
 /// PagerDuty retries a delivery for up to 48 hours: deliveries are kept at least this long.
 pub const MIN_DELIVERY_RETENTION_DAYS: u32 = 3;
@@ -334,8 +335,13 @@ impl EscalationPolicy {
     }
 
     /// The deadline for a severity (`sev1`..`sev4`); an unknown one is treated as sev3.
-    pub fn deadline(&self, severity: &str) -> Option<std::time::Duration> {
-        let i = SEVERITIES.iter().position(|s| *s == severity).unwrap_or(2);
+    pub fn deadline(&self, severity: Severity) -> Option<std::time::Duration> {
+        let i = match severity {
+            Severity::Sev1 => 0,
+            Severity::Sev2 => 1,
+            Severity::Sev3 => 2,
+            Severity::Sev4 => 3,
+        };
         self.deadlines[i]
     }
 }
@@ -402,7 +408,7 @@ pub struct PagerDutyConfig {
     /// Normalised PagerDuty service name (upper case, `_` for `-` and spaces) -> service.
     pub service_by_name: BTreeMap<String, String>,
     /// Upper-cased priority name -> severity.
-    pub priority_overrides: BTreeMap<String, String>,
+    pub priority_overrides: BTreeMap<String, Severity>,
 }
 
 /// How to reach PagerDuty's REST API.
@@ -515,6 +521,13 @@ fn parse_pair(raw: &str, what: &str) -> Result<(String, String), ConfigError> {
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .filter(|(k, v)| !k.is_empty() && !v.is_empty())
         .ok_or_else(|| ConfigError(format!("{what} `{raw}` is not of the form KEY=VALUE")))
+}
+
+/// A severity [`check_severity`] has accepted.
+fn parse_checked(checked: &str) -> Severity {
+    checked
+        .parse()
+        .expect("check_severity accepts only sev1..sev4")
 }
 
 fn check_severity(value: &str, origin: &str) -> Result<String, ConfigError> {
@@ -658,7 +671,9 @@ impl Config {
                     .insert(env_key(name), value.trim().to_lowercase());
             } else if let Some(name) = key.strip_prefix("PAGERDUTY_PRIORITY_") {
                 let sev = check_severity(value, key)?;
-                pagerduty.priority_overrides.insert(env_key(name), sev);
+                pagerduty
+                    .priority_overrides
+                    .insert(env_key(name), parse_checked(&sev));
             }
         }
         for raw in &settings.pagerduty_services {
@@ -670,7 +685,9 @@ impl Config {
         for raw in &settings.pagerduty_priorities {
             let (k, v) = parse_pair(raw, "--pagerduty-priority")?;
             let sev = check_severity(&v, raw)?;
-            pagerduty.priority_overrides.insert(env_key(&k), sev);
+            pagerduty
+                .priority_overrides
+                .insert(env_key(&k), parse_checked(&sev));
         }
 
         let mut fallback = FallbackOwners {
@@ -1071,10 +1088,10 @@ mod tests {
         };
         let config = Config::from_settings(&settings, &BTreeMap::new()).unwrap();
         assert_eq!(
-            config.escalation.deadline("sev1"),
+            config.escalation.deadline(Severity::Sev1),
             Some(std::time::Duration::from_secs(900))
         );
-        assert_eq!(config.escalation.deadline("sev4"), None);
+        assert_eq!(config.escalation.deadline(Severity::Sev4), None);
         let env: BTreeMap<String, String> = [
             ("GOLIATH_ESCALATE_SEV1", "90s"),
             ("GOLIATH_ESCALATE_SEV3", "off"),
@@ -1085,12 +1102,12 @@ mod tests {
         .collect();
         let config = Config::from_settings(&settings, &env).unwrap();
         assert_eq!(
-            config.escalation.deadline("sev1"),
+            config.escalation.deadline(Severity::Sev1),
             Some(std::time::Duration::from_secs(90))
         );
-        assert_eq!(config.escalation.deadline("sev3"), None);
+        assert_eq!(config.escalation.deadline(Severity::Sev3), None);
         assert_eq!(
-            config.escalation.deadline("sev4"),
+            config.escalation.deadline(Severity::Sev4),
             Some(std::time::Duration::from_secs(7200))
         );
         let bad: BTreeMap<String, String> =
@@ -1211,7 +1228,7 @@ mod tests {
         let cfg = Config::from_settings(&settings, &env).unwrap();
         assert_eq!(cfg.pagerduty.webhook_secrets, vec!["a", "b"]);
         assert_eq!(cfg.pagerduty.service_by_name["CHECKOUT_API"], "payments");
-        assert_eq!(cfg.pagerduty.priority_overrides["P4"], "sev3");
+        assert_eq!(cfg.pagerduty.priority_overrides["P4"], Severity::Sev3);
         let text = format!("{cfg:?}");
         assert!(
             !text.contains("\"a\""),

@@ -160,7 +160,7 @@ impl Escalator {
             // The backup gets the same time to act, from now.
             let next = self
                 .policy
-                .deadline(&item.severity)
+                .deadline(item.severity)
                 .and_then(|d| chrono::Duration::from_std(d).ok())
                 .map(|d| now + d);
             diesel::update(work_items::table.find(&item.id))

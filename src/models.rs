@@ -63,7 +63,7 @@ pub struct WorkItem {
     #[serde(rename = "type")]
     pub item_type: String,
     pub service: String,
-    pub severity: String,
+    pub severity: crate::routing::Severity,
     pub title: String,
     pub description: Option<String>,
     pub status: String,

@@ -2,6 +2,7 @@
 //! diesel work off the async executor.
 
 pub mod embedded;
+pub mod enums;
 pub mod json;
 pub mod prepared;
 pub mod schema;

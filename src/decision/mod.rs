@@ -397,7 +397,7 @@ impl DecisionService {
         item.assignee_id = owner.clone();
         item.escalate_at = owner
             .as_ref()
-            .and_then(|_| self.escalation.deadline(&item.severity))
+            .and_then(|_| self.escalation.deadline(item.severity))
             .and_then(|d| chrono::Duration::from_std(d).ok())
             .map(|d| now + d);
         let status = if owner.is_some() {

@@ -104,7 +104,7 @@ impl Snapshot {
         DecisionInput {
             work_item_id: item.id.clone(),
             service: item.service.clone(),
-            severity: item.severity.parse().unwrap_or(Severity::Sev3),
+            severity: item.severity,
             at: item.created_at,
             candidates,
             context: item.context.clone(),

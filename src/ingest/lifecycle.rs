@@ -205,7 +205,7 @@ pub enum UpdateOutcome {
         /// Goliath's status of the item after it.
         work_item_status: String,
         pagerduty_status: String,
-        severity: String,
+        severity: crate::routing::Severity,
         assignee_id: Option<String>,
         /// What changed, in words (`severity sev2 -> sev1`, `jira: transition to done`, ...).
         changes: Vec<String>,
@@ -377,7 +377,7 @@ impl Lifecycle {
         let assignees = incident.assignee_user_ids.clone();
         diesel::update(work_items::table.find(&item.id))
             .set((
-                work_items::severity.eq(&severity),
+                work_items::severity.eq(severity.as_str()),
                 work_items::pagerduty_status.eq(&status),
                 work_items::pagerduty_assignees.eq(&assignees),
                 work_items::pagerduty_event_at.eq(at),
@@ -386,7 +386,7 @@ impl Lifecycle {
         if severity != item.severity {
             detail["severity"] = json!({"from": item.severity, "to": severity});
             changes.push(format!("severity {} -> {severity}", item.severity));
-            if has_issue && self.jira_priorities.contains_key(&severity) {
+            if has_issue && self.jira_priorities.contains_key(severity.as_str()) {
                 queue_issue_change(conn, &item.id, &IssueEdit::Priority, &job_key("priority"))?;
                 changes.push("jira: priority".into());
             }

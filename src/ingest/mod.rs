@@ -104,7 +104,7 @@ pub struct WorkItemSummary {
     pub incident_id: Option<String>,
     pub incident_number: Option<i64>,
     pub service: String,
-    pub severity: String,
+    pub severity: crate::routing::Severity,
     pub assignee_id: Option<String>,
     /// `assigned`, or `unassigned` when nobody could take it yet (it is decided again as
     /// people free up).
@@ -118,7 +118,7 @@ impl WorkItemSummary {
             incident_id: item.pagerduty_incident_id.clone(),
             incident_number: incident_number(&item.origin_system),
             service: item.service.clone(),
-            severity: item.severity.clone(),
+            severity: item.severity,
             assignee_id: item.assignee_id.clone(),
             work_item_status: item.status.clone(),
         }
@@ -150,7 +150,7 @@ struct ExistingRow {
     #[diesel(sql_type = Nullable<Text>)]
     service: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
-    severity: Option<String>,
+    severity: Option<crate::routing::Severity>,
     #[diesel(sql_type = Nullable<Text>)]
     assignee_id: Option<String>,
     #[diesel(sql_type = Text)]
@@ -510,7 +510,7 @@ fn existing_items(
                 incident_id: Some(incident.clone()),
                 work_item_id: row.id,
                 service: row.service.unwrap_or_default(),
-                severity: row.severity.unwrap_or_default(),
+                severity: row.severity?,
                 assignee_id: row.assignee_id,
                 work_item_status: row.status,
             };

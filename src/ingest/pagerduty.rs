@@ -1,6 +1,7 @@
 //! PagerDuty V3 webhook payloads: the envelope, the incident inside it, and how a PagerDuty
 //! service and priority map to Goliath's service and severity.
 
+use crate::routing::Severity;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -300,27 +301,26 @@ pub fn map_severity(
     cfg: &PagerDutyConfig,
     priority: Option<&str>,
     urgency: Option<&str>,
-) -> String {
+) -> Severity {
     if let Some(priority) = priority {
         let key = env_key(priority);
         if let Some(sev) = cfg.priority_overrides.get(&key) {
-            return sev.clone();
+            return *sev;
         }
         let builtin = match key.as_str() {
-            "P1" => Some("sev1"),
-            "P2" => Some("sev2"),
-            "P3" => Some("sev3"),
-            "P4" | "P5" => Some("sev4"),
+            "P1" => Some(Severity::Sev1),
+            "P2" => Some(Severity::Sev2),
+            "P3" => Some(Severity::Sev3),
+            "P4" | "P5" => Some(Severity::Sev4),
             _ => None,
         };
         if let Some(sev) = builtin {
-            return sev.to_string();
+            return sev;
         }
     }
     match urgency.map(str::to_ascii_lowercase).as_deref() {
-        Some("high") => "sev2".into(),
-        Some("low") => "sev3".into(),
-        _ => "sev3".into(),
+        Some("high") => Severity::Sev2,
+        _ => Severity::Sev3,
     }
 }
 
@@ -331,13 +331,16 @@ mod tests {
     #[test]
     fn severity_prefers_priority_then_urgency() {
         let mut cfg = PagerDutyConfig::default();
-        assert_eq!(map_severity(&cfg, Some("P1"), Some("low")), "sev1");
-        assert_eq!(map_severity(&cfg, Some("P5"), None), "sev4");
-        assert_eq!(map_severity(&cfg, None, Some("high")), "sev2");
-        assert_eq!(map_severity(&cfg, Some("Custom"), Some("low")), "sev3");
-        assert_eq!(map_severity(&cfg, None, None), "sev3");
-        cfg.priority_overrides.insert("P2".into(), "sev1".into());
-        assert_eq!(map_severity(&cfg, Some("P2"), None), "sev1");
+        assert_eq!(map_severity(&cfg, Some("P1"), Some("low")), Severity::Sev1);
+        assert_eq!(map_severity(&cfg, Some("P5"), None), Severity::Sev4);
+        assert_eq!(map_severity(&cfg, None, Some("high")), Severity::Sev2);
+        assert_eq!(
+            map_severity(&cfg, Some("Custom"), Some("low")),
+            Severity::Sev3
+        );
+        assert_eq!(map_severity(&cfg, None, None), Severity::Sev3);
+        cfg.priority_overrides.insert("P2".into(), Severity::Sev1);
+        assert_eq!(map_severity(&cfg, Some("P2"), None), Severity::Sev1);
     }
 
     #[test]

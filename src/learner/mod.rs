@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::db::schema::{outcomes, person_states, skill_stats, work_item_events, work_items};
 use crate::decision::{SCOPE_OVERALL, SCOPE_TAG};
 use crate::models::{record_event, RoutingMode, WorkItem};
-use crate::routing::{self, ModelParams, OutcomeKind, Severity, SkillState};
+use crate::routing::{self, ModelParams, OutcomeKind, SkillState};
 
 /// An outcome as reported by Jira (or an admin).
 #[derive(Debug, Clone, PartialEq)]
@@ -151,11 +151,7 @@ impl LearnerService {
         item: &WorkItem,
         change: &dyn Fn(&mut SkillState),
     ) -> QueryResult<()> {
-        let severity = item
-            .severity
-            .parse::<Severity>()
-            .unwrap_or(Severity::Sev3)
-            .to_string();
+        let severity = item.severity.to_string();
         let current: Option<serde_json::Value> = skill_stats::table
             .find((&item.service, human, &severity))
             .select(skill_stats::state)

@@ -1169,3 +1169,30 @@ fn metrics_are_served_in_the_prometheus_format_behind_the_admin_token() {
         );
     }
 }
+
+#[test]
+fn a_stored_severity_outside_sev1_to_sev4_is_an_error_when_read_not_a_default() {
+    use diesel::prelude::*;
+    use goliath::db::schema::work_items;
+    let app = app();
+    app.roster(&[person("ana", &["api"])]);
+    let item = app.incident("SEV9", "api-service", "low");
+    let id = item["work_item_id"].as_str().unwrap().to_string();
+    let mut conn = app.db.conn();
+    let read = |conn: &mut PgConnection| {
+        work_items::table
+            .find(&id)
+            .select(goliath::models::WorkItem::as_select())
+            .first(conn)
+    };
+    assert_eq!(
+        read(&mut conn).unwrap().severity,
+        goliath::routing::Severity::Sev3
+    );
+    diesel::update(work_items::table.find(&id))
+        .set(work_items::severity.eq("urgent"))
+        .execute(&mut conn)
+        .unwrap();
+    let err = read(&mut conn).expect_err("an unknown severity does not read as sev3");
+    assert!(err.to_string().contains("severity"), "{err}");
+}

@@ -1,0 +1,23 @@
+//! Domain enums read from and written to text columns: a value outside the enum is an error
+//! when read, never a silent default.
+
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql, Queryable};
+use diesel::pg::Pg;
+use diesel::sql_types::Text;
+
+use crate::routing::Severity;
+
+impl FromSql<Text, Pg> for Severity {
+    fn from_sql(bytes: <Pg as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
+        Ok(text.parse::<Severity>()?)
+    }
+}
+
+impl Queryable<Text, Pg> for Severity {
+    type Row = Severity;
+    fn build(row: Severity) -> deserialize::Result<Self> {
+        Ok(row)
+    }
+}
