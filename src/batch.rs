@@ -264,7 +264,7 @@ impl RowBatch {
         c.severity.push(item.severity.to_string());
         c.title.push(item.title.clone());
         c.description.push(item.description.clone());
-        c.status.push(item.status.clone());
+        c.status.push(item.status.as_str().to_string());
         c.origin_system.push(item.origin_system.clone());
         c.pagerduty_incident_id
             .push(item.pagerduty_incident_id.clone());

@@ -66,7 +66,7 @@ pub struct WorkItem {
     pub severity: crate::routing::Severity,
     pub title: String,
     pub description: Option<String>,
-    pub status: String,
+    pub status: WorkItemStatus,
     pub origin_system: String,
     pub pagerduty_incident_id: Option<String>,
     #[serde(skip)]

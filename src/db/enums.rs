@@ -6,6 +6,7 @@ use diesel::deserialize::{self, FromSql, Queryable};
 use diesel::pg::Pg;
 use diesel::sql_types::Text;
 
+use crate::models::WorkItemStatus;
 use crate::routing::Severity;
 
 impl FromSql<Text, Pg> for Severity {
@@ -18,6 +19,21 @@ impl FromSql<Text, Pg> for Severity {
 impl Queryable<Text, Pg> for Severity {
     type Row = Severity;
     fn build(row: Severity) -> deserialize::Result<Self> {
+        Ok(row)
+    }
+}
+
+impl FromSql<Text, Pg> for WorkItemStatus {
+    fn from_sql(bytes: <Pg as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
+        WorkItemStatus::parse(&text)
+            .ok_or_else(|| format!("unknown work item status `{text}`").into())
+    }
+}
+
+impl Queryable<Text, Pg> for WorkItemStatus {
+    type Row = WorkItemStatus;
+    fn build(row: WorkItemStatus) -> deserialize::Result<Self> {
         Ok(row)
     }
 }

@@ -405,7 +405,7 @@ impl DecisionService {
         } else {
             WorkItemStatus::Unassigned
         };
-        item.status = status.to_string();
+        item.status = status;
         item.undecided_reason = match &decision.primary {
             Some(_) => None,
             None => decision.undecided_reason.clone(),
@@ -461,7 +461,7 @@ impl DecisionService {
     ) {
         item.assignee_id = None;
         item.escalate_at = None;
-        item.status = WorkItemStatus::Open.to_string();
+        item.status = WorkItemStatus::Open;
         item.undecided_reason = decision.undecided_reason.clone();
         log::info!(
             "{} ({} {}) shadow: recommends {}",

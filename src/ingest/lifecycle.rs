@@ -203,7 +203,7 @@ pub enum UpdateOutcome {
         work_item_id: String,
         event_type: String,
         /// Goliath's status of the item after it.
-        work_item_status: String,
+        work_item_status: crate::models::WorkItemStatus,
         pagerduty_status: String,
         severity: crate::routing::Severity,
         assignee_id: Option<String>,

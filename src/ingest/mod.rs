@@ -108,7 +108,7 @@ pub struct WorkItemSummary {
     pub assignee_id: Option<String>,
     /// `assigned`, or `unassigned` when nobody could take it yet (it is decided again as
     /// people free up).
-    pub work_item_status: String,
+    pub work_item_status: crate::models::WorkItemStatus,
 }
 
 impl WorkItemSummary {
@@ -120,7 +120,7 @@ impl WorkItemSummary {
             service: item.service.clone(),
             severity: item.severity,
             assignee_id: item.assignee_id.clone(),
-            work_item_status: item.status.clone(),
+            work_item_status: item.status,
         }
     }
 }
@@ -154,7 +154,7 @@ struct ExistingRow {
     #[diesel(sql_type = Nullable<Text>)]
     assignee_id: Option<String>,
     #[diesel(sql_type = Text)]
-    status: String,
+    status: crate::models::WorkItemStatus,
 }
 
 pub struct IngestService {
@@ -460,7 +460,7 @@ impl IngestService {
             severity,
             title: incident.title.clone(),
             description: incident.description.clone(),
-            status: "open".into(),
+            status: crate::models::WorkItemStatus::Open,
             origin_system: format!("PAGERDUTY-{}", incident.number),
             pagerduty_incident_id: Some(incident.id.clone()),
             // Written from the delivery's own text; nothing downstream of intake reads it here.

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::db::schema::{outcomes, person_states, skill_stats, work_item_events, work_items};
 use crate::decision::{SCOPE_OVERALL, SCOPE_TAG};
+use crate::models::WorkItemStatus;
 use crate::models::{record_event, RoutingMode, WorkItem};
 use crate::routing::{self, ModelParams, OutcomeKind, SkillState};
 
@@ -233,7 +234,7 @@ impl LearnerService {
         let (kind, human, to, status, assignee, resolve_seconds): Effect = match &ev.outcome {
             Outcome::Resolved { resolver } => {
                 let resolver = resolver.clone();
-                if item.status == "resolved" {
+                if item.status == WorkItemStatus::Resolved {
                     return Ok(Applied::NoChange {
                         reason: "already resolved".into(),
                     });
@@ -298,7 +299,7 @@ impl LearnerService {
                         reason: "already assigned to them".into(),
                     });
                 }
-                if item.status == "resolved" {
+                if item.status == WorkItemStatus::Resolved {
                     return Err(LearnerError::Resolved(item.id.clone()));
                 }
                 if let Some((open, max)) = over_capacity(conn, to)? {
@@ -344,7 +345,7 @@ impl LearnerService {
                 )
             }
             Outcome::Reopened => {
-                if item.status != "resolved" {
+                if item.status != WorkItemStatus::Resolved {
                     return Ok(Applied::NoChange {
                         reason: "not resolved, so nothing to reopen".into(),
                     });

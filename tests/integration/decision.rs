@@ -1171,7 +1171,7 @@ fn metrics_are_served_in_the_prometheus_format_behind_the_admin_token() {
 }
 
 #[test]
-fn a_stored_severity_outside_sev1_to_sev4_is_an_error_when_read_not_a_default() {
+fn a_stored_severity_or_status_outside_its_enum_is_an_error_when_read_not_a_default() {
     use diesel::prelude::*;
     use goliath::db::schema::work_items;
     let app = app();
@@ -1195,4 +1195,14 @@ fn a_stored_severity_outside_sev1_to_sev4_is_an_error_when_read_not_a_default() 
         .unwrap();
     let err = read(&mut conn).expect_err("an unknown severity does not read as sev3");
     assert!(err.to_string().contains("severity"), "{err}");
+    // The same for a status.
+    diesel::update(work_items::table.find(&id))
+        .set((
+            work_items::severity.eq("sev3"),
+            work_items::status.eq("pending"),
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    let err = read(&mut conn).expect_err("an unknown status is an error");
+    assert!(err.to_string().contains("status"), "{err}");
 }
