@@ -275,7 +275,7 @@ impl RowBatch {
         c.undecided_reason.push(item.undecided_reason.clone());
         c.context.push(array_literal(&item.context));
         c.escalate_at.push(item.escalate_at);
-        c.routing_mode.push(item.routing_mode.clone());
+        c.routing_mode.push(item.routing_mode.as_str().to_string());
     }
 
     /// A webhook delivery, written if the work item for `incident` is made by this batch.

@@ -88,7 +88,7 @@ pub struct WorkItem {
     /// When the owner's time to act runs out; None when no escalation is pending.
     pub escalate_at: Option<DateTime<Utc>>,
     /// `assign`, or `shadow` (recommended only; see [`RoutingMode`]).
-    pub routing_mode: String,
+    pub routing_mode: RoutingMode,
     /// Shadow mode: the first person who took the item, to compare with the recommendation.
     pub taken_by: Option<String>,
 }

@@ -6,7 +6,7 @@ use diesel::deserialize::{self, FromSql, Queryable};
 use diesel::pg::Pg;
 use diesel::sql_types::Text;
 
-use crate::models::WorkItemStatus;
+use crate::models::{RoutingMode, WorkItemStatus};
 use crate::routing::Severity;
 
 impl FromSql<Text, Pg> for Severity {
@@ -34,6 +34,20 @@ impl FromSql<Text, Pg> for WorkItemStatus {
 impl Queryable<Text, Pg> for WorkItemStatus {
     type Row = WorkItemStatus;
     fn build(row: WorkItemStatus) -> deserialize::Result<Self> {
+        Ok(row)
+    }
+}
+
+impl FromSql<Text, Pg> for RoutingMode {
+    fn from_sql(bytes: <Pg as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
+        RoutingMode::parse(&text).ok_or_else(|| format!("unknown routing mode `{text}`").into())
+    }
+}
+
+impl Queryable<Text, Pg> for RoutingMode {
+    type Row = RoutingMode;
+    fn build(row: RoutingMode) -> deserialize::Result<Self> {
         Ok(row)
     }
 }

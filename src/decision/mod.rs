@@ -329,7 +329,7 @@ impl DecisionService {
                 );
             }
             let mode = self.modes.for_service(&item.service);
-            item.routing_mode = mode.as_str().to_string();
+            item.routing_mode = mode;
             if mode == RoutingMode::Shadow {
                 self.recommend(item, &decision, now, &mut planned);
             } else {

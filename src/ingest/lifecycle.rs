@@ -399,7 +399,7 @@ impl Lifecycle {
         }
         record_event(conn, &item.id, update.kind.history_kind(), detail, at)?;
         if update.kind == UpdateKind::Acknowledged
-            && item.routing_mode == RoutingMode::Shadow.as_str()
+            && item.routing_mode == RoutingMode::Shadow
             && item.taken_by.is_none()
         {
             if let Some(user) = update.event.agent.as_ref().and_then(|a| a.user_id()) {

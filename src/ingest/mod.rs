@@ -479,7 +479,7 @@ impl IngestService {
             pagerduty_assignees: vec![],
             pagerduty_event_at: None,
             escalate_at: None,
-            routing_mode: crate::models::RoutingMode::Assign.as_str().into(),
+            routing_mode: crate::models::RoutingMode::Assign,
             taken_by: None,
         }
     }

@@ -246,7 +246,7 @@ impl LearnerService {
                     // Goliath's own pick resolving it says nothing about who owns this kind
                     // of work; someone who took it over (or was given it by a person) does.
                     // In shadow mode Goliath assigned nobody, whoever resolved it.
-                    let goliath_assigned = item.routing_mode != RoutingMode::Shadow.as_str()
+                    let goliath_assigned = item.routing_mode != RoutingMode::Shadow
                         && decision
                             .as_ref()
                             .is_some_and(|d| d.primary_human_id.as_deref() == Some(r.as_str()))
@@ -385,7 +385,7 @@ impl LearnerService {
             .execute(conn)?;
         let resolved_at = (status == "resolved").then_some(at);
         // Shadow mode compares the recommendation with the first person who took the item.
-        let taken_by = if item.routing_mode == RoutingMode::Shadow.as_str() {
+        let taken_by = if item.routing_mode == RoutingMode::Shadow {
             item.taken_by.clone().or_else(|| assignee.clone())
         } else {
             item.taken_by.clone()

@@ -79,7 +79,7 @@ struct NoteItem {
     #[diesel(sql_type = Text)]
     service: String,
     #[diesel(sql_type = Text)]
-    routing_mode: String,
+    routing_mode: crate::models::RoutingMode,
     #[diesel(sql_type = Nullable<Text>)]
     owner: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -134,7 +134,7 @@ impl PagerDutyWriter {
         };
         let (result, detail) = match job.kind.as_str() {
             NOTE => {
-                let shadow = item.routing_mode == "shadow";
+                let shadow = item.routing_mode == crate::models::RoutingMode::Shadow;
                 let expects_issue = item.owner.is_some() || shadow;
                 if item.jira_key.is_none() && expects_issue && job.attempts < WAIT_FOR_ISSUE {
                     return Ok(JobResult::Wait {
