@@ -516,10 +516,11 @@ pub fn is_partly_skipped(e: &diesel::result::Error) -> bool {
     refused_for(e, "batch_partly_skipped")
 }
 
-/// Whether `e` is the batch statement's `goliath_refuse(reason)`.
+/// Whether `e` is the batch statement's `goliath_refuse(reason)`, which names its reason as
+/// the error's constraint name (SQLSTATE GL001).
 fn refused_for(e: &diesel::result::Error, reason: &str) -> bool {
     matches!(e, diesel::result::Error::DatabaseError(_, info)
-        if info.message().strip_prefix("goliath: ") == Some(reason))
+        if info.constraint_name() == Some(reason))
 }
 
 /// A `text[]` literal such as `{"a","b \"c\""}`: every element quoted (so `NULL` stays a

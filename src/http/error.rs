@@ -184,6 +184,34 @@ mod tests {
         Error::DatabaseError(kind, Box::new(message.to_string()))
     }
 
+    /// What `goliath_refuse(reason)` raises: the reason as the constraint name.
+    #[derive(Debug)]
+    struct Refusal(&'static str);
+
+    impl diesel::result::DatabaseErrorInformation for Refusal {
+        fn message(&self) -> &str {
+            "goliath: refused"
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            Some(self.0)
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
     #[test]
     fn a_lost_database_or_lasting_contention_is_a_503_never_a_500() {
         for e in [
@@ -200,9 +228,9 @@ mod tests {
                 DatabaseErrorKind::SerializationFailure,
                 "new assignments would take someone past max_active",
             ),
-            db_error(
+            Error::DatabaseError(
                 DatabaseErrorKind::Unknown,
-                "goliath: decision_inputs_changed",
+                Box::new(Refusal("decision_inputs_changed")),
             ),
         ] {
             let api = ApiError::from(e);

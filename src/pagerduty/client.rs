@@ -94,13 +94,17 @@ const PAGE: usize = 100;
 const MAX_OFFSET: usize = 10_000;
 const MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
 
+/// The configured API address is not an http(s) URL. (`Config` refuses it at start; a client
+/// built another way is checked again here.)
+#[derive(Debug, thiserror::Error)]
+#[error("PAGERDUTY_API_URL {0:?} must start with http:// or https://")]
+pub struct InvalidApiUrl(pub String);
+
 impl HttpPagerDutyClient {
-    pub fn new(config: PagerDutyClientConfig) -> Result<Self, String> {
+    pub fn new(config: PagerDutyClientConfig) -> Result<Self, InvalidApiUrl> {
         let base_url = config.base_url.trim().trim_end_matches('/').to_string();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(format!(
-                "PAGERDUTY_API_URL {base_url:?} must start with http:// or https://"
-            ));
+            return Err(InvalidApiUrl(base_url));
         }
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(config.timeout))

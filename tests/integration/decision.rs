@@ -1206,3 +1206,30 @@ fn a_stored_severity_or_status_outside_its_enum_is_an_error_when_read_not_a_defa
     let err = read(&mut conn).expect_err("an unknown status is an error");
     assert!(err.to_string().contains("status"), "{err}");
 }
+
+#[test]
+fn a_batch_refusal_is_recognised_by_the_reason_it_names_not_by_its_message() {
+    use diesel::RunQueryDsl;
+    let db = crate::helpers::db::TestDb::new();
+    let mut conn = db.conn();
+    let refused = |reason: &str, conn: &mut goliath::db::PgConn| {
+        diesel::sql_query(format!("SELECT goliath_refuse('{reason}')"))
+            .execute(conn)
+            .expect_err("goliath_refuse always raises")
+    };
+    let changed = refused("decision_inputs_changed", &mut conn);
+    assert!(goliath::batch::is_inputs_changed(&changed), "{changed:?}");
+    assert!(!goliath::batch::is_partly_skipped(&changed), "{changed:?}");
+    let skipped = refused("batch_partly_skipped", &mut conn);
+    assert!(goliath::batch::is_partly_skipped(&skipped), "{skipped:?}");
+    assert!(!goliath::batch::is_inputs_changed(&skipped), "{skipped:?}");
+    // Another failure whose text merely looks like a refusal is not one.
+    let lookalike =
+        diesel::sql_query("DO $$ BEGIN RAISE EXCEPTION 'goliath: decision_inputs_changed'; END $$")
+            .execute(&mut conn)
+            .expect_err("raises");
+    assert!(
+        !goliath::batch::is_inputs_changed(&lookalike),
+        "{lookalike:?}"
+    );
+}

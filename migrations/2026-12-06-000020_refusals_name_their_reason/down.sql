@@ -1,0 +1,5 @@
+CREATE OR REPLACE FUNCTION goliath_refuse(reason TEXT) RETURNS BOOLEAN AS $$
+BEGIN
+    RAISE EXCEPTION 'goliath: %', reason USING ERRCODE = 'GL001';
+END;
+$$ LANGUAGE plpgsql VOLATILE;
