@@ -18,191 +18,125 @@ use crate::routing::Severity;
 /// PagerDuty retries a delivery for up to 48 hours: deliveries are kept at least this long.
 pub const MIN_DELIVERY_RETENTION_DAYS: u32 = 3;
 
-/// Settings shared by every subcommand.
+/// The service's settings: `serve` (the default), `migrate` and `check-config` read them.
 #[derive(Args, Clone, Default)]
 pub struct Settings {
     /// Postgres URL. Unset: a private cluster is started in the data directory.
-    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// Address the HTTP server listens on.
-    #[arg(
-        long,
-        env = "GOLIATH_BIND",
-        default_value = "127.0.0.1:8000",
-        global = true
-    )]
+    #[arg(long, env = "GOLIATH_BIND", default_value = "127.0.0.1:8000")]
     pub bind: String,
 
     /// Directory for the private Postgres cluster and other local state.
-    #[arg(
-        long,
-        env = "GOLIATH_DATA_DIR",
-        default_value = "./.goliath",
-        global = true
-    )]
+    #[arg(long, env = "GOLIATH_DATA_DIR", default_value = "./.goliath")]
     pub data_dir: PathBuf,
 
     /// Base URL at which this server is reachable (for Jira webhooks from the simulator).
-    #[arg(long, env = "GOLIATH_PUBLIC_URL", global = true)]
+    #[arg(long, env = "GOLIATH_PUBLIC_URL")]
     pub public_url: Option<String>,
 
     /// Bearer token for the /admin routes.
-    #[arg(
-        long,
-        env = "GOLIATH_ADMIN_TOKEN",
-        global = true,
-        hide_env_values = true
-    )]
+    #[arg(long, env = "GOLIATH_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
     /// Database connections in the pool.
-    #[arg(
-        long,
-        env = "GOLIATH_DB_POOL_SIZE",
-        default_value_t = 16,
-        global = true
-    )]
+    #[arg(long, env = "GOLIATH_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: u32,
 
     /// Threads that store webhook deliveries, each committing everything waiting at once.
     /// Their batches run side by side; more writers make smaller batches.
-    #[arg(
-        long,
-        env = "GOLIATH_INGEST_WRITERS",
-        default_value_t = 2,
-        global = true
-    )]
+    #[arg(long, env = "GOLIATH_INGEST_WRITERS", default_value_t = 2)]
     pub ingest_writers: usize,
 
     /// Background worker threads that execute Jira jobs.
-    #[arg(long, env = "GOLIATH_WORKERS", default_value_t = DEFAULT_WORKERS, global = true)]
+    #[arg(long, env = "GOLIATH_WORKERS", default_value_t = DEFAULT_WORKERS)]
     pub workers: usize,
 
     /// Seconds before a job whose worker died (process killed) is taken again (default 45).
-    #[arg(
-        long,
-        env = "GOLIATH_JOB_LEASE_SECS",
-        global = true,
-        value_name = "SECS"
-    )]
+    #[arg(long, env = "GOLIATH_JOB_LEASE_SECS", value_name = "SECS")]
     pub job_lease_secs: Option<u64>,
 
     /// Days a finished Jira job is kept (for the admin views) before it is deleted; 0 keeps
     /// them forever. Dead jobs are kept until they are retried or resolved by hand.
-    #[arg(
-        long,
-        env = "GOLIATH_JOB_RETENTION_DAYS",
-        default_value_t = 14,
-        global = true
-    )]
+    #[arg(long, env = "GOLIATH_JOB_RETENTION_DAYS", default_value_t = 14)]
     pub job_retention_days: u32,
 
     /// Days a received webhook delivery is kept to recognise a redelivery, then deleted; 0
     /// keeps them forever. At least 3 (PagerDuty retries a delivery for up to 48 hours).
-    #[arg(
-        long,
-        env = "GOLIATH_DELIVERY_RETENTION_DAYS",
-        default_value_t = 14,
-        global = true
-    )]
+    #[arg(long, env = "GOLIATH_DELIVERY_RETENTION_DAYS", default_value_t = 14)]
     pub delivery_retention_days: u32,
 
     /// Built-in Jira simulator: real milliseconds per simulated minute of people's work.
-    #[arg(
-        long,
-        env = "GOLIATH_SIM_MINUTE_MS",
-        default_value_t = 50,
-        global = true
-    )]
+    #[arg(long, env = "GOLIATH_SIM_MINUTE_MS", default_value_t = 50)]
     pub sim_minute_ms: u64,
 
     /// Person who gets an incident nobody is eligible for (else it waits as `unassigned`);
     /// `GOLIATH_FALLBACK_OWNER_<SERVICE>` names one per service.
-    #[arg(long, env = "GOLIATH_FALLBACK_OWNER", global = true)]
+    #[arg(long, env = "GOLIATH_FALLBACK_OWNER")]
     pub fallback_owner: Option<String>,
 
     /// `assign` (the default): Goliath's pick owns each incident. `shadow`: Goliath only
     /// recommends and learns from who really takes it. `GOLIATH_MODE_<SERVICE>` sets one
     /// service.
-    #[arg(
-        long,
-        env = "GOLIATH_MODE",
-        global = true,
-        value_name = "assign|shadow"
-    )]
+    #[arg(long, env = "GOLIATH_MODE", value_name = "assign|shadow")]
     pub mode: Option<String>,
 
     /// Shadow mode: create the Jira issue, unassigned, with the recommendation in a comment
     /// (default true); false leaves Jira alone.
-    #[arg(long, env = "GOLIATH_SHADOW_JIRA", global = true, value_name = "BOOL")]
+    #[arg(long, env = "GOLIATH_SHADOW_JIRA", value_name = "BOOL")]
     pub shadow_jira: Option<bool>,
 
     /// Also serve `GET /metrics`, without the admin token, on this address (e.g. a private
     /// interface a Prometheus scraper reaches).
-    #[arg(long, env = "GOLIATH_METRICS_BIND", global = true)]
+    #[arg(long, env = "GOLIATH_METRICS_BIND")]
     pub metrics_bind: Option<String>,
 
     /// Accept webhooks whose source has no secret configured (local trials only): without it,
     /// a PagerDuty or Jira webhook with no secret set is refused with 401.
-    #[arg(
-        long,
-        env = "GOLIATH_ALLOW_UNSIGNED_WEBHOOKS",
-        global = true,
-        value_name = "BOOL"
-    )]
+    #[arg(long, env = "GOLIATH_ALLOW_UNSIGNED_WEBHOOKS", value_name = "BOOL")]
     pub allow_unsigned_webhooks: Option<bool>,
 
     /// PagerDuty V3 webhook secrets, comma-separated (several during a rotation).
-    #[arg(
-        long,
-        env = "PAGERDUTY_WEBHOOK_SECRET",
-        global = true,
-        hide_env_values = true
-    )]
+    #[arg(long, env = "PAGERDUTY_WEBHOOK_SECRET", hide_env_values = true)]
     pub pagerduty_webhook_secret: Option<String>,
 
     /// PagerDuty REST API token: enables notes on incidents, reassignment, on-call reads and
     /// the people sync.
-    #[arg(
-        long,
-        env = "PAGERDUTY_API_TOKEN",
-        global = true,
-        hide_env_values = true
-    )]
+    #[arg(long, env = "PAGERDUTY_API_TOKEN", hide_env_values = true)]
     pub pagerduty_api_token: Option<String>,
 
     /// PagerDuty REST API base URL.
     #[arg(
         long,
         env = "PAGERDUTY_API_URL",
-        default_value = "https://api.pagerduty.com",
-        global = true
+        default_value = "https://api.pagerduty.com"
     )]
     pub pagerduty_api_url: String,
 
     /// E-mail of a PagerDuty user, sent as `From` on writes (required with an account token).
-    #[arg(long, env = "PAGERDUTY_FROM_EMAIL", global = true)]
+    #[arg(long, env = "PAGERDUTY_FROM_EMAIL")]
     pub pagerduty_from_email: Option<String>,
 
     /// Reassign the PagerDuty incident to the owner's PagerDuty user after deciding (default
     /// false); `PAGERDUTY_REASSIGN_<SERVICE>` sets one service.
-    #[arg(long, env = "PAGERDUTY_REASSIGN", global = true, value_name = "BOOL")]
+    #[arg(long, env = "PAGERDUTY_REASSIGN", value_name = "BOOL")]
     pub pagerduty_reassign: Option<bool>,
 
     /// Whether candidates must be on call (`required`), are preferred when on call
     /// (`preferred`, the default: the learned on-call score component) or on-call is ignored
     /// (`ignored`); `GOLIATH_ON_CALL_<SERVICE>` sets one service.
-    #[arg(long, env = "GOLIATH_ON_CALL", global = true, value_name = "RULE")]
+    #[arg(long, env = "GOLIATH_ON_CALL", value_name = "RULE")]
     pub on_call: Option<String>,
 
     /// Extra PagerDuty service mappings, `NAME=service` or `ID=service` (repeatable); the
     /// `PAGERDUTY_SERVICE_*` variables are read as well.
-    #[arg(long = "pagerduty-service", global = true, value_name = "KEY=SERVICE")]
+    #[arg(long = "pagerduty-service", value_name = "KEY=SERVICE")]
     pub pagerduty_services: Vec<String>,
 
     /// Priority overrides, `P1=sev1` (repeatable); `PAGERDUTY_PRIORITY_*` are read as well.
-    #[arg(long = "pagerduty-priority", global = true, value_name = "NAME=SEVN")]
+    #[arg(long = "pagerduty-priority", value_name = "NAME=SEVN")]
     pub pagerduty_priorities: Vec<String>,
 
     #[command(flatten)]
@@ -213,45 +147,35 @@ pub struct Settings {
 #[derive(Args, Clone, Default)]
 pub struct JiraSettings {
     /// Jira site, e.g. https://example.atlassian.net. Unset: the built-in simulator.
-    #[arg(long, env = "JIRA_BASE_URL", global = true)]
+    #[arg(long, env = "JIRA_BASE_URL")]
     pub jira_base_url: Option<String>,
     /// Atlassian account e-mail for Basic auth (Jira Cloud).
-    #[arg(long, env = "JIRA_EMAIL", global = true)]
+    #[arg(long, env = "JIRA_EMAIL")]
     pub jira_email: Option<String>,
     /// API token for Basic auth (Jira Cloud).
-    #[arg(long, env = "JIRA_API_TOKEN", global = true, hide_env_values = true)]
+    #[arg(long, env = "JIRA_API_TOKEN", hide_env_values = true)]
     pub jira_api_token: Option<String>,
     /// Personal access token (Jira Data Center); selects REST v2.
-    #[arg(long, env = "JIRA_BEARER_TOKEN", global = true, hide_env_values = true)]
+    #[arg(long, env = "JIRA_BEARER_TOKEN", hide_env_values = true)]
     pub jira_bearer_token: Option<String>,
     /// Project for new issues.
-    #[arg(long, env = "JIRA_PROJECT_KEY", default_value = "OPS", global = true)]
+    #[arg(long, env = "JIRA_PROJECT_KEY", default_value = "OPS")]
     pub jira_project_key: String,
     /// Issue type for new issues.
-    #[arg(long, env = "JIRA_ISSUE_TYPE", default_value = "Task", global = true)]
+    #[arg(long, env = "JIRA_ISSUE_TYPE", default_value = "Task")]
     pub jira_issue_type: String,
     /// Secret for `X-Hub-Signature` on Jira webhooks (comma-separated for rotation).
-    #[arg(
-        long,
-        env = "JIRA_WEBHOOK_SECRET",
-        global = true,
-        hide_env_values = true
-    )]
+    #[arg(long, env = "JIRA_WEBHOOK_SECRET", hide_env_values = true)]
     pub jira_webhook_secret: Option<String>,
     /// Per-service project, `service=KEY` (repeatable); `JIRA_PROJECT_<SERVICE>` is read too.
-    #[arg(long = "jira-project", global = true, value_name = "SERVICE=KEY")]
+    #[arg(long = "jira-project", value_name = "SERVICE=KEY")]
     pub jira_projects: Vec<String>,
     /// Jira priority per severity, `sev1=Highest` (repeatable); `JIRA_PRIORITY_SEVN` too.
-    #[arg(long = "jira-priority", global = true, value_name = "SEVN=NAME")]
+    #[arg(long = "jira-priority", value_name = "SEVN=NAME")]
     pub jira_priorities: Vec<String>,
     /// When PagerDuty resolves an incident, move its Jira issue to a done status (a comment is
     /// added either way); a reopen in PagerDuty reopens the issue. Default true.
-    #[arg(
-        long,
-        env = "JIRA_CLOSE_ON_RESOLVE",
-        global = true,
-        value_name = "BOOL"
-    )]
+    #[arg(long, env = "JIRA_CLOSE_ON_RESOLVE", value_name = "BOOL")]
     pub jira_close_on_resolve: Option<bool>,
 }
 

@@ -13,8 +13,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Goliath routes PagerDuty incidents to the right person and opens their Jira issue.
 #[derive(Parser)]
-#[command(name = "goliath", version, about)]
+#[command(
+    name = "goliath",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    /// With no subcommand, `goliath` serves with these settings.
     #[command(flatten)]
     settings: Settings,
     #[command(subcommand)]
@@ -24,11 +30,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server and the Jira workers (the default).
-    Serve,
+    Serve(Settings),
     /// Apply pending database migrations and exit.
-    Migrate,
+    Migrate(Settings),
     /// Print the effective configuration (secrets redacted); non-zero exit if invalid.
-    CheckConfig,
+    CheckConfig(Settings),
     /// Run the Jira simulator on its own (speaks Jira REST v3/v2 and sends Jira webhooks).
     JiraSim(goliath::jira::JiraSimArgs),
     /// Prove the router learns: Goliath against random, round-robin, least-loaded and an
@@ -48,46 +54,40 @@ fn main() -> ExitCode {
     init_logging();
     raise_open_file_limit();
     let cli = Cli::parse();
-    cli.settings.register_secrets();
-    let env: BTreeMap<String, String> = std::env::vars().collect();
-    for name in goliath::config::unknown_variables(env.keys()) {
-        log::warn!("{name} is set but Goliath does not read it (a typo?)");
-    }
-    let config = match Config::from_settings(&cli.settings, &env) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("goliath: {}", goliath::redact::scrub(&e.to_string()));
-            return ExitCode::from(2);
-        }
-    };
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => run_async(goliath::server::serve(config)),
-        Command::Migrate => migrate(&config),
+    let command = cli.command.unwrap_or(Command::Serve(cli.settings));
+    let result = match command {
+        Command::Serve(settings) => match config(&settings) {
+            Ok(config) => run_async(goliath::server::serve(config)),
+            Err(code) => return code,
+        },
+        Command::Migrate(settings) => match config(&settings) {
+            Ok(config) => migrate(&config),
+            Err(code) => return code,
+        },
+        Command::CheckConfig(settings) => match config(&settings) {
+            Ok(config) => {
+                println!(
+                    "{}",
+                    goliath::redact::scrub(
+                        &serde_json::to_string_pretty(&config.redacted()).unwrap_or_default()
+                    )
+                );
+                Ok(())
+            }
+            Err(code) => return code,
+        },
         Command::JiraSim(args) => goliath::jira::run_standalone(args),
         Command::Simulate(args) => goliath::lab::simulate::run_simulate(&args),
-        Command::ReplayBpic(mut args) => {
-            // The global `--mode` says whether the replayed router assigns or recommends.
-            args.mode = match cli.settings.mode.as_deref().map(str::trim) {
-                Some("assign") => goliath::lab::simulate::replay::Mode::Assign,
-                None | Some("shadow") => goliath::lab::simulate::replay::Mode::Shadow,
-                Some(other) => {
-                    eprintln!("goliath: --mode must be assign or shadow, not `{other}`");
-                    return ExitCode::from(2);
-                }
-            };
-            goliath::lab::simulate::run_replay(&args)
+        Command::ReplayBpic(args) => goliath::lab::simulate::run_replay(&args),
+        Command::Bench(args) => {
+            Settings {
+                database_url: args.database_url.clone(),
+                ..Settings::default()
+            }
+            .register_secrets();
+            goliath::lab::bench::run(args)
         }
-        Command::Bench(args) => goliath::lab::bench::run(args, config.database_url.as_deref()),
         Command::Demo(args) => goliath::lab::demo::run(args),
-        Command::CheckConfig => {
-            println!(
-                "{}",
-                goliath::redact::scrub(
-                    &serde_json::to_string_pretty(&config.redacted()).unwrap_or_default()
-                )
-            );
-            Ok(())
-        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -96,6 +96,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The service's configuration from its settings and the environment; exit code 2 (with the
+/// reason printed, secrets redacted) when it is invalid.
+fn config(settings: &Settings) -> Result<Config, ExitCode> {
+    settings.register_secrets();
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    for name in goliath::config::unknown_variables(env.keys()) {
+        log::warn!("{name} is set but Goliath does not read it (a typo?)");
+    }
+    Config::from_settings(settings, &env).map_err(|e| {
+        eprintln!("goliath: {}", goliath::redact::scrub(&e.to_string()));
+        ExitCode::from(2)
+    })
 }
 
 /// `RUST_LOG` (default `info`), every line scrubbed of secrets; `GOLIATH_LOG_FORMAT=json`

@@ -338,4 +338,35 @@ fn help_parses_for_the_binary_and_every_subcommand() {
     for flag in ["--feedback", "--roster", "--no-on-call", "--all", "--mode"] {
         assert!(replay.contains(flag), "replay-bpic --help shows {flag}");
     }
+    // The service's settings are shown by the commands that read them, and only there.
+    for sub in ["serve", "migrate", "check-config"] {
+        let help = run(&[sub, "--help"]);
+        assert!(help.contains("--jira-api-token"), "{sub} --help: {help}");
+    }
+    for sub in ["simulate", "replay-bpic", "demo", "jira-sim"] {
+        let help = run(&[sub, "--help"]);
+        for flag in [
+            "--jira-api-token",
+            "--database-url",
+            "--admin-token",
+            "--workers",
+        ] {
+            assert!(!help.contains(flag), "{sub} --help shows {flag}: {help}");
+        }
+    }
+    // A flag a command does not read is refused, not accepted and ignored.
+    for args in [
+        &["demo", "--bind", "127.0.0.1:1"][..],
+        &["simulate", "--jira-api-token", "x"],
+        &["--bind", "127.0.0.1:1", "check-config"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_goliath"))
+            .args(args)
+            .output()
+            .expect("goliath runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?} is refused");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let flag = args.iter().find(|a| a.starts_with("--")).unwrap();
+        assert!(err.contains(flag), "{args:?}: {err}");
+    }
 }

@@ -21,6 +21,9 @@ use clap::{Args, Subcommand};
 /// `goliath bench <what>`.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
+    /// Postgres URL to measure against. Unset: a private cluster is started.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
     #[command(subcommand)]
     pub command: BenchCommand,
 }
@@ -40,7 +43,8 @@ pub enum BenchCommand {
 
 /// Runs one benchmark. `database_url` is the configured `DATABASE_URL`, if any (otherwise a
 /// private cluster is started in a temporary directory and removed afterwards).
-pub fn run(args: BenchArgs, database_url: Option<&str>) -> anyhow::Result<()> {
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let database_url = args.database_url.as_deref();
     match args.command {
         BenchCommand::Ingest(a) => ingest::run(a, database_url),
         BenchCommand::JiraLatency(a) => jira_latency::run(a, database_url),
