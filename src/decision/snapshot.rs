@@ -129,18 +129,18 @@ impl Statement for SnapshotSql {
         SELECT v.stale, CASE WHEN v.stale THEN $2::text[] ELSE $3::text[] END AS want_services, \
                CASE WHEN v.stale THEN $4::text[] ELSE $5::text[] END AS want_tags FROM v \
     ) \
-    SELECT 'v' AS kind, version AS body FROM v WHERE version IS NOT NULL \
-    UNION ALL SELECT 'w', loads_n::text FROM decision_inputs_version \
-    UNION ALL SELECT 'l', json_build_array(human_id, sum(open_items))::text \
+    SELECT 'version' AS kind, version AS body FROM v WHERE version IS NOT NULL \
+    UNION ALL SELECT 'loads_version', loads_n::text FROM decision_inputs_version \
+    UNION ALL SELECT 'load', json_build_array(human_id, sum(open_items))::text \
       FROM open_loads GROUP BY human_id HAVING sum(open_items) > 0 \
-    UNION ALL SELECT 'h', json_build_object('id', h.id, 'active', h.active, 'services', h.services, \
+    UNION ALL SELECT 'person', json_build_object('id', h.id, 'active', h.active, 'services', h.services, \
            'max_active', h.max_active, 'pagerduty_user_id', h.pagerduty_user_id)::text \
       FROM humans h, want WHERE want.stale \
-    UNION ALL SELECT 's', json_build_array(service, human_id, severity, state)::text \
+    UNION ALL SELECT 'skill', json_build_array(service, human_id, severity, state)::text \
       FROM skill_stats, want WHERE service = ANY(want.want_services) \
-    UNION ALL SELECT 'o', json_build_array(human_id, state)::text \
+    UNION ALL SELECT 'overall', json_build_array(human_id, state)::text \
       FROM person_states, want WHERE want.stale AND scope = 'overall' \
-    UNION ALL SELECT 't', json_build_array(human_id, key, state)::text \
+    UNION ALL SELECT 'tag', json_build_array(human_id, key, state)::text \
       FROM person_states, want WHERE scope = 'tag' AND key = ANY(want.want_tags)";
 }
 
@@ -329,8 +329,41 @@ struct Parsed {
     version: Option<String>,
     loads_version: Option<String>,
     snap: Snapshot,
-    /// (person, tag, state) rows.
-    tag_rows: Vec<(String, String, SkillState)>,
+    tag_rows: Vec<TagRow>,
+}
+
+// The snapshot's JSON arrays, field by field in the order the query builds them (serde reads
+// a struct from an array in field order).
+
+/// `load`: a person's open items.
+#[derive(serde::Deserialize)]
+struct LoadRow {
+    person: String,
+    open_items: i64,
+}
+
+/// `skill`: what a person has shown on a service at a severity.
+#[derive(serde::Deserialize)]
+struct SkillRow {
+    service: String,
+    person: String,
+    severity: String,
+    state: SkillState,
+}
+
+/// `overall`: a person's record across everything.
+#[derive(serde::Deserialize)]
+struct OverallRow {
+    person: String,
+    state: SkillState,
+}
+
+/// `tag`: a person's record on one context tag.
+#[derive(serde::Deserialize)]
+struct TagRow {
+    person: String,
+    tag: String,
+    state: SkillState,
 }
 
 impl Parsed {
@@ -359,39 +392,43 @@ impl Parsed {
     fn add(&mut self, row: SnapshotRow) {
         let snap = &mut self.snap;
         let parsed = match row.kind.as_str() {
-            "v" => {
+            "version" => {
                 self.version = Some(row.body);
                 Ok(())
             }
-            "w" => {
+            "loads_version" => {
                 self.loads_version = Some(row.body);
                 Ok(())
             }
-            "h" => serde_json::from_str(&row.body).map(|p| snap.people.push(p)),
-            "l" => serde_json::from_str::<(String, i64)>(&row.body).map(|(h, n)| {
-                snap.loads.insert(h, u32::try_from(n).unwrap_or(0));
+            "person" => serde_json::from_str(&row.body).map(|p| snap.people.push(p)),
+            "load" => serde_json::from_str::<LoadRow>(&row.body).map(|l| {
+                snap.loads
+                    .insert(l.person, u32::try_from(l.open_items).unwrap_or(0));
             }),
-            "s" => serde_json::from_str::<(String, String, String, SkillState)>(&row.body).map(
-                |(service, human, severity, state)| match severity.parse::<Severity>() {
+            "skill" => serde_json::from_str::<SkillRow>(&row.body).map(|r| {
+                match r.severity.parse::<Severity>() {
                     Ok(severity) => snap
                         .skills
-                        .entry(service.clone())
+                        .entry(r.service.clone())
                         .or_default()
-                        .entry(human)
+                        .entry(r.person)
                         .or_default()
                         .push(SkillRecord {
-                            service,
+                            service: r.service,
                             severity,
-                            state,
+                            state: r.state,
                         }),
-                    Err(_) => log::warn!("skipping a skill record with severity {severity}"),
-                },
-            ),
-            "o" => serde_json::from_str::<(String, SkillState)>(&row.body).map(|(h, s)| {
-                snap.overall.insert(h, s);
+                    Err(_) => log::warn!("skipping a skill record with severity {}", r.severity),
+                }
             }),
-            _ => serde_json::from_str::<(String, String, SkillState)>(&row.body)
-                .map(|row| self.tag_rows.push(row)),
+            "overall" => serde_json::from_str::<OverallRow>(&row.body).map(|r| {
+                snap.overall.insert(r.person, r.state);
+            }),
+            "tag" => serde_json::from_str::<TagRow>(&row.body).map(|r| self.tag_rows.push(r)),
+            other => {
+                log::warn!("skipping a snapshot row of unknown kind {other}");
+                Ok(())
+            }
         };
         if let Err(e) = parsed {
             log::warn!("skipping an unreadable learned record ({}): {e}", row.kind);
@@ -407,7 +444,7 @@ impl Parsed {
             }
         }
         self.tag_rows
-            .sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+            .sort_by(|a, b| (&a.tag, &a.person).cmp(&(&b.tag, &b.person)));
     }
 
     /// What was read, as the cache keeps it, with an entry for every service and tag asked
@@ -426,8 +463,12 @@ impl Parsed {
             loads: None,
         };
         cached.skills.extend(self.snap.skills);
-        for (person, tag, state) in self.tag_rows {
-            cached.tags.entry(tag).or_default().push((person, state));
+        for row in self.tag_rows {
+            cached
+                .tags
+                .entry(row.tag)
+                .or_default()
+                .push((row.person, row.state));
         }
         cached
     }
