@@ -16,7 +16,7 @@ use crate::ingest::jira::JiraIntake;
 use crate::ingest::lifecycle::Lifecycle;
 use crate::ingest::retention::OldDeliveries;
 use crate::ingest::IngestService;
-use crate::jira::{HttpJiraClient, JiraApi, JiraConfig};
+use crate::jira::{HttpJiraClient, JiraApi, JiraConnection};
 use crate::jobs::queue::FinishedJobs;
 use crate::jobs::{Expiry, JobHandler, Waker, WorkerOptions, Workers};
 use crate::learner::LearnerService;
@@ -205,13 +205,13 @@ pub fn jira_client(
     let j = &config.jira;
     let client_config = match (&j.base_url, simulator_url) {
         (Some(url), _) => match (&j.email, &j.api_token, &j.bearer_token) {
-            (Some(email), Some(token), _) => JiraConfig::cloud(url, email, token),
-            (_, _, Some(bearer)) => JiraConfig::data_center(url, bearer),
+            (Some(email), Some(token), _) => JiraConnection::cloud(url, email, token),
+            (_, _, Some(bearer)) => JiraConnection::data_center(url, bearer),
             _ => anyhow::bail!(
                 "JIRA_BASE_URL needs JIRA_EMAIL and JIRA_API_TOKEN, or JIRA_BEARER_TOKEN"
             ),
         },
-        (None, Some(sim)) => JiraConfig::cloud(sim, "goliath@localhost", "simulator"),
+        (None, Some(sim)) => JiraConnection::cloud(sim, "goliath@localhost", "simulator"),
         (None, None) => anyhow::bail!("no Jira configured and no simulator running"),
     };
     Ok(Arc::new(HttpJiraClient::new(client_config)?))

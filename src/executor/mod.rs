@@ -18,7 +18,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Nullable, Text};
 
 use crate::batch::JobRow;
-use crate::config::JiraConfig as JiraSettings;
+use crate::config::JiraConfig;
 use crate::db::json::JsonText;
 use crate::db::prepared::{Bind, Prepared, Statement};
 use crate::db::PgPool;
@@ -93,7 +93,7 @@ pub fn issue_label(work_item_id: &str) -> String {
 }
 
 pub struct Executor {
-    settings: JiraSettings,
+    settings: JiraConfig,
     jira: Arc<dyn JiraApi>,
     /// The last credential check and when it was made.
     health: std::sync::Mutex<Option<(std::time::Instant, JiraHealth)>>,
@@ -114,7 +114,7 @@ pub enum JiraHealth {
 const HEALTH_TTL: Duration = Duration::from_secs(30);
 
 impl Executor {
-    pub fn new(settings: JiraSettings, jira: Arc<dyn JiraApi>) -> Self {
+    pub fn new(settings: JiraConfig, jira: Arc<dyn JiraApi>) -> Self {
         Executor {
             settings,
             jira,

@@ -214,9 +214,10 @@ impl FromStr for JiraFlavor {
     }
 }
 
-/// Client configuration. `Debug` redacts the credentials.
+/// Where Jira is and how to sign in (the client's part of [`crate::config::JiraConfig`]).
+/// `Debug` redacts the credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JiraConfig {
+pub struct JiraConnection {
     /// `https://acme.atlassian.net` (no `/rest/...`; a trailing slash is fine).
     pub base_url: String,
     pub auth: JiraAuth,
@@ -225,7 +226,7 @@ pub struct JiraConfig {
     pub timeout: Duration,
 }
 
-impl JiraConfig {
+impl JiraConnection {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
     /// Jira Cloud with an e-mail and API token.
@@ -234,7 +235,7 @@ impl JiraConfig {
         email: impl Into<String>,
         api_token: impl Into<String>,
     ) -> Self {
-        JiraConfig {
+        JiraConnection {
             base_url: base_url.into(),
             auth: JiraAuth::Basic {
                 email: email.into(),
@@ -247,7 +248,7 @@ impl JiraConfig {
 
     /// Jira Data Center with a personal access token.
     pub fn data_center(base_url: impl Into<String>, token: impl Into<String>) -> Self {
-        JiraConfig {
+        JiraConnection {
             base_url: base_url.into(),
             auth: JiraAuth::Bearer {
                 token: token.into(),
@@ -287,7 +288,7 @@ const MAX_ERROR_TEXT: usize = 500;
 const MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
 
 impl HttpJiraClient {
-    pub fn new(config: JiraConfig) -> Result<Self, InvalidJiraConfig> {
+    pub fn new(config: JiraConnection) -> Result<Self, InvalidJiraConfig> {
         let base_url = config.base_url.trim().trim_end_matches('/').to_owned();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(InvalidJiraConfig(format!(
@@ -750,7 +751,8 @@ mod tests {
     }
 
     fn cloud_client(base: &str) -> HttpJiraClient {
-        let mut cfg = JiraConfig::cloud(format!("{base}/"), "user@example.com", "user_api_token");
+        let mut cfg =
+            JiraConnection::cloud(format!("{base}/"), "user@example.com", "user_api_token");
         cfg.timeout = Duration::from_secs(5);
         HttpJiraClient::new(cfg).unwrap()
     }
@@ -859,7 +861,7 @@ mod tests {
             &[],
             r#"{"id":"20427","key":"OPS-321","self":"http://x/rest/api/2/issue/20427"}"#,
         )]);
-        let client = HttpJiraClient::new(JiraConfig::data_center(&base, "pat-secret")).unwrap();
+        let client = HttpJiraClient::new(JiraConnection::data_center(&base, "pat-secret")).unwrap();
         let mut issue = new_issue();
         issue.assignee_account_id = Some("alice.nguyen".into());
         client.create_issue(&issue).unwrap();
@@ -1134,21 +1136,24 @@ mod tests {
 
     #[test]
     fn secrets_stay_out_of_debug_output() {
-        let cfg = JiraConfig::cloud("https://acme.atlassian.net", "bot@acme.com", "tok-SECRET");
+        let cfg = JiraConnection::cloud("https://acme.atlassian.net", "bot@acme.com", "tok-SECRET");
         let client = HttpJiraClient::new(cfg.clone()).unwrap();
         for s in [format!("{cfg:?}"), format!("{client:?}")] {
             assert!(!s.contains("tok-SECRET"), "{s}");
             assert!(!s.contains("dG9r"), "{s}");
         }
-        let dc = JiraConfig::data_center("https://jira.internal", "PAT-SECRET");
+        let dc = JiraConnection::data_center("https://jira.internal", "PAT-SECRET");
         assert!(!format!("{dc:?}").contains("PAT-SECRET"));
     }
 
     #[test]
     fn bad_configuration_is_refused() {
-        assert!(HttpJiraClient::new(JiraConfig::cloud("acme.atlassian.net", "a", "b")).is_err());
         assert!(
-            HttpJiraClient::new(JiraConfig::cloud("https://a.net/rest/api/3", "a", "b")).is_err()
+            HttpJiraClient::new(JiraConnection::cloud("acme.atlassian.net", "a", "b")).is_err()
+        );
+        assert!(
+            HttpJiraClient::new(JiraConnection::cloud("https://a.net/rest/api/3", "a", "b"))
+                .is_err()
         );
         assert_eq!("dc".parse::<JiraFlavor>(), Ok(JiraFlavor::DataCenter));
         assert!("cloudy".parse::<JiraFlavor>().is_err());

@@ -22,8 +22,8 @@ pub(crate) mod testutil;
 mod util;
 
 pub use client::{
-    HttpJiraClient, InvalidJiraConfig, IssueDescription, IssueRef, JiraApi, JiraAuth, JiraConfig,
-    JiraError, JiraFlavor, NewIssue, Transition,
+    HttpJiraClient, InvalidJiraConfig, IssueDescription, IssueRef, JiraApi, JiraAuth,
+    JiraConnection, JiraError, JiraFlavor, NewIssue, Transition,
 };
 pub use sim::{
     run_standalone, Fault, JiraSim, JiraSimArgs, JiraSimHandle, SimConfig, SimFaults, SimIssueView,

@@ -1,6 +1,6 @@
 use super::*;
 use crate::jira::client::{
-    HttpJiraClient, IssueDescription, IssueRef, JiraApi, JiraConfig, JiraError, JiraFlavor,
+    HttpJiraClient, IssueDescription, IssueRef, JiraApi, JiraConnection, JiraError, JiraFlavor,
     NewIssue,
 };
 use crate::jira::testutil::{response, serve, Captured};
@@ -24,7 +24,7 @@ fn quiet_sim() -> JiraSimHandle {
 }
 
 fn client_for(sim: &JiraSimHandle) -> HttpJiraClient {
-    let mut cfg = JiraConfig::cloud(sim.base_url(), "bot@acme.com", "tok");
+    let mut cfg = JiraConnection::cloud(sim.base_url(), "bot@acme.com", "tok");
     cfg.timeout = Duration::from_secs(5);
     HttpJiraClient::new(cfg).unwrap()
 }
@@ -150,7 +150,7 @@ fn client_creates_finds_by_label_and_assigns_against_the_simulator() {
 #[test]
 fn wrong_or_missing_credentials_get_401() {
     let sim = quiet_sim();
-    let mut cfg = JiraConfig::cloud(sim.base_url(), "bot@acme.com", "wrong");
+    let mut cfg = JiraConnection::cloud(sim.base_url(), "bot@acme.com", "wrong");
     cfg.timeout = Duration::from_secs(5);
     let client = HttpJiraClient::new(cfg).unwrap();
     let err = client.create_issue(&new_issue(1, None)).unwrap_err();
@@ -176,7 +176,7 @@ fn data_center_client_works_against_the_v2_endpoints() {
         ..SimConfig::default()
     })
     .unwrap();
-    let mut cfg = JiraConfig::data_center(sim.base_url(), "pat");
+    let mut cfg = JiraConnection::data_center(sim.base_url(), "pat");
     cfg.flavor = JiraFlavor::DataCenter;
     let client = HttpJiraClient::new(cfg).unwrap();
     let created = client
@@ -328,7 +328,7 @@ fn a_lost_create_response_is_recovered_by_searching_the_label() {
 #[test]
 fn a_slow_answer_times_the_client_out_as_transient() {
     let sim = quiet_sim();
-    let mut cfg = JiraConfig::cloud(sim.base_url(), "bot@acme.com", "tok");
+    let mut cfg = JiraConnection::cloud(sim.base_url(), "bot@acme.com", "tok");
     cfg.timeout = Duration::from_millis(300);
     let client = HttpJiraClient::new(cfg).unwrap();
     sim.set_faults(SimFaults {
