@@ -6,11 +6,10 @@ use diesel::prelude::*;
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::decision::DecisionError;
 use crate::jobs::queue;
-use crate::learner::{LearnerError, Outcome, OutcomeEvent};
+use crate::learner::{Outcome, OutcomeEvent};
 use crate::overview::{self, WorkItemFilter, WorkItemView};
-use crate::roster::{self, HumanInput, RosterError};
+use crate::roster::{self, HumanInput};
 
 use super::auth::Admin;
 use super::body::{read_body, ADMIN_MAX_BODY};
@@ -66,43 +65,6 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 /// A parsed body in the shape a route wants (422 naming the problem otherwise).
 fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_json::from_value(value).map_err(|e| ApiError::unprocessable(e.to_string()))
-}
-
-impl From<RosterError> for ApiError {
-    fn from(e: RosterError) -> Self {
-        match e {
-            RosterError::Invalid { .. } => ApiError::unprocessable(e.to_string()),
-            RosterError::Db(db) => db.into(),
-        }
-    }
-}
-
-impl From<DecisionError> for ApiError {
-    fn from(e: DecisionError) -> Self {
-        match e {
-            DecisionError::UnknownWorkItem(_) => ApiError::not_found(e.to_string()),
-            DecisionError::BadStoredInput(_) => ApiError::internal("replaying the decision", e),
-            DecisionError::Db(db) => db.into(),
-        }
-    }
-}
-
-impl From<LearnerError> for ApiError {
-    fn from(e: LearnerError) -> Self {
-        match e {
-            LearnerError::UnknownWorkItem(_) => ApiError::not_found(e.to_string()),
-            LearnerError::UnknownHuman(_) => {
-                ApiError::unprocessable(format!("field `human_id`: {e}"))
-            }
-            LearnerError::Resolved(_) => {
-                ApiError::new(StatusCode::CONFLICT, "work_item_resolved", e.to_string())
-            }
-            LearnerError::OverCapacity { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "over_capacity", e.to_string())
-            }
-            LearnerError::Db(db) => db.into(),
-        }
-    }
 }
 
 // ---- roster ----
@@ -162,17 +124,7 @@ async fn sync_pagerduty(
     };
     let users = web::block(move || api.users())
         .await
-        .map_err(|e| ApiError::internal("PagerDuty sync", e))?
-        .map_err(|e| match e {
-            crate::pagerduty::PagerDutyError::Transient { .. } => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "pagerduty_unavailable",
-                e.to_string(),
-            ),
-            crate::pagerduty::PagerDutyError::Permanent { .. } => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "pagerduty_refused", e.to_string())
-            }
-        })?;
+        .map_err(|e| ApiError::internal("PagerDuty sync", e))??;
     let report = db(&state, move |c| {
         Ok(roster::sync_pagerduty_users(c, &users)?)
     })

@@ -4,7 +4,10 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
+use crate::decision::DecisionError;
 use crate::ingest::IngestError;
+use crate::learner::LearnerError;
+use crate::roster::RosterError;
 use crate::signature::SignatureError;
 
 #[derive(Debug, Clone)]
@@ -170,6 +173,61 @@ impl From<IngestError> for ApiError {
             IngestError::Rerun { .. } => {
                 log::warn!("{msg}");
                 ApiError::unavailable("conflicting deliveries are being stored; retry shortly")
+            }
+        }
+    }
+}
+
+impl From<RosterError> for ApiError {
+    fn from(e: RosterError) -> Self {
+        match e {
+            RosterError::Invalid { .. } => ApiError::unprocessable(e.to_string()),
+            RosterError::Db(db) => db.into(),
+        }
+    }
+}
+
+impl From<DecisionError> for ApiError {
+    fn from(e: DecisionError) -> Self {
+        match e {
+            DecisionError::UnknownWorkItem(_) => ApiError::not_found(e.to_string()),
+            DecisionError::BadStoredInput(_) => ApiError::internal("replaying the decision", e),
+            DecisionError::Db(db) => db.into(),
+        }
+    }
+}
+
+impl From<LearnerError> for ApiError {
+    fn from(e: LearnerError) -> Self {
+        match e {
+            LearnerError::UnknownWorkItem(_) => ApiError::not_found(e.to_string()),
+            LearnerError::UnknownHuman(_) => {
+                ApiError::unprocessable(format!("field `human_id`: {e}"))
+            }
+            LearnerError::Resolved(_) => {
+                ApiError::new(StatusCode::CONFLICT, "work_item_resolved", e.to_string())
+            }
+            LearnerError::OverCapacity { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "over_capacity", e.to_string())
+            }
+            LearnerError::Db(db) => db.into(),
+        }
+    }
+}
+
+/// PagerDuty's REST API failed while serving an admin request: 503 when it may pass (the
+/// caller retries), 502 when PagerDuty refused.
+impl From<crate::pagerduty::PagerDutyError> for ApiError {
+    fn from(e: crate::pagerduty::PagerDutyError) -> Self {
+        use crate::pagerduty::PagerDutyError;
+        match e {
+            PagerDutyError::Transient { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "pagerduty_unavailable",
+                e.to_string(),
+            ),
+            PagerDutyError::Permanent { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "pagerduty_refused", e.to_string())
             }
         }
     }
