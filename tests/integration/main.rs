@@ -8,4 +8,5 @@ mod lifecycle;
 mod pagerduty;
 mod pagerduty_api;
 mod process;
+mod replay;
 mod secrets;

@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod csv;
 pub mod replay;
+pub mod replay_http;
 pub mod sim;
 
 pub use bench::run_bench_decide;

@@ -60,14 +60,18 @@ pub struct ReplayArgs {
     /// (everyone in the log, eligible everywhere, from the start).
     #[arg(long, value_enum, default_value_t = RosterKind::Seen)]
     pub roster: RosterKind,
-    /// Set from the global `--mode` (`GOLIATH_MODE`), shadow when not given. `shadow`: the
-    /// model only recommends and learns the real resource path; `assign`: its pick gets the
-    /// request and, when wrong, hands it to the real resolver.
-    #[arg(skip = Mode::Shadow)]
+    /// `shadow`: the model only recommends and learns the real resource path; `assign`: its
+    /// pick gets the request and, when wrong, hands it to the real resolver.
+    #[arg(long, value_enum, default_value_t = Mode::Shadow)]
     pub mode: Mode,
     /// Run every combination of feedback, on-call, roster and mode, and print them side by side.
     #[arg(long)]
     pub all: bool,
+    /// Drive the real server instead of the model alone: signed PagerDuty webhooks at each
+    /// request's start, signed Jira webhooks when it closed (assign mode, open roster, feedback
+    /// at resolve time, no on-call); a few minutes.
+    #[arg(long)]
+    pub through_http: bool,
     /// Share of the log (in time order) used to judge changes; the rest is held out and
     /// reported apart.
     #[arg(long, default_value_t = 0.6)]
@@ -97,6 +101,7 @@ impl Default for ReplayArgs {
             roster: RosterKind::Seen,
             mode: Mode::Shadow,
             all: false,
+            through_http: false,
             tuning_share: 0.6,
             in_call_resolved: false,
             feed_times: false,
@@ -123,7 +128,7 @@ pub enum RosterKind {
 }
 
 /// Whether the replayed router assigns or only recommends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     Shadow,
     Assign,
@@ -707,6 +712,26 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
         args.context,
         args.tuning_share * 100.0
     );
+    if args.through_http {
+        let r = super::replay_http::replay_through_http(&requests, args.tuning_share)?;
+        let (t, h, a) = (&r.tuning, &r.held_out, &r.all);
+        println!(
+            "through HTTP (assign, open roster, at-resolve, no on-call), {} people: tuning top-1 {:.3}/{:.3} held-out {:.3}/{:.3} | top-1 {:.2}x/{:.2}x top-3 {:.2}x/{:.2}x | overall top-1 {:.2}x top-3 {:.2}x | {:.1} ms per webhook",
+            a.people,
+            t.rate(t.goliath_top1),
+            t.rate(t.lookup_top1),
+            h.rate(h.goliath_top1),
+            h.rate(h.lookup_top1),
+            t.top1_ratio(),
+            h.top1_ratio(),
+            t.top3_ratio(),
+            h.top3_ratio(),
+            a.top1_ratio(),
+            a.top3_ratio(),
+            a.mean_decide_micros / 1000.0
+        );
+        return Ok(());
+    }
     let settings: Vec<ReplayArgs> = if args.all {
         let mut all = Vec::new();
         for mode in [Mode::Shadow, Mode::Assign] {

@@ -1,0 +1,76 @@
+//! `goliath replay-bpic --through-http` on a small history: the real server, signed PagerDuty
+//! and Jira webhooks, and the scoring against the real resolvers.
+
+use chrono::{Duration, TimeZone, Utc};
+use goliath::lab::simulate::replay::Request;
+use goliath::lab::simulate::replay_http::replay_through_http;
+use goliath::routing::Severity;
+
+/// Two teams, each resolved by its own person; a third person works on both but resolves
+/// nothing. Every request closes an hour after it opens, two hours before the next opens.
+fn history() -> Vec<Request> {
+    let start = Utc.with_ymd_and_hms(2012, 3, 1, 9, 0, 0).unwrap();
+    (0..48)
+        .map(|i| {
+            let opened = start + Duration::hours(3 * i);
+            let (team, resolver) = if i % 2 == 0 {
+                ("V1", "se-Ana")
+            } else {
+                ("V2", "nl-Ben")
+            };
+            // One request in twelve closes without a resolver (PagerDuty resolves it).
+            let resolver = if i % 12 == 11 { "" } else { resolver };
+            Request {
+                sr_number: format!("1-{i}"),
+                first_event_at: opened,
+                resolved_at: Some(opened + Duration::hours(1)),
+                last_event_at: opened + Duration::hours(1),
+                hours_to_resolve: Some(1.0),
+                severity: Severity::Sev3,
+                product: format!("PROD{}", i % 3),
+                country: "se".into(),
+                first_team: team.into(),
+                first_resource: "de-Cy".into(),
+                resolver: resolver.into(),
+                resource_path: vec!["de-Cy".into(), resolver.into()],
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn through_http_goliath_learns_each_teams_resolver_from_jira_outcomes() {
+    let requests = history();
+    let split = replay_through_http(&requests, 0.5).expect("the replay runs through HTTP");
+    let all = &split.all;
+    assert_eq!(all.requests, 48);
+    assert_eq!(all.people, 3, "Ana, Ben and Cy are on the roster");
+    // Four requests have no resolver and are not scored.
+    assert_eq!(all.scored, 44);
+    assert_eq!(split.tuning.scored + split.held_out.scored, 44);
+    assert_eq!(
+        all.undecided, 0,
+        "everyone is eligible: every incident gets an owner"
+    );
+    // Once each team's outcomes are in, Goliath picks its resolver, as the lookup does.
+    let held = &split.held_out;
+    // (Three people: a router that learned nothing would be right about a third of the time.)
+    assert!(
+        held.goliath_top1 + 1 >= held.scored,
+        "held out: {} of {} right",
+        held.goliath_top1,
+        held.scored
+    );
+    let tuning = &split.tuning;
+    assert!(
+        tuning.goliath_top1 + 4 >= tuning.scored,
+        "only each team's first few may be missed: {} of {} right",
+        tuning.goliath_top1,
+        tuning.scored
+    );
+    assert_eq!(
+        held.goliath_top3, held.scored,
+        "the resolver is always in the top 3"
+    );
+    assert_eq!(held.lookup_top1, held.scored);
+}
