@@ -241,6 +241,15 @@ impl LearnerService {
                 }
                 let since = owned_since(conn, &item)?;
                 let seconds = (at - since).num_milliseconds().max(0) as f64 / 1000.0;
+                // Taken over as it is resolved (Jira sends the assignee change and the
+                // resolution together, or moments apart, when someone takes an issue as they
+                // close it): how long they worked on it is unknown, so a hold shorter than the
+                // model's shortest resolve time is no evidence of speed.
+                let working_seconds = if seconds >= self.params.min_seconds {
+                    seconds
+                } else {
+                    f64::NAN
+                };
                 let decision = crate::decision::load(conn, &item.id)?;
                 if let Some(r) = &resolver {
                     // Goliath's own pick resolving it says nothing about who owns this kind
@@ -256,7 +265,7 @@ impl LearnerService {
                         r,
                         &item,
                         &OutcomeKind::Resolved {
-                            seconds_to_resolve: seconds,
+                            seconds_to_resolve: working_seconds,
                             goliath_assigned,
                         },
                         at,

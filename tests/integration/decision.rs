@@ -1233,3 +1233,49 @@ fn a_batch_refusal_is_recognised_by_the_reason_it_names_not_by_its_message() {
         "{lookalike:?}"
     );
 }
+
+#[test]
+fn taking_an_issue_as_it_is_resolved_is_no_evidence_of_speed() {
+    let app = app();
+    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    let stats_of = |who: &str| {
+        let stats = app.admin("GET", "/admin/stats?service=api", None).json();
+        stats["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["human_id"] == who)
+            .map(|r| r["summary"].clone())
+            .unwrap_or_default()
+    };
+    // Handed to the other person and resolved by them in the same instant (as a Jira event
+    // carrying both the assignee change and the resolution).
+    let resp = app.incident("T1", "api-service", "high");
+    let id = resp["work_item_id"].as_str().unwrap().to_string();
+    let owner = resp["assignee_id"].as_str().unwrap().to_string();
+    let other = if owner == "ana" { "ben" } else { "ana" };
+    let handed = Outcome::HandedOff {
+        from: Some(owner.clone()),
+        to: Some(other.into()),
+    };
+    record(&app, "t1-handed", &id, handed, 30);
+    let resolved = Outcome::Resolved {
+        resolver: Some(other.into()),
+    };
+    record(&app, "t1-resolved", &id, resolved, 30);
+    let quick = stats_of(other);
+    assert!(quick["successes"].as_f64().unwrap() > 0.0, "{quick}");
+    assert!(quick["median_minutes_to_resolve"].is_null(), "{quick}");
+
+    // Held for a while, then resolved: that time is evidence.
+    let resp = app.incident("T2", "api-service", "high");
+    let id = resp["work_item_id"].as_str().unwrap().to_string();
+    let owner = resp["assignee_id"].as_str().unwrap().to_string();
+    let resolved = Outcome::Resolved {
+        resolver: Some(owner.clone()),
+    };
+    record(&app, "t2-resolved", &id, resolved, 45);
+    let held = stats_of(&owner);
+    let minutes = held["median_minutes_to_resolve"].as_f64();
+    assert!(minutes.is_some_and(|m| m > 30.0), "{held}");
+}
