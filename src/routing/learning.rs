@@ -1,0 +1,62 @@
+//! Learning: what one outcome teaches the model about a person. Both functions fold one
+//! observation into a stored [`SkillState`], decaying its earlier evidence to the event's time
+//! first; the glue applies them to every state it keeps for the person.
+
+use chrono::{DateTime, Utc};
+
+use super::{ModelParams, OutcomeKind, SkillState};
+
+/// Folds one outcome into a state, at event time `at` (earlier evidence decays first).
+pub fn apply_outcome(
+    state: &mut SkillState,
+    kind: &OutcomeKind,
+    at: DateTime<Utc>,
+    params: &ModelParams,
+) {
+    state.decay_to(at, params);
+    match kind {
+        OutcomeKind::Resolved {
+            seconds_to_resolve,
+            goliath_assigned,
+        } => {
+            state.successes += 1.0;
+            if !goliath_assigned {
+                state.owned += 1.0;
+            }
+            if seconds_to_resolve.is_finite() && *seconds_to_resolve >= 0.0 {
+                let l = seconds_to_resolve.max(params.min_seconds).ln();
+                state.time_weight += 1.0;
+                state.log_time_sum += l;
+                state.log_time_sq_sum += l * l;
+            }
+        }
+        OutcomeKind::HandedOff => state.failures += 1.0,
+        OutcomeKind::Reopened => {
+            state.successes = (state.successes - 1.0).max(0.0);
+            state.owned = state.owned.min(state.successes);
+            state.failures += 1.0;
+        }
+    }
+}
+
+/// Folds one on-call observation into a state of the on-call person, at event time `at`.
+///
+/// Call it once an incident has its good resolution, if a person was on call for it (paged,
+/// eligible) and Goliath never assigned it to them: `kept` is true when that person made the
+/// good resolution anyway. Apply it to the same states as [`apply_outcome`] (the person's
+/// (service, severity) state, their context-tag states and their overall state). Incidents
+/// Goliath assigned to the on-call person are left out, so the rate does not echo Goliath's
+/// own choices: if its recommendations are followed, the rate stays near zero; if on-call people
+/// keep their pages anyway (the team's practice), Goliath learns how often, per person.
+pub fn apply_on_call_outcome(
+    state: &mut SkillState,
+    kept: bool,
+    at: DateTime<Utc>,
+    params: &ModelParams,
+) {
+    state.decay_to(at, params);
+    state.on_call_trials += 1.0;
+    if kept {
+        state.on_call_kept += 1.0;
+    }
+}

@@ -1,0 +1,173 @@
+//! Scoring: each eligible candidate's posterior success rate and log time, and the named
+//! components of their score (success, speed, load, on_call, experience, exploration).
+
+use super::evidence::{self, Evidence, Work};
+use super::exploration::Exploration;
+use super::priors::{shrink_rate, Priors};
+use super::{CandidateInput, DecisionInput, ModelParams, ScoreComponents, ScoredCandidate};
+
+/// An eligible candidate's score, with what the confidence needs.
+pub(super) struct Scored {
+    pub(super) candidate: ScoredCandidate,
+    /// The mean score: the score without the exploration component.
+    pub(super) mean: f64,
+    /// Variance of the mean score.
+    pub(super) var: f64,
+}
+
+/// A candidate's posterior: success (Beta, and its log-odds under a normal approximation) and
+/// mean log time (normal).
+pub(super) struct Posterior {
+    /// Posterior mean probability of resolving without a hand-off.
+    pub(super) p_mean: f64,
+    pub(super) logit: f64,
+    pub(super) sd_logit: f64,
+    /// Posterior mean log time (severity offsets removed).
+    pub(super) mu: f64,
+    pub(super) sd_mu: f64,
+}
+
+/// Scores every eligible candidate, in [`evidence::Gathered::work`] order.
+///
+/// `offset` is the incident severity's log-time offset, added back for the expected time.
+/// Each candidate's own evidence ([`evidence::weighted`]) updates their priors to posteriors;
+/// the components follow from those, the candidate's load and on-call status, and their
+/// experience share. Alongside the score goes the mean score and its delta-method variance, for
+/// the confidence.
+pub(super) fn score(
+    input: &DecisionInput,
+    work: &[Work],
+    priors: &Priors,
+    offset: f64,
+    explore: &Exploration,
+    params: &ModelParams,
+) -> Vec<Scored> {
+    let shares = experience_shares(work, params);
+    let n_elig = work.len().max(1) as f64;
+    work.iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let c = &input.candidates[w.idx];
+            let ev = evidence::weighted(w, params);
+            let post = posterior(&ev, priors.p_prior[i], priors.mu_prior[i], priors, params);
+            let mut comp = components(c, w, &post, shares[i], n_elig, priors, params);
+            comp.exploration = explore.component(&c.human_id, &post, comp.success);
+            let mean = comp.total() - comp.exploration;
+            // Delta-method variance of the mean score: d ln p / d logit = 1 - p.
+            let var = (1.0 - post.p_mean).powi(2) * post.sd_logit * post.sd_logit
+                + post.sd_mu * post.sd_mu;
+            Scored {
+                candidate: ScoredCandidate {
+                    human_id: c.human_id.clone(),
+                    score: comp.total(),
+                    components: comp,
+                    p_success: post.p_mean,
+                    expected_seconds: (post.mu + offset).exp(),
+                    evidence: ev.ok + ev.fail,
+                },
+                mean,
+                var,
+            }
+        })
+        .collect()
+}
+
+/// The posterior from a candidate's weighted evidence and priors: Beta-Bernoulli success with
+/// `prior_strength_service` pseudo-counts of the prior rate, and a log time shrunk to the prior
+/// mean with the empirical-Bayes strength `k_time`.
+fn posterior(
+    ev: &Evidence,
+    p_prior: f64,
+    mu_prior: f64,
+    priors: &Priors,
+    params: &ModelParams,
+) -> Posterior {
+    let (k_time, sigma2) = (priors.k_time, priors.sigma2);
+    let m = params.prior_strength_service;
+    let alpha = (m * p_prior + ev.ok).max(1e-6);
+    let beta = (m * (1.0 - p_prior) + ev.fail).max(1e-6);
+    Posterior {
+        p_mean: alpha / (alpha + beta),
+        logit: (alpha / beta).ln(),
+        sd_logit: (1.0 / alpha + 1.0 / beta).sqrt(),
+        mu: (k_time * mu_prior + ev.ts) / (k_time + ev.tw),
+        sd_mu: (sigma2 / (k_time + ev.tw)).sqrt(),
+    }
+}
+
+/// The components of a candidate's mean score (exploration is left at 0 and added after).
+fn components(
+    c: &CandidateInput,
+    w: &Work,
+    post: &Posterior,
+    share: f64,
+    n_elig: f64,
+    priors: &Priors,
+    params: &ModelParams,
+) -> ScoreComponents {
+    let cap = match c.max_active {
+        Some(m) if m > 0 => f64::from(m),
+        _ => params.default_capacity.max(1.0),
+    };
+    ScoreComponents {
+        success: post.p_mean.ln(),
+        speed: priors.mu_pool - post.mu,
+        load: -(1.0 + params.load_weight * f64::from(c.open_items) / cap).ln(),
+        on_call: if c.on_call {
+            on_call_lift(w, share, n_elig, priors.keep_pool, params)
+        } else {
+            0.0
+        },
+        experience: params.experience_weight * (share * n_elig).ln(),
+        exploration: 0.0,
+    }
+}
+
+/// The on-call component of the person PagerDuty paged. Mixture: the on-call person resolves
+/// with probability `keep` on their own, else the resolver follows the experience share; this
+/// is the log of that lift. The person's own keep rate is their service record over their
+/// record elsewhere over the pool; the share is floored at an even share's `1 / n_elig`.
+fn on_call_lift(w: &Work, share: f64, n_elig: f64, keep_pool: f64, params: &ModelParams) -> f64 {
+    let sp = params.on_call_person_strength.max(1e-6);
+    let e = &w.elsewhere;
+    let q = shrink_rate(keep_pool, sp, e.oc_k, (e.oc_t - e.oc_k).max(0.0));
+    let s = &w.service;
+    let q = shrink_rate(q, sp, s.oc_k, (s.oc_t - s.oc_k).max(0.0)).clamp(0.0, 0.99);
+    (q / ((1.0 - q) * share.max(1.0 / n_elig))).ln_1p() + params.on_call_bonus
+}
+
+/// Each eligible candidate's experience share, in `work` order: the Dirichlet-multinomial
+/// predictive share of the next good resolution of this service among the eligible
+/// candidates, with `experience_concentration` spread evenly.
+///
+/// Two levels: the share of the service's resolutions (shrunk to an even share), and on the
+/// incident's context tags the share of those resolutions, shrunk to the service share.
+/// Context records are kept per tag across services: only the part of them that belongs to
+/// this service counts, in proportion to the person's owned work here (someone who resolves
+/// this product for another team is not thereby an owner here).
+fn experience_shares(work: &[Work], params: &ModelParams) -> Vec<f64> {
+    // Good resolutions in this service (any severity) and on the context tags.
+    let mut owned: Vec<(f64, f64)> = Vec::with_capacity(work.len());
+    let (mut own_total, mut own_ctx_total) = (0.0, 0.0);
+    for w in work {
+        let own = w.service.own.max(0.0);
+        let own_anywhere = own + w.elsewhere.own.max(0.0);
+        let own_ctx = if own_anywhere > 0.0 {
+            w.ctx.own.max(0.0) * own / own_anywhere
+        } else {
+            0.0
+        };
+        own_total += own;
+        own_ctx_total += own_ctx;
+        owned.push((own, own_ctx));
+    }
+    let n_elig = work.len().max(1) as f64;
+    let conc = params.experience_concentration.max(1e-6);
+    owned
+        .iter()
+        .map(|&(own, own_ctx)| {
+            let svc = (own + conc / n_elig) / (own_total + conc);
+            (own_ctx + conc * svc) / (own_ctx_total + conc)
+        })
+        .collect()
+}
