@@ -278,7 +278,8 @@ pub struct ModelParams {
     pub experience_concentration: f64,
     /// Prior standard deviation of ln(seconds to resolve) for a single incident.
     pub prior_log_sigma: f64,
-    /// Resolve times below this are clamped (seconds) before taking logs.
+    /// Resolve times below this are clamped (seconds) before taking logs; the learner takes a
+    /// person who held an item for less than this before resolving it as no time evidence.
     pub min_seconds: f64,
     /// Slow-down per unit of relative load (open_items / capacity).
     pub load_weight: f64,

@@ -83,6 +83,10 @@ pub struct ReplayArgs {
     /// whole request across every team it passed through, not the resolver's own work time.
     #[arg(long)]
     pub feed_times: bool,
+    /// Count each person's open items (assign mode, feedback at resolve time) as the product
+    /// does, so the load term weighs in.
+    #[arg(long)]
+    pub open_loads: bool,
     /// Model parameters as JSON (fields not given keep their defaults).
     #[arg(long)]
     pub params: Option<String>,
@@ -105,6 +109,7 @@ impl Default for ReplayArgs {
             tuning_share: 0.6,
             in_call_resolved: false,
             feed_times: false,
+            open_loads: false,
             params: None,
             every: 1000,
         }
@@ -255,6 +260,8 @@ struct Person {
     skill: HashMap<(String, Severity), SkillState>,
     context: HashMap<String, SkillState>,
     overall: SkillState,
+    /// Requests given to them (assign mode) and not yet closed.
+    open_items: u32,
 }
 
 /// Accuracy counters of one replay (or one part of it).
@@ -509,6 +516,9 @@ pub fn replay(
             pending.sort_by(|a, b| b.at.cmp(&a.at).then(b.req.cmp(&a.req)));
             while pending.last().is_some_and(|p| p.at <= r.first_event_at) {
                 let p = pending.pop().expect("checked");
+                if let Some(&i) = p.pick.as_ref().and_then(|id| index.get(id)) {
+                    people[i].open_items = people[i].open_items.saturating_sub(1);
+                }
                 feed(
                     &mut people,
                     &mut index,
@@ -551,7 +561,7 @@ pub fn replay(
                         active: true,
                         services: if open { Vec::new() } else { p.services.clone() },
                         max_active: None,
-                        open_items: 0,
+                        open_items: if args.open_loads { p.open_items } else { 0 },
                         on_call: Some(i) == on_call,
                         skill: Severity::ALL
                             .iter()
@@ -642,6 +652,9 @@ pub fn replay(
             }
         }
         if args.feedback == Feedback::AtResolve {
+            if let Some(&i) = pick.as_ref().and_then(|p| index.get(p)) {
+                people[i].open_items += 1;
+            }
             pending.push(Pending {
                 at: r.resolved_at.unwrap_or(r.last_event_at),
                 req: ri,
