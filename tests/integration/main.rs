@@ -1,12 +1,15 @@
 //! Integration tests: real Postgres, real HTTP.
+mod admin;
 mod admin_page;
-mod decision;
-mod executor;
+mod database;
 mod helpers;
 mod hostile;
+mod jira_webhooks;
+mod jobs;
 mod lifecycle;
-mod pagerduty;
 mod pagerduty_api;
+mod pagerduty_webhooks;
 mod process;
 mod replay;
+mod routing;
 mod secrets;
