@@ -73,6 +73,9 @@ pub(super) struct Work {
     pub(super) service: Evidence,
     pub(super) sev: Evidence,
     pub(super) ctx: Evidence,
+    /// Decayed owned work on each of the incident's context tags, in
+    /// [`DecisionInput::context`] order (`ctx.own` is their sum).
+    pub(super) ctx_own: Vec<f64>,
     pub(super) elsewhere: Evidence,
     /// (time weight, log-time sum) of this service's records by severity.
     pub(super) by_sev: [(f64, f64); 4],
@@ -168,10 +171,13 @@ pub(super) fn gather(input: &DecisionInput, params: &ModelParams) -> Gathered {
         }
 
         let mut ctx = Evidence::default();
+        let mut ctx_own = vec![0.0; input.context.len()];
         if !input.context.is_empty() {
             for r in &c.context_skill {
-                if input.context.contains(&r.tag) {
-                    ctx.add(&r.state, cached_decay(&mut cache, &r.state, at, params));
+                if let Some(t) = input.context.iter().position(|tag| *tag == r.tag) {
+                    let f = cached_decay(&mut cache, &r.state, at, params);
+                    ctx.add(&r.state, f);
+                    ctx_own[t] += f * r.state.owned;
                 }
             }
         }
@@ -188,6 +194,7 @@ pub(super) fn gather(input: &DecisionInput, params: &ModelParams) -> Gathered {
             service,
             sev,
             ctx,
+            ctx_own,
             elsewhere,
             by_sev,
         });

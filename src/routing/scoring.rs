@@ -137,37 +137,68 @@ fn on_call_lift(w: &Work, share: f64, n_elig: f64, keep_pool: f64, params: &Mode
 }
 
 /// Each eligible candidate's experience share, in `work` order: the Dirichlet-multinomial
-/// predictive share of the next good resolution of this service among the eligible
-/// candidates, with `experience_concentration` spread evenly.
+/// posterior mean of "who resolves this kind of work" given each candidate's owned work, with
+/// `experience_concentration` spread evenly.
 ///
-/// Two levels: the share of the service's resolutions (shrunk to an even share), and on the
-/// incident's context tags the share of those resolutions, shrunk to the service share.
+/// Two levels: the share of the service's resolutions (shrunk to an even share), and on each of
+/// the incident's context tags the share of those resolutions, shrunk to the service share.
 /// Context records are kept per tag across services: only the part of them that belongs to
 /// this service counts, in proportion to the person's owned work here (someone who resolves
 /// this product for another team is not thereby an owner here).
+///
+/// With several tags, each tag's share is taken as evidence apart: the service share times each
+/// tag's lift over it (share on the tag / service share), renormalised. A tag that says nothing
+/// about who owns the work (one every incident carries, or one that repeats the service) has a
+/// lift near 1 and leaves the shares as they were, instead of diluting an informative tag as a
+/// sum over tags would.
 fn experience_shares(work: &[Work], params: &ModelParams) -> Vec<f64> {
-    // Good resolutions in this service (any severity) and on the context tags.
-    let mut owned: Vec<(f64, f64)> = Vec::with_capacity(work.len());
-    let (mut own_total, mut own_ctx_total) = (0.0, 0.0);
-    for w in work {
-        let own = w.service.own.max(0.0);
-        let own_anywhere = own + w.elsewhere.own.max(0.0);
-        let own_ctx = if own_anywhere > 0.0 {
-            w.ctx.own.max(0.0) * own / own_anywhere
-        } else {
-            0.0
-        };
-        own_total += own;
-        own_ctx_total += own_ctx;
-        owned.push((own, own_ctx));
-    }
+    let n_tags = work.first().map_or(0, |w| w.ctx_own.len());
     let n_elig = work.len().max(1) as f64;
     let conc = params.experience_concentration.max(1e-6);
-    owned
+    // Good resolutions in this service (any severity), and the part of each tag's that belongs
+    // here.
+    let own: Vec<f64> = work.iter().map(|w| w.service.own.max(0.0)).collect();
+    let here = |w: &Work, own: f64, tag_own: f64| {
+        let own_anywhere = own + w.elsewhere.own.max(0.0);
+        if own_anywhere > 0.0 {
+            tag_own.max(0.0) * own / own_anywhere
+        } else {
+            0.0
+        }
+    };
+    let own_total: f64 = own.iter().sum();
+    let svc: Vec<f64> = own
         .iter()
-        .map(|&(own, own_ctx)| {
-            let svc = (own + conc / n_elig) / (own_total + conc);
-            (own_ctx + conc * svc) / (own_ctx_total + conc)
-        })
-        .collect()
+        .map(|&o| (o + conc / n_elig) / (own_total + conc))
+        .collect();
+    if n_tags <= 1 {
+        // One tag (or none: then the shrunk share is the service share).
+        let ctx: Vec<f64> = work
+            .iter()
+            .zip(&own)
+            .map(|(w, &o)| here(w, o, w.ctx.own))
+            .collect();
+        let ctx_total: f64 = ctx.iter().sum();
+        return ctx
+            .iter()
+            .zip(&svc)
+            .map(|(&c, &s)| (c + conc * s) / (ctx_total + conc))
+            .collect();
+    }
+    let mut log_share: Vec<f64> = svc.iter().map(|s| s.ln()).collect();
+    for t in 0..n_tags {
+        let ctx: Vec<f64> = work
+            .iter()
+            .zip(&own)
+            .map(|(w, &o)| here(w, o, w.ctx_own[t]))
+            .collect();
+        let ctx_total: f64 = ctx.iter().sum();
+        for ((l, &c), &s) in log_share.iter_mut().zip(&ctx).zip(&svc) {
+            *l += ((c + conc * s) / (ctx_total + conc)).ln() - s.ln();
+        }
+    }
+    let top = log_share.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let weights: Vec<f64> = log_share.iter().map(|l| (l - top).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    weights.iter().map(|w| w / total).collect()
 }

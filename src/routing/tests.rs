@@ -606,3 +606,62 @@ fn owning_a_product_for_another_team_is_not_owning_it_here() {
         d.ranking
     );
 }
+
+#[test]
+fn a_tag_every_incident_carries_does_not_dilute_an_informative_one() {
+    let p = ModelParams {
+        explore_scale: 0.0,
+        ..ModelParams::default()
+    };
+    // Both resolve this service's work only; ben resolves three times as much of it, but ana
+    // owns product X. Every incident also carries `policy:all`, on which each person's record
+    // is all their work.
+    let person = |id: &str, service: usize, product_x: usize| {
+        let mut c = cand(id);
+        c.skill
+            .push(record(Severity::Sev3, resolves(service, false, &p)));
+        c.overall = Some(resolves(service, false, &p));
+        for (tag, n) in [("product:X", product_x), ("policy:all", service)] {
+            if n > 0 {
+                c.context_skill.push(ContextRecord {
+                    tag: tag.to_string(),
+                    state: resolves(n, false, &p),
+                });
+            }
+        }
+        c
+    };
+    let people = vec![person("ana", 10, 10), person("ben", 30, 0)];
+    let pick = |context: &[&str]| {
+        let mut inp = input("w", Severity::Sev3, people.clone());
+        inp.context = context.iter().map(|t| t.to_string()).collect();
+        let d = decide(&inp, &p);
+        let experience = |id: &str| {
+            d.ranking
+                .iter()
+                .find(|c| c.human_id == id)
+                .map(|c| c.components.experience)
+                .unwrap()
+        };
+        (d.primary.clone(), experience("ana") - experience("ben"))
+    };
+    let (alone, lead_alone) = pick(&["product:X"]);
+    let (with_policy, lead_with_policy) = pick(&["policy:all", "product:X"]);
+    assert_eq!(alone.as_deref(), Some("ana"));
+    assert_eq!(
+        with_policy.as_deref(),
+        Some("ana"),
+        "the shared tag changed the pick"
+    );
+    assert!(
+        (lead_alone - lead_with_policy).abs() < 0.05,
+        "ana's experience lead {lead_alone} alone, {lead_with_policy} with the shared tag"
+    );
+    // The shared tag on its own says only what the service says.
+    let (_, lead_policy_only) = pick(&["policy:all"]);
+    let (_, lead_none) = pick(&[]);
+    assert!(
+        (lead_policy_only - lead_none).abs() < 0.05,
+        "{lead_policy_only} vs {lead_none}"
+    );
+}

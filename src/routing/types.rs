@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 /// Version tag stored with every decision.
 /// 3: context-tag ownership counts only the part of a person's owned work in the service.
-pub const MODEL_VERSION: &str = "goliath-routing/3";
+/// 4: with several context tags, each tag's ownership share is evidence apart (its lift over
+/// the service share), so a tag that says nothing about ownership does not dilute another.
+pub const MODEL_VERSION: &str = "goliath-routing/4";
 
 /// Incident severity; `Sev1` is the most critical.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -7,9 +7,10 @@
 //! the pick to the real resolver and resolved by them (assign mode, feedback at resolve time).
 //!
 //! The product carries the request's team as the PagerDuty service, its impact as the priority
-//! (P1..P4) and its product as a PagerDuty team (so it reaches the decision as the context tag
-//! `team:<product>`). Requests closed without a resolver are not scored; PagerDuty resolves
-//! them at their last event, crediting nobody, so open loads stay as true as in production.
+//! (P1..P4), its product as a PagerDuty team (so it reaches the decision as the context tag
+//! `team:<product>`) and one escalation policy per team (the tag `policy:<team> on-call`).
+//! Requests closed without a resolver are not scored; PagerDuty resolves them at their last
+//! event, crediting nobody, so open loads stay as true as in production.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -270,8 +271,12 @@ fn incident_body(template: &Value, r: &Request, i: usize) -> Result<Vec<u8>> {
     d["title"] = format!("{} {}", r.product, r.sr_number).into();
     d["service"] = json!({"id": format!("S{}", service_key(&r.first_team)), "summary": r.first_team, "type": "service_reference"});
     d["assignees"] = json!([]);
-    d["escalation_policy"] =
-        json!({"id": "PEPBPIC", "summary": "bpic", "type": "escalation_policy_reference"});
+    // One escalation policy per team, as PagerDuty is usually set up.
+    d["escalation_policy"] = json!({
+        "id": format!("EP{}", service_key(&r.first_team)),
+        "summary": format!("{} on-call", r.first_team),
+        "type": "escalation_policy_reference",
+    });
     d["teams"] = json!([{"id": "PT", "summary": r.product, "type": "team_reference"}]);
     let priority = match r.severity {
         Severity::Sev1 => "P1",
