@@ -2,7 +2,7 @@
 //! and Jira webhooks, and the scoring against the real resolvers.
 
 use chrono::{Duration, TimeZone, Utc};
-use goliath::lab::simulate::replay::Request;
+use goliath::lab::simulate::replay::{Mode, Request};
 use goliath::lab::simulate::replay_http::replay_through_http;
 use goliath::routing::Severity;
 
@@ -40,8 +40,14 @@ fn history() -> Vec<Request> {
 
 #[test]
 fn through_http_goliath_learns_each_teams_resolver_from_jira_outcomes() {
+    for mode in [Mode::Assign, Mode::Shadow] {
+        learns_each_teams_resolver(mode);
+    }
+}
+
+fn learns_each_teams_resolver(mode: Mode) {
     let requests = history();
-    let split = replay_through_http(&requests, 0.5).expect("the replay runs through HTTP");
+    let split = replay_through_http(&requests, 0.5, mode).expect("the replay runs through HTTP");
     let all = &split.all;
     assert_eq!(all.requests, 48);
     assert_eq!(all.people, 3, "Ana, Ben and Cy are on the roster");
@@ -57,14 +63,14 @@ fn through_http_goliath_learns_each_teams_resolver_from_jira_outcomes() {
     // (Three people: a router that learned nothing would be right about a third of the time.)
     assert!(
         held.goliath_top1 + 1 >= held.scored,
-        "held out: {} of {} right",
+        "{mode:?}, held out: {} of {} right",
         held.goliath_top1,
         held.scored
     );
     let tuning = &split.tuning;
     assert!(
         tuning.goliath_top1 + 4 >= tuning.scored,
-        "only each team's first few may be missed: {} of {} right",
+        "{mode:?}: only each team's first few may be missed: {} of {} right",
         tuning.goliath_top1,
         tuning.scored
     );

@@ -68,8 +68,8 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub all: bool,
     /// Drive the real server instead of the model alone: signed PagerDuty webhooks at each
-    /// request's start, signed Jira webhooks when it closed (assign mode, open roster, feedback
-    /// at resolve time, no on-call); a few minutes.
+    /// request's start, signed Jira webhooks when it closed (open roster, feedback at resolve
+    /// time, no on-call; `--mode` applies); several minutes.
     #[arg(long)]
     pub through_http: bool,
     /// Share of the log (in time order) used to judge changes; the rest is held out and
@@ -726,10 +726,14 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
         args.tuning_share * 100.0
     );
     if args.through_http {
-        let r = super::replay_http::replay_through_http(&requests, args.tuning_share)?;
+        let r = super::replay_http::replay_through_http(&requests, args.tuning_share, args.mode)?;
         let (t, h, a) = (&r.tuning, &r.held_out, &r.all);
         println!(
-            "through HTTP (assign, open roster, at-resolve, no on-call), {} people: tuning top-1 {:.3}/{:.3} held-out {:.3}/{:.3} | top-1 {:.2}x/{:.2}x top-3 {:.2}x/{:.2}x | overall top-1 {:.2}x top-3 {:.2}x | {:.1} ms per webhook",
+            "through HTTP ({}, open roster, at-resolve, no on-call), {} people: tuning top-1 {:.3}/{:.3} held-out {:.3}/{:.3} | top-1 {:.2}x/{:.2}x top-3 {:.2}x/{:.2}x | overall top-1 {:.2}x top-3 {:.2}x | {:.1} ms per webhook",
+            match args.mode {
+                Mode::Assign => "assign",
+                Mode::Shadow => "shadow",
+            },
             a.people,
             t.rate(t.goliath_top1),
             t.rate(t.lookup_top1),

@@ -2,9 +2,13 @@
 //! alone. Goliath runs in-process on a private PostgreSQL and its real HTTP server; every
 //! person in the log is on the roster, eligible for every team (the open roster); each request
 //! arrives as a signed PagerDuty V3 `incident.triggered` at its first event time, with nobody
-//! paged (no on-call hint), and Goliath assigns it. When the request really closed, a signed
-//! Jira webhook at that time tells Goliath what happened: resolved by its pick, or handed from
-//! the pick to the real resolver and resolved by them (assign mode, feedback at resolve time).
+//! paged (no on-call hint). When the request really closed, signed Jira webhooks at that time
+//! tell Goliath what happened (feedback at resolve time):
+//!
+//! - assign mode: Goliath's pick holds the issue; it is resolved by them, or handed from them
+//!   to the real resolver and resolved;
+//! - shadow mode: Goliath only recommends; the issue, unassigned, passes along the request's
+//!   real resource path (one assignee change each) and is resolved by its resolver.
 //!
 //! The product carries the request's team as the PagerDuty service, its impact as the priority
 //! (P1..P4), its product as a PagerDuty team (so it reaches the decision as the context tag
@@ -17,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::replay::{is_system_account, ReplayResult, ReplaySplit, Request};
+use super::replay::{is_system_account, Mode, ReplayResult, ReplaySplit, Request};
 use crate::db::embedded::Durability;
 use crate::jira::SimConfig;
 use crate::lab::bench::harness::{self, AppSpec, BenchDb, RunningApp};
@@ -32,7 +36,11 @@ enum Step {
 
 /// Runs the log through the HTTP surface and scores Goliath's picks against the real
 /// resolvers, next to the frequency lookup learning at the same moments.
-pub fn replay_through_http(requests: &[Request], tuning_share: f64) -> Result<ReplaySplit> {
+pub fn replay_through_http(
+    requests: &[Request],
+    tuning_share: f64,
+    mode: Mode,
+) -> Result<ReplaySplit> {
     harness::quiet_logs(false);
     let db = BenchDb::open(None, None, Durability::Throwaway)?;
     let pool = db.pool(8)?;
@@ -79,6 +87,9 @@ pub fn replay_through_http(requests: &[Request], tuning_share: f64) -> Result<Re
     let port = listener.local_addr()?.port();
     let config = harness::config_for(port, |s| {
         s.workers = 0;
+        if mode == Mode::Shadow {
+            s.mode = Some("shadow".into());
+        }
         s.pagerduty_webhook_secret = Some(pd_secret.clone());
         s.jira.jira_webhook_secret = Some(jira_secret.clone());
         // Each team is its own service, named as in the log.
@@ -147,20 +158,24 @@ pub fn replay_through_http(requests: &[Request], tuning_share: f64) -> Result<Re
                     .as_str()
                     .context("the answer names the work item")?
                     .to_string();
-                let pick = answer["assignee_id"].as_str().map(String::from);
+                // Who holds the issue now (nobody in shadow mode), and Goliath's pick (its
+                // recommendation in shadow mode).
+                let assignee = answer["assignee_id"].as_str().map(String::from);
+                let decision = {
+                    let mut conn = pool.get()?;
+                    crate::decision::load(&mut conn, &item)?
+                };
+                let pick = decision.as_ref().and_then(|d| d.primary_human_id.clone());
                 let scored = !r.resolver.is_empty() && !is_system_account(&r.resolver);
                 if scored {
                     let truth = ids[&r.resolver].clone();
-                    let top3: Vec<String> = {
-                        let mut conn = pool.get()?;
-                        crate::decision::load(&mut conn, &item)?
-                            .and_then(|d| d.ranking.as_array().cloned())
-                            .unwrap_or_default()
-                            .iter()
-                            .take(3)
-                            .filter_map(|c| c["human_id"].as_str().map(String::from))
-                            .collect()
-                    };
+                    let top3: Vec<String> = decision
+                        .and_then(|d| d.ranking.as_array().cloned())
+                        .unwrap_or_default()
+                        .iter()
+                        .take(3)
+                        .filter_map(|c| c["human_id"].as_str().map(String::from))
+                        .collect();
                     let table = lookup_tp
                         .get(&(r.first_team.clone(), r.product.clone()))
                         .filter(|m| !m.is_empty())
@@ -181,11 +196,11 @@ pub fn replay_through_http(requests: &[Request], tuning_share: f64) -> Result<Re
                             usize::from(ranked.iter().take(3).any(|t| *t.0 == r.resolver));
                     }
                 }
-                picks.insert(i, (item, pick));
+                picks.insert(i, (item, assignee));
             }
             Step::Close(i) => {
                 let r = &requests[i];
-                let Some((item, pick)) = picks.get(&i) else {
+                let Some((item, assignee)) = picks.get(&i) else {
                     continue;
                 };
                 let at = r
@@ -211,20 +226,43 @@ pub fn replay_through_http(requests: &[Request], tuning_share: f64) -> Result<Re
                     continue;
                 }
                 let resolver = &ids[&r.resolver];
-                let body = close_body(item, pick.as_deref(), resolver, i, at);
-                let sig = format!("sha256={}", crate::signature::sign_hex(&jira_secret, &body));
-                let mut resp = agent
-                    .post(&app.url("/webhooks/jira"))
-                    .header("Content-Type", "application/json")
-                    .header("X-Hub-Signature", &sig)
-                    .send(&body[..])?;
-                let status = resp.status().as_u16();
-                if status >= 300 {
-                    let text = resp.body_mut().read_to_string().unwrap_or_default();
-                    bail!(
-                        "request {}: Jira webhook answered {status}: {text}",
-                        r.sr_number
-                    );
+                // Assign mode: Goliath's pick holds it and, when wrong, hands it to the
+                // resolver. Shadow mode: it starts unassigned and follows the real path.
+                let path: Vec<&str> = match mode {
+                    Mode::Assign => vec![resolver.as_str()],
+                    Mode::Shadow => real_path(r, &ids),
+                };
+                let mut holder = assignee.as_deref();
+                let last = path.len() - 1;
+                for (seq, person) in path.iter().enumerate() {
+                    let change = (holder != Some(*person)).then_some((holder, *person));
+                    if change.is_none() && seq < last {
+                        continue;
+                    }
+                    let update = IssueUpdate {
+                        item,
+                        i,
+                        seq,
+                        at,
+                        assignee: change,
+                        resolved_by: (seq == last).then_some(*person),
+                    };
+                    let body = update.body();
+                    let sig = format!("sha256={}", crate::signature::sign_hex(&jira_secret, &body));
+                    let mut resp = agent
+                        .post(&app.url("/webhooks/jira"))
+                        .header("Content-Type", "application/json")
+                        .header("X-Hub-Signature", &sig)
+                        .send(&body[..])?;
+                    let status = resp.status().as_u16();
+                    if status >= 300 {
+                        let text = resp.body_mut().read_to_string().unwrap_or_default();
+                        bail!(
+                            "request {}: Jira webhook answered {status}: {text}",
+                            r.sr_number
+                        );
+                    }
+                    holder = Some(*person);
                 }
                 *lookup_tp
                     .entry((r.first_team.clone(), r.product.clone()))
@@ -308,42 +346,78 @@ fn resolved_body(
     Ok(serde_json::to_vec(&v)?)
 }
 
-/// A Jira Cloud `jira:issue_updated` webhook at `at`: the issue handed from the pick to the
-/// resolver when they differ, then resolved by the resolver.
-fn close_body(
-    item: &str,
-    pick: Option<&str>,
-    resolver: &str,
-    i: usize,
-    at: chrono::DateTime<chrono::Utc>,
-) -> Vec<u8> {
-    let account = |p: &str| format!("acct-{p}");
-    let mut items = vec![];
-    if pick != Some(resolver) {
-        items.push(json!({
-            "field": "assignee", "fieldtype": "jira", "fieldId": "assignee",
-            "from": pick.map(account), "to": account(resolver),
-            "tmpFromAccountId": pick.map(account), "tmpToAccountId": account(resolver),
-        }));
+/// The people a request really passed through, in order and without repeats in a row, ending
+/// with its resolver (as roster ids).
+fn real_path<'a>(r: &Request, ids: &'a BTreeMap<String, String>) -> Vec<&'a str> {
+    let mut path: Vec<&str> = Vec::new();
+    for who in r.resource_path.iter().chain([&r.resolver]) {
+        if who.is_empty() || is_system_account(who) {
+            continue;
+        }
+        let id = ids[who].as_str();
+        if path.last() != Some(&id) {
+            path.push(id);
+        }
     }
-    items.push(json!({
-        "field": "resolution", "fieldtype": "jira", "fieldId": "resolution",
-        "from": null, "fromString": null, "to": "10000", "toString": "Done",
-    }));
-    let body = json!({
-        "timestamp": at.timestamp_millis(),
-        "webhookEvent": "jira:issue_updated",
-        "issue_event_type_name": "issue_generic",
-        "user": {"accountId": account(resolver)},
-        "issue": {
-            "id": format!("{}", 100_000 + i),
-            "key": format!("BPIC-{}", i + 1),
-            "fields": {
-                "labels": ["goliath", crate::executor::issue_label(item)],
-                "assignee": {"accountId": account(resolver)},
+    // The resolver may have appeared earlier and passed it on before taking it back.
+    if path.last() != ids.get(&r.resolver).map(String::as_str).as_ref() {
+        path.push(ids[&r.resolver].as_str());
+    }
+    path
+}
+
+/// One Jira Cloud `jira:issue_updated` webhook: an assignee change, a resolution, or both.
+struct IssueUpdate<'a> {
+    item: &'a str,
+    /// The request's index (for the issue's id and key).
+    i: usize,
+    /// Which update of the request this is (for its changelog id and time).
+    seq: usize,
+    at: chrono::DateTime<chrono::Utc>,
+    /// (from, to) of an assignee change.
+    assignee: Option<(Option<&'a str>, &'a str)>,
+    /// Resolved by this person.
+    resolved_by: Option<&'a str>,
+}
+
+impl IssueUpdate<'_> {
+    fn body(&self) -> Vec<u8> {
+        let account = |p: &str| format!("acct-{p}");
+        let mut items = vec![];
+        if let Some((from, to)) = self.assignee {
+            items.push(json!({
+                "field": "assignee", "fieldtype": "jira", "fieldId": "assignee",
+                "from": from.map(account), "to": account(to),
+                "tmpFromAccountId": from.map(account), "tmpToAccountId": account(to),
+            }));
+        }
+        if self.resolved_by.is_some() {
+            items.push(json!({
+                "field": "resolution", "fieldtype": "jira", "fieldId": "resolution",
+                "from": null, "fromString": null, "to": "10000", "toString": "Done",
+            }));
+        }
+        let actor = self
+            .resolved_by
+            .or(self.assignee.map(|(_, to)| to))
+            .unwrap_or_default();
+        // Updates of one request a millisecond apart, in order.
+        let at = self.at + chrono::Duration::milliseconds(self.seq as i64);
+        let body = json!({
+            "timestamp": at.timestamp_millis(),
+            "webhookEvent": "jira:issue_updated",
+            "issue_event_type_name": "issue_generic",
+            "user": {"accountId": account(actor)},
+            "issue": {
+                "id": format!("{}", 100_000 + self.i),
+                "key": format!("BPIC-{}", self.i + 1),
+                "fields": {
+                    "labels": ["goliath", crate::executor::issue_label(self.item)],
+                    "assignee": {"accountId": account(actor)},
+                },
             },
-        },
-        "changelog": {"id": format!("{}", 200_000 + i), "items": items},
-    });
-    serde_json::to_vec(&body).unwrap_or_default()
+            "changelog": {"id": format!("{}", (200_000 + self.i) * 100 + self.seq), "items": items},
+        });
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
 }
