@@ -107,6 +107,20 @@ pub fn replay_through_http(
         sim: SimConfig::default(),
     })?;
     let agent = harness::agent();
+    let pagerduty = Webhook {
+        agent: &agent,
+        url: app.url("/webhooks/pagerduty"),
+        header: "X-PagerDuty-Signature",
+        prefix: "v1=",
+        secret: &pd_secret,
+    };
+    let jira = Webhook {
+        agent: &agent,
+        url: app.url("/webhooks/jira"),
+        header: "X-Hub-Signature",
+        prefix: "sha256=",
+        secret: &jira_secret,
+    };
     let template: Value = serde_json::from_str(crate::lab::bench::load::TEMPLATE)?;
 
     let mut steps: Vec<(chrono::DateTime<chrono::Utc>, u8, Step)> = Vec::new();
@@ -140,14 +154,8 @@ pub fn replay_through_http(
             Step::Trigger(i) => {
                 let r = &requests[i];
                 let body = incident_body(&template, r, i)?;
-                let sig = format!("v1={}", crate::signature::sign_hex(&pd_secret, &body));
-                let mut resp = agent
-                    .post(&app.url("/webhooks/pagerduty"))
-                    .header("Content-Type", "application/json")
-                    .header("X-PagerDuty-Signature", &sig)
-                    .send(&body[..])?;
-                let status = resp.status().as_u16();
-                let answer: Value = resp.body_mut().read_json().unwrap_or_default();
+                let (status, text) = pagerduty.send(&body)?;
+                let answer: Value = serde_json::from_str(&text).unwrap_or_default();
                 if status != 200 {
                     bail!(
                         "request {}: PagerDuty webhook answered {status}: {answer}",
@@ -209,15 +217,8 @@ pub fn replay_through_http(
                     .max(r.first_event_at);
                 if r.resolver.is_empty() || is_system_account(&r.resolver) {
                     let body = resolved_body(&template, r, i, at)?;
-                    let sig = format!("v1={}", crate::signature::sign_hex(&pd_secret, &body));
-                    let mut resp = agent
-                        .post(&app.url("/webhooks/pagerduty"))
-                        .header("Content-Type", "application/json")
-                        .header("X-PagerDuty-Signature", &sig)
-                        .send(&body[..])?;
-                    let status = resp.status().as_u16();
+                    let (status, text) = pagerduty.send(&body)?;
                     if status >= 300 {
-                        let text = resp.body_mut().read_to_string().unwrap_or_default();
                         bail!(
                             "request {}: PagerDuty resolve answered {status}: {text}",
                             r.sr_number
@@ -247,16 +248,8 @@ pub fn replay_through_http(
                         assignee: change,
                         resolved_by: (seq == last).then_some(*person),
                     };
-                    let body = update.body();
-                    let sig = format!("sha256={}", crate::signature::sign_hex(&jira_secret, &body));
-                    let mut resp = agent
-                        .post(&app.url("/webhooks/jira"))
-                        .header("Content-Type", "application/json")
-                        .header("X-Hub-Signature", &sig)
-                        .send(&body[..])?;
-                    let status = resp.status().as_u16();
+                    let (status, text) = jira.send(&update.body())?;
                     if status >= 300 {
-                        let text = resp.body_mut().read_to_string().unwrap_or_default();
                         bail!(
                             "request {}: Jira webhook answered {status}: {text}",
                             r.sr_number
@@ -286,6 +279,34 @@ pub fn replay_through_http(
         tuning,
         held_out,
     })
+}
+
+/// Where one kind of signed webhook goes.
+struct Webhook<'a> {
+    agent: &'a ureq::Agent,
+    url: String,
+    header: &'static str,
+    prefix: &'static str,
+    secret: &'a str,
+}
+
+impl Webhook<'_> {
+    /// Sends `body` signed; the answer's status and text.
+    fn send(&self, body: &[u8]) -> Result<(u16, String)> {
+        let sig = format!(
+            "{}{}",
+            self.prefix,
+            crate::signature::sign_hex(self.secret, body)
+        );
+        let mut resp = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", "application/json")
+            .header(self.header, &sig)
+            .send(body)?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.body_mut().read_to_string().unwrap_or_default()))
+    }
 }
 
 /// The `PAGERDUTY_SERVICE_<KEY>` key of a team name.
