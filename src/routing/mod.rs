@@ -43,8 +43,8 @@
 //!   resolving than the experience share alone says. Goliath keeps, per person, a decayed
 //!   record of the incidents on which they were on call *and Goliath did not assign it to them*,
 //!   and how many of those they resolved anyway (kept). Its rate `q` is shrunk to the same rate
-//!   for the person on other services, then to the pool of the eligible candidates' records for
-//!   this service, then anywhere, then to `on_call_prior_keep`. Treating the resolver as "the
+//!   for the person on other services, then to the pool of every candidate's records
+//!   (eligible or not) for this service, then anywhere, then to `on_call_prior_keep`. Treating the resolver as "the
 //!   on-call person with probability `q`, else someone drawn by the experience share `s`", the
 //!   component is the log lift `ln(1 + q / ((1 - q) * max(s, 1/K)))` for the on-call person (K
 //!   eligible candidates; the floor keeps a rarely seen on-call person from getting an
