@@ -313,6 +313,44 @@ pub struct ReplaySplit {
     pub held_out: ReplayResult,
 }
 
+/// The frequency lookup Goliath is measured against: the most frequent resolver so far for the
+/// same team and product, else for the team.
+#[derive(Default)]
+pub struct FrequencyLookup {
+    by_team_product: HashMap<(String, String), BTreeMap<String, u32>>,
+    by_team: HashMap<String, BTreeMap<String, u32>>,
+}
+
+impl FrequencyLookup {
+    /// `r`'s resolver resolved it.
+    pub fn learn(&mut self, r: &Request) {
+        *self
+            .by_team_product
+            .entry((r.first_team.clone(), r.product.clone()))
+            .or_default()
+            .entry(r.resolver.clone())
+            .or_default() += 1;
+        *self
+            .by_team
+            .entry(r.first_team.clone())
+            .or_default()
+            .entry(r.resolver.clone())
+            .or_default() += 1;
+    }
+
+    /// Resolvers for `r`, most frequent first (ties by name); empty before any is known.
+    pub fn ranked(&self, r: &Request) -> Vec<&String> {
+        let table = self
+            .by_team_product
+            .get(&(r.first_team.clone(), r.product.clone()))
+            .filter(|m| !m.is_empty())
+            .or_else(|| self.by_team.get(&r.first_team));
+        let mut top: Vec<(&String, &u32)> = table.map(|m| m.iter().collect()).unwrap_or_default();
+        top.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        top.into_iter().map(|(who, _)| who).collect()
+    }
+}
+
 struct Pending {
     at: DateTime<Utc>,
     req: usize,
@@ -336,8 +374,7 @@ pub fn replay(
     let mut people: Vec<Person> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut by_team: HashMap<String, Vec<usize>> = HashMap::new();
-    let mut lookup_tp: HashMap<(String, String), BTreeMap<String, u32>> = HashMap::new();
-    let mut lookup_t: HashMap<String, BTreeMap<String, u32>> = HashMap::new();
+    let mut lookup = FrequencyLookup::default();
     let mut pending: Vec<Pending> = Vec::new();
     let split_at = (requests.len() as f64 * args.tuning_share.clamp(0.0, 1.0)).round() as usize;
     let mut parts = [ReplayResult::default(), ReplayResult::default()];
@@ -412,8 +449,7 @@ pub fn replay(
     let feed = |people: &mut Vec<Person>,
                 index: &mut HashMap<String, usize>,
                 by_team: &mut HashMap<String, Vec<usize>>,
-                lookup_tp: &mut HashMap<(String, String), BTreeMap<String, u32>>,
-                lookup_t: &mut HashMap<String, BTreeMap<String, u32>>,
+                lookup: &mut FrequencyLookup,
                 r: &Request,
                 pick: Option<&str>| {
         let tags = tags_of(r);
@@ -497,16 +533,7 @@ pub fn replay(
             apply_on_call_outcome(&mut who.overall, kept, at, params);
         }
         if !r.resolver.is_empty() && !is_system_account(&r.resolver) {
-            *lookup_tp
-                .entry((r.first_team.clone(), r.product.clone()))
-                .or_default()
-                .entry(r.resolver.clone())
-                .or_default() += 1;
-            *lookup_t
-                .entry(r.first_team.clone())
-                .or_default()
-                .entry(r.resolver.clone())
-                .or_default() += 1;
+            lookup.learn(r);
         }
     };
 
@@ -523,8 +550,7 @@ pub fn replay(
                     &mut people,
                     &mut index,
                     &mut by_team,
-                    &mut lookup_tp,
-                    &mut lookup_t,
+                    &mut lookup,
                     &requests[p.req],
                     p.pick.as_deref(),
                 );
@@ -630,15 +656,10 @@ pub fn replay(
                         res.goliath_top3 += 1;
                     }
                 }
-                let table = lookup_tp
-                    .get(&(r.first_team.clone(), r.product.clone()))
-                    .filter(|m| !m.is_empty())
-                    .or_else(|| lookup_t.get(&r.first_team));
-                if let Some(m) = table {
-                    let mut top: Vec<(&String, &u32)> = m.iter().collect();
-                    top.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
-                    let top1 = top.first().is_some_and(|t| *t.0 == r.resolver);
-                    let top3 = top.iter().take(3).any(|t| *t.0 == r.resolver);
+                let top = lookup.ranked(r);
+                if !top.is_empty() {
+                    let top1 = top.first().is_some_and(|t| **t == r.resolver);
+                    let top3 = top.iter().take(3).any(|t| **t == r.resolver);
                     let part = &mut parts[usize::from(ri >= split_at)];
                     for res in [&mut res, part] {
                         res.lookup_top1 += usize::from(top1);
@@ -665,8 +686,7 @@ pub fn replay(
                 &mut people,
                 &mut index,
                 &mut by_team,
-                &mut lookup_tp,
-                &mut lookup_t,
+                &mut lookup,
                 r,
                 pick.as_deref(),
             );

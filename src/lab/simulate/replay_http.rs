@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::replay::{is_system_account, Mode, ReplayResult, ReplaySplit, Request};
+use super::replay::{is_system_account, FrequencyLookup, Mode, ReplayResult, ReplaySplit, Request};
 use crate::db::embedded::Durability;
 use crate::jira::SimConfig;
 use crate::lab::bench::harness::{self, AppSpec, BenchDb, RunningApp};
@@ -146,8 +146,7 @@ pub fn replay_through_http(
         ..ReplayResult::default()
     };
     let mut picks: HashMap<usize, (String, Option<String>)> = HashMap::new();
-    let mut lookup_tp: HashMap<(String, String), BTreeMap<String, u32>> = HashMap::new();
-    let mut lookup_t: HashMap<String, BTreeMap<String, u32>> = HashMap::new();
+    let mut lookup = FrequencyLookup::default();
     let started = std::time::Instant::now();
     for (_, _, step) in &steps {
         match *step {
@@ -184,13 +183,7 @@ pub fn replay_through_http(
                         .take(3)
                         .filter_map(|c| c["human_id"].as_str().map(String::from))
                         .collect();
-                    let table = lookup_tp
-                        .get(&(r.first_team.clone(), r.product.clone()))
-                        .filter(|m| !m.is_empty())
-                        .or_else(|| lookup_t.get(&r.first_team));
-                    let mut ranked: Vec<(&String, &u32)> =
-                        table.map(|m| m.iter().collect()).unwrap_or_default();
-                    ranked.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+                    let ranked = lookup.ranked(r);
                     let part = &mut parts[usize::from(i >= split_at)];
                     for res in [&mut all, part] {
                         res.scored += 1;
@@ -199,9 +192,9 @@ pub fn replay_through_http(
                         res.goliath_top1 += usize::from(pick.as_deref() == Some(truth.as_str()));
                         res.goliath_top3 += usize::from(top3.contains(&truth));
                         res.lookup_top1 +=
-                            usize::from(ranked.first().is_some_and(|t| *t.0 == r.resolver));
+                            usize::from(ranked.first().is_some_and(|t| **t == r.resolver));
                         res.lookup_top3 +=
-                            usize::from(ranked.iter().take(3).any(|t| *t.0 == r.resolver));
+                            usize::from(ranked.iter().take(3).any(|t| **t == r.resolver));
                     }
                 }
                 picks.insert(i, (item, assignee));
@@ -257,16 +250,7 @@ pub fn replay_through_http(
                     }
                     holder = Some(*person);
                 }
-                *lookup_tp
-                    .entry((r.first_team.clone(), r.product.clone()))
-                    .or_default()
-                    .entry(r.resolver.clone())
-                    .or_default() += 1;
-                *lookup_t
-                    .entry(r.first_team.clone())
-                    .or_default()
-                    .entry(r.resolver.clone())
-                    .or_default() += 1;
+                lookup.learn(r);
             }
         }
     }
