@@ -172,7 +172,8 @@ fn experience_shares(work: &[Work], params: &ModelParams) -> Vec<f64> {
         .map(|&o| (o + conc / n_elig) / (own_total + conc))
         .collect();
     if n_tags <= 1 {
-        // One tag (or none: then the shrunk share is the service share).
+        // One tag (or none: then the shrunk share is the service share), computed as in
+        // routing/3 so those decisions stay the same to the last bit.
         let ctx: Vec<f64> = work
             .iter()
             .zip(&own)

@@ -564,6 +564,15 @@ fn paule_mandel_recovers_the_spread() {
     assert!((paule_mandel(&flat, 1e-3, 10.0).unwrap().0 - 1e-3).abs() < 1e-12);
 }
 
+/// A ranked candidate's experience component.
+fn experience_of(d: &Decision, id: &str) -> f64 {
+    d.ranking
+        .iter()
+        .find(|c| c.human_id == id)
+        .map(|c| c.components.experience)
+        .unwrap()
+}
+
 #[test]
 fn owning_a_product_for_another_team_is_not_owning_it_here() {
     let p = ModelParams {
@@ -592,13 +601,7 @@ fn owning_a_product_for_another_team_is_not_owning_it_here() {
     let mut inp = input("w", Severity::Sev3, vec![elsewhere, here]);
     inp.context = vec!["product:X".to_string()];
     let d = decide(&inp, &p);
-    let experience = |id: &str| {
-        d.ranking
-            .iter()
-            .find(|c| c.human_id == id)
-            .map(|c| c.components.experience)
-            .unwrap()
-    };
+    let experience = |id: &str| experience_of(&d, id);
     // here: 2 product-X resolutions, all in this service; elsewhere: 20, of which 4/40 here.
     assert!(
         (experience("here") - experience("elsewhere")).abs() < 0.01,
@@ -636,14 +639,10 @@ fn a_tag_every_incident_carries_does_not_dilute_an_informative_one() {
         let mut inp = input("w", Severity::Sev3, people.clone());
         inp.context = context.iter().map(|t| t.to_string()).collect();
         let d = decide(&inp, &p);
-        let experience = |id: &str| {
-            d.ranking
-                .iter()
-                .find(|c| c.human_id == id)
-                .map(|c| c.components.experience)
-                .unwrap()
-        };
-        (d.primary.clone(), experience("ana") - experience("ben"))
+        (
+            d.primary.clone(),
+            experience_of(&d, "ana") - experience_of(&d, "ben"),
+        )
     };
     let (alone, lead_alone) = pick(&["product:X"]);
     let (with_policy, lead_with_policy) = pick(&["policy:all", "product:X"]);
