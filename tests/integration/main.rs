@@ -1,6 +1,7 @@
 //! Integration tests: real Postgres, real HTTP.
 mod admin;
 mod admin_page;
+mod container;
 mod database;
 mod helpers;
 mod hostile;
