@@ -167,13 +167,14 @@ fn stalled_request(app: &TestApp, path: &str, length: u64, sent: &[u8]) -> (Stri
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    write!(
-        stream,
+    // One write, so a refusal on the head never meets a second write on a closed socket.
+    let mut request = format!(
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
          Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
     )
-    .unwrap();
-    stream.write_all(sent).unwrap();
+    .into_bytes();
+    request.extend_from_slice(sent);
+    stream.write_all(&request).unwrap();
     let mut answer = vec![0u8; 4096];
     let n = stream.read(&mut answer).unwrap_or(0);
     let text = String::from_utf8_lossy(&answer[..n]).to_string();
@@ -411,16 +412,18 @@ fn conflicting_body_lengths_are_refused_and_the_connection_closed() {
     stream
         .set_read_timeout(Some(Duration::from_secs(15)))
         .unwrap();
-    write!(
-        stream,
+    // One write: the server refuses on the head and closes, so a later write could meet a
+    // closed socket (EPIPE), and bytes it never read would turn its close into a reset.
+    let mut request = format!(
         "POST /webhooks/pagerduty HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
         body.len(),
         body.len()
     )
-    .unwrap();
-    stream.write_all(&body).unwrap();
-    stream.write_all(b"\r\n0\r\n\r\n").unwrap();
+    .into_bytes();
+    request.extend_from_slice(&body);
+    request.extend_from_slice(b"\r\n0\r\n\r\n");
+    stream.write_all(&request).unwrap();
     let mut answer = Vec::new();
     // Reading to the end returns only once the server closes the connection.
     stream.read_to_end(&mut answer).unwrap();
