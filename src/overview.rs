@@ -115,8 +115,8 @@ pub fn work_item(conn: &mut PgConnection, id: &str) -> QueryResult<Option<WorkIt
 
 /// A person with their open load and their learned record summed over services and severities.
 #[derive(Debug, Clone, Serialize)]
-pub struct PersonSummary {
-    pub person: Human,
+pub struct HumanSummary {
+    pub human: Human,
     pub open_items: u32,
     /// Good resolutions (time-decayed, as the model counts them).
     pub successes: f64,
@@ -126,7 +126,7 @@ pub struct PersonSummary {
     pub median_minutes_to_resolve: Option<f64>,
 }
 
-impl PersonSummary {
+impl HumanSummary {
     pub fn success_rate(&self) -> Option<f64> {
         let evidence = self.successes + self.failures;
         (evidence > 0.0).then(|| self.successes / evidence)
@@ -134,7 +134,7 @@ impl PersonSummary {
 }
 
 /// Everyone on the roster, by id.
-pub fn people(conn: &mut PgConnection) -> QueryResult<Vec<PersonSummary>> {
+pub fn humans(conn: &mut PgConnection) -> QueryResult<Vec<HumanSummary>> {
     let roster = crate::roster::list(conn)?;
     let loads = crate::decision::open_loads(conn)?;
     let states: Vec<(String, serde_json::Value)> = skill_stats::table
@@ -154,15 +154,15 @@ pub fn people(conn: &mut PgConnection) -> QueryResult<Vec<PersonSummary>> {
     }
     Ok(roster
         .into_iter()
-        .map(|person| {
+        .map(|human| {
             let (successes, failures, weight, log_sum) =
-                records.get(&person.id).copied().unwrap_or_default();
-            PersonSummary {
-                open_items: loads.get(&person.id).copied().unwrap_or(0),
+                records.get(&human.id).copied().unwrap_or_default();
+            HumanSummary {
+                open_items: loads.get(&human.id).copied().unwrap_or(0),
                 successes,
                 failures,
                 median_minutes_to_resolve: (weight > 0.0).then(|| (log_sum / weight).exp() / 60.0),
-                person,
+                human,
             }
         })
         .collect())

@@ -153,9 +153,9 @@ pub fn upsert(conn: &mut PgConnection, h: &ValidHuman) -> QueryResult<Human> {
 }
 
 /// Validates all, then stores all in one transaction: a bad entry stores nothing.
-pub fn import(conn: &mut PgConnection, people: &[HumanInput]) -> Result<Vec<Human>, RosterError> {
-    let mut valid = Vec::with_capacity(people.len());
-    for (i, p) in people.iter().enumerate() {
+pub fn import(conn: &mut PgConnection, humans: &[HumanInput]) -> Result<Vec<Human>, RosterError> {
+    let mut valid = Vec::with_capacity(humans.len());
+    for (i, p) in humans.iter().enumerate() {
         valid.push(p.validate(None).map_err(|e| match e {
             RosterError::Invalid { field, problem } => RosterError::Invalid {
                 field: format!("[{i}].{field}"),
@@ -216,34 +216,34 @@ pub fn sync_pagerduty_users(
     users: &[crate::pagerduty::PdUser],
 ) -> QueryResult<serde_json::Value> {
     conn.transaction(|conn| {
-        let people = list(conn)?;
+        let humans = list(conn)?;
         let mut updated = vec![];
         let mut unchanged = vec![];
-        let mut unmatched_people = vec![];
+        let mut unmatched_humans = vec![];
         let mut matched_users = std::collections::HashSet::new();
-        for person in &people {
-            let email = person.email.trim().to_lowercase();
+        for human in &humans {
+            let email = human.email.trim().to_lowercase();
             let Some(user) = users
                 .iter()
                 .find(|u| !email.is_empty() && u.email.trim().to_lowercase() == email)
             else {
-                unmatched_people.push(person.id.clone());
+                unmatched_humans.push(human.id.clone());
                 continue;
             };
             matched_users.insert(user.id.clone());
-            if person.pagerduty_user_id.as_deref() == Some(user.id.as_str()) {
-                unchanged.push(person.id.clone());
+            if human.pagerduty_user_id.as_deref() == Some(user.id.as_str()) {
+                unchanged.push(human.id.clone());
                 continue;
             }
-            diesel::update(humans::table.find(&person.id))
+            diesel::update(humans::table.find(&human.id))
                 .set((
                     humans::pagerduty_user_id.eq(&user.id),
                     humans::updated_at.eq(diesel::dsl::now),
                 ))
                 .execute(conn)?;
             updated.push(serde_json::json!({
-                "id": person.id, "pagerduty_user_id": user.id,
-                "was": person.pagerduty_user_id,
+                "id": human.id, "pagerduty_user_id": user.id,
+                "was": human.pagerduty_user_id,
             }));
         }
         let unmatched_users: Vec<serde_json::Value> = users
@@ -255,7 +255,7 @@ pub fn sync_pagerduty_users(
             "pagerduty_users": users.len(),
             "updated": updated,
             "unchanged": unchanged,
-            "people_without_a_pagerduty_user": unmatched_people,
+            "humans_without_a_pagerduty_user": unmatched_humans,
             "pagerduty_users_not_on_the_roster": unmatched_users,
         }))
     })

@@ -7,7 +7,7 @@ use crate::app::AppState;
 use crate::config::Config;
 use crate::db::embedded::{Durability, EmbeddedPostgres};
 use crate::db::{self, PgPool};
-use crate::jira::{JiraSim, JiraSimHandle, SimConfig, SimPerson};
+use crate::jira::{JiraSim, JiraSimHandle, SimConfig, SimHuman};
 use crate::jobs::worker::WorkerOptions;
 
 /// The database the process uses: a configured URL, or the private embedded cluster (kept
@@ -170,16 +170,16 @@ pub async fn serve(mut cfg: Config) -> anyhow::Result<()> {
 }
 
 /// Starts the Jira simulator, playing the roster's people, sending signed webhooks back to
-/// this server. `people` defaults to none (it learns account ids from the issues it sees).
+/// this server. `humans` defaults to none (it learns account ids from the issues it sees).
 pub fn start_simulator(
     cfg: &Config,
-    people: Option<Vec<SimPerson>>,
+    humans: Option<Vec<SimHuman>>,
 ) -> anyhow::Result<JiraSimHandle> {
     let sim_config = SimConfig {
         webhook_url: Some(format!("{}/webhooks/jira", cfg.public_url)),
         webhook_secret: cfg.jira.webhook_secrets.first().cloned(),
-        people: people.unwrap_or_default(),
-        play_people: true,
+        humans: humans.unwrap_or_default(),
+        play_humans: true,
         minute_ms: cfg.sim_minute_ms,
         ..SimConfig::default()
     };

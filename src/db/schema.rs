@@ -62,7 +62,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    person_states (scope, key, human_id) {
+    human_states (scope, key, human_id) {
         human_id -> Text,
         scope -> Text,
         key -> Text,
@@ -162,7 +162,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     decisions,
     outcomes,
     skill_stats,
-    person_states,
+    human_states,
     open_loads,
     work_item_events,
     jobs,

@@ -520,8 +520,8 @@ impl DecisionService {
         for row in planned.rows.iter().filter(|r| r.primary_human_id.is_some()) {
             m.decision_confidence.observe(row.confidence);
         }
-        for person in &planned.limited {
-            batch.check_capacity_of(person);
+        for human in &planned.limited {
+            batch.check_capacity_of(human);
         }
         if let Some(as_of) = planned.inputs_as_of {
             batch.expect_inputs(as_of);

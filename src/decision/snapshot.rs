@@ -2,7 +2,7 @@
 //! roster and learned state change rarely (an admin edit, an outcome), while loads change with
 //! every batch, so [`SnapshotCache`] keeps the former between batches and the database's change
 //! counter (`decision_inputs_version`, bumped at the commit of any change to `humans`,
-//! `skill_stats` or `person_states`) says when to read them again. Loads are kept too, for the
+//! `skill_stats` or `human_states`) says when to read them again. Loads are kept too, for the
 //! intake: it only ever adds to them, each of its batch statements returns the totals of the
 //! people it assigned, and a second counter (`loads_n`) moves when anything else changes a
 //! load. A batch decided on kept inputs names their counters, and its statement is refused if
@@ -21,7 +21,7 @@ use crate::routing::{
 
 /// A person as the model needs them.
 #[derive(serde::Deserialize, Clone)]
-struct Person {
+struct Human {
     id: String,
     active: bool,
     services: Vec<String>,
@@ -40,7 +40,7 @@ struct SnapshotRow {
 /// What the model needs for a set of work items, read once.
 #[derive(Default)]
 pub(super) struct Snapshot {
-    people: Vec<Person>,
+    humans: Vec<Human>,
     pub(super) loads: HashMap<String, u32>,
     /// service -> person -> records
     skills: HashMap<String, HashMap<String, Vec<SkillRecord>>>,
@@ -65,13 +65,13 @@ impl Snapshot {
 
     /// Whether `id` is on the roster and active.
     pub(super) fn is_active(&self, id: &str) -> bool {
-        self.people.iter().any(|p| p.id == id && p.active)
+        self.humans.iter().any(|p| p.id == id && p.active)
     }
 
     pub(super) fn input_for(&self, item: &WorkItem, pd_assignees: &[String]) -> DecisionInput {
         let skills = self.skills.get(&item.service);
         let candidates = self
-            .people
+            .humans
             .iter()
             .map(|h| CandidateInput {
                 human_id: h.id.clone(),
@@ -133,15 +133,15 @@ impl Statement for SnapshotSql {
     UNION ALL SELECT 'loads_version', loads_n::text FROM decision_inputs_version \
     UNION ALL SELECT 'load', json_build_array(human_id, sum(open_items))::text \
       FROM open_loads GROUP BY human_id HAVING sum(open_items) > 0 \
-    UNION ALL SELECT 'person', json_build_object('id', h.id, 'active', h.active, 'services', h.services, \
+    UNION ALL SELECT 'human', json_build_object('id', h.id, 'active', h.active, 'services', h.services, \
            'max_active', h.max_active, 'pagerduty_user_id', h.pagerduty_user_id)::text \
       FROM humans h, want WHERE want.stale \
     UNION ALL SELECT 'skill', json_build_array(service, human_id, severity, state)::text \
       FROM skill_stats, want WHERE service = ANY(want.want_services) \
     UNION ALL SELECT 'overall', json_build_array(human_id, state)::text \
-      FROM person_states, want WHERE want.stale AND scope = 'overall' \
+      FROM human_states, want WHERE want.stale AND scope = 'overall' \
     UNION ALL SELECT 'tag', json_build_array(human_id, key, state)::text \
-      FROM person_states, want WHERE scope = 'tag' AND key = ANY(want.want_tags)";
+      FROM human_states, want WHERE scope = 'tag' AND key = ANY(want.want_tags)";
 }
 
 /// Services and tags kept at most; past that the cache starts again from what a batch needs.
@@ -152,7 +152,7 @@ const MAX_CACHED_KEYS: usize = 10_000;
 struct Cached {
     /// `token:n` of `decision_inputs_version` when read (the token tells databases apart).
     version: String,
-    people: Vec<Person>,
+    humans: Vec<Human>,
     overall: HashMap<String, SkillState>,
     /// service -> person -> records, for every service read (empty when nothing is learned).
     skills: HashMap<String, HashMap<String, Vec<SkillRecord>>>,
@@ -169,11 +169,11 @@ impl Cached {
         tags: &[String],
         loads: HashMap<String, u32>,
     ) -> Snapshot {
-        let mut by_person: HashMap<String, Vec<ContextRecord>> = HashMap::new();
+        let mut by_human: HashMap<String, Vec<ContextRecord>> = HashMap::new();
         for tag in tags {
-            for (person, state) in self.tags.get(tag).into_iter().flatten() {
-                by_person
-                    .entry(person.clone())
+            for (human, state) in self.tags.get(tag).into_iter().flatten() {
+                by_human
+                    .entry(human.clone())
                     .or_default()
                     .push(ContextRecord {
                         tag: tag.clone(),
@@ -182,7 +182,7 @@ impl Cached {
             }
         }
         Snapshot {
-            people: self.people.clone(),
+            humans: self.humans.clone(),
             loads,
             skills: services
                 .iter()
@@ -190,7 +190,7 @@ impl Cached {
                 .collect(),
             overall: self.overall.clone(),
             // `tags` is sorted, so each person's records are in tag order.
-            tags: by_person,
+            tags: by_human,
         }
     }
 }
@@ -289,9 +289,9 @@ impl SnapshotCache {
         else {
             return;
         };
-        for (person, total) in totals {
+        for (human, total) in totals {
             let total = u32::try_from(*total).unwrap_or(0);
-            let kept = loads.entry(person.clone()).or_default();
+            let kept = loads.entry(human.clone()).or_default();
             *kept = (*kept).max(total);
         }
     }
@@ -338,7 +338,7 @@ struct Parsed {
 /// `load`: a person's open items.
 #[derive(serde::Deserialize)]
 struct LoadRow {
-    person: String,
+    human: String,
     open_items: i64,
 }
 
@@ -346,7 +346,7 @@ struct LoadRow {
 #[derive(serde::Deserialize)]
 struct SkillRow {
     service: String,
-    person: String,
+    human: String,
     severity: String,
     state: SkillState,
 }
@@ -354,14 +354,14 @@ struct SkillRow {
 /// `overall`: a person's record across everything.
 #[derive(serde::Deserialize)]
 struct OverallRow {
-    person: String,
+    human: String,
     state: SkillState,
 }
 
 /// `tag`: a person's record on one context tag.
 #[derive(serde::Deserialize)]
 struct TagRow {
-    person: String,
+    human: String,
     tag: String,
     state: SkillState,
 }
@@ -400,10 +400,10 @@ impl Parsed {
                 self.loads_version = Some(row.body);
                 Ok(())
             }
-            "person" => serde_json::from_str(&row.body).map(|p| snap.people.push(p)),
+            "human" => serde_json::from_str(&row.body).map(|p| snap.humans.push(p)),
             "load" => serde_json::from_str::<LoadRow>(&row.body).map(|l| {
                 snap.loads
-                    .insert(l.person, u32::try_from(l.open_items).unwrap_or(0));
+                    .insert(l.human, u32::try_from(l.open_items).unwrap_or(0));
             }),
             "skill" => serde_json::from_str::<SkillRow>(&row.body).map(|r| {
                 match r.severity.parse::<Severity>() {
@@ -411,7 +411,7 @@ impl Parsed {
                         .skills
                         .entry(r.service.clone())
                         .or_default()
-                        .entry(r.person)
+                        .entry(r.human)
                         .or_default()
                         .push(SkillRecord {
                             service: r.service,
@@ -422,7 +422,7 @@ impl Parsed {
                 }
             }),
             "overall" => serde_json::from_str::<OverallRow>(&row.body).map(|r| {
-                snap.overall.insert(r.person, r.state);
+                snap.overall.insert(r.human, r.state);
             }),
             "tag" => serde_json::from_str::<TagRow>(&row.body).map(|r| self.tag_rows.push(r)),
             other => {
@@ -437,14 +437,14 @@ impl Parsed {
 
     /// Stable orders, so the same data always gives the same input.
     fn sort(&mut self) {
-        self.snap.people.sort_by(|a, b| a.id.cmp(&b.id));
-        for by_person in self.snap.skills.values_mut() {
-            for records in by_person.values_mut() {
+        self.snap.humans.sort_by(|a, b| a.id.cmp(&b.id));
+        for by_human in self.snap.skills.values_mut() {
+            for records in by_human.values_mut() {
                 records.sort_by_key(|r| r.severity);
             }
         }
         self.tag_rows
-            .sort_by(|a, b| (&a.tag, &a.person).cmp(&(&b.tag, &b.person)));
+            .sort_by(|a, b| (&a.tag, &a.human).cmp(&(&b.tag, &b.human)));
     }
 
     /// What was read, as the cache keeps it, with an entry for every service and tag asked
@@ -453,7 +453,7 @@ impl Parsed {
         self.sort();
         let mut cached = Cached {
             version,
-            people: self.snap.people,
+            humans: self.snap.humans,
             overall: self.snap.overall,
             skills: services
                 .iter()
@@ -468,7 +468,7 @@ impl Parsed {
                 .tags
                 .entry(row.tag)
                 .or_default()
-                .push((row.person, row.state));
+                .push((row.human, row.state));
         }
         cached
     }

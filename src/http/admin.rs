@@ -81,8 +81,8 @@ async fn upsert_humans(
     if value.is_array() {
         return import(&state, typed(value)?).await;
     }
-    let person: HumanInput = typed(value)?;
-    let valid = person.validate(None)?;
+    let human: HumanInput = typed(value)?;
+    let valid = human.validate(None)?;
     let stored = db(&state, move |c| Ok(roster::upsert(c, &valid)?)).await?;
     Ok(HttpResponse::Ok().json(stored))
 }
@@ -101,9 +101,9 @@ async fn import_humans(
 /// Stores a whole roster, all or nothing.
 async fn import(
     state: &web::Data<AppState>,
-    people: Vec<HumanInput>,
+    humans: Vec<HumanInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let stored = db(state, move |c| Ok(roster::import(c, &people)?)).await?;
+    let stored = db(state, move |c| Ok(roster::import(c, &humans)?)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"imported": stored.len(), "humans": stored})))
 }
 
@@ -134,8 +134,8 @@ async fn sync_pagerduty(
 
 #[get("/admin/humans")]
 async fn list_humans(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let people = db(&state, |c| Ok(roster::list(c)?)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"humans": people})))
+    let humans = db(&state, |c| Ok(roster::list(c)?)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"humans": humans})))
 }
 
 #[get("/admin/humans/{id}")]
@@ -148,14 +148,14 @@ async fn get_human(
     let found = db(&state, {
         let id = id.clone();
         move |c| {
-            let Some(person) = roster::get(c, &id)? else {
+            let Some(human) = roster::get(c, &id)? else {
                 return Ok(None);
             };
             let open = crate::decision::open_loads(c)?
                 .get(&id)
                 .copied()
                 .unwrap_or(0);
-            let mut view = serde_json::to_value(person).unwrap_or_default();
+            let mut view = serde_json::to_value(human).unwrap_or_default();
             view["open_items"] = open.into();
             Ok(Some(view))
         }
@@ -175,8 +175,8 @@ async fn put_human(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&req, payload, ADMIN_MAX_BODY).await?;
-    let person: HumanInput = parse_json(&body)?;
-    let valid = person.validate(Some(&path.into_inner()))?;
+    let human: HumanInput = parse_json(&body)?;
+    let valid = human.validate(Some(&path.into_inner()))?;
     let stored = db(&state, move |c| Ok(roster::upsert(c, &valid)?)).await?;
     Ok(HttpResponse::Ok().json(stored))
 }

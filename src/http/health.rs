@@ -27,7 +27,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         let unassigned =
             crate::decision::backlog::count_waiting(&mut conn).map_err(|e| e.to_string())?;
         let over_cap =
-            crate::learner::people_over_capacity(&mut conn).map_err(|e| e.to_string())?;
+            crate::learner::humans_over_capacity(&mut conn).map_err(|e| e.to_string())?;
         drop(conn);
         let jira = executor.jira_health();
         if let crate::executor::JiraHealth::Refused(why) = &jira {
@@ -39,7 +39,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(serde_json::json!({
             "status": "ready", "database": "ok", "migrations": "current", "jobs": queue,
             "unassigned_work_items": unassigned,
-            "people_over_capacity": over_cap,
+            "humans_over_capacity": over_cap,
             "jira": jira,
         }))
     })

@@ -194,7 +194,7 @@ fn owner_activity(
     if !(commented || moved) {
         return Ok(());
     }
-    let Some(actor) = person(conn, hook.user.as_ref().and_then(|u| u.id()))? else {
+    let Some(actor) = human(conn, hook.user.as_ref().and_then(|u| u.id()))? else {
         return Ok(());
     };
     let owner: Option<String> = work_items::table
@@ -213,7 +213,7 @@ fn owner_activity(
 }
 
 /// Maps a Jira account (Cloud accountId or Server username) to a person on the roster.
-fn person(conn: &mut PgConnection, account: Option<&str>) -> QueryResult<Option<String>> {
+fn human(conn: &mut PgConnection, account: Option<&str>) -> QueryResult<Option<String>> {
     match account {
         Some(a) => Ok(crate::roster::by_jira_account(conn, a)?.map(|h| h.id)),
         None => Ok(None),
@@ -227,18 +227,18 @@ fn outcomes_of(conn: &mut PgConnection, hook: &JiraWebhook) -> QueryResult<Vec<O
     for change in &hook.changes {
         match change {
             IssueChange::AssigneeChanged { from, to } => {
-                let from_person = person(conn, from.as_deref())?;
-                let to_person = person(conn, to.as_deref())?;
-                if from.is_some() && from_person.is_none() && to_person.is_none() {
+                let from_human = human(conn, from.as_deref())?;
+                let to_human = human(conn, to.as_deref())?;
+                if from.is_some() && from_human.is_none() && to_human.is_none() {
                     continue; // between people Goliath does not know
                 }
                 out.push(Outcome::HandedOff {
-                    from: from_person,
-                    to: to_person,
+                    from: from_human,
+                    to: to_human,
                 });
             }
             IssueChange::ResolutionSet { .. } => {
-                let resolver = person(conn, hook.current_assignee.as_ref().and_then(|u| u.id()))?;
+                let resolver = human(conn, hook.current_assignee.as_ref().and_then(|u| u.id()))?;
                 out.push(Outcome::Resolved { resolver });
             }
             IssueChange::ResolutionCleared => out.push(Outcome::Reopened),

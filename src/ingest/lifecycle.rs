@@ -403,11 +403,11 @@ impl Lifecycle {
             && item.taken_by.is_none()
         {
             if let Some(user) = update.event.agent.as_ref().and_then(|a| a.user_id()) {
-                if let Some(person) = crate::roster::by_pagerduty_user(conn, user)? {
+                if let Some(human) = crate::roster::by_pagerduty_user(conn, user)? {
                     diesel::update(work_items::table.find(&item.id))
-                        .set(work_items::taken_by.eq(&person.id))
+                        .set(work_items::taken_by.eq(&human.id))
                         .execute(conn)?;
-                    changes.push(format!("taken by {}", person.id));
+                    changes.push(format!("taken by {}", human.id));
                 }
             }
         }
@@ -510,7 +510,7 @@ impl Lifecycle {
             return Ok(false);
         };
         Ok(match crate::roster::get(conn, owner)? {
-            Some(person) => person
+            Some(human) => human
                 .pagerduty_user_id
                 .as_deref()
                 .is_none_or(|pd| pd == agent),

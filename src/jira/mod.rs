@@ -26,8 +26,8 @@ pub use client::{
     JiraConnection, JiraError, JiraFlavor, NewIssue, Transition,
 };
 pub use sim::{
-    run_standalone, Fault, JiraSim, JiraSimArgs, JiraSimHandle, SimConfig, SimFaults, SimIssueView,
-    SimPerson, SimSkill,
+    run_standalone, Fault, JiraSim, JiraSimArgs, JiraSimHandle, SimConfig, SimFaults, SimHuman,
+    SimIssueView, SimSkill,
 };
 pub use webhook::{
     parse_webhook, verify_signature, IssueChange, JiraUser, JiraWebhook, WebhookParseError,

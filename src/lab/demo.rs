@@ -19,7 +19,7 @@ use clap::Args;
 use diesel::prelude::*;
 
 use crate::db::embedded::Durability;
-use crate::jira::{SimConfig, SimPerson, SimSkill};
+use crate::jira::{SimConfig, SimHuman, SimSkill};
 use crate::lab::bench::harness::{self, AppSpec, BenchDb, RunningApp};
 use crate::lab::bench::load::{post_webhook, IncidentSpec, IncidentTemplate};
 
@@ -63,7 +63,7 @@ const DEMO_SEV1_DEADLINE: Duration = Duration::from_secs(2);
 /// Two specialists per service; everyone covers three services.
 const PEOPLE: usize = 10;
 
-struct DemoPerson {
+struct DemoHuman {
     id: String,
     account: String,
     pd_user: String,
@@ -71,7 +71,7 @@ struct DemoPerson {
     covers: Vec<&'static str>,
 }
 
-fn demo_people() -> Vec<DemoPerson> {
+fn demo_humans() -> Vec<DemoHuman> {
     (0..PEOPLE)
         .map(|i| {
             let s = i / 2;
@@ -80,7 +80,7 @@ fn demo_people() -> Vec<DemoPerson> {
             if i < 2 {
                 covers.push(NEGLECTED);
             }
-            DemoPerson {
+            DemoHuman {
                 id: format!("responder-{:02}", i + 1),
                 account: format!("acct-responder-{:02}", i + 1),
                 pd_user: format!("PDEMO{:02}", i + 1),
@@ -93,8 +93,8 @@ fn demo_people() -> Vec<DemoPerson> {
 
 /// The hidden truth the simulator plays: specialists resolve fast and rarely hand off; others
 /// often hand off and are slow.
-fn sim_people(people: &[DemoPerson]) -> Vec<SimPerson> {
-    people
+fn sim_humans(humans: &[DemoHuman]) -> Vec<SimHuman> {
+    humans
         .iter()
         .map(|p| {
             let mut skills = HashMap::new();
@@ -119,7 +119,7 @@ fn sim_people(people: &[DemoPerson]) -> Vec<SimPerson> {
                     mean_minutes: 1_000_000.0,
                 },
             );
-            SimPerson {
+            SimHuman {
                 account_id: p.account.clone(),
                 display_name: Some(format!(
                     "Responder {} ({} specialist)",
@@ -163,7 +163,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             .collect();
     })?;
     config.escalation.deadlines[0] = Some(DEMO_SEV1_DEADLINE);
-    let people = demo_people();
+    let humans = demo_humans();
     let app = RunningApp::start(AppSpec {
         config,
         listener,
@@ -171,8 +171,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         http_threads: 2,
         job_workers: 2,
         sim: SimConfig {
-            people: sim_people(&people),
-            play_people: true,
+            humans: sim_humans(&humans),
+            play_humans: true,
             minute_ms: args.minute_ms.max(1),
             seed: args.seed,
             max_handoffs: 3,
@@ -183,7 +183,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let auth = format!("Bearer {admin_token}");
 
     // The roster, through the admin API.
-    let roster: Vec<serde_json::Value> = people
+    let roster: Vec<serde_json::Value> = humans
         .iter()
         .map(|p| {
             serde_json::json!({
@@ -210,7 +210,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     eprintln!(
         "goliath demo: {} people over {} services loaded; sending {} incidents (1 simulated \
          minute = {} ms, one incident every {} simulated minutes)",
-        people.len(),
+        humans.len(),
         SERVICES.len(),
         args.incidents,
         args.minute_ms,
@@ -233,7 +233,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let service = SERVICES[(i * 7 + i / 3) % SERVICES.len()];
         // Whoever is on call: rotates among the people covering the service, so being paged
         // says nothing about skill.
-        let on_call: Vec<&DemoPerson> = people
+        let on_call: Vec<&DemoHuman> = humans
             .iter()
             .filter(|p| p.covers.contains(&service))
             .collect();
@@ -275,9 +275,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     progress.finish();
 
-    let report = summarize(&app, &people, args.block.max(1), args.minute_ms)?;
+    let report = summarize(&app, &humans, args.block.max(1), args.minute_ms)?;
     println!("{report}");
-    let lifecycle = lifecycle_act(&app, &agent, &webhook, &pd_secret, &people, &template)?;
+    let lifecycle = lifecycle_act(&app, &agent, &webhook, &pd_secret, &humans, &template)?;
     println!("{lifecycle}");
     println!(
         "  failed webhooks: {failures}; demo took {:.1} s of real time",
@@ -324,7 +324,7 @@ fn lifecycle_act(
     agent: &ureq::Agent,
     webhook: &str,
     secret: &str,
-    people: &[DemoPerson],
+    humans: &[DemoHuman],
     template: &IncidentTemplate,
 ) -> anyhow::Result<String> {
     use std::fmt::Write as _;
@@ -358,7 +358,7 @@ fn lifecycle_act(
     // Resolved in PagerDuty before anyone touched Jira: Goliath comments and closes the issue.
     let mut closed = vec![];
     for n in 0..3 {
-        let on_call = &people[(2 + n) % people.len()];
+        let on_call = &humans[(2 + n) % humans.len()];
         let mut body = trigger(n, "payments", &on_call.pd_user)?;
         let answer = send(&format!("ELIFE{n:03}"), &body)?;
         let id = answer["work_item_id"]
@@ -407,7 +407,7 @@ fn lifecycle_act(
     )?;
 
     // A sev1 nobody acts on: past its deadline it goes to the decision's next backup.
-    let mut body = trigger(9, NEGLECTED, &people[0].pd_user)?;
+    let mut body = trigger(9, NEGLECTED, &humans[0].pd_user)?;
     body["event"]["data"]["priority"] =
         serde_json::json!({"summary": "P1", "type": "priority_reference"});
     let answer = send("ELIFE009", &body)?;
@@ -535,7 +535,7 @@ impl Progress {
 /// Counts and the learning curve, from the database.
 fn summarize(
     app: &RunningApp,
-    people: &[DemoPerson],
+    humans: &[DemoHuman],
     block: usize,
     minute_ms: u64,
 ) -> anyhow::Result<String> {
@@ -569,7 +569,7 @@ fn summarize(
         .load(&mut conn)?;
     let handed: HashMap<String, i64> = handed.into_iter().collect();
     let specialists: HashSet<(String, &str)> =
-        people.iter().map(|p| (p.id.clone(), p.specialty)).collect();
+        humans.iter().map(|p| (p.id.clone(), p.specialty)).collect();
     let routed = items.iter().filter(|r| r.5.is_some()).count();
     let with_issue = items.iter().filter(|r| r.4.is_some()).count();
     let resolved = items.iter().filter(|r| r.3.is_some()).count();

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::db::schema::{outcomes, person_states, skill_stats, work_item_events, work_items};
+use crate::db::schema::{human_states, outcomes, skill_stats, work_item_events, work_items};
 use crate::decision::{SCOPE_OVERALL, SCOPE_TAG};
 use crate::models::WorkItemStatus;
 use crate::models::{record_event, RoutingMode, WorkItem};
@@ -74,8 +74,8 @@ pub enum LearnerError {
     UnknownHuman(String),
     #[error("work item `{0}` is resolved: an override would reopen it and count a hand-off against whoever resolved it")]
     Resolved(String),
-    #[error("{person} holds {open} open item(s), max_active {max}: send \"force\": true to assign past the cap")]
-    OverCapacity { person: String, open: u32, max: u32 },
+    #[error("{human} holds {open} open item(s), max_active {max}: send \"force\": true to assign past the cap")]
+    OverCapacity { human: String, open: u32, max: u32 },
     #[error("database error: {0}")]
     Db(#[from] diesel::result::Error),
 }
@@ -136,9 +136,9 @@ impl LearnerService {
                     .collect()
             })
             .unwrap_or_default();
-        for person in paged {
-            let kept = resolver == Some(person.as_str());
-            self.update_states(conn, &person, item, &|state| {
+        for human in paged {
+            let kept = resolver == Some(human.as_str());
+            self.update_states(conn, &human, item, &|state| {
                 routing::apply_on_call_outcome(state, kept, at, &self.params)
             })?;
         }
@@ -182,30 +182,30 @@ impl LearnerService {
         let scopes = std::iter::once((SCOPE_OVERALL, String::new()))
             .chain(item.context.iter().map(|t| (SCOPE_TAG, t.clone())));
         for (scope, key) in scopes {
-            let current: Option<serde_json::Value> = person_states::table
+            let current: Option<serde_json::Value> = human_states::table
                 .find((scope, &key, human))
-                .select(person_states::state)
+                .select(human_states::state)
                 .for_update()
                 .first(conn)
                 .optional()?;
             let value = updated(current, change);
-            diesel::insert_into(person_states::table)
+            diesel::insert_into(human_states::table)
                 .values((
-                    person_states::human_id.eq(human),
-                    person_states::scope.eq(scope),
-                    person_states::key.eq(&key),
-                    person_states::state.eq(&value),
-                    person_states::updated_at.eq(Utc::now()),
+                    human_states::human_id.eq(human),
+                    human_states::scope.eq(scope),
+                    human_states::key.eq(&key),
+                    human_states::state.eq(&value),
+                    human_states::updated_at.eq(Utc::now()),
                 ))
                 .on_conflict((
-                    person_states::scope,
-                    person_states::key,
-                    person_states::human_id,
+                    human_states::scope,
+                    human_states::key,
+                    human_states::human_id,
                 ))
                 .do_update()
                 .set((
-                    person_states::state.eq(&value),
-                    person_states::updated_at.eq(Utc::now()),
+                    human_states::state.eq(&value),
+                    human_states::updated_at.eq(Utc::now()),
                 ))
                 .execute(conn)?;
         }
@@ -314,7 +314,7 @@ impl LearnerService {
                 if let Some((open, max)) = over_capacity(conn, to)? {
                     if !force {
                         return Err(LearnerError::OverCapacity {
-                            person: to.clone(),
+                            human: to.clone(),
                             open,
                             max,
                         });
@@ -422,9 +422,9 @@ impl LearnerService {
             .outcomes
             .with_label_values(&[kind])
             .inc();
-        if let Some((person, open, max)) = over_cap {
+        if let Some((human, open, max)) = over_cap {
             log::warn!(
-                "{}: {person} now holds {} open item(s), past max_active {max}",
+                "{}: {human} now holds {} open item(s), past max_active {max}",
                 item.id,
                 open + 1
             );
@@ -432,7 +432,7 @@ impl LearnerService {
                 conn,
                 &item.id,
                 "over_capacity",
-                serde_json::json!({"human": person, "open_items": open + 1, "max_active": max,
+                serde_json::json!({"human": human, "open_items": open + 1, "max_active": max,
                                    "via": kind}),
                 at,
             )?;
@@ -446,7 +446,7 @@ impl LearnerService {
 }
 
 /// How many people hold more open items than their max_active (for /readyz).
-pub fn people_over_capacity(conn: &mut PgConnection) -> QueryResult<i64> {
+pub fn humans_over_capacity(conn: &mut PgConnection) -> QueryResult<i64> {
     use diesel::sql_types::BigInt;
     #[derive(QueryableByName)]
     struct Count {
@@ -463,14 +463,14 @@ pub fn people_over_capacity(conn: &mut PgConnection) -> QueryResult<i64> {
 }
 
 /// `(open items, max_active)` when `person` is at or past their cap.
-fn over_capacity(conn: &mut PgConnection, person: &str) -> QueryResult<Option<(u32, u32)>> {
-    let Some(max) = crate::roster::get(conn, person)?.and_then(|h| h.max_active) else {
+fn over_capacity(conn: &mut PgConnection, human: &str) -> QueryResult<Option<(u32, u32)>> {
+    let Some(max) = crate::roster::get(conn, human)?.and_then(|h| h.max_active) else {
         return Ok(None);
     };
     use crate::db::schema::open_loads;
     // This person's slots only, not every person's load.
     let open: Option<i64> = open_loads::table
-        .filter(open_loads::human_id.eq(person))
+        .filter(open_loads::human_id.eq(human))
         .select(diesel::dsl::sum(open_loads::open_items))
         .first(conn)?;
     let open = u32::try_from(open.unwrap_or(0)).unwrap_or(0);

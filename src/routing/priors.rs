@@ -59,7 +59,7 @@ pub(super) fn estimate(g: &Gathered, params: &ModelParams) -> Priors {
         .map(|w| {
             shrink_rate(
                 p_pool,
-                params.prior_strength_person,
+                params.prior_strength_human,
                 w.elsewhere.ok,
                 w.elsewhere.fail,
             )

@@ -128,7 +128,7 @@ fn components(
 /// is the log of that lift. The person's own keep rate is their service record over their
 /// record elsewhere over the pool; the share is floored at an even share's `1 / n_elig`.
 fn on_call_lift(w: &Work, share: f64, n_elig: f64, keep_pool: f64, params: &ModelParams) -> f64 {
-    let sp = params.on_call_person_strength.max(1e-6);
+    let sp = params.on_call_human_strength.max(1e-6);
     let e = &w.elsewhere;
     let q = shrink_rate(keep_pool, sp, e.oc_k, (e.oc_t - e.oc_k).max(0.0));
     let s = &w.service;

@@ -64,7 +64,7 @@ fn history(resolves: usize, handoffs: usize, seconds: f64, p: &ModelParams) -> S
 }
 
 #[test]
-fn learns_resolver_over_hand_off_person() {
+fn learns_resolver_over_hand_off_human() {
     let p = ModelParams::default();
     // Every severity and many seeds: A must come first every time.
     for sev in Severity::ALL {
@@ -329,7 +329,7 @@ fn on_call_record(state: &mut SkillState, kept: bool, n: usize, p: &ModelParams)
 }
 
 #[test]
-fn on_call_lift_is_learned_per_person() {
+fn on_call_lift_is_learned_per_human() {
     let p = ModelParams {
         explore_scale: 0.0,
         ..ModelParams::default()
@@ -448,7 +448,7 @@ fn times_are_compared_after_removing_severity_offsets() {
 }
 
 #[test]
-fn no_exploration_where_people_route_the_work() {
+fn no_exploration_where_humans_route_the_work() {
     let p = ModelParams::default();
     // Same records, once as Goliath's assignments, once as work people routed (shadow mode).
     let picks = |goliath_assigned: bool| {
@@ -619,7 +619,7 @@ fn a_tag_every_incident_carries_does_not_dilute_an_informative_one() {
     // Both resolve this service's work only; ben resolves three times as much of it, but ana
     // owns product X. Every incident also carries `policy:all`, on which each person's record
     // is all their work.
-    let person = |id: &str, service: usize, product_x: usize| {
+    let human = |id: &str, service: usize, product_x: usize| {
         let mut c = cand(id);
         c.skill
             .push(record(Severity::Sev3, resolves(service, false, &p)));
@@ -634,9 +634,9 @@ fn a_tag_every_incident_carries_does_not_dilute_an_informative_one() {
         }
         c
     };
-    let people = vec![person("ana", 10, 10), person("ben", 30, 0)];
+    let humans = vec![human("ana", 10, 10), human("ben", 30, 0)];
     let pick = |context: &[&str]| {
-        let mut inp = input("w", Severity::Sev3, people.clone());
+        let mut inp = input("w", Severity::Sev3, humans.clone());
         inp.context = context.iter().map(|t| t.to_string()).collect();
         let d = decide(&inp, &p);
         (
@@ -663,4 +663,17 @@ fn a_tag_every_incident_carries_does_not_dilute_an_informative_one() {
         (lead_policy_only - lead_none).abs() < 0.05,
         "{lead_policy_only} vs {lead_none}"
     );
+}
+
+#[test]
+fn parameter_sets_stored_under_the_earlier_names_read_back_the_same() {
+    let mut stored = serde_json::to_value(ModelParams::default()).unwrap();
+    let map = stored.as_object_mut().unwrap();
+    map.remove("prior_strength_human");
+    map.remove("on_call_human_strength");
+    map.insert("prior_strength_person".into(), 7.5.into());
+    map.insert("on_call_person_strength".into(), 0.25.into());
+    let read: ModelParams = serde_json::from_value(stored).unwrap();
+    assert_eq!(read.prior_strength_human, 7.5);
+    assert_eq!(read.on_call_human_strength, 0.25);
 }

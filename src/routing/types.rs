@@ -257,7 +257,9 @@ pub struct ModelParams {
     /// Pseudo-count of the global prior inside the service pool.
     pub prior_strength_global: f64,
     /// Pseudo-count of the service pool inside a person's elsewhere (overall) record.
-    pub prior_strength_person: f64,
+    /// Read under its earlier name too, so parameter sets stored before the rename replay.
+    #[serde(alias = "prior_strength_person")]
+    pub prior_strength_human: f64,
     /// Pseudo-count of the prior (service pool, moved by the person's record elsewhere) against
     /// the person's own evidence for this service.
     pub prior_strength_service: f64,
@@ -294,7 +296,8 @@ pub struct ModelParams {
     /// service's rate.
     pub on_call_prior_strength: f64,
     /// Pseudo-count of the pooled keep rate against a person's own on-call record.
-    pub on_call_person_strength: f64,
+    #[serde(alias = "on_call_person_strength")]
+    pub on_call_human_strength: f64,
     /// Fixed extra score (log units) for being on call, on top of the learned component.
     pub on_call_bonus: f64,
     /// Scale of the Thompson draw on sev3/sev4 (0 = posterior mean, 1 = full posterior).
@@ -313,7 +316,7 @@ impl Default for ModelParams {
             half_life_days: 60.0,
             prior_success: 0.7,
             prior_strength_global: 2.0,
-            prior_strength_person: 2.0,
+            prior_strength_human: 2.0,
             prior_strength_service: 2.0,
             other_severity_weight: 0.8,
             context_weight: 0.5,
@@ -328,7 +331,7 @@ impl Default for ModelParams {
             default_capacity: 5.0,
             on_call_prior_keep: 0.05,
             on_call_prior_strength: 10.0,
-            on_call_person_strength: 2.0,
+            on_call_human_strength: 2.0,
             on_call_bonus: 0.0,
             explore_scale: 0.5,
             sev1_z: 1.0,

@@ -1,13 +1,13 @@
 //! The admin API: the token, the roster, work-item listings, overrides, capacity rules for admins, metrics.
 
-use crate::helpers::{admin_request, capped, config_with, person, TestApp};
+use crate::helpers::{admin_request, capped, config_with, human, TestApp};
 
 use crate::routing::app;
 
 #[test]
 fn admin_override_reassigns_counts_as_a_hand_off_and_queues_the_jira_change() {
     let app = app();
-    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    app.roster(&[human("ana", &["api"]), human("ben", &["api"])]);
     let resp = app.incident("O1", "api-service", "low");
     let id = resp["work_item_id"].as_str().unwrap();
     let owner = resp["assignee_id"].as_str().unwrap().to_string();
@@ -70,9 +70,9 @@ fn admin_routes_need_the_token() {
 #[test]
 fn roster_crud_and_validation() {
     let app = app();
-    let created = app.admin("POST", "/admin/humans", Some(person("ana", &["api"])));
+    let created = app.admin("POST", "/admin/humans", Some(human("ana", &["api"])));
     assert_eq!(created.status, 200, "{}", created.body);
-    let mut changed = person("ana", &["api", "data"]);
+    let mut changed = human("ana", &["api", "data"]);
     changed["max_active"] = 4.into();
     let put = app.admin("PUT", "/admin/humans/ana", Some(changed));
     assert_eq!(put.status, 200, "{}", put.body);
@@ -80,7 +80,7 @@ fn roster_crud_and_validation() {
     assert_eq!(got["services"], serde_json::json!(["api", "data"]));
     assert_eq!(got["max_active"], 4);
 
-    let mut bad = person("bob", &[]);
+    let mut bad = human("bob", &[]);
     bad["email"] = "not-an-email".into();
     let resp = app.admin("POST", "/admin/humans", Some(bad.clone()));
     assert_eq!(resp.status, 422);
@@ -89,7 +89,7 @@ fn roster_crud_and_validation() {
     let bulk = app.admin(
         "POST",
         "/admin/humans/import",
-        Some(serde_json::json!([person("cy", &[]), bad])),
+        Some(serde_json::json!([human("cy", &[]), bad])),
     );
     assert_eq!(bulk.status, 422);
     assert!(bulk.body.contains("[1].email"), "{}", bulk.body);
@@ -121,7 +121,7 @@ fn roster_crud_and_validation() {
 #[test]
 fn work_item_listing_filters_and_pages() {
     let app = app();
-    app.roster(&[person("ana", &[])]);
+    app.roster(&[human("ana", &[])]);
     for i in 0..5 {
         app.incident(
             &format!("P{i}"),
@@ -161,7 +161,7 @@ fn work_item_pages_come_newest_first_without_sorting_the_table() {
         line: String,
     }
     let app = app();
-    app.roster(&[person("ana", &[])]);
+    app.roster(&[human("ana", &[])]);
     let made: Vec<String> = (0..3)
         .map(|i| app.incident(&format!("P{i}"), "api-service", "high")["work_item_id"].to_string())
         .collect();
@@ -203,7 +203,7 @@ fn capacity_holds_for_admins_unless_forced_and_over_cap_hand_offs_are_surfaced()
     app.roster(&[capped("cap", &["api"], 1)]);
     let on_cap = app.incident("CAP1", "api-service", "low");
     assert_eq!(on_cap["assignee_id"], "cap", "{on_cap}");
-    app.roster(&[person("free", &["api"])]);
+    app.roster(&[human("free", &["api"])]);
     let other = app.incident("CAP2", "api-service", "low");
     assert_eq!(other["assignee_id"], "free", "{other}");
     let other_id = other["work_item_id"].as_str().unwrap().to_string();
@@ -237,7 +237,7 @@ fn capacity_holds_for_admins_unless_forced_and_over_cap_hand_offs_are_surfaced()
         .collect();
     assert_eq!(over.len(), 1, "{}", view["history"]);
     assert_eq!(over[0]["detail"]["open_items"], 2);
-    assert_eq!(app.get("/readyz").json()["people_over_capacity"], 1);
+    assert_eq!(app.get("/readyz").json()["humans_over_capacity"], 1);
 
     // A resolved item is not reopened by an override.
     let mut conn = app.db.conn();
@@ -257,7 +257,7 @@ fn capacity_holds_for_admins_unless_forced_and_over_cap_hand_offs_are_surfaced()
 #[test]
 fn an_admin_override_records_who_made_it() {
     let app = app();
-    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    app.roster(&[human("ana", &["api"]), human("ben", &["api"])]);
     let resp = app.incident("ACT1", "api-service", "low");
     let id = resp["work_item_id"].as_str().unwrap().to_string();
     let other = if resp["assignee_id"] == "ana" {
@@ -309,7 +309,7 @@ fn an_admin_override_records_who_made_it() {
 #[test]
 fn metrics_are_served_in_the_prometheus_format_behind_the_admin_token() {
     let app = app();
-    app.roster(&[person("ana", &["api"])]);
+    app.roster(&[human("ana", &["api"])]);
     app.incident("MET1", "api-service", "low");
     let open = app.get("/metrics");
     assert_eq!(open.status, 401, "behind the admin token");

@@ -6,7 +6,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 
 use crate::helpers::browser::{self, Browser};
-use crate::helpers::{config_with, person, TestApp, ADMIN_TOKEN};
+use crate::helpers::{config_with, human, TestApp, ADMIN_TOKEN};
 
 /// An agent that shows redirects instead of following them.
 fn plain() -> ureq::Agent {
@@ -88,7 +88,7 @@ fn owner(app: &TestApp, id: &str) -> serde_json::Value {
 #[test]
 fn the_page_needs_a_login_and_every_form_its_csrf_token() {
     let app = TestApp::start(config_with(|_| {}, &[]));
-    app.roster(&[person("ana", &["api"]), person("ben", &["web"])]);
+    app.roster(&[human("ana", &["api"]), human("ben", &["web"])]);
     let item = app.incident("UI1", "api-service", "low");
     let id = item["work_item_id"].as_str().unwrap().to_string();
     assert_eq!(item["assignee_id"], "ana", "{item}");
@@ -226,7 +226,7 @@ fn a_real_browser_logs_in_overrides_an_item_and_retries_a_dead_job() {
         ),
     };
     let mut app = TestApp::start(config_with(|_| {}, &[]));
-    app.roster(&[person("ana", &["api"]), person("ben", &["web"])]);
+    app.roster(&[human("ana", &["api"]), human("ben", &["web"])]);
     let item = app.incident("UI2", "api-service", "high");
     let id = item["work_item_id"].as_str().unwrap().to_string();
     // The item's jobs stay put while the page works on one of them.

@@ -1,6 +1,6 @@
 //! The database itself: migrations (revert, re-apply, replicas at once), triggers under concurrency, typed columns, refusals.
 
-use crate::helpers::{capped, person};
+use crate::helpers::{capped, human};
 
 use crate::routing::{app, assign_to_ana};
 
@@ -67,11 +67,11 @@ fn the_open_load_trigger_refuses_a_concurrent_assignment_past_capacity() {
 }
 
 #[test]
-fn concurrent_assignments_of_an_unlimited_person_do_not_wait_for_each_other() {
+fn concurrent_assignments_of_an_unlimited_human_do_not_wait_for_each_other() {
     use diesel::connection::SimpleConnection;
     use diesel::prelude::*;
     let app = app();
-    app.roster(&[person("ana", &["api"])]);
+    app.roster(&[human("ana", &["api"])]);
     let assign = assign_to_ana;
     let (mut first, mut second) = (app.db.conn(), app.db.conn());
     first.batch_execute("BEGIN").unwrap();
@@ -97,7 +97,7 @@ fn concurrent_assignments_of_an_unlimited_person_do_not_wait_for_each_other() {
 fn every_migration_reverts_and_reapplies_keeping_the_open_loads() {
     use diesel_migrations::MigrationHarness;
     let mut app = app();
-    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    app.roster(&[human("ana", &["api"]), human("ben", &["api"])]);
     for n in 0..4 {
         app.incident(&format!("MIG{n}"), "api-service", "low");
     }
@@ -151,7 +151,7 @@ fn a_stored_severity_or_status_outside_its_enum_is_an_error_when_read_not_a_defa
     use diesel::prelude::*;
     use goliath::db::schema::work_items;
     let app = app();
-    app.roster(&[person("ana", &["api"])]);
+    app.roster(&[human("ana", &["api"])]);
     let item = app.incident("SEV9", "api-service", "low");
     let id = item["work_item_id"].as_str().unwrap().to_string();
     let mut conn = app.db.conn();

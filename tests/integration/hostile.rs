@@ -13,7 +13,7 @@ use goliath::signature::sign_hex;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use crate::helpers::{config_with, fixture_json, person, Resp, TestApp, ADMIN_TOKEN};
+use crate::helpers::{config_with, fixture_json, human, Resp, TestApp, ADMIN_TOKEN};
 
 const JIRA_SECRET: &str = "hostile-jira-secret";
 
@@ -62,7 +62,7 @@ fn assert_refused(resp: &Resp, status: u16, names: &str) {
 #[test]
 fn a_nul_character_is_refused_wherever_text_reaches_the_database() {
     let app = app();
-    app.roster(&[person("ana", &["api"])]);
+    app.roster(&[human("ana", &["api"])]);
     let before = rows(&app);
 
     // Jira webhook: issue key, label, account id.
@@ -119,7 +119,7 @@ fn a_nul_character_is_refused_wherever_text_reaches_the_database() {
         ("jira_account_id", json!("\u{0}")),
         ("services", json!(["api", "x\u{0}"])),
     ] {
-        let mut p = person("bo", &["api"]);
+        let mut p = human("bo", &["api"]);
         p[field] = value;
         let resp = app.admin("POST", "/admin/humans", Some(p));
         assert_eq!(resp.status, 422, "{field}: {}", resp.body);
@@ -214,7 +214,7 @@ fn slow_and_oversized_bodies_get_an_answer_not_a_hang() {
 #[test]
 fn a_database_that_drops_every_connection_gets_503s_never_500s() {
     let app = app();
-    app.roster(&[person("ana", &["api"])]);
+    app.roster(&[human("ana", &["api"])]);
     // Warm the pool, then have PostgreSQL terminate every connection it holds.
     for _ in 0..4 {
         app.admin("GET", "/admin/humans", None);
@@ -324,7 +324,7 @@ proptest! {
                 1 => ("pd", fixture_json("pagerduty_v3_incident_resolved.json")),
                 2 => ("pd", fixture_json("pagerduty_v3_incident_annotated.json")),
                 3 => ("jira", fixture_json("jira_webhook_issue_resolved.json")),
-                4 => ("admin", person("fuzz", &["api"])),
+                4 => ("admin", human("fuzz", &["api"])),
                 _ => ("decide", json!({"work_item_id": "wi-1"})),
             };
             let body = mutate(base, &path, replacement);

@@ -2,7 +2,7 @@
 
 use goliath::jobs::worker::drain;
 
-use crate::helpers::person;
+use crate::helpers::human;
 use crate::jobs::{app, jira_key, JIRA_SECRET};
 
 #[test]
@@ -36,7 +36,7 @@ fn jira_webhooks_are_verified_deduplicated_and_unknown_issues_ignored() {
     );
 
     // A delivery for an issue we created, sent twice with the same identifier.
-    app.roster(&[person("ana", &["api"])]);
+    app.roster(&[human("ana", &["api"])]);
     let id = app.incident("W1", "api-service", "low")["work_item_id"]
         .as_str()
         .unwrap()

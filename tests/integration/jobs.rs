@@ -10,7 +10,7 @@ use goliath::jira::{Fault, SimFaults};
 use goliath::jobs::queue::FinishedJobs;
 use goliath::jobs::worker::drain;
 
-use crate::helpers::{config_with, person, AppOptions, TestApp, TestDb};
+use crate::helpers::{config_with, human, AppOptions, TestApp, TestDb};
 
 pub(crate) const JIRA_SECRET: &str = "jira-test-secret";
 
@@ -69,7 +69,7 @@ fn job_states(app: &TestApp) -> Vec<(String, String, i32)> {
 #[test]
 fn webhook_to_jira_issue_to_outcome_changes_the_next_decision() {
     let app = app(true);
-    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    app.roster(&[human("ana", &["api"]), human("ben", &["api"])]);
     let resp = app.incident("E1", "api-service", "high");
     let id = resp["work_item_id"].as_str().unwrap().to_string();
     let owner = resp["assignee_id"].as_str().unwrap().to_string();
@@ -179,7 +179,7 @@ fn the_workers_delete_finished_jobs_once_they_are_past_the_retention() {
             ..AppOptions::default()
         },
     );
-    app.roster(&[person("ana", &["api"])]);
+    app.roster(&[human("ana", &["api"])]);
     let ids = api_incidents(&app, "R", 2);
     let issued = app.wait_until(Duration::from_secs(15), || {
         ids.iter().all(|id| jira_key(&app, id).is_some())
@@ -195,7 +195,7 @@ fn the_workers_delete_finished_jobs_once_they_are_past_the_retention() {
 #[test]
 fn jira_500_and_429_are_retried_into_exactly_one_issue() {
     let app = app(false);
-    app.roster(&[person("ana", &["api"])]);
+    app.roster(&[human("ana", &["api"])]);
     app.sim().set_faults(SimFaults {
         create_issue: vec![Fault::from(500), Fault::from(429)],
         retry_after_secs: Some(1),
@@ -231,7 +231,7 @@ fn jira_500_and_429_are_retried_into_exactly_one_issue() {
 #[test]
 fn jira_400_makes_the_job_dead_visible_and_retryable() {
     let app = app(false);
-    app.roster(&[person("ana", &["api"])]);
+    app.roster(&[human("ana", &["api"])]);
     app.sim().set_faults(SimFaults {
         create_issue: vec![Fault::from(400)],
         ..SimFaults::default()
@@ -272,7 +272,7 @@ fn jira_400_makes_the_job_dead_visible_and_retryable() {
 #[test]
 fn lost_response_after_jira_created_the_issue_does_not_duplicate_it() {
     let app = app(false);
-    app.roster(&[person("ana", &["api"])]);
+    app.roster(&[human("ana", &["api"])]);
     // Jira creates the issue but the answer never arrives (503 after the commit).
     app.sim().set_faults(SimFaults {
         create_issue: vec![Fault {
@@ -309,7 +309,7 @@ fn lost_response_after_jira_created_the_issue_does_not_duplicate_it() {
 #[test]
 fn worker_killed_between_jiras_201_and_our_commit_does_not_duplicate() {
     let app = app(false);
-    app.roster(&[person("ana", &["api"])]);
+    app.roster(&[human("ana", &["api"])]);
     let id = app.incident("K1", "api-service", "low")["work_item_id"]
         .as_str()
         .unwrap()
@@ -361,7 +361,7 @@ fn worker_killed_between_jiras_201_and_our_commit_does_not_duplicate() {
 #[test]
 fn a_batch_of_jobs_records_each_issue_and_a_failure_in_it_fails_only_its_own_job() {
     let app = app(false);
-    app.roster(&[person("ana", &["api"])]);
+    app.roster(&[human("ana", &["api"])]);
     // The first create of the batch gets a 500; the others go through.
     app.sim().set_faults(SimFaults {
         create_issue: vec![Fault::from(500)],
@@ -410,7 +410,7 @@ fn a_batch_of_jobs_records_each_issue_and_a_failure_in_it_fails_only_its_own_job
 #[test]
 fn jira_work_yields_to_webhooks_in_flight_but_is_never_stopped_by_them() {
     let app = app(false);
-    app.roster(&[person("ana", &["api"])]);
+    app.roster(&[human("ana", &["api"])]);
     // As under a flood that never lets up: a webhook is always waiting for its answer.
     let flood = app.state.foreground.enter();
     let workers = app
@@ -433,8 +433,8 @@ fn jira_work_yields_to_webhooks_in_flight_but_is_never_stopped_by_them() {
 fn jobs_queued_before_a_restart_are_all_done_once() {
     let app = app(false);
     app.roster(&[
-        person("ana", &["api", "data"]),
-        person("ben", &["api", "data"]),
+        human("ana", &["api", "data"]),
+        human("ben", &["api", "data"]),
     ]);
     let ids: Vec<String> = (0..12)
         .map(|i| {
@@ -542,7 +542,7 @@ impl Drop for Process {
 fn process_killed_between_jiras_201_and_its_commit_makes_no_duplicate_after_restart() {
     let db = TestDb::new();
     let sim = goliath::jira::JiraSim::start(goliath::jira::SimConfig {
-        play_people: false,
+        play_humans: false,
         ..Default::default()
     })
     .unwrap();
@@ -561,7 +561,7 @@ fn process_killed_between_jiras_201_and_its_commit_makes_no_duplicate_after_rest
     let roster = crate::helpers::admin_request(
         &format!("{}/admin/humans", first.url),
         "POST",
-        Some(person("ana", &["api"])),
+        Some(human("ana", &["api"])),
         Some(crate::helpers::ADMIN_TOKEN),
     );
     assert_eq!(roster.status, 200, "{}", roster.body);

@@ -7,7 +7,7 @@ use goliath::jobs::worker::drain;
 use goliath::signature::sign_hex;
 use serde_json::{json, Value};
 
-use crate::helpers::{capped, config_with, fixture_json, person, Resp, TestApp};
+use crate::helpers::{capped, config_with, fixture_json, human, Resp, TestApp};
 
 const SECRET: &str = "lifecycle-test-secret";
 const INCIDENT: &str = "Q2F8K1ZQ0MJ5XJ";
@@ -21,10 +21,10 @@ fn app() -> TestApp {
 
 /// Alice (PUA1B2C, paged at the trigger) and Bob (PUB3D4E, who resolves in the fixtures) own
 /// the fixtures' `Checkout API` service.
-fn checkout_people() -> Vec<Value> {
-    let mut alice = person("alice", &["Checkout API"]);
+fn checkout_humans() -> Vec<Value> {
+    let mut alice = human("alice", &["Checkout API"]);
     alice["pagerduty_user_id"] = "PUA1B2C".into();
-    let mut bob = person("bob", &["checkout api"]);
+    let mut bob = human("bob", &["checkout api"]);
     bob["pagerduty_user_id"] = "PUB3D4E".into();
     vec![alice, bob]
 }
@@ -100,8 +100,8 @@ fn sim_issue(app: &TestApp, id: &str) -> goliath::jira::SimIssueView {
     app.sim().issue(&key).expect("the simulator has the issue")
 }
 
-fn open_items(app: &TestApp, person: &str) -> i64 {
-    let resp = app.admin("GET", &format!("/admin/humans/{person}"), None);
+fn open_items(app: &TestApp, human: &str) -> i64 {
+    let resp = app.admin("GET", &format!("/admin/humans/{human}"), None);
     assert_eq!(resp.status, 200, "{}", resp.body);
     resp.json()["open_items"].as_i64().unwrap_or(0)
 }
@@ -109,7 +109,7 @@ fn open_items(app: &TestApp, person: &str) -> i64 {
 #[test]
 fn updates_in_order_mirror_the_incident_and_follow_in_jira() {
     let app = app();
-    app.roster(&checkout_people());
+    app.roster(&checkout_humans());
     let created = send(&app, "triggered");
     assert_eq!(created["status"], "success", "{created}");
     assert_eq!(created["severity"], "sev2");
@@ -227,7 +227,7 @@ fn updates_in_order_mirror_the_incident_and_follow_in_jira() {
 #[test]
 fn an_older_event_is_recorded_but_rolls_nothing_back() {
     let app = app();
-    app.roster(&checkout_people());
+    app.roster(&checkout_humans());
     let id = triggered_id(&app);
     // The resolve (10:52) arrives before the escalation (10:10) and the acknowledgement (09:29).
     assert_eq!(send(&app, "resolved")["status"], "updated");
@@ -257,7 +257,7 @@ fn an_older_event_is_recorded_but_rolls_nothing_back() {
 #[test]
 fn a_redelivered_update_changes_nothing() {
     let app = app();
-    app.roster(&checkout_people());
+    app.roster(&checkout_humans());
     let id = triggered_id(&app);
     let count = |app: &TestApp| -> (i64, i64) {
         let mut conn = app.db.conn();
@@ -289,7 +289,7 @@ fn a_redelivered_update_changes_nothing() {
 #[test]
 fn an_update_for_an_unseen_incident_takes_the_incident_in_first() {
     let app = app();
-    app.roster(&checkout_people());
+    app.roster(&checkout_humans());
     // A note for an incident Goliath never saw carries no incident to make it from.
     let note = send(&app, "annotated");
     assert_eq!(note["status"], "unknown", "{note}");
@@ -350,7 +350,7 @@ fn a_resolve_in_pagerduty_frees_capacity_for_the_next_incident() {
 #[test]
 fn service_names_match_whatever_their_case() {
     let app = app();
-    app.roster(&[person("carol", &["PAYMENTS"])]);
+    app.roster(&[human("carol", &["PAYMENTS"])]);
     let listed = app.admin("GET", "/admin/humans/carol", None).json();
     assert_eq!(listed["services"], json!(["payments"]), "{listed}");
     let mut body = fixture_json("pagerduty_v3_incident_triggered.json");
@@ -400,7 +400,7 @@ fn a_waiting_item_is_assigned_as_soon_as_capacity_frees_or_someone_joins() {
     let waiting = post(&app, &third, "wh-third").json();
     assert_eq!(waiting["work_item_status"], "unassigned", "{waiting}");
     let third_id = waiting["work_item_id"].as_str().unwrap().to_string();
-    app.roster(&[person("dana", &["Checkout API"])]);
+    app.roster(&[human("dana", &["Checkout API"])]);
     assert!(app.wait_until(std::time::Duration::from_secs(10), || {
         item_view(&app, &third_id)["work_item"]["assignee_id"] == "dana"
     }));
@@ -423,7 +423,7 @@ fn nobody_eligible_goes_to_the_fallback_owner_of_the_service() {
         &[("GOLIATH_FALLBACK_OWNER_CHECKOUT_API", "checkout-lead")],
     ));
     app.roster(&[
-        person("lead", &["frontend"]),
+        human("lead", &["frontend"]),
         capped("checkout-lead", &["frontend"], 1),
     ]);
     let answer = send(&app, "triggered");
@@ -470,8 +470,8 @@ fn a_status_filter_must_name_a_status() {
 }
 
 /// The PagerDuty user of each checkout person.
-fn pagerduty_user(person: &str) -> &'static str {
-    match person {
+fn pagerduty_user(human: &str) -> &'static str {
+    match human {
         "alice" => "PUA1B2C",
         _ => "PUB3D4E",
     }
@@ -497,7 +497,7 @@ fn escalate(app: &TestApp) -> Vec<goliath::escalation::Escalation> {
 #[test]
 fn an_owner_who_does_not_act_in_time_loses_the_item_to_the_backup_once() {
     let app = app();
-    app.roster(&checkout_people());
+    app.roster(&checkout_humans());
     let answer = send(&app, "triggered");
     let id = answer["work_item_id"].as_str().unwrap().to_string();
     let owner = answer["assignee_id"].as_str().unwrap().to_string();
@@ -553,7 +553,7 @@ fn an_owner_who_does_not_act_in_time_loses_the_item_to_the_backup_once() {
 #[test]
 fn an_owner_who_acknowledged_is_never_escalated() {
     let app = app();
-    app.roster(&checkout_people());
+    app.roster(&checkout_humans());
     let answer = send(&app, "triggered");
     let id = answer["work_item_id"].as_str().unwrap().to_string();
     let owner = answer["assignee_id"].as_str().unwrap().to_string();
@@ -578,7 +578,7 @@ fn an_owner_who_acknowledged_is_never_escalated() {
 }
 
 #[test]
-fn shadow_mode_assigns_nobody_learns_from_people_and_reports_agreement() {
+fn shadow_mode_assigns_nobody_learns_from_humans_and_reports_agreement() {
     use crate::helpers::{AppOptions, TestDb};
     use std::time::Duration;
     let app = TestApp::start_with(
@@ -589,7 +589,7 @@ fn shadow_mode_assigns_nobody_learns_from_people_and_reports_agreement() {
         ),
         AppOptions::default(),
     );
-    app.roster(&checkout_people());
+    app.roster(&checkout_humans());
     let answer = send(&app, "triggered");
     assert_eq!(answer["work_item_status"], "open", "{answer}");
     assert!(answer["assignee_id"].is_null(), "nobody assigned: {answer}");
@@ -684,7 +684,7 @@ fn shadow_mode_assigns_nobody_learns_from_people_and_reports_agreement() {
     let mut search = fixture_json("pagerduty_v3_incident_triggered.json");
     search["event"]["data"]["id"] = "PSEARCH".into();
     search["event"]["data"]["service"]["summary"] = "Search".into();
-    app.roster(&[person("sam", &["search"])]);
+    app.roster(&[human("sam", &["search"])]);
     let answer = post(&app, &search, "wh-search").json();
     assert_eq!(answer["assignee_id"], "sam", "{answer}");
 }
@@ -700,11 +700,11 @@ fn update_of(event: &str, name: &str) -> Value {
 #[test]
 fn incidents_arriving_while_resolves_free_capacity_never_get_a_500() {
     let app = app();
-    let people: Vec<Value> = ["ana", "ben", "cat"]
+    let humans: Vec<Value> = ["ana", "ben", "cat"]
         .iter()
         .map(|id| capped(id, &["checkout api"], 1))
         .collect();
-    app.roster(&people);
+    app.roster(&humans);
     let statuses = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for t in 0..6 {

@@ -8,7 +8,7 @@ use goliath::signature::sign_hex;
 use serde_json::{json, Value};
 
 use crate::helpers::pagerduty::{users, FakePagerDuty, PdState, FROM, TOKEN};
-use crate::helpers::{config_with, fixture_json, person, TestApp};
+use crate::helpers::{config_with, fixture_json, human, TestApp};
 
 const SECRET: &str = "pd-api-test-secret";
 const INCIDENT: &str = "Q2F8K1ZQ0MJ5XJ";
@@ -28,12 +28,12 @@ fn app_with(pd: &FakePagerDuty, env: &[(&str, &str)], reassign: bool) -> TestApp
     ))
 }
 
-fn people() -> Vec<Value> {
-    let mut alice = person("alice", &["checkout api"]);
+fn humans() -> Vec<Value> {
+    let mut alice = human("alice", &["checkout api"]);
     alice["pagerduty_user_id"] = "PUA1B2C".into();
-    let mut bob = person("bob", &["checkout api"]);
+    let mut bob = human("bob", &["checkout api"]);
     bob["pagerduty_user_id"] = "PUB3D4E".into();
-    vec![alice, bob, person("carol", &["checkout api"])]
+    vec![alice, bob, human("carol", &["checkout api"])]
 }
 
 fn trigger(app: &TestApp, id: &str, assignees: Value) -> Value {
@@ -76,7 +76,7 @@ fn job(app: &TestApp, kind: &str) -> (String, i32, Option<String>) {
 fn after_deciding_pagerduty_gets_one_note_and_the_incident_follows_the_owner() {
     let pd = FakePagerDuty::start(PdState::default());
     let app = app_with(&pd, &[], true);
-    app.roster(&people());
+    app.roster(&humans());
     let answer = trigger(&app, INCIDENT, json!([]));
     let owner = answer["assignee_id"].as_str().unwrap().to_string();
     let id = answer["work_item_id"].as_str().unwrap().to_string();
@@ -130,7 +130,7 @@ fn after_deciding_pagerduty_gets_one_note_and_the_incident_follows_the_owner() {
 fn without_reassignment_configured_only_the_note_is_written() {
     let pd = FakePagerDuty::start(PdState::default());
     let app = app_with(&pd, &[("PAGERDUTY_REASSIGN_CHECKOUT_API", "false")], true);
-    app.roster(&people());
+    app.roster(&humans());
     trigger(&app, INCIDENT, json!([]));
     run_all_jobs(&app);
     run_all_jobs(&app);
@@ -142,23 +142,23 @@ fn without_reassignment_configured_only_the_note_is_written() {
 }
 
 #[test]
-fn people_sync_matches_pagerduty_users_by_email_across_pages() {
+fn humans_sync_matches_pagerduty_users_by_email_across_pages() {
     let pd = FakePagerDuty::start(PdState {
         users: users(230),
         ..PdState::default()
     });
     let app = app_with(&pd, &[], false);
-    let mut dana = person("dana", &["api"]);
+    let mut dana = human("dana", &["api"]);
     dana["email"] = "user5@example.com".into();
-    let mut eli = person("eli", &["api"]);
+    let mut eli = human("eli", &["api"]);
     eli["email"] = "USER150@example.com".into();
-    app.roster(&[dana, eli, person("fay", &["api"])]);
+    app.roster(&[dana, eli, human("fay", &["api"])]);
     let resp = app.admin("POST", "/admin/humans/sync-pagerduty", None);
     assert_eq!(resp.status, 200, "{}", resp.body);
     let report = resp.json();
     assert_eq!(report["pagerduty_users"], 230, "every page read");
     assert_eq!(report["updated"].as_array().unwrap().len(), 2, "{report}");
-    assert_eq!(report["people_without_a_pagerduty_user"], json!(["fay"]));
+    assert_eq!(report["humans_without_a_pagerduty_user"], json!(["fay"]));
     let dana = app.admin("GET", "/admin/humans/dana", None).json();
     assert_eq!(dana["pagerduty_user_id"], "PU5");
     let eli = app.admin("GET", "/admin/humans/eli", None).json();
@@ -177,7 +177,7 @@ fn people_sync_matches_pagerduty_users_by_email_across_pages() {
 }
 
 #[test]
-fn people_sync_needs_the_api_token() {
+fn humans_sync_needs_the_api_token() {
     let app = TestApp::start(config_with(|_| {}, &[]));
     let resp = app.admin("POST", "/admin/humans/sync-pagerduty", None);
     assert_eq!(resp.status, 409, "{}", resp.body);
@@ -195,7 +195,7 @@ fn on_call_from_pagerduty_is_required_where_configured_and_never_waited_for() {
         ..PdState::default()
     });
     let app = app_with(&pd, &[("GOLIATH_ON_CALL_CHECKOUT_API", "required")], false);
-    app.roster(&people());
+    app.roster(&humans());
     let cache = app.state.on_call.clone().expect("an on-call cache");
 
     // Nothing known yet and PagerDuty down: decided at once on what is known (nobody), and the

@@ -114,7 +114,7 @@ fn json_logs_are_one_object_per_line() {
 
 fn jira_sim_requiring(token: &str) -> goliath::jira::JiraSimHandle {
     goliath::jira::JiraSim::start(goliath::jira::SimConfig {
-        play_people: false,
+        play_humans: false,
         auth: Some(goliath::jira::JiraAuth::Basic {
             email: "bot@example.com".into(),
             api_token: token.into(),
@@ -196,7 +196,7 @@ fn readyz_is_not_ready_while_jira_refuses_the_credentials() {
         config_with(|_| {}, &[]),
         AppOptions {
             sim: goliath::jira::SimConfig {
-                play_people: false,
+                play_humans: false,
                 auth: Some(goliath::jira::JiraAuth::Basic {
                     email: "someone-else@example.com".into(),
                     api_token: "not-what-goliath-sends".into(),

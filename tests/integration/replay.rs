@@ -50,7 +50,7 @@ fn learns_each_teams_resolver(mode: Mode) {
     let split = replay_through_http(&requests, 0.5, mode).expect("the replay runs through HTTP");
     let all = &split.all;
     assert_eq!(all.requests, 48);
-    assert_eq!(all.people, 3, "Ana, Ben and Cy are on the roster");
+    assert_eq!(all.humans, 3, "Ana, Ben and Cy are on the roster");
     // Four requests have no resolver and are not scored.
     assert_eq!(all.scored, 44);
     assert_eq!(split.tuning.scored + split.held_out.scored, 44);

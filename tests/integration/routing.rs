@@ -3,7 +3,7 @@
 use chrono::{Duration as ChronoDuration, Utc};
 use goliath::learner::{Applied, Outcome, OutcomeEvent};
 
-use crate::helpers::{capped, config_with, person, TestApp};
+use crate::helpers::{capped, config_with, human, TestApp};
 
 pub(crate) fn app() -> TestApp {
     TestApp::start(config_with(|_| {}, &[]))
@@ -33,11 +33,11 @@ pub(crate) fn record(
 fn new_incident_is_routed_within_its_intake_request_and_explained() {
     let app = app();
     app.roster(&[
-        person("ana", &["api"]),
-        person("ben", &["api", "data"]),
-        person("cy", &["frontend"]),
+        human("ana", &["api"]),
+        human("ben", &["api", "data"]),
+        human("cy", &["frontend"]),
     ]);
-    let mut off = person("dee", &["api"]);
+    let mut off = human("dee", &["api"]);
     off["active"] = false.into();
     app.roster(&[off]);
 
@@ -91,7 +91,7 @@ fn new_incident_is_routed_within_its_intake_request_and_explained() {
 #[test]
 fn nobody_eligible_leaves_the_item_unassigned_until_someone_is() {
     let app = app();
-    app.roster(&[person("cy", &["frontend"])]);
+    app.roster(&[human("cy", &["frontend"])]);
     let resp = app.incident("INC2", "data-service", "low");
     assert!(resp["assignee_id"].is_null());
     let id = resp["work_item_id"].as_str().unwrap();
@@ -121,7 +121,7 @@ fn nobody_eligible_leaves_the_item_unassigned_until_someone_is() {
         "counted in /readyz"
     );
 
-    app.roster(&[person("dan", &["data"])]);
+    app.roster(&[human("dan", &["data"])]);
     let decided = app.admin(
         "POST",
         "/decide",
@@ -155,9 +155,9 @@ fn nobody_eligible_leaves_the_item_unassigned_until_someone_is() {
 fn replay_recomputes_the_stored_decision() {
     let app = app();
     app.roster(&[
-        person("ana", &["api"]),
-        person("ben", &["api"]),
-        person("cy", &[]),
+        human("ana", &["api"]),
+        human("ben", &["api"]),
+        human("cy", &[]),
     ]);
     for i in 0..5 {
         let resp = app.incident(
@@ -207,7 +207,7 @@ fn replay_recomputes_the_stored_decision() {
 fn a_roster_change_made_in_sql_reaches_the_very_next_decision() {
     use diesel::prelude::*;
     let app = app();
-    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    app.roster(&[human("ana", &["api"]), human("ben", &["api"])]);
     let first = app.incident("R1", "api-service", "low");
     let first_owner = first["assignee_id"].as_str().unwrap().to_string();
     let other = if first_owner == "ana" { "ben" } else { "ana" };
@@ -253,7 +253,7 @@ fn a_load_change_made_outside_the_intake_reaches_the_very_next_decision() {
 }
 
 #[test]
-fn capacity_excludes_people_at_max_active() {
+fn capacity_excludes_humans_at_max_active() {
     let app = app();
     let ana = capped("ana", &["api"], 1);
     app.roster(&[ana]);
@@ -284,7 +284,7 @@ fn capacity_excludes_people_at_max_active() {
 #[test]
 fn outcomes_change_the_very_next_decision() {
     let app = app();
-    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    app.roster(&[human("ana", &["api"]), human("ben", &["api"])]);
     // Teach it: whoever gets an api incident and is `ana` hands it to ben, who resolves.
     for i in 0..12 {
         let resp = app.incident(&format!("L{i}"), "api-service", "high");
@@ -352,7 +352,7 @@ fn outcomes_change_the_very_next_decision() {
 #[test]
 fn each_outcome_is_applied_exactly_once() {
     let app = app();
-    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    app.roster(&[human("ana", &["api"]), human("ben", &["api"])]);
     let resp = app.incident("X1", "api-service", "low");
     let id = resp["work_item_id"].as_str().unwrap();
     let owner = resp["assignee_id"].as_str().unwrap().to_string();
@@ -487,7 +487,7 @@ fn concurrent_incidents_are_grouped_yet_each_answered_and_capacity_holds() {
 fn open_loads_follow_every_status_change() {
     use diesel::prelude::*;
     let app = app();
-    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    app.roster(&[human("ana", &["api"]), human("ben", &["api"])]);
     let loads = |app: &TestApp| -> std::collections::HashMap<String, u32> {
         let mut conn = app.db.conn();
         goliath::decision::open_loads(&mut conn).unwrap()
@@ -558,9 +558,9 @@ fn open_loads_follow_every_status_change() {
 #[test]
 fn resolutions_teach_ownership_and_the_on_call_rate() {
     let app = app();
-    let mut ana = person("ana", &["api"]);
+    let mut ana = human("ana", &["api"]);
     ana["pagerduty_user_id"] = "PANA".into();
-    app.roster(&[ana, person("ben", &["api"])]);
+    app.roster(&[ana, human("ben", &["api"])]);
     // PagerDuty paged ana; whoever Goliath picks, the other person resolves it.
     let mut body: serde_json::Value = serde_json::from_slice(&crate::helpers::incident_body(
         "OC1",
@@ -706,7 +706,7 @@ fn an_intake_batch_that_raced_past_capacity_is_decided_again() {
 #[test]
 fn taking_an_issue_as_it_is_resolved_is_no_evidence_of_speed() {
     let app = app();
-    app.roster(&[person("ana", &["api"]), person("ben", &["api"])]);
+    app.roster(&[human("ana", &["api"]), human("ben", &["api"])]);
     let stats_of = |who: &str| {
         let stats = app.admin("GET", "/admin/stats?service=api", None).json();
         stats["stats"]

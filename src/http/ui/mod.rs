@@ -270,7 +270,7 @@ async fn item(
     let id = path.into_inner();
     let loaded = db(&state, {
         let id = id.clone();
-        move |c| Ok((overview::work_item(c, &id)?, overview::people(c)?))
+        move |c| Ok((overview::work_item(c, &id)?, overview::humans(c)?))
     })
     .await;
     match loaded {
@@ -336,12 +336,12 @@ async fn assign(
 }
 
 #[get("/admin/ui/people")]
-async fn people(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+async fn humans(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let Some(s) = session(&req, &state) else {
         return redirect("/admin/ui/login");
     };
-    match db(&state, |c| Ok(overview::people(c)?)).await {
-        Ok(list) => page(StatusCode::OK, pages::people(&s.csrf, &list)),
+    match db(&state, |c| Ok(overview::humans(c)?)).await {
+        Ok(list) => page(StatusCode::OK, pages::humans(&s.csrf, &list)),
         Err(e) => error_page(Some(&s.csrf), e),
     }
 }
@@ -408,7 +408,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(items)
         .service(item)
         .service(assign)
-        .service(people)
+        .service(humans)
         .service(jobs)
         .service(retry_job);
 }

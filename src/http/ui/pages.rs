@@ -4,7 +4,7 @@ use maud::{html, Markup, DOCTYPE};
 
 use crate::jobs::queue::Job;
 use crate::models::WorkItem;
-use crate::overview::{DayTrend, PersonSummary, WorkItemView};
+use crate::overview::{DayTrend, HumanSummary, WorkItemView};
 use crate::routing::{Excluded, ScoredCandidate};
 
 use super::chart;
@@ -168,7 +168,7 @@ pub fn items(
 pub fn item(
     csrf: &str,
     view: &WorkItemView,
-    people: &[PersonSummary],
+    humans: &[HumanSummary],
     jira_url: Option<String>,
     notice: Option<&str>,
 ) -> Markup {
@@ -251,9 +251,9 @@ pub fn item(
                 fieldset {
                     label { "Person "
                         select name="human_id" id="human_id" {
-                            @for p in people.iter().filter(|p| p.person.active) {
-                                option value=(p.person.id) selected[item.assignee_id.as_deref() == Some(p.person.id.as_str())] {
-                                    (p.person.display_name) " (" (p.person.id) ", " (p.open_items) " open)"
+                            @for p in humans.iter().filter(|p| p.human.active) {
+                                option value=(p.human.id) selected[item.assignee_id.as_deref() == Some(p.human.id.as_str())] {
+                                    (p.human.display_name) " (" (p.human.id) ", " (p.open_items) " open)"
                                 }
                             }
                         }
@@ -280,7 +280,7 @@ pub fn item(
     )
 }
 
-pub fn people(csrf: &str, people: &[PersonSummary]) -> Markup {
+pub fn humans(csrf: &str, humans: &[HumanSummary]) -> Markup {
     layout(
         "People",
         Some(csrf),
@@ -291,13 +291,13 @@ pub fn people(csrf: &str, people: &[PersonSummary]) -> Markup {
                     th { "Resolved well" } th { "Handed on / reopened" } th { "Success rate" } th { "Median time to resolve" }
                 } }
                 tbody {
-                    @for p in people {
+                    @for p in humans {
                         tr {
-                            td { (p.person.display_name) " (" (p.person.id) ")" }
-                            td { (p.person.services.join(", ")) }
-                            td { @if p.person.active { "yes" } @else { "no" } }
+                            td { (p.human.display_name) " (" (p.human.id) ")" }
+                            td { (p.human.services.join(", ")) }
+                            td { @if p.human.active { "yes" } @else { "no" } }
                             td.num { (p.open_items) }
-                            td.num { (p.person.max_active.map(|m| m.to_string()).unwrap_or_else(|| "—".into())) }
+                            td.num { (p.human.max_active.map(|m| m.to_string()).unwrap_or_else(|| "—".into())) }
                             td.num { (format!("{:.1}", p.successes)) }
                             td.num { (format!("{:.1}", p.failures)) }
                             td.num { (p.success_rate().map(|r| format!("{:.0}%", r * 100.0)).unwrap_or_else(|| "—".into())) }
@@ -378,7 +378,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn markup_escapes_what_people_typed() {
+    fn markup_escapes_what_humans_typed() {
         let page = error(Some("t"), 409, "<script>alert(1)</script>").into_string();
         assert!(!page.contains("<script>"), "{page}");
         assert!(page.contains("&lt;script&gt;"), "{page}");

@@ -46,8 +46,8 @@
 //! and network errors, three times with a short back-off. They are sent in order from one
 //! background thread.
 
+mod humans;
 mod jql;
-mod people;
 mod routes;
 mod state;
 
@@ -80,7 +80,7 @@ pub struct SimSkill {
 
 /// A simulated person, by Jira id (Cloud `accountId`, or DC username).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SimPerson {
+pub struct SimHuman {
     pub account_id: String,
     #[serde(default)]
     pub display_name: Option<String>,
@@ -102,10 +102,10 @@ pub struct SimConfig {
     /// Credentials REST calls must present (`None`: no check).
     pub auth: Option<JiraAuth>,
     /// The roster, with skills.
-    pub people: Vec<SimPerson>,
+    pub humans: Vec<SimHuman>,
     /// Resolve and hand off automatically. Off: issues stay as the API leaves them, and tests
     /// drive events through `/_sim/issues/{key}/…` or their own webhooks.
-    pub play_people: bool,
+    pub play_humans: bool,
     /// Real milliseconds per simulated minute (at least 1).
     pub minute_ms: u64,
     pub seed: u64,
@@ -125,8 +125,8 @@ impl Default for SimConfig {
             webhook_url: None,
             webhook_secret: None,
             auth: None,
-            people: Vec::new(),
-            play_people: true,
+            humans: Vec::new(),
+            play_humans: true,
             minute_ms: 1000,
             seed: 1,
             search_lag_ms: 0,
@@ -146,8 +146,8 @@ impl fmt::Debug for SimConfig {
                 &self.webhook_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("auth", &self.auth)
-            .field("people", &self.people)
-            .field("play_people", &self.play_people)
+            .field("humans", &self.humans)
+            .field("play_humans", &self.play_humans)
             .field("minute_ms", &self.minute_ms)
             .field("seed", &self.seed)
             .field("search_lag_ms", &self.search_lag_ms)
@@ -166,7 +166,7 @@ impl SimConfig {
             );
         }
         anyhow::ensure!(self.minute_ms >= 1, "minute_ms must be at least 1");
-        for p in &self.people {
+        for p in &self.humans {
             anyhow::ensure!(!p.account_id.is_empty(), "a person has an empty account_id");
             for (service, s) in &p.skills {
                 anyhow::ensure!(
@@ -181,7 +181,7 @@ impl SimConfig {
 
     /// The configuration `goliath jira-sim` flags describe.
     pub fn from_args(args: &JiraSimArgs) -> anyhow::Result<SimConfig> {
-        let mut people: Vec<SimPerson> = match &args.people_file {
+        let mut humans: Vec<SimHuman> = match &args.humans_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;
@@ -191,9 +191,9 @@ impl SimConfig {
             }
             None => Vec::new(),
         };
-        for id in &args.person {
-            if !people.iter().any(|p| &p.account_id == id) {
-                people.push(SimPerson {
+        for id in &args.human {
+            if !humans.iter().any(|p| &p.account_id == id) {
+                humans.push(SimHuman {
                     account_id: id.clone(),
                     display_name: None,
                     skills: HashMap::new(),
@@ -216,8 +216,8 @@ impl SimConfig {
             webhook_url: args.webhook_url.clone(),
             webhook_secret: args.webhook_secret.clone(),
             auth,
-            people,
-            play_people: !args.no_people,
+            humans,
+            play_humans: !args.no_humans,
             minute_ms: args.minute_ms,
             seed: args.seed,
             search_lag_ms: args.search_lag_ms,
@@ -247,13 +247,13 @@ pub struct JiraSimArgs {
     pub auth_token: Option<String>,
     /// JSON list of people: [{"account_id": "...", "display_name": "...", "skills": {"api": {"p_resolve": 0.8, "mean_minutes": 30}}}].
     #[arg(long, env = "GOLIATH_JIRA_SIM_PEOPLE_FILE")]
-    pub people_file: Option<PathBuf>,
+    pub humans_file: Option<PathBuf>,
     /// Add a person (account id) with default skills; repeatable.
     #[arg(long, value_name = "ACCOUNT_ID")]
-    pub person: Vec<String>,
+    pub human: Vec<String>,
     /// Do not play the people (no automatic resolve or hand-off).
     #[arg(long, env = "GOLIATH_JIRA_SIM_NO_PEOPLE")]
-    pub no_people: bool,
+    pub no_humans: bool,
     /// Real milliseconds per simulated minute.
     #[arg(long, env = "GOLIATH_JIRA_SIM_MINUTE_MS", default_value_t = 1000)]
     pub minute_ms: u64,
@@ -373,16 +373,16 @@ impl JiraSim {
             .context("the simulator's HTTP thread exited early")?
             .context("starting the simulator's HTTP server")?;
 
-        let people_shared = shared.clone();
-        let people_thread = std::thread::Builder::new()
-            .name("jira-sim-people".into())
-            .spawn(move || people::run(people_shared))
+        let humans_shared = shared.clone();
+        let humans_thread = std::thread::Builder::new()
+            .name("jira-sim-humans".into())
+            .spawn(move || humans::run(humans_shared))
             .context("spawning the simulator's people thread")?;
 
         log::info!(
-            "jira-sim: listening on {} (people {}, {} ms per simulated minute)",
+            "jira-sim: listening on {} (humans {}, {} ms per simulated minute)",
             shared.ctx.base_url,
-            if shared.ctx.config.play_people {
+            if shared.ctx.config.play_humans {
                 "on"
             } else {
                 "off"
@@ -394,7 +394,7 @@ impl JiraSim {
             addr,
             server: Some(server),
             server_thread: Some(server_thread),
-            people_thread: Some(people_thread),
+            humans_thread: Some(humans_thread),
         })
     }
 }
@@ -405,7 +405,7 @@ pub struct JiraSimHandle {
     addr: SocketAddr,
     server: Option<actix_web::dev::ServerHandle>,
     server_thread: Option<JoinHandle<()>>,
-    people_thread: Option<JoinHandle<()>>,
+    humans_thread: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for JiraSimHandle {
@@ -553,7 +553,7 @@ impl JiraSimHandle {
         }
         self.shared.lock().shutdown = true;
         self.shared.wake.notify_all();
-        for thread in [self.server_thread.take(), self.people_thread.take()]
+        for thread in [self.server_thread.take(), self.humans_thread.take()]
             .into_iter()
             .flatten()
         {

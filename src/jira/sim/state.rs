@@ -400,7 +400,7 @@ pub(crate) struct SimState {
     pub issues: Vec<SimIssue>,
     pub next_id: u64,
     pub next_number: HashMap<String, u64>,
-    pub seen_people: BTreeSet<String>,
+    pub seen_humans: BTreeSet<String>,
     pub faults: Faults,
     pub counters: SimCounters,
     pub schedule: BinaryHeap<Planned>,
@@ -488,22 +488,22 @@ impl SimState {
     }
 
     /// Plans what the current assignee will do, if the people are being played.
-    pub fn plan_person(&mut self, ctx: &Ctx, idx: usize, from_sim_ms: i64) {
-        if !ctx.config.play_people {
+    pub fn plan_human(&mut self, ctx: &Ctx, idx: usize, from_sim_ms: i64) {
+        if !ctx.config.play_humans {
             return;
         }
         let issue = &self.issues[idx];
-        let Some(person) = issue.assignee.clone() else {
+        let Some(human) = issue.assignee.clone() else {
             return;
         };
         if issue.resolution.is_some() {
             return;
         }
         let service = issue.service();
-        let skill = skill_for(&ctx.config, &person, &service);
+        let skill = skill_for(&ctx.config, &human, &service);
         let mut rng = Rng::new(
             ctx.config.seed
-                ^ fnv1a(&[&issue.key, &person])
+                ^ fnv1a(&[&issue.key, &human])
                 ^ issue.generation.wrapping_mul(0x9E37_79B9),
         );
         let resolve = rng.unit() < skill.p_resolve || issue.handoffs >= ctx.config.max_handoffs;
@@ -522,7 +522,7 @@ impl SimState {
             PlannedAction::HandOff
         };
         log::debug!(
-            "jira-sim: {person} will {} {key} in {minutes:.1} simulated minutes",
+            "jira-sim: {human} will {} {key} in {minutes:.1} simulated minutes",
             if resolve { "resolve" } else { "hand off" }
         );
         self.push_plan(ctx, &key, generation, due, action);
@@ -533,11 +533,11 @@ impl SimState {
     pub fn handoff_target(&self, ctx: &Ctx, idx: usize) -> Option<String> {
         let issue = &self.issues[idx];
         let current = issue.assignee.as_deref();
-        let pool: Vec<&str> = if ctx.config.people.is_empty() {
-            self.seen_people.iter().map(String::as_str).collect()
+        let pool: Vec<&str> = if ctx.config.humans.is_empty() {
+            self.seen_humans.iter().map(String::as_str).collect()
         } else {
             ctx.config
-                .people
+                .humans
                 .iter()
                 .map(|p| p.account_id.as_str())
                 .collect()
@@ -620,7 +620,7 @@ impl SimState {
             items,
             at_ms,
         );
-        self.plan_person(ctx, idx, at_ms);
+        self.plan_human(ctx, idx, at_ms);
         Some(body)
     }
 
@@ -638,7 +638,7 @@ impl SimState {
             return None;
         }
         if let Some(p) = &to {
-            self.seen_people.insert(p.clone());
+            self.seen_humans.insert(p.clone());
         }
         let changelog_id = self.next_changelog_id();
         let issue = &mut self.issues[idx];
@@ -661,7 +661,7 @@ impl SimState {
             vec![item],
             at_ms,
         );
-        self.plan_person(ctx, idx, at_ms);
+        self.plan_human(ctx, idx, at_ms);
         Some(body)
     }
 
@@ -685,7 +685,7 @@ impl SimState {
         let key = format!("{project_key}-{number}");
         self.next_id += 1;
         if let Some(a) = &assignee {
-            self.seen_people.insert(a.clone());
+            self.seen_humans.insert(a.clone());
         }
         self.issues.push(SimIssue {
             id: self.next_id.to_string(),
@@ -708,7 +708,7 @@ impl SimState {
             comments: vec![],
         });
         let idx = self.issues.len() - 1;
-        self.plan_person(ctx, idx, now_ms);
+        self.plan_human(ctx, idx, now_ms);
         idx
     }
 
@@ -747,16 +747,16 @@ impl SimState {
 
 /// The skill of `person` on `service`: configured (exact service, else `"*"`), or a stable
 /// default derived from a hash of the pair (p_resolve in [0.35, 0.95], mean 15..120 minutes).
-pub fn skill_for(config: &SimConfig, person: &str, service: &str) -> SimSkill {
+pub fn skill_for(config: &SimConfig, human: &str, service: &str) -> SimSkill {
     let configured = config
-        .people
+        .humans
         .iter()
-        .find(|p| p.account_id == person)
+        .find(|p| p.account_id == human)
         .and_then(|p| p.skills.get(service).or_else(|| p.skills.get("*")));
     if let Some(s) = configured {
         return s.clone();
     }
-    let h = fnv1a(&[person, service]);
+    let h = fnv1a(&[human, service]);
     SimSkill {
         p_resolve: 0.35 + 0.6 * ((h & 0xffff) as f64 / 65_535.0),
         mean_minutes: 15.0 + ((h >> 16) % 106) as f64,
@@ -768,7 +768,7 @@ pub fn display_name(config: &SimConfig, account_id: &str) -> String {
         return SIM_API_DISPLAY_NAME.to_owned();
     }
     config
-        .people
+        .humans
         .iter()
         .find(|p| p.account_id == account_id)
         .and_then(|p| p.display_name.clone())

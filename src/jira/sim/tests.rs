@@ -13,7 +13,7 @@ const BOB: &str = "712020:bob";
 
 fn quiet_sim() -> JiraSimHandle {
     JiraSim::start(SimConfig {
-        play_people: false,
+        play_humans: false,
         auth: Some(JiraAuth::Basic {
             email: "bot@acme.com".into(),
             api_token: "tok".into(),
@@ -169,7 +169,7 @@ fn wrong_or_missing_credentials_get_401() {
 #[test]
 fn data_center_client_works_against_the_v2_endpoints() {
     let sim = JiraSim::start(SimConfig {
-        play_people: false,
+        play_humans: false,
         auth: Some(JiraAuth::Bearer {
             token: "pat".into(),
         }),
@@ -348,7 +348,7 @@ fn a_slow_answer_times_the_client_out_as_transient() {
 #[test]
 fn search_is_eventually_consistent_when_lag_is_configured() {
     let sim = JiraSim::start(SimConfig {
-        play_people: false,
+        play_humans: false,
         search_lag_ms: 300,
         ..SimConfig::default()
     })
@@ -412,7 +412,7 @@ fn search_jql_pages_and_rejects_bad_queries() {
 }
 
 #[test]
-fn people_resolve_with_a_signed_cloud_webhook() {
+fn humans_resolve_with_a_signed_cloud_webhook() {
     let (url, rx) = webhook_receiver();
     let secret = "iDkA3WKcbPI00Qt6Igh9cVP0oLom7lrHppuQzHCA".to_owned();
     let mut skills = HashMap::new();
@@ -426,7 +426,7 @@ fn people_resolve_with_a_signed_cloud_webhook() {
     let sim = JiraSim::start(SimConfig {
         webhook_url: Some(url),
         webhook_secret: Some(secret.clone()),
-        people: vec![SimPerson {
+        humans: vec![SimHuman {
             account_id: ALICE.into(),
             display_name: Some("Alice Nguyen".into()),
             skills,
@@ -496,7 +496,7 @@ fn people_resolve_with_a_signed_cloud_webhook() {
 }
 
 #[test]
-fn people_hand_off_to_the_roster_and_timestamps_follow_simulated_time() {
+fn humans_hand_off_to_the_roster_and_timestamps_follow_simulated_time() {
     let (url, rx) = webhook_receiver();
     let skill = |p| {
         let mut m = HashMap::new();
@@ -511,13 +511,13 @@ fn people_hand_off_to_the_roster_and_timestamps_follow_simulated_time() {
     };
     let sim = JiraSim::start(SimConfig {
         webhook_url: Some(url),
-        people: vec![
-            SimPerson {
+        humans: vec![
+            SimHuman {
                 account_id: ALICE.into(),
                 display_name: None,
                 skills: skill(0.0),
             },
-            SimPerson {
+            SimHuman {
                 account_id: BOB.into(),
                 display_name: None,
                 skills: skill(1.0),
@@ -558,11 +558,11 @@ fn people_hand_off_to_the_roster_and_timestamps_follow_simulated_time() {
 }
 
 #[test]
-fn manual_actions_send_webhooks_when_people_are_off() {
+fn manual_actions_send_webhooks_when_humans_are_off() {
     let (url, rx) = webhook_receiver();
     let sim = JiraSim::start(SimConfig {
         webhook_url: Some(url),
-        play_people: false,
+        play_humans: false,
         echo_api_changes: true,
         ..SimConfig::default()
     })
@@ -631,7 +631,7 @@ fn failed_deliveries_are_retried_with_the_same_identifier() {
     });
     let sim = JiraSim::start(SimConfig {
         webhook_url: Some(format!("{base}/hook")),
-        play_people: false,
+        play_humans: false,
         ..SimConfig::default()
     })
     .unwrap();
@@ -688,17 +688,17 @@ fn config_comes_from_flags_and_hides_secrets() {
         "a@b.c",
         "--auth-token",
         "tok-secret",
-        "--person",
+        "--human",
         ALICE,
-        "--no-people",
+        "--no-humans",
         "--minute-ms",
         "5",
     ])
     .unwrap();
     let cfg = SimConfig::from_args(&cli.sim).unwrap();
-    assert!(!cfg.play_people);
+    assert!(!cfg.play_humans);
     assert_eq!(cfg.minute_ms, 5);
-    assert_eq!(cfg.people[0].account_id, ALICE);
+    assert_eq!(cfg.humans[0].account_id, ALICE);
     assert!(matches!(cfg.auth, Some(JiraAuth::Basic { .. })));
     let shown = format!("{cfg:?} {:?}", cli.sim);
     assert!(
@@ -719,7 +719,7 @@ fn starts_inside_a_tokio_runtime() {
         .unwrap();
     rt.block_on(async {
         let sim = JiraSim::start(SimConfig {
-            play_people: false,
+            play_humans: false,
             ..SimConfig::default()
         })
         .unwrap();
@@ -743,7 +743,7 @@ fn transitions_comments_and_priority_edits_change_the_issue_and_echo_as_jira_doe
     let (url, rx) = webhook_receiver();
     let sim = JiraSim::start(SimConfig {
         webhook_url: Some(url),
-        play_people: false,
+        play_humans: false,
         echo_api_changes: true,
         ..SimConfig::default()
     })

@@ -17,13 +17,13 @@ use crate::routing::{self, DecisionInput, ModelParams};
 pub struct DecideArgs {
     /// People in the roster.
     #[arg(long, default_value_t = 1000)]
-    pub people: usize,
+    pub humans: usize,
     /// Services.
     #[arg(long, default_value_t = 50)]
     pub services: usize,
     /// Services each person covers.
     #[arg(long, default_value_t = 3)]
-    pub services_per_person: usize,
+    pub services_per_human: usize,
     /// Context tags (each person has learned state for every tag).
     #[arg(long, default_value_t = 5)]
     pub tags: usize,
@@ -56,7 +56,7 @@ pub fn run(args: DecideArgs, database_url: Option<&str>) -> anyhow::Result<()> {
         crate::db::schema::skill_stats::table
             .count()
             .get_result(&mut conn)?,
-        crate::db::schema::person_states::table
+        crate::db::schema::human_states::table
             .count()
             .get_result(&mut conn)?,
         crate::db::schema::work_items::table
@@ -65,11 +65,11 @@ pub fn run(args: DecideArgs, database_url: Option<&str>) -> anyhow::Result<()> {
     );
     println!("bench decide");
     println!(
-        "  {} people, {} services ({} each), {} skill_stats rows, {} person_states rows, {} \
+        "  {} people, {} services ({} each), {} skill_stats rows, {} human_states rows, {} \
          work items ({} to decide); seeded in {:.1} s on {}",
         counts.0,
         args.services,
-        args.services_per_person,
+        args.services_per_human,
         counts.1,
         counts.2,
         counts.3,
@@ -98,7 +98,7 @@ pub fn run(args: DecideArgs, database_url: Option<&str>) -> anyhow::Result<()> {
     let mut gather_ms = vec![];
     let mut inputs: Vec<DecisionInput> = vec![];
     for item in &items {
-        let on_call = vec![format!("PU{:04}", item.id.len() % args.people.max(1))];
+        let on_call = vec![format!("PU{:04}", item.id.len() % args.humans.max(1))];
         let t = Instant::now();
         let input = crate::decision::gather_input(&mut conn, item, &on_call)?;
         let d = routing::decide(&input, &params);
@@ -156,9 +156,9 @@ pub fn run(args: DecideArgs, database_url: Option<&str>) -> anyhow::Result<()> {
 
 /// Roster, learned state and open items, generated in SQL.
 fn seed(conn: &mut PgConnection, a: &DecideArgs) -> QueryResult<()> {
-    let people = a.people.max(1) as i64;
+    let humans = a.humans.max(1) as i64;
     let services = a.services.max(1) as i64;
-    let per = a.services_per_person.clamp(1, a.services.max(1)) as i64;
+    let per = a.services_per_human.clamp(1, a.services.max(1)) as i64;
     let stride = (services / per).max(1);
     let tags = a.tags as i64;
     conn.transaction(|conn| {
@@ -167,7 +167,7 @@ fn seed(conn: &mut PgConnection, a: &DecideArgs) -> QueryResult<()> {
              SELECT 'person-' || lpad(i::text, 4, '0'), 'Person ' || i, 'p' || i || '@example.com',
                     'acct-' || i, 'PU' || lpad(i::text, 4, '0'),
                     ARRAY(SELECT 'svc-' || ((i + k * {stride}) % {services}) FROM generate_series(0, {per} - 1) k)
-             FROM generate_series(0, {people} - 1) i"
+             FROM generate_series(0, {humans} - 1) i"
         ))
         .execute(conn)?;
         // A plausible state: some successes and failures, resolve times around 30 min.
@@ -183,14 +183,14 @@ fn seed(conn: &mut PgConnection, a: &DecideArgs) -> QueryResult<()> {
         ))
         .execute(conn)?;
         diesel::sql_query(format!(
-            "INSERT INTO person_states (human_id, scope, key, state)
+            "INSERT INTO human_states (human_id, scope, key, state)
              SELECT h.id, 'overall', '', {state}
              FROM humans h, LATERAL (SELECT (random() * 60)::float8 AS s, (random() * 15)::float8 AS f) r"
         ))
         .execute(conn)?;
         if tags > 0 {
             diesel::sql_query(format!(
-                "INSERT INTO person_states (human_id, scope, key, state)
+                "INSERT INTO human_states (human_id, scope, key, state)
                  SELECT h.id, 'tag', 'tag-' || t, {state}
                  FROM humans h, generate_series(0, {tags} - 1) t,
                       LATERAL (SELECT (random() * 10)::float8 AS s, (random() * 3)::float8 AS f) r"
@@ -203,8 +203,8 @@ fn seed(conn: &mut PgConnection, a: &DecideArgs) -> QueryResult<()> {
                                      raw_payload, created_at, assignee_id, context)
              SELECT 'wi-held-' || i, 'incident', 'svc-' || (i % {services}), 'sev3', 'held',
                     'assigned', 'BENCH', '{{}}', now() - interval '1 hour',
-                    'person-' || lpad((i % {people})::text, 4, '0'), '{{}}'
-             FROM generate_series(0, {people} * 2 - 1) i"
+                    'person-' || lpad((i % {humans})::text, 4, '0'), '{{}}'
+             FROM generate_series(0, {humans} * 2 - 1) i"
         ))
         .execute(conn)?;
         diesel::sql_query(format!(

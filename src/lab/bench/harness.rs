@@ -179,7 +179,7 @@ impl RunningApp {
     pub fn start(spec: AppSpec) -> anyhow::Result<RunningApp> {
         let config = spec.config;
         let mut sim_config = spec.sim;
-        if sim_config.webhook_url.is_none() && sim_config.play_people {
+        if sim_config.webhook_url.is_none() && sim_config.play_humans {
             sim_config.webhook_url = Some(format!("{}/webhooks/jira", config.public_url));
         }
         if sim_config.webhook_secret.is_none() {
@@ -295,8 +295,8 @@ pub fn agent() -> ureq::Agent {
 
 /// `people` people over `services` services: person i covers services i, i+1 (mod n), with a
 /// Jira account id `acct-<i>` and a PagerDuty user id `PU<i>`.
-pub fn roster(people: usize, services: &[String]) -> Vec<HumanInput> {
-    (0..people)
+pub fn roster(humans: usize, services: &[String]) -> Vec<HumanInput> {
+    (0..humans)
         .map(|i| {
             let covers: Vec<String> = if services.is_empty() {
                 vec![]

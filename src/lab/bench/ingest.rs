@@ -35,7 +35,7 @@ pub struct IngestArgs {
     pub secret: Option<String>,
     /// People in the roster.
     #[arg(long, default_value_t = 20)]
-    pub people: usize,
+    pub humans: usize,
     /// Services the incidents spread over.
     #[arg(long, default_value_t = 5)]
     pub services: usize,
@@ -147,7 +147,7 @@ pub fn run(args: IngestArgs, database_url: Option<&str>) -> anyhow::Result<()> {
         );
         println!(
             "  roster: {} people over {} services; webhooks signed (PAGERDUTY_WEBHOOK_SECRET set)",
-            args.people,
+            args.humans,
             services.len()
         );
     }
@@ -176,12 +176,12 @@ pub fn run(args: IngestArgs, database_url: Option<&str>) -> anyhow::Result<()> {
         let make = {
             let (template, services, run_tag) =
                 (template.clone(), services.clone(), run_tag.clone());
-            let people = args.people.max(1) as u64;
+            let humans = args.humans.max(1) as u64;
             Arc::new(move |seq: u64| {
                 let incident = format!("B{run_tag}{seq:09}");
                 let event = format!("E{run_tag}{seq:09}");
                 let service = &services[(seq % services.len() as u64) as usize];
-                let assignee = format!("PU{:04}", seq % people);
+                let assignee = format!("PU{:04}", seq % humans);
                 let body = template.body(&IncidentSpec {
                     event_id: &event,
                     incident_id: &incident,
@@ -355,7 +355,7 @@ fn start_app(
     let pool = db.pool(args.pool_size)?;
     {
         let mut conn = pool.get()?;
-        crate::roster::import(&mut conn, &harness::roster(args.people, services))
+        crate::roster::import(&mut conn, &harness::roster(args.humans, services))
             .map_err(|e| anyhow::anyhow!("loading the roster: {e}"))?;
     }
     let listener = harness::loopback_listener()?;
@@ -377,7 +377,7 @@ fn start_app(
         http_threads: args.http_threads,
         job_workers: args.job_workers,
         sim: SimConfig {
-            play_people: false,
+            play_humans: false,
             ..SimConfig::default()
         },
     })

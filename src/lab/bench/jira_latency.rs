@@ -64,7 +64,7 @@ pub fn run(args: JiraLatencyArgs, database_url: Option<&str>) -> anyhow::Result<
         job_workers: args.job_workers.max(1),
         // One simulated minute per real minute: simulator milliseconds are real milliseconds.
         sim: SimConfig {
-            play_people: false,
+            play_humans: false,
             minute_ms: 60_000,
             ..SimConfig::default()
         },

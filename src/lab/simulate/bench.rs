@@ -18,12 +18,12 @@ pub struct BenchResult {
 
 /// Builds `people` candidates over `services` services, each with history on every severity of
 /// the decided service, and times `iterations` decisions.
-pub fn bench_decide(people: usize, services: usize, iterations: usize) -> BenchResult {
+pub fn bench_decide(humans: usize, services: usize, iterations: usize) -> BenchResult {
     let params = ModelParams::default();
     let mut r = SplitMix64::new(42);
     let t0 = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
     let services = services.max(1);
-    let candidates: Vec<CandidateInput> = (0..people)
+    let candidates: Vec<CandidateInput> = (0..humans)
         .map(|h| {
             let skill = Severity::ALL
                 .iter()
@@ -93,10 +93,10 @@ pub fn bench_decide(people: usize, services: usize, iterations: usize) -> BenchR
 }
 
 /// Prints p50/p99/max latency of `decide` in microseconds.
-pub fn run_bench_decide(people: usize, services: usize, iterations: usize) {
-    let b = bench_decide(people, services, iterations);
+pub fn run_bench_decide(humans: usize, services: usize, iterations: usize) {
+    let b = bench_decide(humans, services, iterations);
     println!(
-        "decide: {people} people, {services} services, {iterations} iterations: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+        "decide: {humans} people, {services} services, {iterations} iterations: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
         b.p50_us, b.p99_us, b.max_us
     );
 }

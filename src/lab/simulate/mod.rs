@@ -28,7 +28,7 @@ pub struct SimulateArgs {
     pub incidents: usize,
     /// Number of people on the roster.
     #[arg(long, default_value_t = 20)]
-    pub people: usize,
+    pub humans: usize,
     /// Number of services.
     #[arg(long, default_value_t = 5)]
     pub services: usize,
@@ -54,7 +54,7 @@ impl Default for SimulateArgs {
         Self {
             seed: 1,
             incidents: 2000,
-            people: 20,
+            humans: 20,
             services: 5,
             block: 250,
             scenario: "default".to_string(),
@@ -94,7 +94,7 @@ pub fn simulate_once(
     seed: u64,
     params: &ModelParams,
 ) -> SimOutcome {
-    let world = World::generate(seed, args.people, args.services, args.incidents, scenario);
+    let world = World::generate(seed, args.humans, args.services, args.incidents, scenario);
     SimOutcome {
         results: Policy::ALL
             .iter()
@@ -155,7 +155,7 @@ pub fn run_simulate(args: &SimulateArgs) -> anyhow::Result<()> {
             if args.seeds <= 1 {
                 println!(
                     "\nscenario {name}, seed {seed}: {} people, {} services, {} incidents",
-                    args.people, args.services, args.incidents
+                    args.humans, args.services, args.incidents
                 );
                 print_blocks(&out, args);
             }
@@ -205,7 +205,7 @@ mod tests {
     fn small_simulation_beats_random() {
         let args = SimulateArgs {
             incidents: 800,
-            people: 12,
+            humans: 12,
             services: 3,
             ..SimulateArgs::default()
         };
@@ -229,7 +229,7 @@ mod tests {
     fn oracle_beats_random() {
         let args = SimulateArgs {
             incidents: 600,
-            people: 12,
+            humans: 12,
             services: 3,
             ..SimulateArgs::default()
         };

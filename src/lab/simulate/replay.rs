@@ -254,7 +254,7 @@ pub fn load_requests(path: &std::path::Path) -> Result<Vec<Request>> {
 }
 
 #[derive(Default)]
-struct Person {
+struct Human {
     id: String,
     services: Vec<String>,
     skill: HashMap<(String, Severity), SkillState>,
@@ -275,7 +275,7 @@ pub struct ReplayResult {
     pub lookup_top3: usize,
     pub undecided: usize,
     pub resolver_eligible: usize,
-    pub people: usize,
+    pub humans: usize,
     pub mean_decide_micros: f64,
     /// Scored requests whose resolver was the intake (on-call) person.
     pub resolver_on_call: usize,
@@ -371,7 +371,7 @@ pub fn replay(
     let assign = args.mode == Mode::Assign;
     let open = args.roster == RosterKind::Open;
     let use_on_call = !args.no_on_call;
-    let mut people: Vec<Person> = Vec::new();
+    let mut humans: Vec<Human> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut by_team: HashMap<String, Vec<usize>> = HashMap::new();
     let mut lookup = FrequencyLookup::default();
@@ -384,25 +384,25 @@ pub fn replay(
     };
     let mut micros = 0.0;
 
-    fn person(people: &mut Vec<Person>, index: &mut HashMap<String, usize>, id: &str) -> usize {
+    fn human(humans: &mut Vec<Human>, index: &mut HashMap<String, usize>, id: &str) -> usize {
         if let Some(&i) = index.get(id) {
             return i;
         }
-        people.push(Person {
+        humans.push(Human {
             id: id.to_string(),
-            ..Person::default()
+            ..Human::default()
         });
-        index.insert(id.to_string(), people.len() - 1);
-        people.len() - 1
+        index.insert(id.to_string(), humans.len() - 1);
+        humans.len() - 1
     }
     fn cover(
-        people: &mut [Person],
+        humans: &mut [Human],
         by_team: &mut HashMap<String, Vec<usize>>,
         i: usize,
         team: &str,
     ) {
-        if !people[i].services.iter().any(|s| s == team) {
-            people[i].services.push(team.to_string());
+        if !humans[i].services.iter().any(|s| s == team) {
+            humans[i].services.push(team.to_string());
             by_team.entry(team.to_string()).or_default().push(i);
         }
     }
@@ -415,7 +415,7 @@ pub fn replay(
                 .chain([&r.resolver, &r.first_resource]);
             for id in ids {
                 if !id.is_empty() && !is_system_account(id) {
-                    person(&mut people, &mut index, id);
+                    human(&mut humans, &mut index, id);
                 }
             }
         }
@@ -446,7 +446,7 @@ pub fn replay(
         String::new()
     };
 
-    let feed = |people: &mut Vec<Person>,
+    let feed = |humans: &mut Vec<Human>,
                 index: &mut HashMap<String, usize>,
                 by_team: &mut HashMap<String, Vec<usize>>,
                 lookup: &mut FrequencyLookup,
@@ -494,9 +494,9 @@ pub fn replay(
             }
         }
         for (p, kind) in &lessons {
-            let i = person(people, index, p);
-            cover(people, by_team, i, &r.first_team);
-            let who = &mut people[i];
+            let i = human(humans, index, p);
+            cover(humans, by_team, i, &r.first_team);
+            let who = &mut humans[i];
             apply_outcome(
                 who.skill
                     .entry((r.first_team.clone(), r.severity))
@@ -516,9 +516,9 @@ pub fn replay(
             use_on_call && !r.first_resource.is_empty() && !is_system_account(&r.first_resource);
         if !resolver.is_empty() && paged && pick != Some(r.first_resource.as_str()) {
             let kept = resolver == r.first_resource;
-            let i = person(people, index, &r.first_resource);
-            cover(people, by_team, i, &r.first_team);
-            let who = &mut people[i];
+            let i = human(humans, index, &r.first_resource);
+            cover(humans, by_team, i, &r.first_team);
+            let who = &mut humans[i];
             apply_on_call_outcome(
                 who.skill
                     .entry((r.first_team.clone(), r.severity))
@@ -537,17 +537,17 @@ pub fn replay(
         }
     };
 
-    let everyone: Vec<usize> = (0..people.len()).collect();
+    let everyone: Vec<usize> = (0..humans.len()).collect();
     for (ri, r) in requests.iter().enumerate() {
         if args.feedback == Feedback::AtResolve {
             pending.sort_by(|a, b| b.at.cmp(&a.at).then(b.req.cmp(&a.req)));
             while pending.last().is_some_and(|p| p.at <= r.first_event_at) {
                 let p = pending.pop().expect("checked");
                 if let Some(&i) = p.pick.as_ref().and_then(|id| index.get(id)) {
-                    people[i].open_items = people[i].open_items.saturating_sub(1);
+                    humans[i].open_items = humans[i].open_items.saturating_sub(1);
                 }
                 feed(
-                    &mut people,
+                    &mut humans,
                     &mut index,
                     &mut by_team,
                     &mut lookup,
@@ -559,9 +559,9 @@ pub fn replay(
         let paged =
             use_on_call && !r.first_resource.is_empty() && !is_system_account(&r.first_resource);
         let on_call = if paged {
-            let i = person(&mut people, &mut index, &r.first_resource);
+            let i = human(&mut humans, &mut index, &r.first_resource);
             if !open {
-                cover(&mut people, &mut by_team, i, &r.first_team);
+                cover(&mut humans, &mut by_team, i, &r.first_team);
             }
             Some(i)
         } else {
@@ -573,15 +573,15 @@ pub fn replay(
         // where there is an answer to score.
         if scored || assign {
             let tags = tags_of(r);
-            let team_people = if open {
+            let team_humans = if open {
                 everyone.clone()
             } else {
                 by_team.get(&r.first_team).cloned().unwrap_or_default()
             };
-            let candidates: Vec<CandidateInput> = team_people
+            let candidates: Vec<CandidateInput> = team_humans
                 .iter()
                 .map(|&i| {
-                    let p = &people[i];
+                    let p = &humans[i];
                     CandidateInput {
                         human_id: p.id.clone(),
                         active: true,
@@ -631,7 +631,7 @@ pub fn replay(
                 let part = &mut parts[usize::from(ri >= split_at)];
                 for res in [&mut res, part] {
                     res.scored += 1;
-                    if team_people.iter().any(|&i| people[i].id == r.resolver) {
+                    if team_humans.iter().any(|&i| humans[i].id == r.resolver) {
                         res.resolver_eligible += 1;
                     }
                     if d.primary.is_none() {
@@ -667,14 +667,14 @@ pub fn replay(
                     }
                 }
                 if args.every > 0 && res.scored.is_multiple_of(args.every) {
-                    res.people = people.len();
+                    res.humans = humans.len();
                     progress(&res);
                 }
             }
         }
         if args.feedback == Feedback::AtResolve {
             if let Some(&i) = pick.as_ref().and_then(|p| index.get(p)) {
-                people[i].open_items += 1;
+                humans[i].open_items += 1;
             }
             pending.push(Pending {
                 at: r.resolved_at.unwrap_or(r.last_event_at),
@@ -683,7 +683,7 @@ pub fn replay(
             });
         } else {
             feed(
-                &mut people,
+                &mut humans,
                 &mut index,
                 &mut by_team,
                 &mut lookup,
@@ -692,7 +692,7 @@ pub fn replay(
             );
         }
     }
-    res.people = people.len();
+    res.humans = humans.len();
     res.mean_decide_micros = if res.scored > 0 {
         micros / res.scored as f64
     } else {
@@ -754,7 +754,7 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
                 Mode::Assign => "assign",
                 Mode::Shadow => "shadow",
             },
-            a.people,
+            a.humans,
             t.rate(t.goliath_top1),
             t.rate(t.lookup_top1),
             h.rate(h.goliath_top1),
@@ -917,7 +917,7 @@ mod tests {
             feedback: Feedback::AtResolve,
             ..ReplayArgs::default()
         });
-        assert_eq!(open.all.people, 2, "Ann and Bob");
+        assert_eq!(open.all.humans, 2, "Ann and Bob");
         assert_eq!(
             open.all.resolver_eligible, 10,
             "Ann is eligible from the first request"

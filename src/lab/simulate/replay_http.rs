@@ -142,7 +142,7 @@ pub fn replay_through_http(
     let mut parts = [ReplayResult::default(), ReplayResult::default()];
     let mut all = ReplayResult {
         requests: requests.len(),
-        people: ids.len(),
+        humans: ids.len(),
         ..ReplayResult::default()
     };
     let mut picks: HashMap<usize, (String, Option<String>)> = HashMap::new();
@@ -228,8 +228,8 @@ pub fn replay_through_http(
                 };
                 let mut holder = assignee.as_deref();
                 let last = path.len() - 1;
-                for (seq, person) in path.iter().enumerate() {
-                    let change = (holder != Some(*person)).then_some((holder, *person));
+                for (seq, human) in path.iter().enumerate() {
+                    let change = (holder != Some(*human)).then_some((holder, *human));
                     if change.is_none() && seq < last {
                         continue;
                     }
@@ -239,7 +239,7 @@ pub fn replay_through_http(
                         seq,
                         at,
                         assignee: change,
-                        resolved_by: (seq == last).then_some(*person),
+                        resolved_by: (seq == last).then_some(*human),
                     };
                     let (status, text) = jira.send(&update.body())?;
                     if status >= 300 {
@@ -248,7 +248,7 @@ pub fn replay_through_http(
                             r.sr_number
                         );
                     }
-                    holder = Some(*person);
+                    holder = Some(*human);
                 }
                 lookup.learn(r);
             }

@@ -81,7 +81,7 @@ pub struct HiddenSkill {
 /// The hidden world.
 #[derive(Debug, Clone)]
 pub struct World {
-    pub people: Vec<String>,
+    pub humans: Vec<String>,
     /// Services each person covers (indices).
     pub covers: Vec<Vec<usize>>,
     /// `skill[person][service]`.
@@ -113,12 +113,12 @@ impl World {
     /// Builds a roster and incident stream from a seed.
     pub fn generate(
         seed: u64,
-        people: usize,
+        humans: usize,
         services: usize,
         incidents: usize,
         scenario: Scenario,
     ) -> World {
-        let people = people.max(2);
+        let humans = humans.max(2);
         let services = services.max(1);
         let mut r = SplitMix64::new(mix64(seed ^ 0x5eed_0001));
         let (min_cov, max_cov, spread, noise) = match scenario {
@@ -128,12 +128,12 @@ impl World {
             Scenario::Noisy => (1, 3, 0.6, 1.0),
         };
         let generalists = if scenario == Scenario::Generalists {
-            people
+            humans
         } else {
             2
         };
-        let mut covers: Vec<Vec<usize>> = Vec::with_capacity(people);
-        for h in 0..people {
+        let mut covers: Vec<Vec<usize>> = Vec::with_capacity(humans);
+        for h in 0..humans {
             if h < generalists {
                 covers.push((0..services).collect());
                 continue;
@@ -155,7 +155,7 @@ impl World {
         for s in 0..services {
             let mut n = covers.iter().filter(|c| c.contains(&s)).count();
             let mut h = generalists;
-            while n < 3 && h < people {
+            while n < 3 && h < humans {
                 if !covers[h].contains(&s) {
                     covers[h].push(s);
                     covers[h].sort_unstable();
@@ -164,8 +164,8 @@ impl World {
                 h += 1;
             }
         }
-        let mut skill = Vec::with_capacity(people);
-        for _ in 0..people {
+        let mut skill = Vec::with_capacity(humans);
+        for _ in 0..humans {
             let talent = r.normal() * 0.5;
             let mut row = Vec::with_capacity(services);
             for _ in 0..services {
@@ -182,7 +182,7 @@ impl World {
             }
             skill.push(row);
         }
-        let max_active = (0..people)
+        let max_active = (0..humans)
             .map(|h| {
                 if h % 4 == 3 {
                     None
@@ -192,7 +192,7 @@ impl World {
             })
             .collect();
         // Arrival rate: about 30% of the roster busy on average.
-        let mean_gap_h = 3.5 / (people as f64 * 0.3);
+        let mean_gap_h = 3.5 / (humans as f64 * 0.3);
         let mut at_h = 0.0;
         let mut stream = Vec::with_capacity(incidents);
         for _ in 0..incidents {
@@ -214,7 +214,7 @@ impl World {
             });
         }
         World {
-            people: (0..people).map(|h| format!("person-{h:03}")).collect(),
+            humans: (0..humans).map(|h| format!("person-{h:03}")).collect(),
             covers,
             skill,
             max_active,
@@ -226,7 +226,7 @@ impl World {
 
     /// On-call person for a service at an hour: a daily rotation among those who cover it.
     pub fn on_call(&self, service: usize, at_h: f64) -> Option<usize> {
-        let team: Vec<usize> = (0..self.people.len())
+        let team: Vec<usize> = (0..self.humans.len())
             .filter(|&h| self.covers[h].contains(&service))
             .collect();
         if team.is_empty() {
@@ -237,7 +237,7 @@ impl World {
     }
 
     fn eligible(&self, service: usize, load: &[u32], tried: &[usize]) -> Vec<usize> {
-        let all: Vec<usize> = (0..self.people.len())
+        let all: Vec<usize> = (0..self.humans.len())
             .filter(|&h| self.covers[h].contains(&service) && !tried.contains(&h))
             .collect();
         let free: Vec<usize> = all
@@ -315,7 +315,7 @@ enum Ev {
     Done {
         inc: usize,
         attempt: usize,
-        person: usize,
+        human: usize,
         kind: Done,
     },
 }
@@ -345,7 +345,7 @@ pub fn run_policy(
     params: &ModelParams,
 ) -> Vec<IncidentResult> {
     let n = world.incidents.len();
-    let np = world.people.len();
+    let np = world.humans.len();
     let mut results = vec![IncidentResult::default(); n];
     let mut tried: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut load = vec![0u32; np];
@@ -492,7 +492,7 @@ pub fn run_policy(
                     Ev::Done {
                         inc,
                         attempt,
-                        person: h,
+                        human: h,
                         kind,
                     },
                 );
@@ -500,13 +500,13 @@ pub fn run_policy(
             Ev::Done {
                 inc,
                 attempt,
-                person,
+                human,
                 kind,
             } => {
                 let incident = world.incidents[inc];
                 let outcome = match kind {
                     Done::Resolved { worked_h, reopen } => {
-                        load[person] -= 1;
+                        load[human] -= 1;
                         if reopen {
                             push(
                                 &mut heap,
@@ -515,7 +515,7 @@ pub fn run_policy(
                                 Ev::Done {
                                     inc,
                                     attempt,
-                                    person,
+                                    human,
                                     kind: Done::Reopened,
                                 },
                             );
@@ -524,7 +524,7 @@ pub fn run_policy(
                             results[inc].resolve_h = worked_h;
                             if let Some(o) = on_call_trial[inc] {
                                 let at = time_of(now);
-                                let kept = o == person;
+                                let kept = o == human;
                                 let p = &learner.params;
                                 let st = learner
                                     .state
@@ -541,7 +541,7 @@ pub fn run_policy(
                         }
                     }
                     Done::HandedOff => {
-                        load[person] -= 1;
+                        load[human] -= 1;
                         results[inc].handoffs += 1;
                         push(
                             &mut heap,
@@ -572,10 +572,10 @@ pub fn run_policy(
                     let at = time_of(now);
                     let st = learner
                         .state
-                        .entry((person, incident.service, incident.severity))
+                        .entry((human, incident.service, incident.severity))
                         .or_default();
                     apply_outcome(st, &outcome, at, &learner.params);
-                    apply_outcome(&mut learner.overall[person], &outcome, at, &learner.params);
+                    apply_outcome(&mut learner.overall[human], &outcome, at, &learner.params);
                 }
             }
         }
@@ -596,10 +596,10 @@ fn goliath_pick(
 ) -> usize {
     let incident = &world.incidents[inc];
     let service = &world.services[incident.service];
-    let candidates: Vec<CandidateInput> = (0..world.people.len())
+    let candidates: Vec<CandidateInput> = (0..world.humans.len())
         .filter(|h| !tried.contains(h))
         .map(|h| CandidateInput {
-            human_id: world.people[h].clone(),
+            human_id: world.humans[h].clone(),
             active: true,
             services: world.covers[h]
                 .iter()
@@ -638,7 +638,7 @@ fn goliath_pick(
     let pick = d
         .primary
         .as_deref()
-        .and_then(|id| world.people.iter().position(|p| p == id));
+        .and_then(|id| world.humans.iter().position(|p| p == id));
     match pick {
         Some(h) => h,
         None => {

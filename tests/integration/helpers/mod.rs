@@ -75,7 +75,7 @@ impl Default for AppOptions {
         AppOptions {
             workers: false,
             sim: SimConfig {
-                play_people: false,
+                play_humans: false,
                 ..SimConfig::default()
             },
             lease: Duration::from_secs(60),
@@ -334,7 +334,7 @@ pub fn incident_body(
 }
 
 /// A roster entry as the admin API takes it.
-pub fn person(id: &str, services: &[&str]) -> serde_json::Value {
+pub fn human(id: &str, services: &[&str]) -> serde_json::Value {
     serde_json::json!({
         "id": id,
         "display_name": format!("Person {id}"),
@@ -346,18 +346,18 @@ pub fn person(id: &str, services: &[&str]) -> serde_json::Value {
 
 /// A roster entry with a `max_active`.
 pub fn capped(id: &str, services: &[&str], max_active: u32) -> serde_json::Value {
-    let mut p = person(id, services);
+    let mut p = human(id, services);
     p["max_active"] = max_active.into();
     p
 }
 
 impl TestApp {
     /// Loads people through the admin API.
-    pub fn roster(&self, people: &[serde_json::Value]) {
+    pub fn roster(&self, humans: &[serde_json::Value]) {
         let resp = self.admin(
             "POST",
             "/admin/humans",
-            Some(serde_json::Value::Array(people.to_vec())),
+            Some(serde_json::Value::Array(humans.to_vec())),
         );
         assert_eq!(resp.status, 200, "{}", resp.body);
     }
