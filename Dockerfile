@@ -28,6 +28,7 @@ ENV GOLIATH_BIND=0.0.0.0:8000 \
     RUST_LOG=info
 VOLUME /var/lib/goliath/data
 EXPOSE 8000
+# The port follows GOLIATH_BIND, so a deploy that moves it keeps a true health check.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
-    CMD curl -fsS http://127.0.0.1:8000/readyz || exit 1
+    CMD curl -fsS "http://127.0.0.1:${GOLIATH_BIND##*:}/readyz" || exit 1
 CMD ["goliath", "serve"]

@@ -26,6 +26,10 @@ fn the_image_runs_unprivileged_keeps_its_data_and_reports_readiness() {
     assert!(dockerfile.contains("GOLIATH_DATA_DIR=/var/lib/goliath/data"));
     // Health from /readyz; a stripped binary built from the lock file.
     assert!(dockerfile.contains("HEALTHCHECK") && dockerfile.contains("/readyz"));
+    assert!(
+        dockerfile.contains("${GOLIATH_BIND##*:}/readyz"),
+        "the health check asks the port GOLIATH_BIND names"
+    );
     assert!(dockerfile.contains("strip "));
     assert!(dockerfile.contains("--locked"));
 
