@@ -944,40 +944,48 @@ fn check_database_url(url: &str) -> Result<(), ConfigError> {
     bad("is not a postgres:// URL or a key=value connection string")
 }
 
-/// Variables that look like Goliath's (`GOLIATH_*`, `JIRA_*`, `PAGERDUTY_*`) but are not read:
-/// likely typos, warned about at start.
-pub fn unknown_variables<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
+/// Families of variables named per service, severity or priority (`PAGERDUTY_SERVICE_<ID>`...).
+const VARIABLE_FAMILIES: [&str; 11] = [
+    "PAGERDUTY_SERVICE_ID_",
+    "PAGERDUTY_SERVICE_",
+    "PAGERDUTY_PRIORITY_",
+    "PAGERDUTY_REASSIGN_",
+    "GOLIATH_ON_CALL_",
+    "GOLIATH_FALLBACK_OWNER_",
+    "GOLIATH_MODE_",
+    "GOLIATH_ESCALATE_SEV",
+    "GOLIATH_JIRA_SIM_",
+    "JIRA_PRIORITY_",
+    "JIRA_PROJECT_",
+];
+
+/// Read before the flags are parsed (logging starts first).
+const EARLY_VARIABLES: [&str; 1] = ["GOLIATH_LOG_FORMAT"];
+
+/// Every variable the service settings read, by name.
+fn settings_variables() -> Vec<String> {
     use clap::Args as _;
     let command = Settings::augment_args(clap::Command::new("goliath"));
-    let known: Vec<String> = command
+    command
         .get_arguments()
         .filter_map(|a| a.get_env())
         .map(|e| e.to_string_lossy().into_owned())
-        .collect();
-    const FAMILIES: [&str; 11] = [
-        "PAGERDUTY_SERVICE_ID_",
-        "PAGERDUTY_SERVICE_",
-        "PAGERDUTY_PRIORITY_",
-        "PAGERDUTY_REASSIGN_",
-        "GOLIATH_ON_CALL_",
-        "GOLIATH_FALLBACK_OWNER_",
-        "GOLIATH_MODE_",
-        "GOLIATH_ESCALATE_SEV",
-        "GOLIATH_JIRA_SIM_",
-        "JIRA_PRIORITY_",
-        "JIRA_PROJECT_",
-    ];
-    // Read before the flags are parsed (logging starts first).
-    const EARLY: [&str; 1] = ["GOLIATH_LOG_FORMAT"];
+        .collect()
+}
+
+/// Variables that look like Goliath's (`GOLIATH_*`, `JIRA_*`, `PAGERDUTY_*`) but are not read:
+/// likely typos, warned about at start.
+pub fn unknown_variables<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let known = settings_variables();
     names
         .filter(|n| {
             ["GOLIATH_", "JIRA_", "PAGERDUTY_"]
                 .iter()
                 .any(|p| n.starts_with(p))
         })
-        .filter(|n| !known.iter().any(|k| k == *n) && !EARLY.contains(&n.as_str()))
+        .filter(|n| !known.iter().any(|k| k == *n) && !EARLY_VARIABLES.contains(&n.as_str()))
         .filter(|n| {
-            !FAMILIES
+            !VARIABLE_FAMILIES
                 .iter()
                 .any(|f| n.starts_with(f) && n.len() > f.len())
         })
@@ -1002,6 +1010,33 @@ impl fmt::Debug for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_readme_documents_every_variable_goliath_reads() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+        let documented = |name: &str| {
+            readme.match_indices(name).any(|(at, _)| {
+                !readme[at + name.len()..].starts_with(|c: char| c == '_' || c.is_ascii_uppercase())
+            })
+        };
+        let variables = settings_variables();
+        assert!(variables.len() > 20, "{variables:?}");
+        let missing: Vec<&str> = variables
+            .iter()
+            .map(String::as_str)
+            .chain(EARLY_VARIABLES)
+            .filter(|v| !documented(v))
+            .collect();
+        assert!(missing.is_empty(), "not in the README: {missing:?}");
+        let families: Vec<&str> = VARIABLE_FAMILIES
+            .into_iter()
+            .filter(|f| !readme.contains(f))
+            .collect();
+        assert!(
+            families.is_empty(),
+            "families not in the README: {families:?}"
+        );
+    }
 
     #[test]
     fn escalation_deadlines_default_and_parse() {
