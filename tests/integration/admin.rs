@@ -1,6 +1,6 @@
 //! The admin API: the token, the roster, work-item listings, overrides, capacity rules for admins, metrics.
 
-use crate::helpers::{admin_request, capped, config_with, human, TestApp};
+use crate::helpers::{admin_request, capped, config_with, history_of, human, TestApp};
 
 use crate::routing::app;
 
@@ -18,9 +18,7 @@ fn admin_override_reassigns_counts_as_a_hand_off_and_queues_the_jira_change() {
         Some(serde_json::json!({"human_id": other, "reason": "knows the cache"})),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let view = app
-        .admin("GET", &format!("/admin/work-items/{id}"), None)
-        .json();
+    let view = app.work_item(id);
     assert_eq!(view["work_item"]["assignee_id"], other);
     assert_eq!(view["outcomes"][0]["kind"], "override");
     assert_eq!(view["outcomes"][0]["human_id"], owner.as_str());
@@ -219,22 +217,14 @@ fn capacity_holds_for_admins_unless_forced_and_over_cap_hand_offs_are_surfaced()
     assert_eq!(refused.error_code(), "over_capacity");
     assert!(refused.body.contains("force"), "{}", refused.body);
     assert_eq!(
-        app.admin("GET", &format!("/admin/work-items/{other_id}"), None)
-            .json()["work_item"]["assignee_id"],
+        app.work_item(&other_id)["work_item"]["assignee_id"],
         "free",
         "nothing changed"
     );
     let forced = assign(true);
     assert_eq!(forced.status, 200, "{}", forced.body);
-    let view = app
-        .admin("GET", &format!("/admin/work-items/{other_id}"), None)
-        .json();
-    let over: Vec<&serde_json::Value> = view["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h["kind"] == "over_capacity")
-        .collect();
+    let view = app.work_item(&other_id);
+    let over = history_of(&view, "over_capacity");
     assert_eq!(over.len(), 1, "{}", view["history"]);
     assert_eq!(over[0]["detail"]["open_items"], 2);
     assert_eq!(app.get("/readyz").json()["humans_over_capacity"], 1);
@@ -275,16 +265,8 @@ fn an_admin_override_records_who_made_it() {
         .send_json(serde_json::json!({"human_id": other, "reason": "knows it"}))
         .unwrap();
     assert_eq!(answer.status(), 200);
-    let view = app
-        .admin("GET", &format!("/admin/work-items/{id}"), None)
-        .json();
-    let line = view["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["kind"] == "override")
-        .cloned()
-        .unwrap();
+    let view = app.work_item(&id);
+    let line = history_of(&view, "override")[0].clone();
     assert_eq!(line["detail"]["actor"], "oncall-lead@example.com", "{line}");
     // Without the header, the token's holder.
     let back = if other == "ana" { "ben" } else { "ana" };
@@ -293,14 +275,9 @@ fn an_admin_override_records_who_made_it() {
         &format!("/admin/work-items/{id}/assign"),
         Some(serde_json::json!({"human_id": back})),
     );
-    let view = app
-        .admin("GET", &format!("/admin/work-items/{id}"), None)
-        .json();
-    let actors: Vec<&str> = view["history"]
-        .as_array()
-        .unwrap()
+    let view = app.work_item(&id);
+    let actors: Vec<&str> = history_of(&view, "override")
         .iter()
-        .filter(|h| h["kind"] == "override")
         .map(|h| h["detail"]["actor"].as_str().unwrap())
         .collect();
     assert_eq!(actors, vec!["oncall-lead@example.com", "admin"]);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 
 use crate::helpers::browser::{self, Browser};
-use crate::helpers::{config_with, human, TestApp, ADMIN_TOKEN};
+use crate::helpers::{config_with, history_of, human, TestApp, ADMIN_TOKEN};
 
 /// An agent that shows redirects instead of following them.
 fn plain() -> ureq::Agent {
@@ -80,9 +80,7 @@ fn csrf_of(body: &str) -> String {
 }
 
 fn owner(app: &TestApp, id: &str) -> serde_json::Value {
-    app.admin("GET", &format!("/admin/work-items/{id}"), None)
-        .json()["work_item"]["assignee_id"]
-        .clone()
+    app.work_item(id)["work_item"]["assignee_id"].clone()
 }
 
 #[test]
@@ -153,14 +151,10 @@ fn the_page_needs_a_login_and_every_form_its_csrf_token() {
     );
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(owner(&app, &id), "ben");
-    let view = app
-        .admin("GET", &format!("/admin/work-items/{id}"), None)
-        .json();
-    let override_line = view["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["kind"] == "override")
+    let view = app.work_item(&id);
+    let override_line = history_of(&view, "override")
+        .into_iter()
+        .next()
         .cloned()
         .unwrap_or_else(|| panic!("an override line: {}", view["history"]));
     assert_eq!(

@@ -61,9 +61,7 @@ fn jira_webhooks_are_verified_deduplicated_and_unknown_issues_ignored() {
     assert_eq!(first.json()["status"], "applied");
     let second = app.post("/webhooks/jira", &headers, &body);
     assert_eq!(second.json()["status"], "duplicate");
-    let view = app
-        .admin("GET", &format!("/admin/work-items/{id}"), None)
-        .json();
+    let view = app.work_item(&id);
     assert_eq!(view["work_item"]["status"], "resolved");
     assert_eq!(view["outcomes"].as_array().unwrap().len(), 1);
 }

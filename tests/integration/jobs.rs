@@ -10,7 +10,7 @@ use goliath::jira::{Fault, SimFaults};
 use goliath::jobs::queue::FinishedJobs;
 use goliath::jobs::worker::drain;
 
-use crate::helpers::{config_with, human, AppOptions, TestApp, TestDb};
+use crate::helpers::{config_with, history_of, human, AppOptions, TestApp, TestDb};
 
 pub(crate) const JIRA_SECRET: &str = "jira-test-secret";
 
@@ -39,10 +39,7 @@ fn issue_for(app: &TestApp, work_item_id: &str) -> Vec<goliath::jira::SimIssueVi
 }
 
 pub(crate) fn jira_key(app: &TestApp, id: &str) -> Option<String> {
-    app.admin("GET", &format!("/admin/work-items/{id}"), None)
-        .json()["jira_key"]
-        .as_str()
-        .map(String::from)
+    app.work_item(id)["jira_key"].as_str().map(String::from)
 }
 
 /// Sends `n` low-urgency api incidents; returns their work item ids.
@@ -95,19 +92,13 @@ fn webhook_to_jira_issue_to_outcome_changes_the_next_decision() {
         .reassign(&issue.key, Some(&format!("acct-{other}")))
         .unwrap();
     assert!(app.wait_until(Duration::from_secs(10), || {
-        app.admin("GET", &format!("/admin/work-items/{id}"), None)
-            .json()["work_item"]["assignee_id"]
-            == other
+        app.work_item(&id)["work_item"]["assignee_id"] == other
     }));
     app.sim().resolve(&issue.key).unwrap();
     assert!(app.wait_until(Duration::from_secs(10), || {
-        app.admin("GET", &format!("/admin/work-items/{id}"), None)
-            .json()["work_item"]["status"]
-            == "resolved"
+        app.work_item(&id)["work_item"]["status"] == "resolved"
     }));
-    let view = app
-        .admin("GET", &format!("/admin/work-items/{id}"), None)
-        .json();
+    let view = app.work_item(&id);
     let kinds: Vec<&str> = view["outcomes"]
         .as_array()
         .unwrap()
@@ -221,9 +212,7 @@ fn jira_500_and_429_are_retried_into_exactly_one_issue() {
     assert!(done, "{:?}", job_states(&app));
     assert_eq!(job_states(&app)[0].2, 3, "500, 429, then 201");
     assert_eq!(issue_for(&app, &id).len(), 1, "exactly one issue");
-    let view = app
-        .admin("GET", &format!("/admin/work-items/{id}"), None)
-        .json();
+    let view = app.work_item(&id);
     assert!(view["jobs"][0]["last_error"].is_null());
     assert_eq!(view["jobs"][0]["attempts"], 3, "retries are visible");
 }
@@ -382,17 +371,10 @@ fn a_batch_of_jobs_records_each_issue_and_a_failure_in_it_fails_only_its_own_job
     assert_eq!(states[0], ("jira_create_issue".into(), "queued".into(), 1));
     assert!(jira_key(&app, &ids[0]).is_none());
     for id in &ids[1..] {
-        let view = app
-            .admin("GET", &format!("/admin/work-items/{id}"), None)
-            .json();
+        let view = app.work_item(id);
         let key = view["jira_key"].as_str().expect("recorded");
         assert_eq!(issue_for(&app, id)[0].key, key);
-        let created: Vec<&serde_json::Value> = view["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["kind"] == "jira_issue_created")
-            .collect();
+        let created = history_of(&view, "jira_issue_created");
         assert_eq!(created.len(), 1, "{view}");
         assert_eq!(created[0]["detail"]["jira_key"], key);
     }

@@ -77,12 +77,6 @@ fn run_jobs(app: &TestApp) {
     drain(&app.state.pool, &*app.state.executor).unwrap();
 }
 
-fn item_view(app: &TestApp, id: &str) -> Value {
-    let resp = app.admin("GET", &format!("/admin/work-items/{id}"), None);
-    assert_eq!(resp.status, 200, "{}", resp.body);
-    resp.json()
-}
-
 fn history_kinds(view: &Value) -> Vec<String> {
     view["history"]
         .as_array()
@@ -93,7 +87,7 @@ fn history_kinds(view: &Value) -> Vec<String> {
 }
 
 fn sim_issue(app: &TestApp, id: &str) -> goliath::jira::SimIssueView {
-    let key = item_view(app, id)["jira_key"]
+    let key = app.work_item(id)["jira_key"]
         .as_str()
         .expect("the work item has a Jira issue")
         .to_string();
@@ -154,7 +148,7 @@ fn updates_in_order_mirror_the_incident_and_follow_in_jira() {
     }
     let delegated = send(&app, "delegated");
     assert_eq!(delegated["pagerduty_status"], "triggered");
-    let view = item_view(&app, &id);
+    let view = app.work_item(&id);
     assert_eq!(view["work_item"]["pagerduty_assignees"], json!(["PUD7H8J"]));
     assert_eq!(
         view["work_item"]["status"], "assigned",
@@ -179,7 +173,7 @@ fn updates_in_order_mirror_the_incident_and_follow_in_jira() {
         "{:?}",
         issue.comments
     );
-    let view = item_view(&app, &id);
+    let view = app.work_item(&id);
     let outcomes = view["outcomes"].as_array().unwrap();
     assert_eq!(outcomes.last().unwrap()["kind"], "resolved");
     assert_eq!(
@@ -194,7 +188,7 @@ fn updates_in_order_mirror_the_incident_and_follow_in_jira() {
     run_jobs(&app);
     assert_eq!(sim_issue(&app, &id).status, "To Do");
 
-    let kinds = history_kinds(&item_view(&app, &id));
+    let kinds = history_kinds(&app.work_item(&id));
     for kind in [
         "pagerduty_acknowledged",
         "pagerduty_priority_updated",
@@ -236,7 +230,7 @@ fn an_older_event_is_recorded_but_rolls_nothing_back() {
         assert_eq!(answer["status"], "stale", "{event}: {answer}");
         assert_eq!(answer["reflects"], "2026-03-14T10:52:31.017Z");
     }
-    let view = item_view(&app, &id);
+    let view = app.work_item(&id);
     let item = &view["work_item"];
     assert_eq!(item["status"], "resolved");
     assert_eq!(item["pagerduty_status"], "resolved");
@@ -282,7 +276,7 @@ fn a_redelivered_update_changes_nothing() {
     body["event"]["occurred_at"] = "2026-03-14T10:59:00.000Z".into();
     let answer = post(&app, &body, "another-webhook-id").json();
     assert_eq!(answer["status"], "updated", "{answer}");
-    let outcomes = item_view(&app, &id)["outcomes"].as_array().unwrap().len();
+    let outcomes = app.work_item(&id)["outcomes"].as_array().unwrap().len();
     assert_eq!(outcomes, 1, "one resolve outcome");
 }
 
@@ -299,7 +293,7 @@ fn an_update_for_an_unseen_incident_takes_the_incident_in_first() {
     assert_eq!(resolved["status"], "updated", "{resolved}");
     assert_eq!(resolved["work_item_status"], "resolved");
     let id = resolved["work_item_id"].as_str().unwrap().to_string();
-    let view = item_view(&app, &id);
+    let view = app.work_item(&id);
     assert!(
         view["decision"]["primary"].is_string(),
         "decided like a trigger: {}",
@@ -388,11 +382,11 @@ fn a_waiting_item_is_assigned_as_soon_as_capacity_frees_or_someone_joins() {
     // hers without anyone asking, with its Jira issue.
     send(&app, "resolved");
     let assigned = app.wait_until(std::time::Duration::from_secs(10), || {
-        item_view(&app, &id)["work_item"]["assignee_id"] == "alice"
+        app.work_item(&id)["work_item"]["assignee_id"] == "alice"
     });
-    assert!(assigned, "{}", item_view(&app, &id));
+    assert!(assigned, "{}", app.work_item(&id));
     assert!(app.wait_until(std::time::Duration::from_secs(10), || {
-        item_view(&app, &id)["jira_key"].is_string()
+        app.work_item(&id)["jira_key"].is_string()
     }));
 
     // A third waits until someone joins the roster.
@@ -402,9 +396,9 @@ fn a_waiting_item_is_assigned_as_soon_as_capacity_frees_or_someone_joins() {
     let third_id = waiting["work_item_id"].as_str().unwrap().to_string();
     app.roster(&[human("dana", &["Checkout API"])]);
     assert!(app.wait_until(std::time::Duration::from_secs(10), || {
-        item_view(&app, &third_id)["work_item"]["assignee_id"] == "dana"
+        app.work_item(&third_id)["work_item"]["assignee_id"] == "dana"
     }));
-    let kinds = history_kinds(&item_view(&app, &third_id));
+    let kinds = history_kinds(&app.work_item(&third_id));
     assert_eq!(
         kinds.iter().filter(|k| *k == "unassigned").count(),
         1,
@@ -430,7 +424,7 @@ fn nobody_eligible_goes_to_the_fallback_owner_of_the_service() {
     assert_eq!(answer["assignee_id"], "checkout-lead", "{answer}");
     assert_eq!(answer["work_item_status"], "assigned");
     let id = answer["work_item_id"].as_str().unwrap();
-    let view = item_view(&app, id);
+    let view = app.work_item(id);
     assert!(
         view["decision"]["primary"].is_null(),
         "the model found nobody"
@@ -504,7 +498,7 @@ fn an_owner_who_does_not_act_in_time_loses_the_item_to_the_backup_once() {
     let backup = if owner == "alice" { "bob" } else { "alice" };
     run_jobs(&app);
     let deadline: chrono::DateTime<chrono::Utc> =
-        serde_json::from_value(item_view(&app, &id)["work_item"]["escalate_at"].clone())
+        serde_json::from_value(app.work_item(&id)["work_item"]["escalate_at"].clone())
             .expect("a sev2 item has a deadline");
     let left = deadline - chrono::Utc::now();
     assert!(
@@ -519,7 +513,7 @@ fn an_owner_who_does_not_act_in_time_loses_the_item_to_the_backup_once() {
     assert_eq!(done[0].from, owner);
     assert_eq!(done[0].to.as_deref(), Some(backup));
     assert!(escalate(&app).is_empty(), "a deadline fires once");
-    let view = item_view(&app, &id);
+    let view = app.work_item(&id);
     assert_eq!(view["work_item"]["assignee_id"], backup);
     assert!(
         view["work_item"]["escalate_at"].is_string(),
@@ -544,7 +538,7 @@ fn an_owner_who_does_not_act_in_time_loses_the_item_to_the_backup_once() {
     let done = escalate(&app);
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].to, None);
-    let view = item_view(&app, &id);
+    let view = app.work_item(&id);
     assert_eq!(view["work_item"]["assignee_id"], backup);
     assert!(view["work_item"]["escalate_at"].is_null());
     assert!(history_kinds(&view).contains(&"escalation_exhausted".to_string()));
@@ -562,19 +556,19 @@ fn an_owner_who_acknowledged_is_never_escalated() {
     let mut ack = fixture_json("pagerduty_v3_incident_acknowledged.json");
     ack["event"]["agent"]["id"] = pagerduty_user(other).into();
     post(&app, &ack, "wh-ack-other");
-    assert!(item_view(&app, &id)["work_item"]["escalate_at"].is_string());
+    assert!(app.work_item(&id)["work_item"]["escalate_at"].is_string());
     // The owner acknowledging does.
     ack["event"]["id"] = "ev-ack-owner".into();
     ack["event"]["occurred_at"] = "2026-03-14T09:30:00.000Z".into();
     ack["event"]["agent"]["id"] = pagerduty_user(&owner).into();
     let answer = post(&app, &ack, "wh-ack-owner").json();
     assert_eq!(answer["status"], "updated", "{answer}");
-    let view = item_view(&app, &id);
+    let view = app.work_item(&id);
     assert!(view["work_item"]["escalate_at"].is_null(), "{view}");
     assert!(history_kinds(&view).contains(&"owner_acted".to_string()));
     deadline_passes(&app, &id);
     assert!(escalate(&app).is_empty());
-    assert_eq!(item_view(&app, &id)["work_item"]["assignee_id"], owner);
+    assert_eq!(app.work_item(&id)["work_item"]["assignee_id"], owner);
 }
 
 #[test]
@@ -594,7 +588,7 @@ fn shadow_mode_assigns_nobody_learns_from_humans_and_reports_agreement() {
     assert_eq!(answer["work_item_status"], "open", "{answer}");
     assert!(answer["assignee_id"].is_null(), "nobody assigned: {answer}");
     let id = answer["work_item_id"].as_str().unwrap().to_string();
-    let view = item_view(&app, &id);
+    let view = app.work_item(&id);
     let recommended = view["decision"]["primary"].as_str().unwrap().to_string();
     assert_eq!(view["work_item"]["routing_mode"], "shadow");
     assert!(
@@ -630,13 +624,13 @@ fn shadow_mode_assigns_nobody_learns_from_humans_and_reports_agreement() {
         .reassign(&issue.key, Some(&format!("acct-{other}")))
         .unwrap();
     assert!(app.wait_until(Duration::from_secs(10), || {
-        item_view(&app, &id)["work_item"]["assignee_id"] == other
+        app.work_item(&id)["work_item"]["assignee_id"] == other
     }));
     app.sim().resolve(&issue.key).unwrap();
     assert!(app.wait_until(Duration::from_secs(10), || {
-        item_view(&app, &id)["work_item"]["status"] == "resolved"
+        app.work_item(&id)["work_item"]["status"] == "resolved"
     }));
-    let view = item_view(&app, &id);
+    let view = app.work_item(&id);
     assert_eq!(view["work_item"]["taken_by"], other);
 
     // A second incident the recommended person takes (acknowledging in PagerDuty) and resolves.
@@ -645,7 +639,7 @@ fn shadow_mode_assigns_nobody_learns_from_humans_and_reports_agreement() {
         .as_str()
         .unwrap()
         .to_string();
-    let second_pick = item_view(&app, &second_id)["decision"]["primary"]
+    let second_pick = app.work_item(&second_id)["decision"]["primary"]
         .as_str()
         .unwrap()
         .to_string();

@@ -204,9 +204,7 @@ fn on_call_from_pagerduty_is_required_where_configured_and_never_waited_for() {
     let first = trigger(&app, "PCOLD", json!([]));
     assert_eq!(first["work_item_status"], "unassigned", "{first}");
     let id = first["work_item_id"].as_str().unwrap().to_string();
-    let view = app
-        .admin("GET", &format!("/admin/work-items/{id}"), None)
-        .json();
+    let view = app.work_item(&id);
     let explanation = view["decision"]["explanation"].as_str().unwrap();
     assert!(explanation.contains("not known yet"), "{explanation}");
     assert!(cache.refresh(POLICY).is_err(), "PagerDuty is down");
@@ -216,16 +214,7 @@ fn on_call_from_pagerduty_is_required_where_configured_and_never_waited_for() {
     cache.refresh(POLICY).unwrap();
     let second = trigger(&app, "PWARM", json!([]));
     assert_eq!(second["assignee_id"], "bob", "{second}");
-    let view = app
-        .admin(
-            "GET",
-            &format!(
-                "/admin/work-items/{}",
-                second["work_item_id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .json();
+    let view = app.work_item(second["work_item_id"].as_str().unwrap());
     let excluded: Vec<(String, String)> = view["decision"]["excluded"]
         .as_array()
         .unwrap()

@@ -49,16 +49,7 @@ fn new_incident_is_routed_within_its_intake_request_and_explained() {
         .to_string();
     assert!(owner == "ana" || owner == "ben", "{owner}");
 
-    let view = app
-        .admin(
-            "GET",
-            &format!(
-                "/admin/work-items/{}",
-                resp["work_item_id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .json();
+    let view = app.work_item(resp["work_item_id"].as_str().unwrap());
     assert_eq!(view["work_item"]["status"], "assigned");
     assert_eq!(view["decision"]["primary"], owner.as_str());
     let conf = view["decision"]["confidence"].as_f64().unwrap();
@@ -95,9 +86,7 @@ fn nobody_eligible_leaves_the_item_unassigned_until_someone_is() {
     let resp = app.incident("INC2", "data-service", "low");
     assert!(resp["assignee_id"].is_null());
     let id = resp["work_item_id"].as_str().unwrap();
-    let view = app
-        .admin("GET", &format!("/admin/work-items/{id}"), None)
-        .json();
+    let view = app.work_item(id);
     assert_eq!(view["work_item"]["status"], "unassigned");
     assert!(!view["work_item"]["undecided_reason"]
         .as_str()
@@ -169,9 +158,7 @@ fn replay_recomputes_the_stored_decision() {
         let report = app.admin("POST", &format!("/admin/work-items/{id}/replay"), None);
         assert_eq!(report.status, 200, "{}", report.body);
         assert_eq!(report.json()["matches"], true, "{}", report.body);
-        let view = app
-            .admin("GET", &format!("/admin/work-items/{id}"), None)
-            .json();
+        let view = app.work_item(id);
         let inputs = &view["decision"]["inputs"];
         assert!(inputs["params"]["load_weight"].is_f64(), "{inputs}");
         assert!(
@@ -264,16 +251,7 @@ fn capacity_excludes_humans_at_max_active() {
         second["assignee_id"].is_null(),
         "ana is at capacity: {second}"
     );
-    let view = app
-        .admin(
-            "GET",
-            &format!(
-                "/admin/work-items/{}",
-                second["work_item_id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .json();
+    let view = app.work_item(second["work_item_id"].as_str().unwrap());
     let reason = view["decision"]["excluded"][0].to_string();
     assert!(
         reason.to_lowercase().contains("capacity") || reason.contains("max_active"),
@@ -318,21 +296,14 @@ fn outcomes_change_the_very_next_decision() {
         next["assignee_id"], "ben",
         "the learner's evidence reaches routing"
     );
-    let stats = app.admin("GET", "/admin/stats?service=api", None).json();
-    let rows = stats["stats"].as_array().unwrap();
-    let ben = rows
-        .iter()
-        .find(|r| r["human_id"] == "ben")
-        .expect("ben has stats");
+    let ben = api_stats_of(&app, "ben").expect("ben has stats");
     assert!(
         ben["summary"]["successes"].as_f64().unwrap() >= 10.0,
         "{ben}"
     );
     // The decision made on learned state is stored compactly, shown named, and replays.
     let id = next["work_item_id"].as_str().unwrap();
-    let view = app
-        .admin("GET", &format!("/admin/work-items/{id}"), None)
-        .json();
+    let view = app.work_item(id);
     let candidates = view["decision"]["inputs"]["input"]["candidates"]
         .as_array()
         .unwrap();
@@ -379,14 +350,7 @@ fn each_outcome_is_applied_exactly_once() {
         1,
     );
     assert_eq!(again, Applied::Duplicate);
-    let stats = app.admin("GET", "/admin/stats?service=api", None).json();
-    let row = stats["stats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["human_id"] == owner.as_str())
-        .unwrap()
-        .clone();
+    let row = api_stats_of(&app, &owner).unwrap();
     assert_eq!(row["summary"]["failures"].as_f64().unwrap(), 1.0, "{row}");
 
     // Resolve, reopen (poor for the resolver), and the item's status follows.
@@ -399,14 +363,10 @@ fn each_outcome_is_applied_exactly_once() {
         },
         20,
     );
-    let view = app
-        .admin("GET", &format!("/admin/work-items/{id}"), None)
-        .json();
+    let view = app.work_item(id);
     assert_eq!(view["work_item"]["status"], "resolved");
     record(&app, "reo", id, Outcome::Reopened, 30);
-    let view = app
-        .admin("GET", &format!("/admin/work-items/{id}"), None)
-        .json();
+    let view = app.work_item(id);
     assert_eq!(view["work_item"]["status"], "reopened");
     let kinds: Vec<&str> = view["outcomes"]
         .as_array()
@@ -601,15 +561,7 @@ fn resolutions_teach_ownership_and_the_on_call_rate() {
         9,
     );
 
-    let stats = app.admin("GET", "/admin/stats?service=api", None).json();
-    let state_of = |who: &str| {
-        stats["stats"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["human_id"] == who)
-            .map(|r| r["state"].clone())
-    };
+    let state_of = |who: &str| api_stats_of(&app, who).map(|r| r["state"].clone());
     let resolver_state = state_of(other).expect("the resolver has a state");
     assert_eq!(
         resolver_state["owned"].as_f64(),
@@ -643,16 +595,21 @@ fn resolutions_teach_ownership_and_the_on_call_rate() {
         },
         5,
     );
-    let stats = app.admin("GET", "/admin/stats?service=api", None).json();
-    let after = stats["stats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["human_id"] == pick.as_str())
-        .unwrap()["state"]["owned"]
+    let after = api_stats_of(&app, &pick).unwrap()["state"]["owned"]
         .as_f64()
         .unwrap_or(0.0);
     assert!((after - before).abs() < 1e-9, "owned {before} -> {after}");
+}
+
+/// What `/admin/stats?service=api` says the learner believes about `who`, if anything.
+fn api_stats_of(app: &TestApp, who: &str) -> Option<serde_json::Value> {
+    let stats = app.admin("GET", "/admin/stats?service=api", None).json();
+    stats["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["human_id"] == who)
+        .cloned()
 }
 
 /// Inserts a new work item already assigned to ana, as an intake batch writes it.
@@ -708,12 +665,7 @@ fn taking_an_issue_as_it_is_resolved_is_no_evidence_of_speed() {
     let app = app();
     app.roster(&[human("ana", &["api"]), human("ben", &["api"])]);
     let stats_of = |who: &str| {
-        let stats = app.admin("GET", "/admin/stats?service=api", None).json();
-        stats["stats"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["human_id"] == who)
+        api_stats_of(&app, who)
             .map(|r| r["summary"].clone())
             .unwrap_or_default()
     };

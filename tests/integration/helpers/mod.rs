@@ -344,6 +344,16 @@ pub fn human(id: &str, services: &[&str]) -> serde_json::Value {
     })
 }
 
+/// The lines of a work item's history (from [`TestApp::work_item`]) of one kind, oldest first.
+pub fn history_of<'a>(view: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
+    view["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["kind"] == kind)
+        .collect()
+}
+
 /// A roster entry with a `max_active`.
 pub fn capped(id: &str, services: &[&str], max_active: u32) -> serde_json::Value {
     let mut p = human(id, services);
@@ -366,6 +376,13 @@ impl TestApp {
     pub fn incident(&self, incident_id: &str, service: &str, urgency: &str) -> serde_json::Value {
         let body = incident_body(incident_id, service, urgency, chrono::Utc::now());
         let resp = self.post("/webhooks/pagerduty", &[], &body);
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        resp.json()
+    }
+
+    /// The admin view of a work item (item, decision, outcomes, history, jobs, Jira key).
+    pub fn work_item(&self, id: &str) -> serde_json::Value {
+        let resp = self.admin("GET", &format!("/admin/work-items/{id}"), None);
         assert_eq!(resp.status, 200, "{}", resp.body);
         resp.json()
     }
