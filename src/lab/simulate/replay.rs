@@ -139,6 +139,16 @@ pub enum Mode {
     Assign,
 }
 
+impl Mode {
+    /// The flag's value, as the tables print it.
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Shadow => "shadow",
+            Mode::Assign => "assign",
+        }
+    }
+}
+
 /// One service request from the summary file.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -718,10 +728,7 @@ pub fn params_from_json(json: Option<&str>) -> Result<ModelParams> {
 fn setting_name(args: &ReplayArgs) -> String {
     format!(
         "{:<6} {:<4} {:<10} {:<7}",
-        match args.mode {
-            Mode::Shadow => "shadow",
-            Mode::Assign => "assign",
-        },
+        args.mode.name(),
         match args.roster {
             RosterKind::Seen => "seen",
             RosterKind::Open => "open",
@@ -750,10 +757,7 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
         let (t, h, a) = (&r.tuning, &r.held_out, &r.all);
         println!(
             "through HTTP ({}, open roster, at-resolve, no on-call), {} people: tuning top-1 {:.3}/{:.3} held-out {:.3}/{:.3} | top-1 {:.2}x/{:.2}x top-3 {:.2}x/{:.2}x | overall top-1 {:.2}x top-3 {:.2}x | {:.1} ms per webhook",
-            match args.mode {
-                Mode::Assign => "assign",
-                Mode::Shadow => "shadow",
-            },
+            args.mode.name(),
             a.humans,
             t.rate(t.goliath_top1),
             t.rate(t.lookup_top1),

@@ -22,6 +22,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::replay::{is_system_account, FrequencyLookup, Mode, ReplayResult, ReplaySplit, Request};
+use crate::config::env_key;
 use crate::db::embedded::Durability;
 use crate::jira::SimConfig;
 use crate::lab::bench::harness::{self, AppSpec, BenchDb, RunningApp};
@@ -95,7 +96,7 @@ pub fn replay_through_http(
         // Each team is its own service, named as in the log.
         s.pagerduty_services = teams
             .iter()
-            .map(|t| format!("{}={}", service_key(t), t.to_lowercase()))
+            .map(|t| format!("{}={}", env_key(t), t.to_lowercase()))
             .collect();
     })?;
     let app = RunningApp::start(AppSpec {
@@ -293,14 +294,14 @@ impl Webhook<'_> {
     }
 }
 
-/// The `PAGERDUTY_SERVICE_<KEY>` key of a team name.
-fn service_key(team: &str) -> String {
-    crate::config::env_key(team)
-}
-
 /// The request as PagerDuty would send it: its team as the service, its impact as the
 /// priority, its product as a team, and nobody paged.
 fn incident_body(template: &Value, r: &Request, i: usize) -> Result<Vec<u8>> {
+    Ok(serde_json::to_vec(&incident(template, r, i))?)
+}
+
+/// [`incident_body`] as JSON, for the events built on it.
+fn incident(template: &Value, r: &Request, i: usize) -> Value {
     let mut v = template.clone();
     let created = r
         .first_event_at
@@ -312,11 +313,11 @@ fn incident_body(template: &Value, r: &Request, i: usize) -> Result<Vec<u8>> {
     d["number"] = (i + 1).into();
     d["created_at"] = created.into();
     d["title"] = format!("{} {}", r.product, r.sr_number).into();
-    d["service"] = json!({"id": format!("S{}", service_key(&r.first_team)), "summary": r.first_team, "type": "service_reference"});
+    d["service"] = json!({"id": format!("S{}", env_key(&r.first_team)), "summary": r.first_team, "type": "service_reference"});
     d["assignees"] = json!([]);
     // One escalation policy per team, as PagerDuty is usually set up.
     d["escalation_policy"] = json!({
-        "id": format!("EP{}", service_key(&r.first_team)),
+        "id": format!("EP{}", env_key(&r.first_team)),
         "summary": format!("{} on-call", r.first_team),
         "type": "escalation_policy_reference",
     });
@@ -329,7 +330,7 @@ fn incident_body(template: &Value, r: &Request, i: usize) -> Result<Vec<u8>> {
     };
     d["priority"] = json!({"id": priority, "summary": priority, "type": "priority_reference"});
     d["urgency"] = "low".into();
-    Ok(serde_json::to_vec(&v)?)
+    v
 }
 
 /// PagerDuty's `incident.resolved` for a request the log closed without naming a resolver:
@@ -340,7 +341,7 @@ fn resolved_body(
     i: usize,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<u8>> {
-    let mut v: Value = serde_json::from_slice(&incident_body(template, r, i)?)?;
+    let mut v = incident(template, r, i);
     v["event"]["id"] = format!("ev-{}-resolved", r.sr_number).into();
     v["event"]["event_type"] = "incident.resolved".into();
     v["event"]["occurred_at"] = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into();
@@ -363,10 +364,6 @@ fn real_path<'a>(r: &Request, ids: &'a BTreeMap<String, String>) -> Vec<&'a str>
         if path.last() != Some(&id) {
             path.push(id);
         }
-    }
-    // The resolver may have appeared earlier and passed it on before taking it back.
-    if path.last() != ids.get(&r.resolver).map(String::as_str).as_ref() {
-        path.push(ids[&r.resolver].as_str());
     }
     path
 }
