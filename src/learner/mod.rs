@@ -145,6 +145,26 @@ impl LearnerService {
         Ok(())
     }
 
+    /// `from` handed the item on to `to`: a hand-off for `from` (withdrawing the ownership
+    /// counted when they took it over, if they had), a take-over for `to`.
+    fn hand_on(
+        &self,
+        conn: &mut PgConnection,
+        from: &str,
+        to: Option<&str>,
+        item: &WorkItem,
+        at: DateTime<Utc>,
+    ) -> QueryResult<()> {
+        let kind = OutcomeKind::HandedOff {
+            taken_over_at: taken_over_at(conn, item, from)?,
+        };
+        self.credit(conn, from, item, &kind, at)?;
+        if let Some(t) = to {
+            self.credit(conn, t, item, &OutcomeKind::TookOver, at)?;
+        }
+        Ok(())
+    }
+
     fn update_states(
         &self,
         conn: &mut PgConnection,
@@ -260,6 +280,8 @@ impl LearnerService {
                             .as_ref()
                             .is_some_and(|d| d.primary_human_id.as_deref() == Some(r.as_str()))
                         && !changed_hands(conn, &item)?;
+                    // Ownership was counted when they took it over, if they did.
+                    let took_over = taken_over_at(conn, &item, r)?.is_some();
                     self.credit(
                         conn,
                         r,
@@ -267,6 +289,7 @@ impl LearnerService {
                         &OutcomeKind::Resolved {
                             seconds_to_resolve: working_seconds,
                             goliath_assigned,
+                            took_over,
                         },
                         at,
                     )?;
@@ -290,7 +313,9 @@ impl LearnerService {
                     });
                 }
                 if let Some(f) = &from {
-                    self.credit(conn, f, &item, &OutcomeKind::HandedOff, at)?;
+                    self.hand_on(conn, f, to.as_deref(), &item, at)?;
+                } else if let Some(t) = to {
+                    self.credit(conn, t, &item, &OutcomeKind::TookOver, at)?;
                 }
                 // A person may take work in Jira past their cap; Goliath cannot refuse it, so it
                 // says so in the history.
@@ -322,7 +347,9 @@ impl LearnerService {
                     over_cap = Some((to.clone(), open, max));
                 }
                 if let Some(f) = &from {
-                    self.credit(conn, f, &item, &OutcomeKind::HandedOff, at)?;
+                    self.hand_on(conn, f, Some(to), &item, at)?;
+                } else {
+                    self.credit(conn, to, &item, &OutcomeKind::TookOver, at)?;
                 }
                 (
                     "override",
@@ -339,7 +366,7 @@ impl LearnerService {
                         reason: "the owner changed meanwhile".into(),
                     });
                 }
-                self.credit(conn, from, &item, &OutcomeKind::HandedOff, at)?;
+                self.hand_on(conn, from, Some(to), &item, at)?;
                 // Escalations go past caps (the item cannot wait), and say so.
                 if let Some((open, max)) = over_capacity(conn, to)? {
                     over_cap = Some((to.clone(), open, max));
@@ -498,6 +525,28 @@ fn changed_hands(conn: &mut PgConnection, item: &WorkItem) -> QueryResult<bool> 
         .count()
         .get_result(conn)?;
     Ok(n > 0)
+}
+
+/// When `human` took the item over (a hand-off to them), if they hold it that way: their last
+/// hand-off on this item, in or out, is the one in. Ownership was counted then.
+fn taken_over_at(
+    conn: &mut PgConnection,
+    item: &WorkItem,
+    human: &str,
+) -> QueryResult<Option<DateTime<Utc>>> {
+    let last: Option<(Option<String>, DateTime<Utc>)> = outcomes::table
+        .filter(outcomes::work_item_id.eq(&item.id))
+        .filter(outcomes::kind.eq_any(HAND_OFF_KINDS))
+        .filter(
+            outcomes::human_id
+                .eq(human)
+                .or(outcomes::to_human_id.eq(human)),
+        )
+        .order((outcomes::occurred_at.desc(), outcomes::recorded_at.desc()))
+        .select((outcomes::to_human_id, outcomes::occurred_at))
+        .first(conn)
+        .optional()?;
+    Ok(last.and_then(|(to, at)| (to.as_deref() == Some(human)).then_some(at)))
 }
 
 /// When the current assignee got the item: their last hand-off in, else the incident's time.

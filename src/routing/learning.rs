@@ -18,9 +18,10 @@ pub fn apply_outcome(
         OutcomeKind::Resolved {
             seconds_to_resolve,
             goliath_assigned,
+            took_over,
         } => {
             state.successes += 1.0;
-            if !goliath_assigned {
+            if !goliath_assigned && !took_over {
                 state.owned += 1.0;
             }
             if seconds_to_resolve.is_finite() && *seconds_to_resolve >= 0.0 {
@@ -30,10 +31,21 @@ pub fn apply_outcome(
                 state.log_time_sq_sum += l * l;
             }
         }
-        OutcomeKind::HandedOff => state.failures += 1.0,
+        OutcomeKind::HandedOff { taken_over_at } => {
+            state.failures += 1.0;
+            if let Some(taken) = taken_over_at {
+                // The unit counted at the take-over, decayed as everything else since.
+                let counted = SkillState {
+                    updated_at: Some(*taken),
+                    ..SkillState::default()
+                }
+                .decay_factor(at, params);
+                state.owned = (state.owned - counted).max(0.0);
+            }
+        }
+        OutcomeKind::TookOver => state.owned += 1.0,
         OutcomeKind::Reopened => {
             state.successes = (state.successes - 1.0).max(0.0);
-            state.owned = state.owned.min(state.successes);
             state.failures += 1.0;
         }
     }

@@ -51,13 +51,14 @@ fn history(resolves: usize, handoffs: usize, seconds: f64, p: &ModelParams) -> S
                     seconds_to_resolve: seconds,
                     // Assignments made by Goliath: skill evidence without ownership.
                     goliath_assigned: true,
+                    took_over: false,
                 },
                 at,
                 p,
             );
         }
         if i < handoffs {
-            apply_outcome(&mut s, &OutcomeKind::HandedOff, at, p);
+            apply_outcome(&mut s, &OutcomeKind::HANDED_OFF, at, p);
         }
     }
     s
@@ -113,6 +114,7 @@ fn same_input_same_decision_and_json_roundtrip() {
             &OutcomeKind::Resolved {
                 seconds_to_resolve: 2400.0 * (i + 1) as f64,
                 goliath_assigned: true,
+                took_over: false,
             },
             t0() + chrono::Duration::hours(4),
             &p,
@@ -240,8 +242,41 @@ fn old_evidence_decays_in_event_time() {
     let f = s.decay_factor(later, &p);
     assert!((f - 0.25).abs() < 0.01, "factor {f}");
     let mut s2 = s.clone();
-    apply_outcome(&mut s2, &OutcomeKind::HandedOff, later, &p);
+    apply_outcome(&mut s2, &OutcomeKind::HANDED_OFF, later, &p);
     assert!(s2.successes < 3.0 && (s2.failures - 1.0).abs() < 1e-12);
+}
+
+#[test]
+fn ownership_counts_at_the_take_over_and_goes_with_a_hand_on() {
+    let p = ModelParams::default();
+    let later = t0() + chrono::Duration::days(p.half_life_days as i64);
+    // Taken over, then resolved: one owned unit, counted once.
+    let mut kept = SkillState::default();
+    apply_outcome(&mut kept, &OutcomeKind::TookOver, t0(), &p);
+    assert_eq!(kept.owned, 1.0);
+    let resolved = OutcomeKind::Resolved {
+        seconds_to_resolve: f64::NAN,
+        goliath_assigned: false,
+        took_over: true,
+    };
+    apply_outcome(&mut kept, &resolved, later, &p);
+    assert!((kept.owned - 0.5).abs() < 1e-9, "decayed once: {}", kept.owned);
+    assert_eq!(kept.successes, 1.0);
+    // Two taken over, one handed on a half-life later: that one's unit (decayed as the rest)
+    // goes, the other's stays.
+    let mut passed = SkillState::default();
+    apply_outcome(&mut passed, &OutcomeKind::TookOver, t0(), &p);
+    apply_outcome(&mut passed, &OutcomeKind::TookOver, t0(), &p);
+    let hand_on = OutcomeKind::HandedOff {
+        taken_over_at: Some(t0()),
+    };
+    apply_outcome(&mut passed, &hand_on, later, &p);
+    assert!(
+        (passed.owned - 0.5).abs() < 1e-9,
+        "the other take-over stays: {}",
+        passed.owned
+    );
+    assert_eq!(passed.failures, 1.0);
 }
 
 #[test]
@@ -314,6 +349,7 @@ fn resolves(n: usize, goliath_assigned: bool, p: &ModelParams) -> SkillState {
             &OutcomeKind::Resolved {
                 seconds_to_resolve: 3600.0,
                 goliath_assigned,
+                took_over: false,
             },
             t0() + chrono::Duration::hours(i as i64),
             p,
@@ -402,7 +438,8 @@ fn inputs_stored_before_the_new_fields_still_parse() {
         k,
         OutcomeKind::Resolved {
             seconds_to_resolve: 60.0,
-            goliath_assigned: false
+            goliath_assigned: false,
+            took_over: false,
         }
     );
 }

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 /// 3: context-tag ownership counts only the part of a person's owned work in the service.
 /// 4: with several context tags, each tag's ownership share is evidence apart (its lift over
 /// the service share), so a tag that says nothing about ownership does not dilute another.
-pub const MODEL_VERSION: &str = "goliath-routing/4";
+/// 5: ownership is counted when a person takes work over (not when they resolve it, which can
+/// be weeks later), and withdrawn when they pass it on.
+pub const MODEL_VERSION: &str = "goliath-routing/5";
 
 /// Incident severity; `Sev1` is the most critical.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -238,11 +240,30 @@ pub enum OutcomeKind {
         /// it, or Goliath only recommended (shadow mode). Only false counts towards `owned`.
         #[serde(default)]
         goliath_assigned: bool,
+        /// True when the resolver's ownership was already counted as they took the work over
+        /// ([`OutcomeKind::TookOver`]), so the resolve does not count it again.
+        #[serde(default)]
+        took_over: bool,
     },
-    /// The assignee handed the incident on to someone else.
-    HandedOff,
+    /// The assignee handed the incident on to someone else. `taken_over_at` is when they had
+    /// taken it over themselves, if they had: the ownership counted then is withdrawn.
+    HandedOff {
+        #[serde(default)]
+        taken_over_at: Option<DateTime<Utc>>,
+    },
+    /// The person took the incident over from someone else (a person handed it to them, or
+    /// they took it): counted as owned work at once, because who takes a kind of work is
+    /// known long before who resolves it.
+    TookOver,
     /// A resolution by this person was reopened.
     Reopened,
+}
+
+impl OutcomeKind {
+    /// A hand-off by someone who held the work because Goliath (or the intake) gave it to them.
+    pub const HANDED_OFF: OutcomeKind = OutcomeKind::HandedOff {
+        taken_over_at: None,
+    };
 }
 
 /// Tunable constants of the model. Defaults are round numbers chosen for robustness, not fitted

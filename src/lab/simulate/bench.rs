@@ -34,9 +34,10 @@ pub fn bench_decide(humans: usize, services: usize, iterations: usize) -> BenchR
                             OutcomeKind::Resolved {
                                 seconds_to_resolve: 3600.0 * (r.normal() * 0.7).exp(),
                                 goliath_assigned: k % 2 == 0,
+                                took_over: false,
                             }
                         } else {
-                            OutcomeKind::HandedOff
+                            OutcomeKind::HANDED_OFF
                         };
                         apply_outcome(&mut st, &kind, t0 + Duration::hours(k), &params);
                     }
@@ -48,7 +49,7 @@ pub fn bench_decide(humans: usize, services: usize, iterations: usize) -> BenchR
                 })
                 .collect();
             let mut overall = SkillState::default();
-            apply_outcome(&mut overall, &OutcomeKind::HandedOff, t0, &params);
+            apply_outcome(&mut overall, &OutcomeKind::HANDED_OFF, t0, &params);
             CandidateInput {
                 human_id: format!("person-{h:05}"),
                 active: h % 50 != 7,

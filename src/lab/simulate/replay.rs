@@ -46,6 +46,13 @@ pub struct ReplayArgs {
     /// incidents_summary.csv (plain, or gzip-compressed when the name ends in .gz).
     #[arg(long, default_value = "../shared/data/bpic2013/incidents_summary.csv")]
     pub path: PathBuf,
+    /// The event log (`VINST-new.csv.gz`), for when each person took each request over: with
+    /// feedback at resolve time, hand-offs reach the model then, as Jira reports them.
+    #[arg(long, default_value = "../shared/data/bpic2013/VINST-new.csv.gz")]
+    pub events: PathBuf,
+    /// Do not read the event log: every hand-off reaches the model when the request closed.
+    #[arg(long)]
+    pub no_events: bool,
     /// Context tags to supply: comma-separated subset of product,country (empty = none).
     #[arg(long, default_value = "product")]
     pub context: String,
@@ -99,6 +106,8 @@ impl Default for ReplayArgs {
     fn default() -> Self {
         Self {
             path: PathBuf::from("../shared/data/bpic2013/incidents_summary.csv"),
+            events: PathBuf::from("../shared/data/bpic2013/VINST-new.csv.gz"),
+            no_events: false,
             context: "product".to_string(),
             feedback: Feedback::Immediate,
             no_on_call: false,
@@ -164,6 +173,16 @@ pub struct Request {
     pub first_resource: String,
     pub resolver: String,
     pub resource_path: Vec<String>,
+    /// Who held the request and from when, in order (from the event log; empty when the log
+    /// was not read): each start is when Jira would report that person taking it over.
+    pub holds: Vec<Hold>,
+}
+
+/// A person holding a request from `from` until the next hold starts (or it closes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hold {
+    pub human: String,
+    pub from: DateTime<Utc>,
 }
 
 /// True for accounts that are systems, not people (`se-Siebel`, `in--`, empty).
@@ -253,6 +272,7 @@ pub fn load_requests(path: &std::path::Path) -> Result<Vec<Request>> {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            holds: Vec::new(),
         });
     }
     out.sort_by(|a, b| {
@@ -261,6 +281,63 @@ pub fn load_requests(path: &std::path::Path) -> Result<Vec<Request>> {
             .then_with(|| a.sr_number.cmp(&b.sr_number))
     });
     Ok(out)
+}
+
+/// Reads the event log (`VINST-new.csv.gz`: one row per status change) and gives each request
+/// its holds: the runs of events by one person, system accounts left out, each starting at its
+/// first event. Requests missing from the log keep no holds.
+pub fn load_holds(path: &std::path::Path, requests: &mut [Request]) -> Result<()> {
+    let mut bytes = Vec::new();
+    let file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        flate2::read::GzDecoder::new(file).read_to_end(&mut bytes)?;
+    } else {
+        std::io::BufReader::new(file).read_to_end(&mut bytes)?;
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let text = text.trim_start_matches('\u{feff}');
+    let rows = super::csv::parse(text);
+    let Some((header, body)) = rows.split_first() else {
+        bail!("{} is empty", path.display());
+    };
+    let col = |name: &str| -> Result<usize> {
+        header
+            .iter()
+            .position(|h| h.trim() == name)
+            .with_context(|| format!("{}: column {name} missing", path.display()))
+    };
+    let (c_sr, c_at, c_res) = (col("SR Number")?, col("Change Date+Time")?, col("Resource")?);
+    let mut events: HashMap<&str, Vec<(DateTime<Utc>, &str)>> = HashMap::new();
+    for (i, r) in body.iter().enumerate() {
+        if r.len() <= c_sr.max(c_at).max(c_res) {
+            continue;
+        }
+        let at = parse_time(&r[c_at])
+            .with_context(|| format!("{}: row {}: bad time", path.display(), i + 2))?;
+        events
+            .entry(r[c_sr].trim())
+            .or_default()
+            .push((at, r[c_res].trim()));
+    }
+    for req in requests.iter_mut() {
+        let Some(list) = events.get_mut(req.sr_number.as_str()) else {
+            continue;
+        };
+        // Stable: events at the same instant keep the log's order.
+        list.sort_by_key(|(at, _)| *at);
+        let mut holds: Vec<Hold> = Vec::new();
+        for &(at, who) in list.iter() {
+            if is_system_account(who) || holds.last().is_some_and(|h| h.human == who) {
+                continue;
+            }
+            holds.push(Hold {
+                human: who.to_string(),
+                from: at,
+            });
+        }
+        req.holds = holds;
+    }
+    Ok(())
 }
 
 #[derive(Default)]
@@ -361,11 +438,24 @@ impl FrequencyLookup {
     }
 }
 
-struct Pending {
+/// What one request teaches, and when it reaches the learner and the lookup.
+struct Lesson {
     at: DateTime<Utc>,
     req: usize,
-    /// The person the replayed router gave the request to (assign mode).
-    pick: Option<String>,
+    /// Order among one request's lessons at the same time.
+    step: usize,
+    what: Teach,
+}
+
+enum Teach {
+    /// An outcome for a person.
+    Outcome(String, OutcomeKind),
+    /// The paged person kept the request (resolved it) or not.
+    OnCall(String, bool),
+    /// The pick no longer holds the request (assign mode's load count).
+    Release(String),
+    /// The lookup learns the resolver.
+    Lookup,
 }
 
 /// Replays `requests` online and returns the accuracy counters, overall and split at
@@ -385,7 +475,6 @@ pub fn replay(
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut by_team: HashMap<String, Vec<usize>> = HashMap::new();
     let mut lookup = FrequencyLookup::default();
-    let mut pending: Vec<Pending> = Vec::new();
     let split_at = (requests.len() as f64 * args.tuning_share.clamp(0.0, 1.0)).round() as usize;
     let mut parts = [ReplayResult::default(), ReplayResult::default()];
     let mut res = ReplayResult {
@@ -456,69 +545,97 @@ pub fn replay(
         String::new()
     };
 
-    let feed = |humans: &mut Vec<Human>,
-                index: &mut HashMap<String, usize>,
-                by_team: &mut HashMap<String, Vec<usize>>,
-                lookup: &mut FrequencyLookup,
-                r: &Request,
-                pick: Option<&str>| {
-        let tags = tags_of(r);
-        let at = r.resolved_at.unwrap_or(r.last_event_at);
+    // What request `ri` teaches and when: with feedback at resolve time, hand-offs and
+    // take-overs when the event log says they happened (their Jira webhooks), the resolve and
+    // everything else when the request closed; with immediate feedback, all of it at once.
+    let lessons_of = |ri: usize, pick: Option<&str>| -> Vec<Lesson> {
+        let r = &requests[ri];
+        let closed = r.resolved_at.unwrap_or(r.last_event_at).max(r.first_event_at);
+        let when = |t: DateTime<Utc>| match args.feedback {
+            Feedback::Immediate => r.first_event_at,
+            Feedback::AtResolve => t.clamp(r.first_event_at, closed),
+        };
+        let end = when(closed);
         let resolver = resolver_of(r);
-        let resolved = |goliath_assigned: bool| OutcomeKind::Resolved {
+        let resolved = |goliath_assigned: bool, took_over: bool| OutcomeKind::Resolved {
             seconds_to_resolve: if args.feed_times {
                 r.hours_to_resolve.unwrap_or(f64::NAN) * 3600.0
             } else {
                 f64::NAN
             },
             goliath_assigned,
+            took_over,
         };
-        // Who learns what: in shadow mode the real path (everyone on it but the resolver
-        // handed it on; people routed it, so the resolve is not Goliath's); in assign mode the
-        // pick, who resolves it or hands it to the real resolver.
-        let mut lessons: Vec<(String, OutcomeKind)> = Vec::new();
+        let mut out: Vec<Lesson> = Vec::new();
+        let mut teach = |at: DateTime<Utc>, what: Teach| {
+            let step = out.len();
+            out.push(Lesson {
+                at,
+                req: ri,
+                step,
+                what,
+            })
+        };
         if assign {
+            // The pick gets the request and, when wrong, hands it to the real resolver when
+            // the resolver first took it in reality.
+            let mut released = false;
             if resolver.is_empty() {
                 // Closed without a resolver: nothing says whether the pick was right.
             } else if pick == Some(resolver.as_str()) {
-                lessons.push((resolver.clone(), resolved(true)));
+                teach(end, Teach::Outcome(resolver.clone(), resolved(true, false)));
             } else {
+                let taken = r
+                    .holds
+                    .iter()
+                    .find(|h| h.human == resolver)
+                    .map_or(end, |h| when(h.from));
                 if let Some(p) = pick {
-                    lessons.push((p.to_string(), OutcomeKind::HandedOff));
+                    teach(taken, Teach::Outcome(p.to_string(), OutcomeKind::HANDED_OFF));
+                    teach(taken, Teach::Release(p.to_string()));
+                    released = true;
                 }
-                lessons.push((resolver.clone(), resolved(false)));
+                teach(taken, Teach::Outcome(resolver.clone(), OutcomeKind::TookOver));
+                teach(end, Teach::Outcome(resolver.clone(), resolved(false, true)));
+            }
+            if let (Some(p), false) = (pick, released) {
+                teach(end, Teach::Release(p.to_string()));
             }
         } else {
-            let mut involved: Vec<&str> = r.resource_path.iter().map(String::as_str).collect();
-            involved.push(&resolver);
-            for p in involved {
-                if p.is_empty() || is_system_account(p) || lessons.iter().any(|(q, _)| q == p) {
-                    continue;
-                }
-                let kind = if p == resolver {
-                    resolved(false)
+            // Shadow: the real path. Each holder took the request over and, unless they kept
+            // it to the end, handed it on when the next one took it.
+            let holds: Vec<Hold> = if r.holds.is_empty() {
+                // No event log: the path from the summary, every step at close.
+                r.resource_path
+                    .iter()
+                    .filter(|p| !is_system_account(p))
+                    .map(|p| Hold {
+                        human: p.clone(),
+                        from: closed,
+                    })
+                    .collect()
+            } else {
+                r.holds.clone()
+            };
+            let mut held_by_resolver = false;
+            for (k, h) in holds.iter().enumerate() {
+                let from = when(h.from);
+                teach(from, Teach::Outcome(h.human.clone(), OutcomeKind::TookOver));
+                let last = k + 1 == holds.len();
+                if last && h.human == resolver {
+                    held_by_resolver = true;
                 } else {
-                    OutcomeKind::HandedOff
-                };
-                lessons.push((p.to_string(), kind));
+                    let until = holds.get(k + 1).map_or(end, |n| when(n.from));
+                    let kind = OutcomeKind::HandedOff {
+                        taken_over_at: Some(from),
+                    };
+                    teach(until, Teach::Outcome(h.human.clone(), kind));
+                }
             }
-        }
-        for (p, kind) in &lessons {
-            let i = human(humans, index, p);
-            cover(humans, by_team, i, &r.first_team);
-            let who = &mut humans[i];
-            apply_outcome(
-                who.skill
-                    .entry((r.first_team.clone(), r.severity))
-                    .or_default(),
-                kind,
-                at,
-                params,
-            );
-            for t in &tags {
-                apply_outcome(who.context.entry(t.clone()).or_default(), kind, at, params);
+            if !resolver.is_empty() {
+                let kind = resolved(false, held_by_resolver);
+                teach(end, Teach::Outcome(resolver.clone(), kind));
             }
-            apply_outcome(&mut who.overall, kind, at, params);
         }
         // The intake person was paged and Goliath did not give them the request: did they
         // keep it and resolve it themselves?
@@ -526,44 +643,69 @@ pub fn replay(
             use_on_call && !r.first_resource.is_empty() && !is_system_account(&r.first_resource);
         if !resolver.is_empty() && paged && pick != Some(r.first_resource.as_str()) {
             let kept = resolver == r.first_resource;
-            let i = human(humans, index, &r.first_resource);
-            cover(humans, by_team, i, &r.first_team);
-            let who = &mut humans[i];
-            apply_on_call_outcome(
-                who.skill
-                    .entry((r.first_team.clone(), r.severity))
-                    .or_default(),
-                kept,
-                at,
-                params,
-            );
-            for t in &tags {
-                apply_on_call_outcome(who.context.entry(t.clone()).or_default(), kept, at, params);
-            }
-            apply_on_call_outcome(&mut who.overall, kept, at, params);
+            teach(end, Teach::OnCall(r.first_resource.clone(), kept));
         }
         if !r.resolver.is_empty() && !is_system_account(&r.resolver) {
-            lookup.learn(r);
+            teach(end, Teach::Lookup);
+        }
+        out
+    };
+    let learn = |humans: &mut Vec<Human>,
+                 index: &mut HashMap<String, usize>,
+                 by_team: &mut HashMap<String, Vec<usize>>,
+                 lookup: &mut FrequencyLookup,
+                 lesson: &Lesson| {
+        let r = &requests[lesson.req];
+        let tags = tags_of(r);
+        let at = lesson.at;
+        match &lesson.what {
+            Teach::Outcome(p, kind) => {
+                let i = human(humans, index, p);
+                cover(humans, by_team, i, &r.first_team);
+                let who = &mut humans[i];
+                let skill = who
+                    .skill
+                    .entry((r.first_team.clone(), r.severity))
+                    .or_default();
+                apply_outcome(skill, kind, at, params);
+                for t in &tags {
+                    apply_outcome(who.context.entry(t.clone()).or_default(), kind, at, params);
+                }
+                apply_outcome(&mut who.overall, kind, at, params);
+            }
+            Teach::OnCall(p, kept) => {
+                let i = human(humans, index, p);
+                cover(humans, by_team, i, &r.first_team);
+                let who = &mut humans[i];
+                let skill = who
+                    .skill
+                    .entry((r.first_team.clone(), r.severity))
+                    .or_default();
+                apply_on_call_outcome(skill, *kept, at, params);
+                for t in &tags {
+                    let st = who.context.entry(t.clone()).or_default();
+                    apply_on_call_outcome(st, *kept, at, params);
+                }
+                apply_on_call_outcome(&mut who.overall, *kept, at, params);
+            }
+            Teach::Release(p) => {
+                if let Some(&i) = index.get(p) {
+                    humans[i].open_items = humans[i].open_items.saturating_sub(1);
+                }
+            }
+            Teach::Lookup => lookup.learn(r),
         }
     };
+    // Lessons waiting for their time, latest first (so the next one is popped from the end).
+    let mut pending: Vec<Lesson> = Vec::new();
 
     let everyone: Vec<usize> = (0..humans.len()).collect();
     for (ri, r) in requests.iter().enumerate() {
         if args.feedback == Feedback::AtResolve {
-            pending.sort_by(|a, b| b.at.cmp(&a.at).then(b.req.cmp(&a.req)));
+            pending.sort_by(|a, b| (b.at, b.req, b.step).cmp(&(a.at, a.req, a.step)));
             while pending.last().is_some_and(|p| p.at <= r.first_event_at) {
-                let p = pending.pop().expect("checked");
-                if let Some(&i) = p.pick.as_ref().and_then(|id| index.get(id)) {
-                    humans[i].open_items = humans[i].open_items.saturating_sub(1);
-                }
-                feed(
-                    &mut humans,
-                    &mut index,
-                    &mut by_team,
-                    &mut lookup,
-                    &requests[p.req],
-                    p.pick.as_deref(),
-                );
+                let lesson = pending.pop().expect("checked");
+                learn(&mut humans, &mut index, &mut by_team, &mut lookup, &lesson);
             }
         }
         let paged =
@@ -682,24 +824,18 @@ pub fn replay(
                 }
             }
         }
-        if args.feedback == Feedback::AtResolve {
+        if assign {
             if let Some(&i) = pick.as_ref().and_then(|p| index.get(p)) {
                 humans[i].open_items += 1;
             }
-            pending.push(Pending {
-                at: r.resolved_at.unwrap_or(r.last_event_at),
-                req: ri,
-                pick,
-            });
+        }
+        let lessons = lessons_of(ri, pick.as_deref());
+        if args.feedback == Feedback::AtResolve {
+            pending.extend(lessons);
         } else {
-            feed(
-                &mut humans,
-                &mut index,
-                &mut by_team,
-                &mut lookup,
-                r,
-                pick.as_deref(),
-            );
+            for lesson in &lessons {
+                learn(&mut humans, &mut index, &mut by_team, &mut lookup, lesson);
+            }
         }
     }
     res.humans = humans.len();
@@ -744,7 +880,10 @@ fn setting_name(args: &ReplayArgs) -> String {
 /// `goliath replay-bpic`: replays the log and prints online accuracy against the lookup.
 pub fn run_replay(args: &ReplayArgs) -> Result<()> {
     let params = params_from_json(args.params.as_deref())?;
-    let requests = load_requests(&args.path)?;
+    let mut requests = load_requests(&args.path)?;
+    if !args.no_events {
+        load_holds(&args.events, &mut requests)?;
+    }
     println!(
         "replay {}: {} requests; service = first_team, context = [{}]; first {:.0}% tunes, the rest is held out",
         args.path.display(),
@@ -877,6 +1016,7 @@ mod tests {
                     first_resource: "se-Ann".into(),
                     resolver: "se-Ann".into(),
                     resource_path: path,
+                    holds: Vec::new(),
                 }
             })
             .collect()
@@ -904,6 +1044,85 @@ mod tests {
         });
         assert_eq!(at_resolve.all.lookup_top1, 0);
         assert_eq!(at_resolve.all.goliath_top1, 0, "{at_resolve:?}");
+    }
+
+    #[test]
+    fn take_overs_reach_the_model_when_they_happened_and_the_lookup_learns_only_resolves() {
+        // Bob takes each request in; Ann takes it over ten minutes later and resolves it a day
+        // after it started, long after the next requests came in.
+        let mut requests = log(10);
+        for r in &mut requests {
+            r.resource_path = vec!["se-Bob".into(), "se-Ann".into()];
+            r.holds = vec![
+                Hold {
+                    human: "se-Bob".into(),
+                    from: r.first_event_at,
+                },
+                Hold {
+                    human: "se-Ann".into(),
+                    from: r.first_event_at + chrono::Duration::minutes(10),
+                },
+            ];
+        }
+        for mode in [Mode::Shadow, Mode::Assign] {
+            let args = ReplayArgs {
+                roster: RosterKind::Open,
+                no_on_call: true,
+                feedback: Feedback::AtResolve,
+                mode,
+                every: 0,
+                ..ReplayArgs::default()
+            };
+            let with_holds = replay(&requests, &ModelParams::default(), &args, |_| {});
+            assert_eq!(with_holds.all.lookup_top1, 0, "no request closed in time");
+            // (The first is a guess.)
+            assert!(
+                with_holds.all.goliath_top1 >= 9,
+                "{mode:?}: Ann's take-over of each request is known when the next comes in: {with_holds:?}"
+            );
+            // Without the event log every hand-off waits for the close, as the resolve does:
+            // nothing is known in time, and Ann or Bob is a guess.
+            let mut no_log = requests.clone();
+            no_log.iter_mut().for_each(|r| r.holds.clear());
+            let without = replay(&no_log, &ModelParams::default(), &args, |_| {});
+            assert!(without.all.goliath_top1 <= 7, "{mode:?}: {without:?}");
+        }
+    }
+
+    #[test]
+    fn the_event_log_gives_each_request_its_holds_in_order_without_system_accounts() {
+        let dir = std::env::temp_dir().join(format!("goliath-holds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.csv");
+        std::fs::write(
+            &path,
+            "\u{feff}SR Number,Change Date+Time,Status,Resource\n\
+             1-0,2012-04-01T09:00:00+01:00,Accepted,se-Bob\n\
+             1-0,2012-04-01T08:00:00+01:00,Queued,se-Bob\n\
+             1-0,2012-04-01T10:00:00+01:00,Accepted,se-Siebel\n\
+             1-0,2012-04-01T11:00:00+01:00,Accepted,se-Ann\n\
+             1-0,2012-04-01T12:00:00+01:00,Completed,se-Ann\n\
+             9-9,2012-04-01T12:00:00+01:00,Completed,se-Cy\n",
+        )
+        .unwrap();
+        let mut requests = log(2);
+        load_holds(&path, &mut requests).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        let at = |h: u32| Utc.with_ymd_and_hms(2012, 4, 1, h - 1, 0, 0).unwrap();
+        assert_eq!(
+            requests[0].holds,
+            vec![
+                Hold {
+                    human: "se-Bob".into(),
+                    from: at(8)
+                },
+                Hold {
+                    human: "se-Ann".into(),
+                    from: at(11)
+                },
+            ]
+        );
+        assert!(requests[1].holds.is_empty(), "not in the log");
     }
 
     #[test]

@@ -538,6 +538,7 @@ pub fn run_policy(
                             seconds_to_resolve: worked_h * 3600.0,
                             // Goliath routes every attempt in the simulation.
                             goliath_assigned: true,
+                            took_over: false,
                         }
                     }
                     Done::HandedOff => {
@@ -552,7 +553,7 @@ pub fn run_policy(
                                 attempt: attempt + 1,
                             },
                         );
-                        OutcomeKind::HandedOff
+                        OutcomeKind::HANDED_OFF
                     }
                     Done::Reopened => {
                         results[inc].reopens += 1;
