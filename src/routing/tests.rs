@@ -260,7 +260,11 @@ fn ownership_counts_at_the_take_over_and_goes_with_a_hand_on() {
         took_over: true,
     };
     apply_outcome(&mut kept, &resolved, later, &p);
-    assert!((kept.owned - 0.5).abs() < 1e-9, "decayed once: {}", kept.owned);
+    assert!(
+        (kept.owned - 0.5).abs() < 1e-9,
+        "decayed once: {}",
+        kept.owned
+    );
     assert_eq!(kept.successes, 1.0);
     // Two taken over, one handed on a half-life later: that one's unit (decayed as the rest)
     // goes, the other's stays.

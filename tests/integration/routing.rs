@@ -551,6 +551,18 @@ fn resolutions_teach_ownership_and_the_on_call_rate() {
         },
         1,
     );
+    let state_of = |who: &str| api_stats_of(&app, who).map(|r| r["state"].clone());
+    let owned_of = |who: &str| {
+        state_of(who)
+            .and_then(|s| s["owned"].as_f64())
+            .unwrap_or(0.0)
+    };
+    // Ownership counts as soon as they take it over, long before it is resolved.
+    assert!(
+        (owned_of(other) - 1.0).abs() < 1e-6,
+        "taken over, so it counts as theirs at once: {:?}",
+        state_of(other)
+    );
     record(
         &app,
         "oc-r",
@@ -561,13 +573,12 @@ fn resolutions_teach_ownership_and_the_on_call_rate() {
         9,
     );
 
-    let state_of = |who: &str| api_stats_of(&app, who).map(|r| r["state"].clone());
     let resolver_state = state_of(other).expect("the resolver has a state");
-    assert_eq!(
-        resolver_state["owned"].as_f64(),
-        Some(1.0),
-        "taken over, so it counts as theirs: {resolver_state}"
+    assert!(
+        (owned_of(other) - 1.0).abs() < 1e-6,
+        "counted at the take-over, not again at the resolve: {resolver_state}"
     );
+    assert_eq!(resolver_state["successes"].as_f64(), Some(1.0));
     if owner != "ana" {
         // ana was paged but Goliath chose ben: whether ana kept it is learned.
         let ana_state = state_of("ana").expect("ana has a state");
@@ -599,6 +610,33 @@ fn resolutions_teach_ownership_and_the_on_call_rate() {
         .as_f64()
         .unwrap_or(0.0);
     assert!((after - before).abs() < 1e-9, "owned {before} -> {after}");
+
+    // Taken over and then passed on: not theirs after all, so the ownership goes again.
+    let resp = app.incident("OC3", "api-service", "low");
+    let id = resp["work_item_id"].as_str().unwrap();
+    let first = resp["assignee_id"].as_str().unwrap().to_string();
+    let second = if first == "ana" { "ben" } else { "ana" };
+    let before = owned_of(second);
+    let hand = |event: &str, from: &str, to: &str, minutes: i64| {
+        record(
+            &app,
+            event,
+            id,
+            Outcome::HandedOff {
+                from: Some(from.into()),
+                to: Some(to.into()),
+            },
+            minutes,
+        )
+    };
+    hand("oc3-h1", &first, second, 20);
+    assert!((owned_of(second) - before - 1.0).abs() < 1e-6);
+    hand("oc3-h2", second, &first, 30);
+    assert!(
+        (owned_of(second) - before).abs() < 1e-6,
+        "owned {before} -> {}",
+        owned_of(second)
+    );
 }
 
 /// What `/admin/stats?service=api` says the learner believes about `who`, if anything.

@@ -46,8 +46,12 @@ impl BenchDb {
         let (dir, keep) = match dir {
             Some(d) => (d, true),
             None => {
+                // Unique within the process too: two replays may start in the same millisecond.
+                static OPENED: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                let n = OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let d = std::env::temp_dir().join(format!(
-                    "goliath-bench-{}-{}",
+                    "goliath-bench-{}-{}-{n}",
                     std::process::id(),
                     chrono::Utc::now().timestamp_millis()
                 ));

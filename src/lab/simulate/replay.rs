@@ -306,7 +306,11 @@ pub fn load_holds(path: &std::path::Path, requests: &mut [Request]) -> Result<()
             .position(|h| h.trim() == name)
             .with_context(|| format!("{}: column {name} missing", path.display()))
     };
-    let (c_sr, c_at, c_res) = (col("SR Number")?, col("Change Date+Time")?, col("Resource")?);
+    let (c_sr, c_at, c_res) = (
+        col("SR Number")?,
+        col("Change Date+Time")?,
+        col("Resource")?,
+    );
     let mut events: HashMap<&str, Vec<(DateTime<Utc>, &str)>> = HashMap::new();
     for (i, r) in body.iter().enumerate() {
         if r.len() <= c_sr.max(c_at).max(c_res) {
@@ -511,7 +515,8 @@ pub fn replay(
             let ids = r
                 .resource_path
                 .iter()
-                .chain([&r.resolver, &r.first_resource]);
+                .chain([&r.resolver, &r.first_resource])
+                .chain(r.holds.iter().map(|h| &h.human));
             for id in ids {
                 if !id.is_empty() && !is_system_account(id) {
                     human(&mut humans, &mut index, id);
@@ -550,7 +555,10 @@ pub fn replay(
     // everything else when the request closed; with immediate feedback, all of it at once.
     let lessons_of = |ri: usize, pick: Option<&str>| -> Vec<Lesson> {
         let r = &requests[ri];
-        let closed = r.resolved_at.unwrap_or(r.last_event_at).max(r.first_event_at);
+        let closed = r
+            .resolved_at
+            .unwrap_or(r.last_event_at)
+            .max(r.first_event_at);
         let when = |t: DateTime<Utc>| match args.feedback {
             Feedback::Immediate => r.first_event_at,
             Feedback::AtResolve => t.clamp(r.first_event_at, closed),
@@ -591,11 +599,17 @@ pub fn replay(
                     .find(|h| h.human == resolver)
                     .map_or(end, |h| when(h.from));
                 if let Some(p) = pick {
-                    teach(taken, Teach::Outcome(p.to_string(), OutcomeKind::HANDED_OFF));
+                    teach(
+                        taken,
+                        Teach::Outcome(p.to_string(), OutcomeKind::HANDED_OFF),
+                    );
                     teach(taken, Teach::Release(p.to_string()));
                     released = true;
                 }
-                teach(taken, Teach::Outcome(resolver.clone(), OutcomeKind::TookOver));
+                teach(
+                    taken,
+                    Teach::Outcome(resolver.clone(), OutcomeKind::TookOver),
+                );
                 teach(end, Teach::Outcome(resolver.clone(), resolved(false, true)));
             }
             if let (Some(p), false) = (pick, released) {

@@ -2,13 +2,16 @@
 //! alone. Goliath runs in-process on a private PostgreSQL and its real HTTP server; every
 //! person in the log is on the roster, eligible for every team (the open roster); each request
 //! arrives as a signed PagerDuty V3 `incident.triggered` at its first event time, with nobody
-//! paged (no on-call hint). When the request really closed, signed Jira webhooks at that time
-//! tell Goliath what happened (feedback at resolve time):
+//! paged (no on-call hint). Signed Jira webhooks tell Goliath what happened, each when it
+//! happened: assignee changes when the event log says the person took the request, the
+//! resolution when the request really closed (feedback at resolve time):
 //!
 //! - assign mode: Goliath's pick holds the issue; it is resolved by them, or handed from them
-//!   to the real resolver and resolved;
+//!   to the real resolver (when the resolver first took the request) and resolved;
 //! - shadow mode: Goliath only recommends; the issue, unassigned, passes along the request's
-//!   real resource path (one assignee change each) and is resolved by its resolver.
+//!   real holders (one assignee change each, at its time) and is resolved by its resolver.
+//!
+//! Without holds (no event log), every assignee change is sent at the close.
 //!
 //! The product carries the request's team as the PagerDuty service, its impact as the priority
 //! (P1..P4), its product as a PagerDuty team (so it reaches the decision as the context tag
@@ -32,6 +35,8 @@ use crate::routing::Severity;
 /// One thing that happens, in event-time order.
 enum Step {
     Trigger(usize),
+    /// Request `.0` goes to the person `.1` (a roster id), unless they hold it already.
+    Hand(usize, String),
     Close(usize),
 }
 
@@ -48,10 +53,12 @@ pub fn replay_through_http(
     // Everyone in the log, as `p<n>` with a Jira account `acct-<n>`.
     let mut ids: BTreeMap<String, String> = BTreeMap::new();
     for r in requests {
+        let holders = r.holds.iter().map(|h| &h.human);
         for who in r
             .resource_path
             .iter()
             .chain([&r.resolver, &r.first_resource])
+            .chain(holders)
         {
             if !who.is_empty() && !is_system_account(who) && !ids.contains_key(who) {
                 let n = ids.len();
@@ -124,20 +131,41 @@ pub fn replay_through_http(
     };
     let template: Value = serde_json::from_str(crate::lab::bench::load::TEMPLATE)?;
 
-    let mut steps: Vec<(chrono::DateTime<chrono::Utc>, u8, Step)> = Vec::new();
+    let mut steps: Vec<(chrono::DateTime<chrono::Utc>, u8, usize, Step)> = Vec::new();
     for (i, r) in requests.iter().enumerate() {
-        steps.push((r.first_event_at, 0, Step::Trigger(i)));
+        steps.push((r.first_event_at, 0, i, Step::Trigger(i)));
         // Every request closes: with its resolver when the log names one, else at its last
         // event, in PagerDuty, crediting nobody (so open loads stay true).
-        let at = r.resolved_at.unwrap_or(r.last_event_at);
-        steps.push((at.max(r.first_event_at), 1, Step::Close(i)));
-    }
-    steps.sort_by_key(|(at, order, step)| {
-        let i = match step {
-            Step::Trigger(i) | Step::Close(i) => *i,
+        let closed = r
+            .resolved_at
+            .unwrap_or(r.last_event_at)
+            .max(r.first_event_at);
+        steps.push((closed, 2, i, Step::Close(i)));
+        if r.resolver.is_empty() || is_system_account(&r.resolver) {
+            continue;
+        }
+        let when = |t: chrono::DateTime<chrono::Utc>| t.clamp(r.first_event_at, closed);
+        let hands: Vec<(chrono::DateTime<chrono::Utc>, &str)> = match mode {
+            // The pick hands it to the resolver when the resolver first took the request.
+            Mode::Assign => {
+                let taken = r.holds.iter().find(|h| h.human == r.resolver);
+                vec![(taken.map_or(closed, |h| when(h.from)), r.resolver.as_str())]
+            }
+            Mode::Shadow if r.holds.is_empty() => {
+                real_path(r).into_iter().map(|who| (closed, who)).collect()
+            }
+            Mode::Shadow => r
+                .holds
+                .iter()
+                .map(|h| (when(h.from), h.human.as_str()))
+                .collect(),
         };
-        (*at, *order, i)
-    });
+        for (at, who) in hands {
+            steps.push((at, 1, i, Step::Hand(i, ids[who].clone())));
+        }
+    }
+    // Stable: one request's hand-offs at the same instant keep their order.
+    steps.sort_by_key(|(at, order, i, _)| (*at, *order, *i));
 
     let split_at = (requests.len() as f64 * tuning_share.clamp(0.0, 1.0)).round() as usize;
     let mut parts = [ReplayResult::default(), ReplayResult::default()];
@@ -146,12 +174,13 @@ pub fn replay_through_http(
         humans: ids.len(),
         ..ReplayResult::default()
     };
-    let mut picks: HashMap<usize, (String, Option<String>)> = HashMap::new();
+    // Each request's work item, who holds its issue, and how many Jira updates it has had.
+    let mut items: HashMap<usize, (String, Option<String>, usize)> = HashMap::new();
     let mut lookup = FrequencyLookup::default();
     let started = std::time::Instant::now();
-    for (_, _, step) in &steps {
-        match *step {
-            Step::Trigger(i) => {
+    for (at, _, _, step) in &steps {
+        match step {
+            &Step::Trigger(i) => {
                 let r = &requests[i];
                 let body = incident_body(&template, r, i)?;
                 let (status, text) = pagerduty.send(&body)?;
@@ -198,17 +227,33 @@ pub fn replay_through_http(
                             usize::from(ranked.iter().take(3).any(|t| **t == r.resolver));
                     }
                 }
-                picks.insert(i, (item, assignee));
+                items.insert(i, (item, assignee, 0));
             }
-            Step::Close(i) => {
-                let r = &requests[i];
-                let Some((item, assignee)) = picks.get(&i) else {
+            Step::Hand(i, to) => {
+                let Some((item, holder, seq)) = items.get_mut(i) else {
                     continue;
                 };
-                let at = r
-                    .resolved_at
-                    .unwrap_or(r.last_event_at)
-                    .max(r.first_event_at);
+                if holder.as_deref() == Some(to.as_str()) {
+                    continue;
+                }
+                let update = IssueUpdate {
+                    item,
+                    i: *i,
+                    seq: *seq,
+                    at: *at,
+                    assignee: Some((holder.as_deref(), to)),
+                    resolved_by: None,
+                };
+                jira.deliver(&update, &requests[*i])?;
+                *holder = Some(to.clone());
+                *seq += 1;
+            }
+            &Step::Close(i) => {
+                let r = &requests[i];
+                let Some((item, holder, seq)) = items.get(&i) else {
+                    continue;
+                };
+                let at = *at;
                 if r.resolver.is_empty() || is_system_account(&r.resolver) {
                     let body = resolved_body(&template, r, i, at)?;
                     let (status, text) = pagerduty.send(&body)?;
@@ -220,37 +265,19 @@ pub fn replay_through_http(
                     }
                     continue;
                 }
-                let resolver = &ids[&r.resolver];
-                // Assign mode: Goliath's pick holds it and, when wrong, hands it to the
-                // resolver. Shadow mode: it starts unassigned and follows the real path.
-                let path: Vec<&str> = match mode {
-                    Mode::Assign => vec![resolver.as_str()],
-                    Mode::Shadow => real_path(r, &ids),
+                // Resolved by the resolver, taking it over as they resolve it if they do not
+                // hold it yet.
+                let resolver = ids[&r.resolver].as_str();
+                let update = IssueUpdate {
+                    item,
+                    i,
+                    seq: *seq,
+                    at,
+                    assignee: (holder.as_deref() != Some(resolver))
+                        .then_some((holder.as_deref(), resolver)),
+                    resolved_by: Some(resolver),
                 };
-                let mut holder = assignee.as_deref();
-                let last = path.len() - 1;
-                for (seq, human) in path.iter().enumerate() {
-                    let change = (holder != Some(*human)).then_some((holder, *human));
-                    if change.is_none() && seq < last {
-                        continue;
-                    }
-                    let update = IssueUpdate {
-                        item,
-                        i,
-                        seq,
-                        at,
-                        assignee: change,
-                        resolved_by: (seq == last).then_some(*human),
-                    };
-                    let (status, text) = jira.send(&update.body())?;
-                    if status >= 300 {
-                        bail!(
-                            "request {}: Jira webhook answered {status}: {text}",
-                            r.sr_number
-                        );
-                    }
-                    holder = Some(*human);
-                }
+                jira.deliver(&update, r)?;
                 lookup.learn(r);
             }
         }
@@ -276,6 +303,18 @@ struct Webhook<'a> {
 }
 
 impl Webhook<'_> {
+    /// Sends one Jira update of request `r`; an error unless Jira's webhook took it.
+    fn deliver(&self, update: &IssueUpdate, r: &Request) -> Result<()> {
+        let (status, text) = self.send(&update.body())?;
+        if status >= 300 {
+            bail!(
+                "request {}: Jira webhook answered {status}: {text}",
+                r.sr_number
+            );
+        }
+        Ok(())
+    }
+
     /// Sends `body` signed; the answer's status and text.
     fn send(&self, body: &[u8]) -> Result<(u16, String)> {
         let sig = format!(
@@ -353,16 +392,15 @@ fn resolved_body(
 }
 
 /// The people a request really passed through, in order and without repeats in a row, ending
-/// with its resolver (as roster ids).
-fn real_path<'a>(r: &Request, ids: &'a BTreeMap<String, String>) -> Vec<&'a str> {
+/// with its resolver (as in the log).
+fn real_path(r: &Request) -> Vec<&str> {
     let mut path: Vec<&str> = Vec::new();
     for who in r.resource_path.iter().chain([&r.resolver]) {
         if who.is_empty() || is_system_account(who) {
             continue;
         }
-        let id = ids[who].as_str();
-        if path.last() != Some(&id) {
-            path.push(id);
+        if path.last() != Some(&who.as_str()) {
+            path.push(who);
         }
     }
     path
