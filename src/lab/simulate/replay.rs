@@ -716,7 +716,7 @@ pub fn replay(
     let everyone: Vec<usize> = (0..humans.len()).collect();
     for (ri, r) in requests.iter().enumerate() {
         if args.feedback == Feedback::AtResolve {
-            pending.sort_by(|a, b| (b.at, b.req, b.step).cmp(&(a.at, a.req, a.step)));
+            pending.sort_by_key(|l| std::cmp::Reverse((l.at, l.req, l.step)));
             while pending.last().is_some_and(|p| p.at <= r.first_event_at) {
                 let lesson = pending.pop().expect("checked");
                 learn(&mut humans, &mut index, &mut by_team, &mut lookup, &lesson);
