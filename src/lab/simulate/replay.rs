@@ -90,8 +90,8 @@ pub struct ReplayArgs {
     /// whole request across every team it passed through, not the resolver's own work time.
     #[arg(long)]
     pub feed_times: bool,
-    /// Count each person's open items (assign mode, feedback at resolve time) as the product
-    /// does, so the load term weighs in.
+    /// Count each person's open items as the product does (whoever holds each request, from
+    /// when they got it until they hand it on or it closes), so the load term weighs in.
     #[arg(long)]
     pub open_loads: bool,
     /// Model parameters as JSON (fields not given keep their defaults).
@@ -364,6 +364,12 @@ pub struct ReplayResult {
     pub goliath_top3: usize,
     pub lookup_top1: usize,
     pub lookup_top3: usize,
+    /// The same lookup fed the Jira events Goliath learns ownership from, when they happen: one
+    /// for each take-over (withdrawn when the person passes the request on) and one for each
+    /// resolve by someone who had not taken it over. In assign mode it routes by itself: its
+    /// own right pick is counted at the resolve, a wrong one at the resolver's take-over.
+    pub events_lookup_top1: usize,
+    pub events_lookup_top3: usize,
     pub undecided: usize,
     pub resolver_eligible: usize,
     pub humans: usize,
@@ -394,6 +400,11 @@ impl ReplayResult {
     pub fn top3_ratio(&self) -> f64 {
         self.goliath_top3 as f64 / self.lookup_top3.max(1) as f64
     }
+
+    /// Goliath's top-1 hits over the events-fed lookup's.
+    pub fn events_top1_ratio(&self) -> f64 {
+        self.goliath_top1 as f64 / self.events_lookup_top1.max(1) as f64
+    }
 }
 
 /// A replay's figures: all of it, the tuning part and the held-out part.
@@ -408,35 +419,43 @@ pub struct ReplaySplit {
 /// same team and product, else for the team.
 #[derive(Default)]
 pub struct FrequencyLookup {
-    by_team_product: HashMap<(String, String), BTreeMap<String, u32>>,
-    by_team: HashMap<String, BTreeMap<String, u32>>,
+    by_team_product: HashMap<(String, String), BTreeMap<String, i64>>,
+    by_team: HashMap<String, BTreeMap<String, i64>>,
 }
 
 impl FrequencyLookup {
     /// `r`'s resolver resolved it.
     pub fn learn(&mut self, r: &Request) {
+        self.add(r, &r.resolver, 1);
+    }
+
+    /// Counts `delta` for `who` on `r`'s team and product.
+    pub fn add(&mut self, r: &Request, who: &str, delta: i64) {
         *self
             .by_team_product
             .entry((r.first_team.clone(), r.product.clone()))
             .or_default()
-            .entry(r.resolver.clone())
-            .or_default() += 1;
+            .entry(who.to_string())
+            .or_default() += delta;
         *self
             .by_team
             .entry(r.first_team.clone())
             .or_default()
-            .entry(r.resolver.clone())
-            .or_default() += 1;
+            .entry(who.to_string())
+            .or_default() += delta;
     }
 
     /// Resolvers for `r`, most frequent first (ties by name); empty before any is known.
     pub fn ranked(&self, r: &Request) -> Vec<&String> {
+        let known = |m: &&BTreeMap<String, i64>| m.values().any(|&n| n > 0);
         let table = self
             .by_team_product
             .get(&(r.first_team.clone(), r.product.clone()))
-            .filter(|m| !m.is_empty())
+            .filter(known)
             .or_else(|| self.by_team.get(&r.first_team));
-        let mut top: Vec<(&String, &u32)> = table.map(|m| m.iter().collect()).unwrap_or_default();
+        let mut top: Vec<(&String, &i64)> = table
+            .map(|m| m.iter().filter(|(_, &n)| n > 0).collect())
+            .unwrap_or_default();
         top.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
         top.into_iter().map(|(who, _)| who).collect()
     }
@@ -456,10 +475,14 @@ enum Teach {
     Outcome(String, OutcomeKind),
     /// The paged person kept the request (resolved it) or not.
     OnCall(String, bool),
-    /// The pick no longer holds the request (assign mode's load count).
+    /// The person holds the request from now (the open-load count).
+    Hold(String),
+    /// The person no longer holds the request.
     Release(String),
     /// The lookup learns the resolver.
     Lookup,
+    /// The events-fed lookup counts a person (+1) or withdraws them (-1).
+    EventsLookup(String, i64),
 }
 
 /// Replays `requests` online and returns the accuracy counters, overall and split at
@@ -479,6 +502,7 @@ pub fn replay(
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut by_team: HashMap<String, Vec<usize>> = HashMap::new();
     let mut lookup = FrequencyLookup::default();
+    let mut events_lookup = FrequencyLookup::default();
     let split_at = (requests.len() as f64 * args.tuning_share.clamp(0.0, 1.0)).round() as usize;
     let mut parts = [ReplayResult::default(), ReplayResult::default()];
     let mut res = ReplayResult {
@@ -553,7 +577,7 @@ pub fn replay(
     // What request `ri` teaches and when: with feedback at resolve time, hand-offs and
     // take-overs when the event log says they happened (their Jira webhooks), the resolve and
     // everything else when the request closed; with immediate feedback, all of it at once.
-    let lessons_of = |ri: usize, pick: Option<&str>| -> Vec<Lesson> {
+    let lessons_of = |ri: usize, pick: Option<&str>, lookup_pick: Option<&str>| -> Vec<Lesson> {
         let r = &requests[ri];
         let closed = r
             .resolved_at
@@ -610,10 +634,27 @@ pub fn replay(
                     taken,
                     Teach::Outcome(resolver.clone(), OutcomeKind::TookOver),
                 );
+                teach(taken, Teach::Hold(resolver.clone()));
                 teach(end, Teach::Outcome(resolver.clone(), resolved(false, true)));
+                teach(end, Teach::Release(resolver.clone()));
             }
             if let (Some(p), false) = (pick, released) {
                 teach(end, Teach::Release(p.to_string()));
+            }
+            // The events-fed lookup routes by itself: its own pick, right, is counted at the
+            // resolve; wrong, the resolver's take-over is counted when it happens.
+            if !resolver.is_empty() {
+                let taken = r
+                    .holds
+                    .iter()
+                    .find(|h| h.human == resolver)
+                    .map_or(end, |h| when(h.from));
+                let at = if lookup_pick == Some(resolver.as_str()) {
+                    end
+                } else {
+                    taken
+                };
+                teach(at, Teach::EventsLookup(resolver.clone(), 1));
             }
         } else {
             // Shadow: the real path. Each holder took the request over and, unless they kept
@@ -635,20 +676,28 @@ pub fn replay(
             for (k, h) in holds.iter().enumerate() {
                 let from = when(h.from);
                 teach(from, Teach::Outcome(h.human.clone(), OutcomeKind::TookOver));
+                teach(from, Teach::EventsLookup(h.human.clone(), 1));
+                teach(from, Teach::Hold(h.human.clone()));
                 let last = k + 1 == holds.len();
                 if last && h.human == resolver {
                     held_by_resolver = true;
+                    teach(end, Teach::Release(h.human.clone()));
                 } else {
                     let until = holds.get(k + 1).map_or(end, |n| when(n.from));
+                    teach(until, Teach::Release(h.human.clone()));
                     let kind = OutcomeKind::HandedOff {
                         taken_over_at: Some(from),
                     };
                     teach(until, Teach::Outcome(h.human.clone(), kind));
+                    teach(until, Teach::EventsLookup(h.human.clone(), -1));
                 }
             }
             if !resolver.is_empty() {
                 let kind = resolved(false, held_by_resolver);
                 teach(end, Teach::Outcome(resolver.clone(), kind));
+                if !held_by_resolver {
+                    teach(end, Teach::EventsLookup(resolver.clone(), 1));
+                }
             }
         }
         // The intake person was paged and Goliath did not give them the request: did they
@@ -668,6 +717,7 @@ pub fn replay(
                  index: &mut HashMap<String, usize>,
                  by_team: &mut HashMap<String, Vec<usize>>,
                  lookup: &mut FrequencyLookup,
+                 events_lookup: &mut FrequencyLookup,
                  lesson: &Lesson| {
         let r = &requests[lesson.req];
         let tags = tags_of(r);
@@ -702,12 +752,17 @@ pub fn replay(
                 }
                 apply_on_call_outcome(&mut who.overall, *kept, at, params);
             }
+            Teach::Hold(p) => {
+                let i = human(humans, index, p);
+                humans[i].open_items += 1;
+            }
             Teach::Release(p) => {
                 if let Some(&i) = index.get(p) {
                     humans[i].open_items = humans[i].open_items.saturating_sub(1);
                 }
             }
             Teach::Lookup => lookup.learn(r),
+            Teach::EventsLookup(p, delta) => events_lookup.add(r, p, *delta),
         }
     };
     // Lessons waiting for their time, latest first (so the next one is popped from the end).
@@ -719,7 +774,14 @@ pub fn replay(
             pending.sort_by_key(|l| std::cmp::Reverse((l.at, l.req, l.step)));
             while pending.last().is_some_and(|p| p.at <= r.first_event_at) {
                 let lesson = pending.pop().expect("checked");
-                learn(&mut humans, &mut index, &mut by_team, &mut lookup, &lesson);
+                learn(
+                    &mut humans,
+                    &mut index,
+                    &mut by_team,
+                    &mut lookup,
+                    &mut events_lookup,
+                    &lesson,
+                );
             }
         }
         let paged =
@@ -822,6 +884,13 @@ pub fn replay(
                         res.goliath_top3 += 1;
                     }
                 }
+                let by_events = events_lookup.ranked(r);
+                let part = &mut parts[usize::from(ri >= split_at)];
+                for res in [&mut res, part] {
+                    res.events_lookup_top1 += usize::from(by_events.first() == Some(&&r.resolver));
+                    res.events_lookup_top3 +=
+                        usize::from(by_events.iter().take(3).any(|t| **t == r.resolver));
+                }
                 let top = lookup.ranked(r);
                 if !top.is_empty() {
                     let top1 = top.first().is_some_and(|t| **t == r.resolver);
@@ -843,12 +912,20 @@ pub fn replay(
                 humans[i].open_items += 1;
             }
         }
-        let lessons = lessons_of(ri, pick.as_deref());
+        let lookup_pick = events_lookup.ranked(r).first().map(|p| p.to_string());
+        let lessons = lessons_of(ri, pick.as_deref(), lookup_pick.as_deref());
         if args.feedback == Feedback::AtResolve {
             pending.extend(lessons);
         } else {
             for lesson in &lessons {
-                learn(&mut humans, &mut index, &mut by_team, &mut lookup, lesson);
+                learn(
+                    &mut humans,
+                    &mut index,
+                    &mut by_team,
+                    &mut lookup,
+                    &mut events_lookup,
+                    lesson,
+                );
             }
         }
     }
@@ -949,7 +1026,7 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
         vec![args.clone()]
     };
     println!(
-        "{:<6} {:<4} {:<10} {:<7} | {:>21} | {:>21} | {:>13} | {:>13}",
+        "{:<6} {:<4} {:<10} {:<7} | {:>21} | {:>21} | {:>13} | {:>13} | {:>13}",
         "mode",
         "ros.",
         "feedback",
@@ -957,13 +1034,14 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
         "tuning g/lk top-1",
         "held-out g/lk top-1",
         "top-1 x t/h",
-        "top-3 x t/h"
+        "top-3 x t/h",
+        "ev.lk 1 x t/h"
     );
     for s in &settings {
         let r = replay(&requests, &params, s, |_| {});
         let (t, h) = (&r.tuning, &r.held_out);
         println!(
-            "{} | {:>10.3}/{:<10.3} | {:>10.3}/{:<10.3} | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x",
+            "{} | {:>10.3}/{:<10.3} | {:>10.3}/{:<10.3} | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x",
             setting_name(s),
             t.rate(t.goliath_top1),
             t.rate(t.lookup_top1),
@@ -973,6 +1051,8 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
             h.top1_ratio(),
             t.top3_ratio(),
             h.top3_ratio(),
+            t.events_top1_ratio(),
+            h.events_top1_ratio(),
         );
         if !args.all {
             let a = &r.all;
@@ -989,6 +1069,12 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
                 a.top3_ratio(),
                 a.undecided,
                 a.mean_decide_micros
+            );
+            println!(
+                "lookup fed the Jira events Goliath learns ownership from (take-overs as they happen): top-1 {:.3} top-3 {:.3} | Goliath top-1 {:.2}x",
+                a.rate(a.events_lookup_top1),
+                a.rate(a.events_lookup_top3),
+                a.events_top1_ratio(),
             );
             println!(
                 "on-call (intake) person: resolved {:.3} of scored requests; goliath picked them {:.3} of the time, correctly {:.3}",
@@ -1089,6 +1175,10 @@ mod tests {
             };
             let with_holds = replay(&requests, &ModelParams::default(), &args, |_| {});
             assert_eq!(with_holds.all.lookup_top1, 0, "no request closed in time");
+            assert!(
+                with_holds.all.events_lookup_top1 >= 8,
+                "{mode:?}: the lookup fed take-overs sees them too: {with_holds:?}"
+            );
             // (The first is a guess.)
             assert!(
                 with_holds.all.goliath_top1 >= 9,
