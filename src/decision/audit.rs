@@ -20,7 +20,8 @@ use crate::routing::{
 /// A learned state's fields in stored-row order. Within a candidate row a skill record is
 /// stored as `[service, severity, state]`, a context record as `[tag, state]`, and every
 /// state, `overall` too, as a row of these.
-const STATE_FIELDS: [&str; 9] = [
+/// (Fields added later go last: a row stored before them is shorter and leaves them out.)
+const STATE_FIELDS: [&str; 11] = [
     "successes",
     "failures",
     "time_weight",
@@ -30,6 +31,8 @@ const STATE_FIELDS: [&str; 9] = [
     "on_call_trials",
     "on_call_kept",
     "updated_at",
+    "take_ons",
+    "take_on_load_sum",
 ];
 
 /// A candidate's input fields in stored-row order.
@@ -174,8 +177,10 @@ impl Serialize for StateRow<'_> {
             on_call_trials,
             on_call_kept,
             updated_at,
+            take_ons,
+            take_on_load_sum,
         } = self.0;
-        (
+        let first = (
             successes,
             failures,
             time_weight,
@@ -185,8 +190,13 @@ impl Serialize for StateRow<'_> {
             on_call_trials,
             on_call_kept,
             updated_at,
-        )
-            .serialize(s)
+        );
+        // Fields added later are left off while they are zero, as in rows stored before them.
+        if *take_ons == 0.0 && *take_on_load_sum == 0.0 {
+            return first.serialize(s);
+        }
+        let (a, b, c, d, e, f, g, h, i) = first;
+        (a, b, c, d, e, f, g, h, i, take_ons, take_on_load_sum).serialize(s)
     }
 }
 
@@ -438,6 +448,8 @@ mod tests {
             on_call_trials: 7.981803611732936,
             on_call_kept: 1e-3,
             updated_at: Some("2026-03-14T09:26:52Z".parse().unwrap()),
+            take_ons: 3.5,
+            take_on_load_sum: 12.25,
         };
         let plain = |id: &str| CandidateInput {
             human_id: id.into(),
@@ -488,6 +500,29 @@ mod tests {
     }
 
     #[test]
+    fn a_state_row_stored_before_the_take_on_fields_reads_back_without_them() {
+        let row = json!([
+            1.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            1.0,
+            0.0,
+            0.0,
+            "2026-03-14T09:26:52Z"
+        ]);
+        let state: crate::routing::SkillState = serde_json::from_value(expand_state(&row)).unwrap();
+        assert_eq!(state.successes, 1.0);
+        assert_eq!(state.owned, 1.0);
+        assert_eq!((state.take_ons, state.take_on_load_sum), (0.0, 0.0));
+        assert!(state.updated_at.is_some());
+        // And a state without them is stored as such a row.
+        let back = serde_json::to_value(StateRow(&state)).unwrap();
+        assert_eq!(back, row);
+    }
+
+    #[test]
     fn a_stored_input_expands_to_exactly_the_named_form_and_replays() {
         let input = input();
         let stored: Value = serde_json::from_str(&format!(
@@ -510,7 +545,9 @@ mod tests {
                 0.5,
                 7.981803611732936,
                 1e-3,
-                "2026-03-14T09:26:52Z"
+                "2026-03-14T09:26:52Z",
+                3.5,
+                12.25
             ]),
             "a state as a row"
         );

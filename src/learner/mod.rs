@@ -145,24 +145,41 @@ impl LearnerService {
         Ok(())
     }
 
-    /// `from` handed the item on to `to`: a hand-off for `from` (withdrawing the ownership
-    /// counted when they took it over, if they had), a take-over for `to`.
+    /// `from` handed the item on to `to` (or, `missed`, it was escalated away from them): a
+    /// hand-off for `from` (withdrawing the ownership counted when they took it over, if they
+    /// had), a take-over for `to`.
     fn hand_on(
         &self,
         conn: &mut PgConnection,
         from: &str,
         to: Option<&str>,
+        missed: bool,
         item: &WorkItem,
         at: DateTime<Utc>,
     ) -> QueryResult<()> {
-        let kind = OutcomeKind::HandedOff {
-            taken_over_at: taken_over_at(conn, item, from)?,
+        let taken_over_at = taken_over_at(conn, item, from)?;
+        let kind = if missed {
+            OutcomeKind::Missed { taken_over_at }
+        } else {
+            OutcomeKind::HandedOff { taken_over_at }
         };
         self.credit(conn, from, item, &kind, at)?;
         if let Some(t) = to {
-            self.credit(conn, t, item, &OutcomeKind::TookOver, at)?;
+            self.take_over(conn, t, item, at)?;
         }
         Ok(())
+    }
+
+    /// `human` takes the item over: owned work now, at the load they already hold.
+    fn take_over(
+        &self,
+        conn: &mut PgConnection,
+        human: &str,
+        item: &WorkItem,
+        at: DateTime<Utc>,
+    ) -> QueryResult<()> {
+        let holding = Some(open_items(conn, human)?);
+        self.credit(conn, human, item, &OutcomeKind::TookOver { holding }, at)
     }
 
     fn update_states(
@@ -313,9 +330,9 @@ impl LearnerService {
                     });
                 }
                 if let Some(f) = &from {
-                    self.hand_on(conn, f, to.as_deref(), &item, at)?;
+                    self.hand_on(conn, f, to.as_deref(), false, &item, at)?;
                 } else if let Some(t) = to {
-                    self.credit(conn, t, &item, &OutcomeKind::TookOver, at)?;
+                    self.take_over(conn, t, &item, at)?;
                 }
                 // A person may take work in Jira past their cap; Goliath cannot refuse it, so it
                 // says so in the history.
@@ -347,9 +364,9 @@ impl LearnerService {
                     over_cap = Some((to.clone(), open, max));
                 }
                 if let Some(f) = &from {
-                    self.hand_on(conn, f, Some(to), &item, at)?;
+                    self.hand_on(conn, f, Some(to), false, &item, at)?;
                 } else {
-                    self.credit(conn, to, &item, &OutcomeKind::TookOver, at)?;
+                    self.take_over(conn, to, &item, at)?;
                 }
                 (
                     "override",
@@ -366,7 +383,7 @@ impl LearnerService {
                         reason: "the owner changed meanwhile".into(),
                     });
                 }
-                self.hand_on(conn, from, Some(to), &item, at)?;
+                self.hand_on(conn, from, Some(to), true, &item, at)?;
                 // Escalations go past caps (the item cannot wait), and say so.
                 if let Some((open, max)) = over_capacity(conn, to)? {
                     over_cap = Some((to.clone(), open, max));
@@ -489,18 +506,23 @@ pub fn humans_over_capacity(conn: &mut PgConnection) -> QueryResult<i64> {
     Ok(row.n)
 }
 
-/// `(open items, max_active)` when `person` is at or past their cap.
-fn over_capacity(conn: &mut PgConnection, human: &str) -> QueryResult<Option<(u32, u32)>> {
-    let Some(max) = crate::roster::get(conn, human)?.and_then(|h| h.max_active) else {
-        return Ok(None);
-    };
+/// How many open items `human` holds.
+fn open_items(conn: &mut PgConnection, human: &str) -> QueryResult<u32> {
     use crate::db::schema::open_loads;
     // This person's slots only, not every person's load.
     let open: Option<i64> = open_loads::table
         .filter(open_loads::human_id.eq(human))
         .select(diesel::dsl::sum(open_loads::open_items))
         .first(conn)?;
-    let open = u32::try_from(open.unwrap_or(0)).unwrap_or(0);
+    Ok(u32::try_from(open.unwrap_or(0)).unwrap_or(0))
+}
+
+/// `(open items, max_active)` when `person` is at or past their cap.
+fn over_capacity(conn: &mut PgConnection, human: &str) -> QueryResult<Option<(u32, u32)>> {
+    let Some(max) = crate::roster::get(conn, human)?.and_then(|h| h.max_active) else {
+        return Ok(None);
+    };
+    let open = open_items(conn, human)?;
     let max = u32::try_from(max).unwrap_or(0);
     Ok((open >= max).then_some((open, max)))
 }

@@ -32,23 +32,47 @@ pub fn apply_outcome(
             }
         }
         OutcomeKind::HandedOff { taken_over_at } => {
-            state.failures += 1.0;
-            if let Some(taken) = taken_over_at {
-                // The unit counted at the take-over, decayed as everything else since.
-                let counted = SkillState {
-                    updated_at: Some(*taken),
-                    ..SkillState::default()
-                }
-                .decay_factor(at, params);
-                state.owned = (state.owned - counted).max(0.0);
+            // Work given to them (by Goliath, or at intake) and handed on counts against them.
+            // Work they had taken over themselves and passed on is people routing it: not a
+            // failure, but not theirs either, so the ownership counted at the take-over goes.
+            match taken_over_at {
+                None => state.failures += 1.0,
+                Some(taken) => withdraw_take_over(state, *taken, at, params),
             }
         }
-        OutcomeKind::TookOver => state.owned += 1.0,
+        OutcomeKind::Missed { taken_over_at } => {
+            state.failures += 1.0;
+            if let Some(taken) = taken_over_at {
+                withdraw_take_over(state, *taken, at, params);
+            }
+        }
+        OutcomeKind::TookOver { holding } => {
+            state.owned += 1.0;
+            if let Some(n) = holding {
+                state.take_ons += 1.0;
+                state.take_on_load_sum += f64::from(*n);
+            }
+        }
         OutcomeKind::Reopened => {
             state.successes = (state.successes - 1.0).max(0.0);
             state.failures += 1.0;
         }
     }
+}
+
+/// Withdraws the owned unit counted at a take-over at `taken`, decayed as everything else since.
+fn withdraw_take_over(
+    state: &mut SkillState,
+    taken: DateTime<Utc>,
+    at: DateTime<Utc>,
+    params: &ModelParams,
+) {
+    let counted = SkillState {
+        updated_at: Some(taken),
+        ..SkillState::default()
+    }
+    .decay_factor(at, params);
+    state.owned = (state.owned - counted).max(0.0);
 }
 
 /// Folds one on-call observation into a state of the on-call person, at event time `at`.

@@ -105,14 +105,12 @@ fn components(
     priors: &Priors,
     params: &ModelParams,
 ) -> ScoreComponents {
-    let cap = match c.max_active {
-        Some(m) if m > 0 => f64::from(m),
-        _ => params.default_capacity.max(1.0),
-    };
+    let (usual, cap) = capacity(c, params);
+    let over = (f64::from(c.open_items) - usual).max(0.0);
     ScoreComponents {
         success: post.p_mean.ln(),
         speed: priors.mu_pool - post.mu,
-        load: -(1.0 + params.load_weight * f64::from(c.open_items) / cap).ln(),
+        load: -(1.0 + params.load_weight * over / cap).ln(),
         on_call: if c.on_call {
             on_call_lift(w, share, n_elig, priors.keep_pool, params)
         } else {
@@ -121,6 +119,23 @@ fn components(
         experience: params.experience_weight * (share * n_elig).ln(),
         exploration: 0.0,
     }
+}
+
+/// A person's usual load and capacity. With a `max_active`, no usual load (every open item
+/// counts) and that cap. Without, the usual load is the one at which they still take work on
+/// (the mean of what they already held at their take-overs), and the cap `default_capacity`:
+/// someone who routinely carries many long-running items is not overloaded by carrying them,
+/// only by carrying more.
+fn capacity(c: &CandidateInput, params: &ModelParams) -> (f64, f64) {
+    if let Some(m) = c.max_active.filter(|&m| m > 0) {
+        return (0.0, f64::from(m));
+    }
+    let usual = c
+        .overall
+        .as_ref()
+        .filter(|o| o.take_ons > 0.0)
+        .map_or(0.0, |o| o.take_on_load_sum / o.take_ons);
+    (usual, params.default_capacity.max(1.0))
 }
 
 /// The on-call component of the person PagerDuty paged. Mixture: the on-call person resolves

@@ -252,7 +252,12 @@ fn ownership_counts_at_the_take_over_and_goes_with_a_hand_on() {
     let later = t0() + chrono::Duration::days(p.half_life_days as i64);
     // Taken over, then resolved: one owned unit, counted once.
     let mut kept = SkillState::default();
-    apply_outcome(&mut kept, &OutcomeKind::TookOver, t0(), &p);
+    apply_outcome(
+        &mut kept,
+        &OutcomeKind::TookOver { holding: None },
+        t0(),
+        &p,
+    );
     assert_eq!(kept.owned, 1.0);
     let resolved = OutcomeKind::Resolved {
         seconds_to_resolve: f64::NAN,
@@ -269,8 +274,18 @@ fn ownership_counts_at_the_take_over_and_goes_with_a_hand_on() {
     // Two taken over, one handed on a half-life later: that one's unit (decayed as the rest)
     // goes, the other's stays.
     let mut passed = SkillState::default();
-    apply_outcome(&mut passed, &OutcomeKind::TookOver, t0(), &p);
-    apply_outcome(&mut passed, &OutcomeKind::TookOver, t0(), &p);
+    apply_outcome(
+        &mut passed,
+        &OutcomeKind::TookOver { holding: None },
+        t0(),
+        &p,
+    );
+    apply_outcome(
+        &mut passed,
+        &OutcomeKind::TookOver { holding: None },
+        t0(),
+        &p,
+    );
     let hand_on = OutcomeKind::HandedOff {
         taken_over_at: Some(t0()),
     };
@@ -280,7 +295,19 @@ fn ownership_counts_at_the_take_over_and_goes_with_a_hand_on() {
         "the other take-over stays: {}",
         passed.owned
     );
+    assert_eq!(
+        passed.failures, 0.0,
+        "passing on work they took is routing, not failing"
+    );
+    // Work given to them and handed on is a failure; so is an escalation, however they got it.
+    apply_outcome(&mut passed, &OutcomeKind::HANDED_OFF, later, &p);
     assert_eq!(passed.failures, 1.0);
+    let missed = OutcomeKind::Missed {
+        taken_over_at: Some(t0()),
+    };
+    apply_outcome(&mut passed, &missed, later, &p);
+    assert_eq!(passed.failures, 2.0);
+    assert_eq!(passed.owned, 0.0, "its take-over withdrawn too");
 }
 
 #[test]

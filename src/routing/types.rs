@@ -174,6 +174,10 @@ pub struct SkillState {
     pub on_call_trials: f64,
     /// Of those, the ones the person resolved themselves (kept the work).
     pub on_call_kept: f64,
+    /// Take-overs with a known load ([`OutcomeKind::TookOver`]), and the sum of the open items
+    /// the person already held at each: the load at which they still take work on.
+    pub take_ons: f64,
+    pub take_on_load_sum: f64,
     /// Event time up to which the numbers above are decayed.
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -208,6 +212,8 @@ impl SkillState {
         self.owned += f * other.owned;
         self.on_call_trials += f * other.on_call_trials;
         self.on_call_kept += f * other.on_call_kept;
+        self.take_ons += f * other.take_ons;
+        self.take_on_load_sum += f * other.take_on_load_sum;
     }
 
     /// Decays every number to `at` and moves `updated_at` forward to it (never back).
@@ -221,6 +227,8 @@ impl SkillState {
         self.owned *= f;
         self.on_call_trials *= f;
         self.on_call_kept *= f;
+        self.take_ons *= f;
+        self.take_on_load_sum *= f;
         match self.updated_at {
             Some(t) if t >= at => {}
             _ => self.updated_at = Some(at),
@@ -246,15 +254,27 @@ pub enum OutcomeKind {
         took_over: bool,
     },
     /// The assignee handed the incident on to someone else. `taken_over_at` is when they had
-    /// taken it over themselves, if they had: the ownership counted then is withdrawn.
+    /// taken it over themselves, if they had: then it is not a failure of theirs (people were
+    /// routing it) and the ownership counted at the take-over is withdrawn; else (Goliath or
+    /// the intake gave it to them) it is a failure.
     HandedOff {
+        #[serde(default)]
+        taken_over_at: Option<DateTime<Utc>>,
+    },
+    /// The assignee did not act in time and it went on without them (an escalation): a
+    /// failure however they got it, and any ownership counted at a take-over is withdrawn.
+    Missed {
         #[serde(default)]
         taken_over_at: Option<DateTime<Utc>>,
     },
     /// The person took the incident over from someone else (a person handed it to them, or
     /// they took it): counted as owned work at once, because who takes a kind of work is
-    /// known long before who resolves it.
-    TookOver,
+    /// known long before who resolves it. `holding` is how many open items they already held,
+    /// when known: the load at which they still take work on.
+    TookOver {
+        #[serde(default)]
+        holding: Option<u32>,
+    },
     /// A resolution by this person was reopened.
     Reopened,
 }

@@ -86,8 +86,9 @@ pub struct ReplayArgs {
     /// Credit the last person on the path of requests closed "In Call" without a resolver.
     #[arg(long)]
     pub in_call_resolved: bool,
-    /// Feed `hours_to_resolve` as the resolver's time. Off by default: it is the age of the
-    /// whole request across every team it passed through, not the resolver's own work time.
+    /// Feed the resolver's time: from when they got the request to its close, as the product
+    /// measures it (without the event log, `hours_to_resolve`, the age of the whole request).
+    /// Off by default: a request's time in BPIC includes its waits on others.
     #[arg(long)]
     pub feed_times: bool,
     /// Count each person's open items as the product does (whoever holds each request, from
@@ -473,6 +474,8 @@ struct Lesson {
 enum Teach {
     /// An outcome for a person.
     Outcome(String, OutcomeKind),
+    /// The person takes the request over (an outcome that needs their load at the time).
+    TakeOver(String),
     /// The paged person kept the request (resolved it) or not.
     OnCall(String, bool),
     /// The person holds the request from now (the open-load count).
@@ -589,14 +592,21 @@ pub fn replay(
         };
         let end = when(closed);
         let resolver = resolver_of(r);
-        let resolved = |goliath_assigned: bool, took_over: bool| OutcomeKind::Resolved {
-            seconds_to_resolve: if args.feed_times {
+        // The resolver's time, as the product measures it: from when they got the request
+        // (`since`) to the close; without the event log, the request's whole age.
+        let resolved = |goliath_assigned: bool, took_over: bool, since: DateTime<Utc>| {
+            let seconds = if !args.feed_times {
+                f64::NAN
+            } else if r.holds.is_empty() {
                 r.hours_to_resolve.unwrap_or(f64::NAN) * 3600.0
             } else {
-                f64::NAN
-            },
-            goliath_assigned,
-            took_over,
+                (closed - since).num_seconds() as f64
+            };
+            OutcomeKind::Resolved {
+                seconds_to_resolve: seconds,
+                goliath_assigned,
+                took_over,
+            }
         };
         let mut out: Vec<Lesson> = Vec::new();
         let mut teach = |at: DateTime<Utc>, what: Teach| {
@@ -615,7 +625,8 @@ pub fn replay(
             if resolver.is_empty() {
                 // Closed without a resolver: nothing says whether the pick was right.
             } else if pick == Some(resolver.as_str()) {
-                teach(end, Teach::Outcome(resolver.clone(), resolved(true, false)));
+                let kind = resolved(true, false, r.first_event_at);
+                teach(end, Teach::Outcome(resolver.clone(), kind));
             } else {
                 let taken = r
                     .holds
@@ -630,12 +641,10 @@ pub fn replay(
                     teach(taken, Teach::Release(p.to_string()));
                     released = true;
                 }
-                teach(
-                    taken,
-                    Teach::Outcome(resolver.clone(), OutcomeKind::TookOver),
-                );
+                teach(taken, Teach::TakeOver(resolver.clone()));
                 teach(taken, Teach::Hold(resolver.clone()));
-                teach(end, Teach::Outcome(resolver.clone(), resolved(false, true)));
+                let kind = resolved(false, true, taken);
+                teach(end, Teach::Outcome(resolver.clone(), kind));
                 teach(end, Teach::Release(resolver.clone()));
             }
             if let (Some(p), false) = (pick, released) {
@@ -673,14 +682,16 @@ pub fn replay(
                 r.holds.clone()
             };
             let mut held_by_resolver = false;
+            let mut resolver_since = closed;
             for (k, h) in holds.iter().enumerate() {
                 let from = when(h.from);
-                teach(from, Teach::Outcome(h.human.clone(), OutcomeKind::TookOver));
+                teach(from, Teach::TakeOver(h.human.clone()));
                 teach(from, Teach::EventsLookup(h.human.clone(), 1));
                 teach(from, Teach::Hold(h.human.clone()));
                 let last = k + 1 == holds.len();
                 if last && h.human == resolver {
                     held_by_resolver = true;
+                    resolver_since = h.from;
                     teach(end, Teach::Release(h.human.clone()));
                 } else {
                     let until = holds.get(k + 1).map_or(end, |n| when(n.from));
@@ -693,7 +704,7 @@ pub fn replay(
                 }
             }
             if !resolver.is_empty() {
-                let kind = resolved(false, held_by_resolver);
+                let kind = resolved(false, held_by_resolver, resolver_since);
                 teach(end, Teach::Outcome(resolver.clone(), kind));
                 if !held_by_resolver {
                     teach(end, Teach::EventsLookup(resolver.clone(), 1));
@@ -722,7 +733,22 @@ pub fn replay(
         let r = &requests[lesson.req];
         let tags = tags_of(r);
         let at = lesson.at;
-        match &lesson.what {
+        let took_over;
+        let what = match &lesson.what {
+            Teach::TakeOver(p) => {
+                let holding = index.get(p).map_or(0, |&i| humans[i].open_items);
+                took_over = Teach::Outcome(
+                    p.clone(),
+                    OutcomeKind::TookOver {
+                        holding: Some(holding),
+                    },
+                );
+                &took_over
+            }
+            other => other,
+        };
+        match what {
+            Teach::TakeOver(_) => unreachable!("turned into an outcome above"),
             Teach::Outcome(p, kind) => {
                 let i = human(humans, index, p);
                 cover(humans, by_team, i, &r.first_team);
