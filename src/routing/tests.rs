@@ -343,6 +343,44 @@ fn load_and_on_call_move_the_score() {
 }
 
 #[test]
+fn load_counts_above_the_load_at_which_a_person_still_takes_work_on() {
+    let p = ModelParams {
+        explore_scale: 0.0,
+        ..ModelParams::default()
+    };
+    let load_of = |c: &CandidateInput| {
+        let d = decide(&input("w", Severity::Sev3, vec![c.clone()]), &p);
+        d.ranking[0].components.load
+    };
+    // Took work over five times while holding 10 open items each time.
+    let mut regular = CandidateInput {
+        max_active: None,
+        ..cand("regular")
+    };
+    let mut usual = SkillState::default();
+    for _ in 0..5 {
+        let kind = OutcomeKind::TookOver { holding: Some(10) };
+        apply_outcome(&mut usual, &kind, t0(), &p);
+    }
+    regular.overall = Some(usual);
+    regular.open_items = 10;
+    assert_eq!(load_of(&regular), 0.0, "at their usual load");
+    regular.open_items = 15;
+    let over = load_of(&regular);
+    // Someone with no such record, holding 5: the same excess over a usual load of 0.
+    let newcomer = CandidateInput {
+        max_active: None,
+        open_items: 5,
+        ..cand("newcomer")
+    };
+    assert!(over < 0.0 && (over - load_of(&newcomer)).abs() < 1e-12);
+    // A declared max_active is the capacity, and every open item counts against it.
+    regular.max_active = Some(20);
+    let capped = load_of(&regular);
+    assert!((capped + (1.0 + p.load_weight * 15.0 / 20.0).ln()).abs() < 1e-12);
+}
+
+#[test]
 fn context_evidence_separates_equal_service_records() {
     let p = ModelParams {
         explore_scale: 0.0,
