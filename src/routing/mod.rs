@@ -38,7 +38,10 @@
 //!   `sigma^2` is the pooled within-person variance of a single time and `tau^2` the spread of
 //!   the candidates' true log times about their prior means (a Paule-Mandel estimate, which
 //!   subtracts each mean's sampling noise), so noisy times move nobody much.
-//! * **load** = `-ln(1 + load_weight * open_items / capacity)`: busy people are slower.
+//! * **load** = `-ln(1 + load_weight * over / capacity)`: busy people are slower. With a
+//!   `max_active`, `over` is every open item and `capacity` that cap; without, `over` is the
+//!   open items above the load at which the person still takes work on (learned from their
+//!   take-overs) and `capacity` is `default_capacity`.
 //! * **on_call** (learned): how much more likely the person PagerDuty paged is to end up
 //!   resolving than the experience share alone says. Goliath keeps, per person, a decayed
 //!   record of the incidents on which they were on call *and Goliath did not assign it to them*,
@@ -84,8 +87,11 @@
 //! when the choice was a coin flip or an exploration pick. A lone eligible candidate gets 1.
 //!
 //! Learning ([`apply_outcome`]): a resolve by the assignee adds one success and one log-time
-//! observation (and one `owned` resolution when Goliath had not assigned it to them); a hand-off
-//! adds one failure for the person who handed it on; a reopen withdraws one success from the
+//! observation (and one `owned` unit when Goliath had not assigned it to them and they had not
+//! taken it over); a take-over adds one `owned` unit at once, with the load it was taken on at;
+//! a hand-off adds one failure for the person who handed on work they were given, or withdraws
+//! the take-over's `owned` unit from one who passes on work they took (no failure: people were
+//! routing it); an escalation is a failure either way; a reopen withdraws one success from the
 //! resolver and adds a failure. [`apply_on_call_outcome`] adds one on-call observation to the
 //! person who was on call. The glue applies each outcome to every state it keeps for that
 //! person (the (service, severity) state, the per-context-tag states, and the person's overall
