@@ -14,16 +14,18 @@
 //!   anyway); this keeps the replay fast. Open-item loads are not reconstructed (all zero).
 //! * system accounts (`xx-Siebel`, empty names) are not people and are dropped everywhere.
 //!
-//! The prediction is made before the outcome is fed back. Then, through [`apply_outcome`], the
-//! final resolver gets `Resolved` (time = `hours_to_resolve`) and everyone else on the
-//! resource path gets `HandedOff`, each on the (person, intake team, severity) state, the
-//! person's per-tag states and the person's overall state. The replay is shadow mode: people
-//! routed the real history, so resolves carry `goliath_assigned: false` (they count towards
-//! ownership) and every resolved request with an intake person feeds
+//! The prediction is made before the outcome is fed back. Then, through [`apply_outcome`], each
+//! person learns what the setting says (see [`ReplayArgs`]): in shadow mode, the real path, each
+//! holder taking the request over and, unless they kept it to the end, handing it on; in assign
+//! mode, Goliath's pick, who resolves it or hands it to the real resolver. With feedback at
+//! resolve time, take-overs and hand-ons arrive when the event log has them
+//! ([`load_holds`]) and the resolve when the request closed. Each outcome goes to the (person,
+//! intake team, severity) state, the person's per-tag states and the person's overall state.
+//! People routed the real history, so in shadow mode resolves carry `goliath_assigned: false`,
+//! and every resolved request with an intake person feeds
 //! [`crate::routing::apply_on_call_outcome`] (kept = the intake person resolved it) into the
-//! intake person's same three states. Requests without a resolver (mostly
-//! `Completed-In Call`) are not scored; their path still counts as hand-offs unless
-//! `--in-call-resolved` credits the last person on the path with the resolve.
+//! intake person's same three states. Requests without a resolver (mostly `Completed-In Call`)
+//! are not scored; `--in-call-resolved` credits the last person on their path with the resolve.
 //!
 //! The baseline is an online frequency lookup in the same run: the most frequent resolver so
 //! far for the same (team, product), falling back to the team alone (ties by id).
@@ -75,8 +77,8 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub all: bool,
     /// Drive the real server instead of the model alone: signed PagerDuty webhooks at each
-    /// request's start, signed Jira webhooks when it closed (open roster, feedback at resolve
-    /// time, no on-call; `--mode` applies); several minutes.
+    /// request's start, signed Jira webhooks for each take-over when it happened and for the
+    /// resolve when it closed (open roster, no on-call; `--mode` applies); several minutes.
     #[arg(long)]
     pub through_http: bool,
     /// Share of the log (in time order) used to judge changes; the rest is held out and
@@ -208,8 +210,9 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Reads and parses the summary CSV (gzip if the file name ends in `.gz`).
-pub fn load_requests(path: &std::path::Path) -> Result<Vec<Request>> {
+/// Reads a CSV file (gzip if the name ends in `.gz`; a leading byte-order mark is dropped):
+/// its header and its rows.
+fn read_csv(path: &std::path::Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
     let mut bytes = Vec::new();
     let file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
     if path.extension().is_some_and(|e| e == "gz") {
@@ -218,16 +221,25 @@ pub fn load_requests(path: &std::path::Path) -> Result<Vec<Request>> {
         std::io::BufReader::new(file).read_to_end(&mut bytes)?;
     }
     let text = String::from_utf8_lossy(&bytes);
-    let rows = super::csv::parse(&text);
-    let Some((header, body)) = rows.split_first() else {
+    let mut rows = super::csv::parse(text.trim_start_matches('\u{feff}')).into_iter();
+    let Some(header) = rows.next() else {
         bail!("{} is empty", path.display());
     };
-    let col = |name: &str| -> Result<usize> {
-        header
-            .iter()
-            .position(|h| h.trim() == name)
-            .with_context(|| format!("column {name} missing"))
-    };
+    Ok((header, rows.collect()))
+}
+
+/// The index of the column `name` in `header`.
+fn column(path: &std::path::Path, header: &[String], name: &str) -> Result<usize> {
+    header
+        .iter()
+        .position(|h| h.trim() == name)
+        .with_context(|| format!("{}: column {name} missing", path.display()))
+}
+
+/// Reads and parses the summary CSV (gzip if the file name ends in `.gz`).
+pub fn load_requests(path: &std::path::Path) -> Result<Vec<Request>> {
+    let (header, body) = read_csv(path)?;
+    let col = |name: &str| column(path, &header, name);
     let c_sr = col("sr_number")?;
     let c_first = col("first_event_at")?;
     let c_res_at = col("resolved_at")?;
@@ -288,25 +300,8 @@ pub fn load_requests(path: &std::path::Path) -> Result<Vec<Request>> {
 /// its holds: the runs of events by one person, system accounts left out, each starting at its
 /// first event. Requests missing from the log keep no holds.
 pub fn load_holds(path: &std::path::Path, requests: &mut [Request]) -> Result<()> {
-    let mut bytes = Vec::new();
-    let file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
-    if path.extension().is_some_and(|e| e == "gz") {
-        flate2::read::GzDecoder::new(file).read_to_end(&mut bytes)?;
-    } else {
-        std::io::BufReader::new(file).read_to_end(&mut bytes)?;
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    let text = text.trim_start_matches('\u{feff}');
-    let rows = super::csv::parse(text);
-    let Some((header, body)) = rows.split_first() else {
-        bail!("{} is empty", path.display());
-    };
-    let col = |name: &str| -> Result<usize> {
-        header
-            .iter()
-            .position(|h| h.trim() == name)
-            .with_context(|| format!("{}: column {name} missing", path.display()))
-    };
+    let (header, body) = read_csv(path)?;
+    let col = |name: &str| column(path, &header, name);
     let (c_sr, c_at, c_res) = (
         col("SR Number")?,
         col("Change Date+Time")?,
@@ -354,6 +349,22 @@ struct Human {
     overall: SkillState,
     /// Requests given to them (assign mode) and not yet closed.
     open_items: u32,
+}
+
+impl Human {
+    /// Applies `change` to every state kept for the person on `r`: (intake team, severity),
+    /// each of `tags`, and overall.
+    fn update(&mut self, r: &Request, tags: &[String], change: &dyn Fn(&mut SkillState)) {
+        change(
+            self.skill
+                .entry((r.first_team.clone(), r.severity))
+                .or_default(),
+        );
+        for t in tags {
+            change(self.context.entry(t.clone()).or_default());
+        }
+        change(&mut self.overall);
+    }
 }
 
 /// Accuracy counters of one replay (or one part of it).
@@ -752,31 +763,12 @@ pub fn replay(
             Teach::Outcome(p, kind) => {
                 let i = human(humans, index, p);
                 cover(humans, by_team, i, &r.first_team);
-                let who = &mut humans[i];
-                let skill = who
-                    .skill
-                    .entry((r.first_team.clone(), r.severity))
-                    .or_default();
-                apply_outcome(skill, kind, at, params);
-                for t in &tags {
-                    apply_outcome(who.context.entry(t.clone()).or_default(), kind, at, params);
-                }
-                apply_outcome(&mut who.overall, kind, at, params);
+                humans[i].update(r, &tags, &|st| apply_outcome(st, kind, at, params));
             }
             Teach::OnCall(p, kept) => {
                 let i = human(humans, index, p);
                 cover(humans, by_team, i, &r.first_team);
-                let who = &mut humans[i];
-                let skill = who
-                    .skill
-                    .entry((r.first_team.clone(), r.severity))
-                    .or_default();
-                apply_on_call_outcome(skill, *kept, at, params);
-                for t in &tags {
-                    let st = who.context.entry(t.clone()).or_default();
-                    apply_on_call_outcome(st, *kept, at, params);
-                }
-                apply_on_call_outcome(&mut who.overall, *kept, at, params);
+                humans[i].update(r, &tags, &|st| apply_on_call_outcome(st, *kept, at, params));
             }
             Teach::Hold(p) => {
                 let i = human(humans, index, p);
@@ -796,19 +788,18 @@ pub fn replay(
 
     let everyone: Vec<usize> = (0..humans.len()).collect();
     for (ri, r) in requests.iter().enumerate() {
-        if args.feedback == Feedback::AtResolve {
-            pending.sort_by_key(|l| std::cmp::Reverse((l.at, l.req, l.step)));
-            while pending.last().is_some_and(|p| p.at <= r.first_event_at) {
-                let lesson = pending.pop().expect("checked");
-                learn(
-                    &mut humans,
-                    &mut index,
-                    &mut by_team,
-                    &mut lookup,
-                    &mut events_lookup,
-                    &lesson,
-                );
-            }
+        // Everything learned by now (with immediate feedback: every earlier request's lessons).
+        pending.sort_by_key(|l| std::cmp::Reverse((l.at, l.req, l.step)));
+        while pending.last().is_some_and(|p| p.at <= r.first_event_at) {
+            let lesson = pending.pop().expect("checked");
+            learn(
+                &mut humans,
+                &mut index,
+                &mut by_team,
+                &mut lookup,
+                &mut events_lookup,
+                &lesson,
+            );
         }
         let paged =
             use_on_call && !r.first_resource.is_empty() && !is_system_account(&r.first_resource);
@@ -940,20 +931,7 @@ pub fn replay(
         }
         let lookup_pick = events_lookup.ranked(r).first().map(|p| p.to_string());
         let lessons = lessons_of(ri, pick.as_deref(), lookup_pick.as_deref());
-        if args.feedback == Feedback::AtResolve {
-            pending.extend(lessons);
-        } else {
-            for lesson in &lessons {
-                learn(
-                    &mut humans,
-                    &mut index,
-                    &mut by_team,
-                    &mut lookup,
-                    &mut events_lookup,
-                    lesson,
-                );
-            }
-        }
+        pending.extend(lessons);
     }
     res.humans = humans.len();
     res.mean_decide_micros = if res.scored > 0 {
