@@ -89,6 +89,7 @@ impl AppState {
         let jira_intake = Arc::new(JiraIntake::new(
             config.jira.webhook_secrets.clone(),
             config.jira.allow_unsigned,
+            config.jira.waiting_statuses.clone(),
             learner.clone(),
         ));
         let lifecycle = Arc::new(Lifecycle::new(

@@ -177,7 +177,16 @@ pub struct JiraSettings {
     /// added either way); a reopen in PagerDuty reopens the issue. Default true.
     #[arg(long, env = "JIRA_CLOSE_ON_RESOLVE", value_name = "BOOL")]
     pub jira_close_on_resolve: Option<bool>,
+    /// Jira statuses in which an issue waits on someone else (comma-separated, any case): time
+    /// in them is not counted in a resolver's time to resolve. Default `Waiting for
+    /// customer,Pending`; empty for none.
+    #[arg(long, env = "JIRA_WAITING_STATUSES", value_name = "NAMES")]
+    pub jira_waiting_statuses: Option<String>,
 }
+
+/// Jira statuses taken as waiting on others unless `JIRA_WAITING_STATUSES` says otherwise: the
+/// ones Jira Service Management's default SLAs pause on.
+pub const DEFAULT_WAITING_STATUSES: &str = "Waiting for customer,Pending";
 
 /// Seconds after which a job whose worker died is taken again, unless configured.
 pub const DEFAULT_JOB_LEASE_SECS: u64 = 45;
@@ -408,6 +417,8 @@ pub struct JiraConfig {
     pub priority_by_severity: BTreeMap<String, String>,
     /// Follow a PagerDuty resolve (or reopen) with the issue's transition.
     pub close_on_resolve: bool,
+    /// Statuses (lower-cased) whose time is waiting, not work.
+    pub waiting_statuses: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -673,6 +684,14 @@ impl Config {
             project_by_service: BTreeMap::new(),
             priority_by_severity: default_jira_priorities(),
             close_on_resolve: js.jira_close_on_resolve.unwrap_or(true),
+            waiting_statuses: split_list(Some(
+                js.jira_waiting_statuses
+                    .as_deref()
+                    .unwrap_or(DEFAULT_WAITING_STATUSES),
+            ))
+            .into_iter()
+            .map(|s| s.to_lowercase())
+            .collect(),
         };
         for (key, value) in env {
             if let Some(sev) = key.strip_prefix("JIRA_PRIORITY_") {
@@ -810,6 +829,7 @@ impl Config {
                 "project_by_service": self.jira.project_by_service,
                 "priority_by_severity": self.jira.priority_by_severity,
                 "close_on_resolve": self.jira.close_on_resolve,
+                "waiting_statuses": self.jira.waiting_statuses,
             }
         })
     }

@@ -149,6 +149,9 @@ pub struct WorkItemEvent {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// History kind of a Jira status change; its detail says whether the new status is waiting.
+pub const STATUS_CHANGED: &str = "status_changed";
+
 /// Appends a line to a work item's history.
 pub fn record_event(
     conn: &mut PgConnection,

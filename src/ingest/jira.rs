@@ -38,16 +38,52 @@ pub struct JiraIntake {
     secrets: Vec<String>,
     /// With no secret, accept unsigned deliveries.
     allow_unsigned: bool,
+    /// Statuses (lower-cased) in which the issue waits on others.
+    waiting_statuses: Vec<String>,
     learner: Arc<LearnerService>,
 }
 
 impl JiraIntake {
-    pub fn new(secrets: Vec<String>, allow_unsigned: bool, learner: Arc<LearnerService>) -> Self {
+    pub fn new(
+        secrets: Vec<String>,
+        allow_unsigned: bool,
+        waiting_statuses: Vec<String>,
+        learner: Arc<LearnerService>,
+    ) -> Self {
         JiraIntake {
             secrets,
             allow_unsigned,
+            waiting_statuses,
             learner,
         }
+    }
+
+    /// Records each status change in the item's history, marked waiting or not: the learner
+    /// leaves waiting time out of the resolver's time to resolve.
+    fn record_statuses(
+        &self,
+        conn: &mut PgConnection,
+        work_item_id: &str,
+        hook: &JiraWebhook,
+    ) -> QueryResult<bool> {
+        let mut any = false;
+        for change in &hook.changes {
+            if let IssueChange::StatusChanged { from, to } = change {
+                let waiting = to
+                    .as_deref()
+                    .is_some_and(|s| self.waiting_statuses.contains(&s.to_lowercase()));
+                let detail = serde_json::json!({"from": from, "to": to, "waiting": waiting});
+                crate::models::record_event(
+                    conn,
+                    work_item_id,
+                    crate::models::STATUS_CHANGED,
+                    detail,
+                    hook.timestamp,
+                )?;
+                any = true;
+            }
+        }
+        Ok(any)
     }
 
     /// Checks `X-Hub-Signature` when a secret is configured.
@@ -130,6 +166,7 @@ impl JiraIntake {
             });
         }
         owner_activity(conn, &work_item_id, hook)?;
+        let moved = self.record_statuses(conn, &work_item_id, hook)?;
         let mut applied = vec![];
         for (i, outcome) in outcomes_of(conn, hook)?.into_iter().enumerate() {
             let event = OutcomeEvent {
@@ -145,8 +182,13 @@ impl JiraIntake {
             );
         }
         if applied.is_empty() {
+            let reason = if moved {
+                "status change recorded; no assignee or resolution change"
+            } else {
+                "no assignee or resolution change"
+            };
             return Ok(JiraIntakeOutcome::Ignored {
-                reason: "no assignee or resolution change".into(),
+                reason: reason.into(),
             });
         }
         Ok(JiraIntakeOutcome::Applied {

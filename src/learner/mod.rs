@@ -268,6 +268,8 @@ impl LearnerService {
         );
         // Set when the new owner is past their max_active: (person, open before, cap).
         let mut over_cap: Option<(String, u32, u32)> = None;
+        // Seconds of a resolve's hold spent in waiting statuses.
+        let mut waited = 0.0;
         let (kind, human, to, status, assignee, resolve_seconds): Effect = match &ev.outcome {
             Outcome::Resolved { resolver } => {
                 let resolver = resolver.clone();
@@ -278,12 +280,15 @@ impl LearnerService {
                 }
                 let since = owned_since(conn, &item)?;
                 let seconds = (at - since).num_milliseconds().max(0) as f64 / 1000.0;
+                // Time the issue spent waiting on others (in a waiting status) is not theirs.
+                waited = waited_seconds(conn, &item.id, since, at)?;
+                let worked = (seconds - waited).max(0.0);
                 // Taken over as it is resolved (Jira sends the assignee change and the
                 // resolution together, or moments apart, when someone takes an issue as they
                 // close it): how long they worked on it is unknown, so a hold shorter than the
                 // model's shortest resolve time is no evidence of speed.
-                let working_seconds = if seconds >= self.params.min_seconds {
-                    seconds
+                let working_seconds = if worked >= self.params.min_seconds {
+                    worked
                 } else {
                     f64::NAN
                 };
@@ -457,6 +462,9 @@ impl LearnerService {
         let mut history = serde_json::json!({"event_id": ev.event_id, "human": human, "to": to});
         if let Some(s) = resolve_seconds {
             history["seconds_to_resolve"] = s.into();
+            if waited > 0.0 {
+                history["seconds_waiting"] = waited.into();
+            }
         }
         if let serde_json::Value::Object(extra) = detail {
             history.as_object_mut().expect("object").extend(extra);
@@ -569,6 +577,35 @@ fn taken_over_at(
         .first(conn)
         .optional()?;
     Ok(last.and_then(|(to, at)| (to.as_deref() == Some(human)).then_some(at)))
+}
+
+/// Seconds between `since` and `until` the item spent in waiting statuses, from the status
+/// changes in its history (the status before `since` counts from `since`).
+fn waited_seconds(
+    conn: &mut PgConnection,
+    item: &str,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> QueryResult<f64> {
+    let changes: Vec<(serde_json::Value, DateTime<Utc>)> = work_item_events::table
+        .filter(work_item_events::work_item_id.eq(item))
+        .filter(work_item_events::kind.eq(crate::models::STATUS_CHANGED))
+        .filter(work_item_events::occurred_at.le(until))
+        .order((work_item_events::occurred_at, work_item_events::id))
+        .select((work_item_events::detail, work_item_events::occurred_at))
+        .load(conn)?;
+    let mut waited = 0.0;
+    for (k, (detail, from)) in changes.iter().enumerate() {
+        if detail["waiting"].as_bool() != Some(true) {
+            continue;
+        }
+        let to = changes.get(k + 1).map_or(until, |(_, next)| *next);
+        let (a, b) = ((*from).max(since), to.min(until));
+        if b > a {
+            waited += (b - a).num_milliseconds() as f64 / 1000.0;
+        }
+    }
+    Ok(waited)
 }
 
 /// When the current assignee got the item: their last hand-off in, else the incident's time.

@@ -65,3 +65,80 @@ fn jira_webhooks_are_verified_deduplicated_and_unknown_issues_ignored() {
     assert_eq!(view["work_item"]["status"], "resolved");
     assert_eq!(view["outcomes"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn time_in_a_waiting_status_is_left_out_of_the_resolvers_time() {
+    let app = app(false);
+    app.roster(&[human("ana", &["api"])]);
+    let opened = chrono::Utc::now();
+    let id = app.incident("W2", "api-service", "low")["work_item_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    drain(&app.state.pool, &*app.state.executor).unwrap();
+    let key = jira_key(&app, &id).unwrap();
+    // The fixture's resolve, stripped to one changelog item at a time, `minutes` after the
+    // incident opened.
+    let send = |delivery: &str, minutes: i64, item: serde_json::Value| {
+        let mut hook = crate::helpers::fixture_json("jira_webhook_issue_resolved.json");
+        hook["issue"]["key"] = key.clone().into();
+        hook["issue"]["fields"]["labels"] = serde_json::json!([format!("goliath-{id}")]);
+        hook["issue"]["fields"]["assignee"]["accountId"] = "acct-ana".into();
+        hook["timestamp"] = (opened + chrono::Duration::minutes(minutes))
+            .timestamp_millis()
+            .into();
+        hook["changelog"]["items"] = serde_json::json!([item]);
+        let body = serde_json::to_vec(&hook).unwrap();
+        let sig = format!(
+            "sha256={}",
+            goliath::signature::sign_hex(JIRA_SECRET, &body)
+        );
+        let headers = [
+            ("X-Hub-Signature", sig.as_str()),
+            ("X-Atlassian-Webhook-Identifier", delivery),
+        ];
+        let resp = app.post("/webhooks/jira", &headers, &body);
+        assert!(resp.status < 300, "{}", resp.body);
+        resp.json()
+    };
+    let status = |from: &str, to: &str| {
+        serde_json::json!({"field": "status", "fieldtype": "jira", "fieldId": "status",
+                           "from": "1", "fromString": from, "to": "2", "toString": to})
+    };
+    // Twenty minutes of work, thirty waiting on the customer (the default waiting status, in
+    // another case), ten more of work.
+    let moved = send("w2-1", 20, status("In Progress", "waiting for Customer"));
+    assert_eq!(moved["status"], "ignored", "{moved}");
+    send("w2-2", 50, status("Waiting for customer", "In Progress"));
+    let resolved = send(
+        "w2-3",
+        60,
+        serde_json::json!({"field": "resolution", "fieldtype": "jira", "fieldId": "resolution",
+                           "from": null, "fromString": null, "to": "10000", "toString": "Done"}),
+    );
+    assert_eq!(resolved["status"], "applied", "{resolved}");
+
+    let view = app.work_item(&id);
+    let history = crate::helpers::history_of(&view, "resolved");
+    let entry = &history[0]["detail"];
+    let waited = entry["seconds_waiting"]
+        .as_f64()
+        .expect("waiting time recorded");
+    assert!((waited - 1800.0).abs() < 1.0, "{entry}");
+    let wall = entry["seconds_to_resolve"].as_f64().unwrap();
+    assert!(wall > 3590.0 && wall < 3700.0, "{entry}");
+    // What the model learned is the working time: the hour less the wait.
+    let stats = app.admin("GET", "/admin/stats?service=api", None).json();
+    let ana = stats["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["human_id"] == "ana")
+        .expect("ana's record")
+        .clone();
+    let learned = ana["state"]["log_time_sum"].as_f64().unwrap().exp();
+    assert!(
+        (learned - (wall - waited)).abs() < 2.0,
+        "learned {learned} s of work from {wall} s held, {waited} s waiting"
+    );
+}

@@ -47,6 +47,7 @@ fn history_closing_after(close_after: Duration) -> Vec<Request> {
                         from: opened + Duration::minutes(minutes),
                     })
                     .collect(),
+                statuses: Vec::new(),
             }
         })
         .collect()

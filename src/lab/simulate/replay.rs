@@ -88,9 +88,9 @@ pub struct ReplayArgs {
     /// Credit the last person on the path of requests closed "In Call" without a resolver.
     #[arg(long)]
     pub in_call_resolved: bool,
-    /// Feed the resolver's time: from when they got the request to its close, as the product
-    /// measures it (without the event log, `hours_to_resolve`, the age of the whole request).
-    /// Off by default: a request's time in BPIC includes its waits on others.
+    /// Feed the resolver's time: from when they got the request to its close, less its time in
+    /// waiting statuses, as the product measures it with `GOLIATH_JIRA_WAITING_STATUSES`
+    /// (without the event log, `hours_to_resolve`, the age of the whole request).
     #[arg(long)]
     pub feed_times: bool,
     /// Count each person's open items as the product does (whoever holds each request, from
@@ -179,6 +179,38 @@ pub struct Request {
     /// Who held the request and from when, in order (from the event log; empty when the log
     /// was not read): each start is when Jira would report that person taking it over.
     pub holds: Vec<Hold>,
+    /// The request's status from each change on, in order (from the event log): the log's
+    /// sub-status (`In Progress`, `Wait - User`, `Awaiting Assignment`, ...).
+    pub statuses: Vec<(DateTime<Utc>, String)>,
+}
+
+/// The statuses in which a BPIC request waits on someone other than its holder: the time in
+/// them is not work.
+pub const WAITING_STATUSES: [&str; 6] = [
+    "Wait",
+    "Wait - User",
+    "Wait - Vendor",
+    "Wait - Customer",
+    "Wait - Implementation",
+    "Awaiting Assignment",
+];
+
+impl Request {
+    /// Seconds from `since` to `until` not spent in a [`WAITING_STATUSES`] status.
+    pub fn working_seconds(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> f64 {
+        let mut waited = 0;
+        for (k, (from, status)) in self.statuses.iter().enumerate() {
+            if !WAITING_STATUSES.contains(&status.as_str()) {
+                continue;
+            }
+            let to = self.statuses.get(k + 1).map_or(until, |(next, _)| *next);
+            let (a, b) = ((*from).max(since), to.min(until));
+            if b > a {
+                waited += (b - a).num_seconds();
+            }
+        }
+        ((until - since).num_seconds() - waited) as f64
+    }
 }
 
 /// A person holding a request from `from` until the next hold starts (or it closes).
@@ -286,6 +318,7 @@ pub fn load_requests(path: &std::path::Path) -> Result<Vec<Request>> {
                 .filter(|s| !s.is_empty())
                 .collect(),
             holds: Vec::new(),
+            statuses: Vec::new(),
         });
     }
     out.sort_by(|a, b| {
@@ -297,8 +330,8 @@ pub fn load_requests(path: &std::path::Path) -> Result<Vec<Request>> {
 }
 
 /// Reads the event log (`VINST-new.csv.gz`: one row per status change) and gives each request
-/// its holds: the runs of events by one person, system accounts left out, each starting at its
-/// first event. Requests missing from the log keep no holds.
+/// its holds (the runs of events by one person, system accounts left out, each starting at its
+/// first event) and its status changes. Requests missing from the log keep neither.
 pub fn load_holds(path: &std::path::Path, requests: &mut [Request]) -> Result<()> {
     let (header, body) = read_csv(path)?;
     let col = |name: &str| column(path, &header, name);
@@ -307,9 +340,10 @@ pub fn load_holds(path: &std::path::Path, requests: &mut [Request]) -> Result<()
         col("Change Date+Time")?,
         col("Resource")?,
     );
-    let mut events: HashMap<&str, Vec<(DateTime<Utc>, &str)>> = HashMap::new();
+    let c_status = col("Sub Status")?;
+    let mut events: HashMap<&str, Vec<(DateTime<Utc>, &str, &str)>> = HashMap::new();
     for (i, r) in body.iter().enumerate() {
-        if r.len() <= c_sr.max(c_at).max(c_res) {
+        if r.len() <= c_sr.max(c_at).max(c_res).max(c_status) {
             continue;
         }
         let at = parse_time(&r[c_at])
@@ -317,16 +351,20 @@ pub fn load_holds(path: &std::path::Path, requests: &mut [Request]) -> Result<()
         events
             .entry(r[c_sr].trim())
             .or_default()
-            .push((at, r[c_res].trim()));
+            .push((at, r[c_res].trim(), r[c_status].trim()));
     }
     for req in requests.iter_mut() {
         let Some(list) = events.get_mut(req.sr_number.as_str()) else {
             continue;
         };
         // Stable: events at the same instant keep the log's order.
-        list.sort_by_key(|(at, _)| *at);
+        list.sort_by_key(|(at, _, _)| *at);
         let mut holds: Vec<Hold> = Vec::new();
-        for &(at, who) in list.iter() {
+        let mut statuses: Vec<(DateTime<Utc>, String)> = Vec::new();
+        for &(at, who, status) in list.iter() {
+            if statuses.last().is_none_or(|(_, s)| s != status) {
+                statuses.push((at, status.to_string()));
+            }
             if is_system_account(who) || holds.last().is_some_and(|h| h.human == who) {
                 continue;
             }
@@ -336,6 +374,7 @@ pub fn load_holds(path: &std::path::Path, requests: &mut [Request]) -> Result<()
             });
         }
         req.holds = holds;
+        req.statuses = statuses;
     }
     Ok(())
 }
@@ -611,7 +650,7 @@ pub fn replay(
             } else if r.holds.is_empty() {
                 r.hours_to_resolve.unwrap_or(f64::NAN) * 3600.0
             } else {
-                (closed - since).num_seconds() as f64
+                r.working_seconds(since, closed)
             };
             OutcomeKind::Resolved {
                 seconds_to_resolve: seconds,
@@ -1121,6 +1160,7 @@ mod tests {
                     resolver: "se-Ann".into(),
                     resource_path: path,
                     holds: Vec::new(),
+                    statuses: Vec::new(),
                 }
             })
             .collect()
@@ -1204,13 +1244,13 @@ mod tests {
         let path = dir.join("events.csv");
         std::fs::write(
             &path,
-            "\u{feff}SR Number,Change Date+Time,Status,Resource\n\
-             1-0,2012-04-01T09:00:00+01:00,Accepted,se-Bob\n\
-             1-0,2012-04-01T08:00:00+01:00,Queued,se-Bob\n\
-             1-0,2012-04-01T10:00:00+01:00,Accepted,se-Siebel\n\
-             1-0,2012-04-01T11:00:00+01:00,Accepted,se-Ann\n\
-             1-0,2012-04-01T12:00:00+01:00,Completed,se-Ann\n\
-             9-9,2012-04-01T12:00:00+01:00,Completed,se-Cy\n",
+            "\u{feff}SR Number,Change Date+Time,Status,Sub Status,Resource\n\
+             1-0,2012-04-01T09:00:00+01:00,Accepted,In Progress,se-Bob\n\
+             1-0,2012-04-01T08:00:00+01:00,Queued,Awaiting Assignment,se-Bob\n\
+             1-0,2012-04-01T10:00:00+01:00,Accepted,Wait - User,se-Siebel\n\
+             1-0,2012-04-01T11:00:00+01:00,Accepted,In Progress,se-Ann\n\
+             1-0,2012-04-01T12:00:00+01:00,Completed,Resolved,se-Ann\n\
+             9-9,2012-04-01T12:00:00+01:00,Completed,Resolved,se-Cy\n",
         )
         .unwrap();
         let mut requests = log(2);
@@ -1231,6 +1271,24 @@ mod tests {
             ]
         );
         assert!(requests[1].holds.is_empty(), "not in the log");
+        let names: Vec<&str> = requests[0]
+            .statuses
+            .iter()
+            .map(|(_, s)| s.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Awaiting Assignment",
+                "In Progress",
+                "Wait - User",
+                "In Progress",
+                "Resolved"
+            ]
+        );
+        // 8:00-12:00 less an hour awaiting assignment and an hour waiting on the user.
+        assert_eq!(requests[0].working_seconds(at(8), at(12)), 2.0 * 3600.0);
+        assert_eq!(requests[0].working_seconds(at(11), at(12)), 3600.0);
     }
 
     #[test]
