@@ -341,7 +341,9 @@ pub fn load_holds(path: &std::path::Path, requests: &mut [Request]) -> Result<()
         col("Resource")?,
     );
     let c_status = col("Sub Status")?;
-    let mut events: HashMap<&str, Vec<(DateTime<Utc>, &str, &str)>> = HashMap::new();
+    // Per request: (time, resource, sub-status) of each event.
+    type Row<'a> = (DateTime<Utc>, &'a str, &'a str);
+    let mut events: HashMap<&str, Vec<Row>> = HashMap::new();
     for (i, r) in body.iter().enumerate() {
         if r.len() <= c_sr.max(c_at).max(c_res).max(c_status) {
             continue;
