@@ -47,7 +47,12 @@ fn history_closing_after(close_after: Duration) -> Vec<Request> {
                         from: opened + Duration::minutes(minutes),
                     })
                     .collect(),
-                statuses: Vec::new(),
+                // Worked on, then waiting on the user for ten minutes (sent as Jira status
+                // changes, which the server counts as waiting).
+                statuses: [(0, "In Progress"), (20, "Wait - User"), (30, "In Progress")]
+                    .into_iter()
+                    .map(|(minutes, s)| (opened + Duration::minutes(minutes), s.to_string()))
+                    .collect(),
             }
         })
         .collect()

@@ -11,7 +11,10 @@
 //! - shadow mode: Goliath only recommends; the issue, unassigned, passes along the request's
 //!   real holders (one assignee change each, at its time) and is resolved by its resolver.
 //!
-//! Without holds (no event log), every assignee change is sent at the close.
+//! Without holds (no event log), every assignee change is sent at the close. Status changes
+//! that start or end a wait (the log's `Wait*` and `Awaiting Assignment` sub-statuses, set as
+//! the server's waiting statuses) are sent at their times too, so the resolver's time to
+//! resolve leaves the waits out, as it would with `JIRA_WAITING_STATUSES`.
 //!
 //! The product carries the request's team as the PagerDuty service, its impact as the priority
 //! (P1..P4), its product as a PagerDuty team (so it reaches the decision as the context tag
@@ -24,7 +27,9 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::replay::{is_system_account, FrequencyLookup, Mode, ReplayResult, ReplaySplit, Request};
+use super::replay::{
+    is_system_account, FrequencyLookup, Mode, ReplayResult, ReplaySplit, Request, WAITING_STATUSES,
+};
 use crate::config::env_key;
 use crate::db::embedded::Durability;
 use crate::jira::SimConfig;
@@ -37,6 +42,8 @@ enum Step {
     Trigger(usize),
     /// Request `.0` goes to the person `.1` (a roster id), unless they hold it already.
     Hand(usize, String),
+    /// Request `.0` moves to the status `.1`.
+    Status(usize, String),
     Close(usize),
 }
 
@@ -100,6 +107,7 @@ pub fn replay_through_http(
         }
         s.pagerduty_webhook_secret = Some(pd_secret.clone());
         s.jira.jira_webhook_secret = Some(jira_secret.clone());
+        s.jira.jira_waiting_statuses = Some(WAITING_STATUSES.join(","));
         // Each team is its own service, named as in the log.
         s.pagerduty_services = teams
             .iter()
@@ -162,6 +170,15 @@ pub fn replay_through_http(
         };
         for (at, who) in hands {
             steps.push((at, 1, i, Step::Hand(i, ids[who].clone())));
+        }
+        // Status changes that start or end a wait (the only ones the learner reads).
+        let mut waiting = false;
+        for (at, status) in &r.statuses {
+            let now = WAITING_STATUSES.contains(&status.as_str());
+            if now != waiting && *at < closed {
+                steps.push((when(*at), 1, i, Step::Status(i, status.clone())));
+            }
+            waiting = now;
         }
     }
     // Stable: one request's hand-offs at the same instant keep their order.
@@ -242,10 +259,27 @@ pub fn replay_through_http(
                     seq: *seq,
                     at: *at,
                     assignee: Some((holder.as_deref(), to)),
+                    status: None,
                     resolved_by: None,
                 };
                 jira.deliver(&update, &requests[*i])?;
                 *holder = Some(to.clone());
+                *seq += 1;
+            }
+            Step::Status(i, status) => {
+                let Some((item, _, seq)) = items.get_mut(i) else {
+                    continue;
+                };
+                let update = IssueUpdate {
+                    item,
+                    i: *i,
+                    seq: *seq,
+                    at: *at,
+                    assignee: None,
+                    status: Some(status),
+                    resolved_by: None,
+                };
+                jira.deliver(&update, &requests[*i])?;
                 *seq += 1;
             }
             &Step::Close(i) => {
@@ -275,6 +309,7 @@ pub fn replay_through_http(
                     at,
                     assignee: (holder.as_deref() != Some(resolver))
                         .then_some((holder.as_deref(), resolver)),
+                    status: None,
                     resolved_by: Some(resolver),
                 };
                 jira.deliver(&update, r)?;
@@ -416,6 +451,8 @@ struct IssueUpdate<'a> {
     at: chrono::DateTime<chrono::Utc>,
     /// (from, to) of an assignee change.
     assignee: Option<(Option<&'a str>, &'a str)>,
+    /// A status change to this status.
+    status: Option<&'a str>,
     /// Resolved by this person.
     resolved_by: Option<&'a str>,
 }
@@ -429,6 +466,12 @@ impl IssueUpdate<'_> {
                 "field": "assignee", "fieldtype": "jira", "fieldId": "assignee",
                 "from": from.map(account), "to": account(to),
                 "tmpFromAccountId": from.map(account), "tmpToAccountId": account(to),
+            }));
+        }
+        if let Some(to) = self.status {
+            items.push(json!({
+                "field": "status", "fieldtype": "jira", "fieldId": "status",
+                "from": null, "fromString": null, "to": to, "toString": to,
             }));
         }
         if self.resolved_by.is_some() {
