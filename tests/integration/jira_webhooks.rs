@@ -2,8 +2,27 @@
 
 use goliath::jobs::worker::drain;
 
-use crate::helpers::human;
+use crate::helpers::{human, Resp, TestApp};
 use crate::jobs::{app, jira_key, JIRA_SECRET};
+
+/// The fixture's resolve, for the issue `key` of work item `id`, assigned to ana.
+fn resolved_by_ana(key: &str, id: &str) -> serde_json::Value {
+    let mut hook = crate::helpers::fixture_json("jira_webhook_issue_resolved.json");
+    hook["issue"]["key"] = key.into();
+    hook["issue"]["fields"]["labels"] = serde_json::json!([format!("goliath-{id}")]);
+    hook["issue"]["fields"]["assignee"]["accountId"] = "acct-ana".into();
+    hook
+}
+
+/// Posts `body` to the Jira webhook, signed, as the delivery `delivery`.
+fn post_signed(app: &TestApp, body: &[u8], delivery: &str) -> Resp {
+    let sig = format!("sha256={}", goliath::signature::sign_hex(JIRA_SECRET, body));
+    let headers = [
+        ("X-Hub-Signature", sig.as_str()),
+        ("X-Atlassian-Webhook-Identifier", delivery),
+    ];
+    app.post("/webhooks/jira", &headers, body)
+}
 
 #[test]
 fn jira_webhooks_are_verified_deduplicated_and_unknown_issues_ignored() {
@@ -43,23 +62,11 @@ fn jira_webhooks_are_verified_deduplicated_and_unknown_issues_ignored() {
         .to_string();
     drain(&app.state.pool, &*app.state.executor).unwrap();
     let key = jira_key(&app, &id).unwrap();
-    let mut hook = crate::helpers::fixture_json("jira_webhook_issue_resolved.json");
-    hook["issue"]["key"] = key.clone().into();
-    hook["issue"]["fields"]["labels"] = serde_json::json!([format!("goliath-{id}")]);
-    hook["issue"]["fields"]["assignee"]["accountId"] = "acct-ana".into();
-    let body = serde_json::to_vec(&hook).unwrap();
-    let sig = format!(
-        "sha256={}",
-        goliath::signature::sign_hex(JIRA_SECRET, &body)
-    );
-    let headers = [
-        ("X-Hub-Signature", sig.as_str()),
-        ("X-Atlassian-Webhook-Identifier", "delivery-77"),
-    ];
-    let first = app.post("/webhooks/jira", &headers, &body);
+    let body = serde_json::to_vec(&resolved_by_ana(&key, &id)).unwrap();
+    let first = post_signed(&app, &body, "delivery-77");
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(first.json()["status"], "applied");
-    let second = app.post("/webhooks/jira", &headers, &body);
+    let second = post_signed(&app, &body, "delivery-77");
     assert_eq!(second.json()["status"], "duplicate");
     let view = app.work_item(&id);
     assert_eq!(view["work_item"]["status"], "resolved");
@@ -80,24 +87,12 @@ fn time_in_a_waiting_status_is_left_out_of_the_resolvers_time() {
     // The fixture's resolve, stripped to one changelog item at a time, `minutes` after the
     // incident opened.
     let send = |delivery: &str, minutes: i64, item: serde_json::Value| {
-        let mut hook = crate::helpers::fixture_json("jira_webhook_issue_resolved.json");
-        hook["issue"]["key"] = key.clone().into();
-        hook["issue"]["fields"]["labels"] = serde_json::json!([format!("goliath-{id}")]);
-        hook["issue"]["fields"]["assignee"]["accountId"] = "acct-ana".into();
+        let mut hook = resolved_by_ana(&key, &id);
         hook["timestamp"] = (opened + chrono::Duration::minutes(minutes))
             .timestamp_millis()
             .into();
         hook["changelog"]["items"] = serde_json::json!([item]);
-        let body = serde_json::to_vec(&hook).unwrap();
-        let sig = format!(
-            "sha256={}",
-            goliath::signature::sign_hex(JIRA_SECRET, &body)
-        );
-        let headers = [
-            ("X-Hub-Signature", sig.as_str()),
-            ("X-Atlassian-Webhook-Identifier", delivery),
-        ];
-        let resp = app.post("/webhooks/jira", &headers, &body);
+        let resp = post_signed(&app, &serde_json::to_vec(&hook).unwrap(), delivery);
         assert!(resp.status < 300, "{}", resp.body);
         resp.json()
     };

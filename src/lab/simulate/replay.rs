@@ -196,6 +196,11 @@ pub const WAITING_STATUSES: [&str; 6] = [
 ];
 
 impl Request {
+    /// When `who` first took the request, if the event log says they held it.
+    pub fn taken_by(&self, who: &str) -> Option<DateTime<Utc>> {
+        self.holds.iter().find(|h| h.human == who).map(|h| h.from)
+    }
+
     /// Seconds from `since` to `until` not spent in a [`WAITING_STATUSES`] status.
     pub fn working_seconds(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> f64 {
         let mut waited = 0;
@@ -673,6 +678,7 @@ pub fn replay(
         if assign {
             // The pick gets the request and, when wrong, hands it to the real resolver when
             // the resolver first took it in reality.
+            let taken = r.taken_by(&resolver).map_or(end, when);
             let mut released = false;
             if resolver.is_empty() {
                 // Closed without a resolver: nothing says whether the pick was right.
@@ -680,11 +686,6 @@ pub fn replay(
                 let kind = resolved(true, false, r.first_event_at);
                 teach(end, Teach::Outcome(resolver.clone(), kind));
             } else {
-                let taken = r
-                    .holds
-                    .iter()
-                    .find(|h| h.human == resolver)
-                    .map_or(end, |h| when(h.from));
                 if let Some(p) = pick {
                     teach(
                         taken,
@@ -705,11 +706,6 @@ pub fn replay(
             // The events-fed lookup routes by itself: its own pick, right, is counted at the
             // resolve; wrong, the resolver's take-over is counted when it happens.
             if !resolver.is_empty() {
-                let taken = r
-                    .holds
-                    .iter()
-                    .find(|h| h.human == resolver)
-                    .map_or(end, |h| when(h.from));
                 let at = if lookup_pick == Some(resolver.as_str()) {
                     end
                 } else {
@@ -785,22 +781,15 @@ pub fn replay(
         let r = &requests[lesson.req];
         let tags = tags_of(r);
         let at = lesson.at;
-        let took_over;
-        let what = match &lesson.what {
+        match &lesson.what {
             Teach::TakeOver(p) => {
-                let holding = index.get(p).map_or(0, |&i| humans[i].open_items);
-                took_over = Teach::Outcome(
-                    p.clone(),
-                    OutcomeKind::TookOver {
-                        holding: Some(holding),
-                    },
-                );
-                &took_over
+                let i = human(humans, index, p);
+                cover(humans, by_team, i, &r.first_team);
+                // The load they already hold as they take it.
+                let holding = Some(humans[i].open_items);
+                let kind = OutcomeKind::TookOver { holding };
+                humans[i].update(r, &tags, &|st| apply_outcome(st, &kind, at, params));
             }
-            other => other,
-        };
-        match what {
-            Teach::TakeOver(_) => unreachable!("turned into an outcome above"),
             Teach::Outcome(p, kind) => {
                 let i = human(humans, index, p);
                 cover(humans, by_team, i, &r.first_team);

@@ -156,8 +156,8 @@ pub fn replay_through_http(
         let hands: Vec<(chrono::DateTime<chrono::Utc>, &str)> = match mode {
             // The pick hands it to the resolver when the resolver first took the request.
             Mode::Assign => {
-                let taken = r.holds.iter().find(|h| h.human == r.resolver);
-                vec![(taken.map_or(closed, |h| when(h.from)), r.resolver.as_str())]
+                let taken = r.taken_by(&r.resolver).map_or(closed, when);
+                vec![(taken, r.resolver.as_str())]
             }
             Mode::Shadow if r.holds.is_empty() => {
                 real_path(r).into_iter().map(|who| (closed, who)).collect()
@@ -191,8 +191,7 @@ pub fn replay_through_http(
         humans: ids.len(),
         ..ReplayResult::default()
     };
-    // Each request's work item, who holds its issue, and how many Jira updates it has had.
-    let mut items: HashMap<usize, (String, Option<String>, usize)> = HashMap::new();
+    let mut issues: HashMap<usize, Issue> = HashMap::new();
     let mut lookup = FrequencyLookup::default();
     let started = std::time::Instant::now();
     for (at, _, _, step) in &steps {
@@ -244,47 +243,31 @@ pub fn replay_through_http(
                             usize::from(ranked.iter().take(3).any(|t| **t == r.resolver));
                     }
                 }
-                items.insert(i, (item, assignee, 0));
+                let issue = Issue {
+                    i,
+                    item,
+                    holder: assignee,
+                    updates: 0,
+                };
+                issues.insert(i, issue);
             }
             Step::Hand(i, to) => {
-                let Some((item, holder, seq)) = items.get_mut(i) else {
+                let Some(issue) = issues.get_mut(i) else {
                     continue;
                 };
-                if holder.as_deref() == Some(to.as_str()) {
-                    continue;
+                if issue.holder.as_deref() != Some(to.as_str()) {
+                    issue.update(&jira, &requests[*i], *at, Some(to), None, false)?;
                 }
-                let update = IssueUpdate {
-                    item,
-                    i: *i,
-                    seq: *seq,
-                    at: *at,
-                    assignee: Some((holder.as_deref(), to)),
-                    status: None,
-                    resolved_by: None,
-                };
-                jira.deliver(&update, &requests[*i])?;
-                *holder = Some(to.clone());
-                *seq += 1;
             }
             Step::Status(i, status) => {
-                let Some((item, _, seq)) = items.get_mut(i) else {
+                let Some(issue) = issues.get_mut(i) else {
                     continue;
                 };
-                let update = IssueUpdate {
-                    item,
-                    i: *i,
-                    seq: *seq,
-                    at: *at,
-                    assignee: None,
-                    status: Some(status),
-                    resolved_by: None,
-                };
-                jira.deliver(&update, &requests[*i])?;
-                *seq += 1;
+                issue.update(&jira, &requests[*i], *at, None, Some(status), false)?;
             }
             &Step::Close(i) => {
                 let r = &requests[i];
-                let Some((item, holder, seq)) = items.get(&i) else {
+                let Some(issue) = issues.get_mut(&i) else {
                     continue;
                 };
                 let at = *at;
@@ -302,17 +285,7 @@ pub fn replay_through_http(
                 // Resolved by the resolver, taking it over as they resolve it if they do not
                 // hold it yet.
                 let resolver = ids[&r.resolver].as_str();
-                let update = IssueUpdate {
-                    item,
-                    i,
-                    seq: *seq,
-                    at,
-                    assignee: (holder.as_deref() != Some(resolver))
-                        .then_some((holder.as_deref(), resolver)),
-                    status: None,
-                    resolved_by: Some(resolver),
-                };
-                jira.deliver(&update, r)?;
+                issue.update(&jira, r, at, Some(resolver), None, true)?;
                 lookup.learn(r);
             }
         }
@@ -439,6 +412,47 @@ fn real_path(r: &Request) -> Vec<&str> {
         }
     }
     path
+}
+
+/// A replayed request's Jira issue: its work item, who holds it, and how many updates it has
+/// had.
+struct Issue {
+    /// The request's index (for the issue's id and key).
+    i: usize,
+    item: String,
+    holder: Option<String>,
+    updates: usize,
+}
+
+impl Issue {
+    /// Sends the request's next Jira update, at `at`: an assignee change to `to` when they do
+    /// not hold the issue yet, a status change, and the resolution by `to` when `resolved`.
+    fn update(
+        &mut self,
+        jira: &Webhook,
+        r: &Request,
+        at: chrono::DateTime<chrono::Utc>,
+        to: Option<&str>,
+        status: Option<&str>,
+        resolved: bool,
+    ) -> Result<()> {
+        let moved = to.filter(|t| self.holder.as_deref() != Some(*t));
+        let update = IssueUpdate {
+            item: &self.item,
+            i: self.i,
+            seq: self.updates,
+            at,
+            assignee: moved.map(|t| (self.holder.as_deref(), t)),
+            status,
+            resolved_by: to.filter(|_| resolved),
+        };
+        jira.deliver(&update, r)?;
+        if let Some(t) = moved {
+            self.holder = Some(t.to_string());
+        }
+        self.updates += 1;
+        Ok(())
+    }
 }
 
 /// One Jira Cloud `jira:issue_updated` webhook: an assignee change, a resolution, or both.
