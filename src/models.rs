@@ -91,6 +91,8 @@ pub struct WorkItem {
     pub routing_mode: RoutingMode,
     /// Shadow mode: the first person who took the item, to compare with the recommendation.
     pub taken_by: Option<String>,
+    /// In a waiting status (`JIRA_WAITING_STATUSES`): it does not count in the owner's load.
+    pub waiting: bool,
 }
 
 /// Whether Goliath assigns an item or only recommends an owner for it.

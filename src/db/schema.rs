@@ -42,6 +42,7 @@ diesel::table! {
         escalate_at -> Nullable<Timestamptz>,
         routing_mode -> Text,
         taken_by -> Nullable<Text>,
+        waiting -> Bool,
     }
 }
 

@@ -59,7 +59,9 @@ impl JiraIntake {
     }
 
     /// Records each status change in the item's history, marked waiting or not: the learner
-    /// leaves waiting time out of the resolver's time to resolve.
+    /// leaves waiting time out of the resolver's time to resolve, and an item whose latest
+    /// status (by event time, so late deliveries do not undo newer ones) is a waiting one
+    /// carries no load.
     fn record_statuses(
         &self,
         conn: &mut PgConnection,
@@ -82,6 +84,21 @@ impl JiraIntake {
                 )?;
                 any = true;
             }
+        }
+        if any {
+            use crate::db::schema::work_item_events as ev;
+            let latest: Option<serde_json::Value> = ev::table
+                .filter(ev::work_item_id.eq(work_item_id))
+                .filter(ev::kind.eq(crate::models::STATUS_CHANGED))
+                .order((ev::occurred_at.desc(), ev::id.desc()))
+                .select(ev::detail)
+                .first(conn)
+                .optional()?;
+            let waiting = latest.is_some_and(|d| d["waiting"].as_bool() == Some(true));
+            diesel::update(work_items::table.find(work_item_id))
+                .filter(work_items::waiting.ne(waiting))
+                .set(work_items::waiting.eq(waiting))
+                .execute(conn)?;
         }
         Ok(any)
     }

@@ -481,6 +481,7 @@ impl IngestService {
             escalate_at: None,
             routing_mode: crate::models::RoutingMode::Assign,
             taken_by: None,
+            waiting: false,
         }
     }
 }

@@ -457,6 +457,8 @@ impl LearnerService {
                 work_items::resolved_at.eq(resolved_at),
                 work_items::escalate_at.eq(None::<DateTime<Utc>>),
                 work_items::taken_by.eq(&taken_by),
+                // Reopened work is being worked again, whatever its last status said.
+                work_items::waiting.eq(item.waiting && status != "reopened"),
             ))
             .execute(conn)?;
         let mut history = serde_json::json!({"event_id": ev.event_id, "human": human, "to": to});

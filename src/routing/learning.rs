@@ -24,7 +24,10 @@ pub fn apply_outcome(
             if !goliath_assigned && !took_over {
                 state.owned += 1.0;
             }
-            if seconds_to_resolve.is_finite() && *seconds_to_resolve >= 0.0 {
+            // A hold that began mid-incident times only the end of the work: whoever takes an
+            // incident over to close it would look fast. Only a resolver who had the incident
+            // from the start is timed.
+            if !took_over && seconds_to_resolve.is_finite() && *seconds_to_resolve >= 0.0 {
                 let l = seconds_to_resolve.max(params.min_seconds).ln();
                 state.time_weight += 1.0;
                 state.log_time_sum += l;

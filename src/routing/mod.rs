@@ -37,11 +37,14 @@
 //!   shrinkage strength towards that prior is empirical Bayes: `sigma^2 / tau^2`, where
 //!   `sigma^2` is the pooled within-person variance of a single time and `tau^2` the spread of
 //!   the candidates' true log times about their prior means (a Paule-Mandel estimate, which
-//!   subtracts each mean's sampling noise), so noisy times move nobody much.
+//!   subtracts each mean's sampling noise), so noisy times move nobody much. Only resolves by
+//!   someone who had the incident from the start are timed: a hold taken over mid-incident
+//!   times only the end of someone else's work, and would make late closers look fast.
 //! * **load** = `-ln(1 + load_weight * over / capacity)`: busy people are slower. With a
 //!   `max_active`, `over` is every open item and `capacity` that cap; without, `over` is the
-//!   open items above the load at which the person still takes work on (learned from their
-//!   take-overs) and `capacity` is `default_capacity`.
+//!   open items above the load at which the person still takes work on (the mean `m` of the
+//!   loads they took work over at, plus one Poisson standard deviation `sqrt(m)`) and
+//!   `capacity` is `default_capacity`.
 //! * **on_call** (learned): how much more likely the person PagerDuty paged is to end up
 //!   resolving than the experience share alone says. Goliath keeps, per person, a decayed
 //!   record of the incidents on which they were on call *and Goliath did not assign it to them*,
@@ -86,8 +89,8 @@
 //! posteriors). It is near 1 when the primary is clearly and reliably ahead, about 0.5 or below
 //! when the choice was a coin flip or an exploration pick. A lone eligible candidate gets 1.
 //!
-//! Learning ([`apply_outcome`]): a resolve by the assignee adds one success and one log-time
-//! observation (and one `owned` unit when Goliath had not assigned it to them and they had not
+//! Learning ([`apply_outcome`]): a resolve by the assignee adds one success and, unless they
+//! took it over, one log-time observation (and one `owned` unit when Goliath had not assigned it to them and they had not
 //! taken it over); a take-over adds one `owned` unit at once, with the load it was taken on at;
 //! a hand-off adds one failure for the person who handed on work they were given, or withdraws
 //! the take-over's `owned` unit from one who passes on work they took (no failure: people were

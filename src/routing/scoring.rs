@@ -123,7 +123,8 @@ fn components(
 
 /// A person's usual load and capacity. With a `max_active`, no usual load (every open item
 /// counts) and that cap. Without, the usual load is the one at which they still take work on
-/// (the mean of what they already held at their take-overs), and the cap `default_capacity`:
+/// (the mean `m` of what they already held at their take-overs, plus `sqrt(m)`), and the cap
+/// `default_capacity`:
 /// someone who routinely carries many long-running items is not overloaded by carrying them,
 /// only by carrying more.
 fn capacity(c: &CandidateInput, params: &ModelParams) -> (f64, f64) {
@@ -134,7 +135,12 @@ fn capacity(c: &CandidateInput, params: &ModelParams) -> (f64, f64) {
         .overall
         .as_ref()
         .filter(|o| o.take_ons > 0.0)
-        .map_or(0.0, |o| o.take_on_load_sum / o.take_ons);
+        .map_or(0.0, |o| {
+            // Loads are counts: up to one (Poisson) standard deviation above the mean is
+            // still the person's normal range.
+            let m = o.take_on_load_sum / o.take_ons;
+            m + m.sqrt()
+        });
     (usual, params.default_capacity.max(1.0))
 }
 

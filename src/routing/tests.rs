@@ -352,20 +352,21 @@ fn load_counts_above_the_load_at_which_a_person_still_takes_work_on() {
         let d = decide(&input("w", Severity::Sev3, vec![c.clone()]), &p);
         d.ranking[0].components.load
     };
-    // Took work over five times while holding 10 open items each time.
+    // Took work over five times while holding 9 open items each time: their usual load is 9,
+    // and up to one (Poisson) standard deviation above it, 12, is within their normal range.
     let mut regular = CandidateInput {
         max_active: None,
         ..cand("regular")
     };
     let mut usual = SkillState::default();
     for _ in 0..5 {
-        let kind = OutcomeKind::TookOver { holding: Some(10) };
+        let kind = OutcomeKind::TookOver { holding: Some(9) };
         apply_outcome(&mut usual, &kind, t0(), &p);
     }
     regular.overall = Some(usual);
-    regular.open_items = 10;
-    assert_eq!(load_of(&regular), 0.0, "at their usual load");
-    regular.open_items = 15;
+    regular.open_items = 12;
+    assert_eq!(load_of(&regular), 0.0, "within their usual load");
+    regular.open_items = 17;
     let over = load_of(&regular);
     // Someone with no such record, holding 5: the same excess over a usual load of 0.
     let newcomer = CandidateInput {
@@ -377,7 +378,31 @@ fn load_counts_above_the_load_at_which_a_person_still_takes_work_on() {
     // A declared max_active is the capacity, and every open item counts against it.
     regular.max_active = Some(20);
     let capped = load_of(&regular);
-    assert!((capped + (1.0 + p.load_weight * 15.0 / 20.0).ln()).abs() < 1e-12);
+    assert!((capped + (1.0 + p.load_weight * 17.0 / 20.0).ln()).abs() < 1e-12);
+}
+
+#[test]
+fn only_a_resolver_who_had_the_incident_from_the_start_is_timed() {
+    let p = ModelParams::default();
+    let resolve = |took_over: bool| {
+        let mut st = SkillState::default();
+        let kind = OutcomeKind::Resolved {
+            seconds_to_resolve: 600.0,
+            goliath_assigned: !took_over,
+            took_over,
+        };
+        apply_outcome(&mut st, &kind, t0(), &p);
+        st
+    };
+    let given = resolve(false);
+    assert_eq!(given.successes, 1.0);
+    assert_eq!(given.time_weight, 1.0);
+    assert!((given.log_time_sum - 600f64.ln()).abs() < 1e-12);
+    // Taken over mid-incident: a success, but the hold times only the end of the work.
+    let taken = resolve(true);
+    assert_eq!(taken.successes, 1.0);
+    assert_eq!(taken.time_weight, 0.0);
+    assert_eq!(taken.log_time_sum, 0.0);
 }
 
 #[test]

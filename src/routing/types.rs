@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 /// the service share), so a tag that says nothing about ownership does not dilute another.
 /// 5: ownership is counted when a person takes work over (not when they resolve it, which can
 /// be weeks later), and withdrawn when they pass it on.
-pub const MODEL_VERSION: &str = "goliath-routing/5";
+/// 6: only a resolver who had the work from the start is timed (a hold taken over mid-incident
+/// times only its end); a usual load includes one Poisson standard deviation above its mean.
+pub const MODEL_VERSION: &str = "goliath-routing/6";
 
 /// Incident severity; `Sev1` is the most critical.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -137,3 +137,45 @@ fn time_in_a_waiting_status_is_left_out_of_the_resolvers_time() {
         "learned {learned} s of work from {wall} s held, {waited} s waiting"
     );
 }
+
+#[test]
+fn an_item_waiting_on_the_customer_carries_no_load() {
+    let app = app(false);
+    app.roster(&[human("ana", &["api"])]);
+    let opened = chrono::Utc::now();
+    let id = app.incident("W3", "api-service", "low")["work_item_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    drain(&app.state.pool, &*app.state.executor).unwrap();
+    let key = jira_key(&app, &id).unwrap();
+    let load = || {
+        let mut conn = app.db.conn();
+        let loads = goliath::decision::open_loads(&mut conn).unwrap();
+        loads.get("ana").copied().unwrap_or(0)
+    };
+    let send = |delivery: &str, minutes: i64, from: &str, to: &str| {
+        let mut hook = resolved_by_ana(&key, &id);
+        hook["timestamp"] = (opened + chrono::Duration::minutes(minutes))
+            .timestamp_millis()
+            .into();
+        hook["changelog"]["items"] = serde_json::json!([
+            {"field": "status", "fieldtype": "jira", "fieldId": "status",
+             "from": "1", "fromString": from, "to": "2", "toString": to}
+        ]);
+        let resp = post_signed(&app, &serde_json::to_vec(&hook).unwrap(), delivery);
+        assert!(resp.status < 300, "{}", resp.body);
+    };
+    let waiting = || app.work_item(&id)["work_item"]["waiting"].as_bool();
+    assert_eq!(load(), 1);
+    assert_eq!(waiting(), Some(false));
+    send("w3-1", 20, "In Progress", "Waiting for customer");
+    assert_eq!(load(), 0, "waiting on the customer is no load");
+    assert_eq!(waiting(), Some(true));
+    // A late delivery of an older change does not undo the newer one.
+    send("w3-0", 10, "To Do", "In Progress");
+    assert_eq!(load(), 0);
+    send("w3-2", 40, "Waiting for customer", "In Progress");
+    assert_eq!(load(), 1, "back at work");
+    assert_eq!(waiting(), Some(false));
+}

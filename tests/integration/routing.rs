@@ -457,6 +457,7 @@ fn open_loads_follow_every_status_change() {
         let mut conn = app.db.conn();
         let rows: Vec<(Option<String>, i64)> = work_items::table
             .filter(work_items::status.eq_any(["assigned", "reopened"]))
+            .filter(work_items::waiting.eq(false))
             .group_by(work_items::assignee_id)
             .select((work_items::assignee_id, diesel::dsl::count_star()))
             .load(&mut conn)

@@ -519,6 +519,50 @@ impl FrequencyLookup {
     }
 }
 
+/// Open items as the product counts them: each request counts for whoever holds it, except
+/// while it is in a waiting status.
+#[derive(Default)]
+struct Loads {
+    /// Each open request's holders, and whether it is waiting.
+    by_request: HashMap<usize, (Vec<usize>, bool)>,
+}
+
+impl Loads {
+    fn hold(&mut self, humans: &mut [Human], req: usize, i: usize) {
+        let (holders, waiting) = self.by_request.entry(req).or_default();
+        holders.push(i);
+        if !*waiting {
+            humans[i].open_items += 1;
+        }
+    }
+
+    fn release(&mut self, humans: &mut [Human], req: usize, i: usize) {
+        let Some((holders, waiting)) = self.by_request.get_mut(&req) else {
+            return;
+        };
+        let Some(k) = holders.iter().position(|&h| h == i) else {
+            return;
+        };
+        holders.swap_remove(k);
+        if !*waiting {
+            humans[i].open_items = humans[i].open_items.saturating_sub(1);
+        }
+        // The entry stays: a request handed on keeps its status for the next holder.
+    }
+
+    fn waiting(&mut self, humans: &mut [Human], req: usize, now: bool) {
+        let (holders, waiting) = self.by_request.entry(req).or_default();
+        if *waiting == now {
+            return;
+        }
+        *waiting = now;
+        for &i in holders.iter() {
+            let o = &mut humans[i].open_items;
+            *o = if now { o.saturating_sub(1) } else { *o + 1 };
+        }
+    }
+}
+
 /// What one request teaches, and when it reaches the learner and the lookup.
 struct Lesson {
     at: DateTime<Utc>,
@@ -539,6 +583,8 @@ enum Teach {
     Hold(String),
     /// The person no longer holds the request.
     Release(String),
+    /// The request enters (true) or leaves (false) a waiting status.
+    Waiting(bool),
     /// The lookup learns the resolver.
     Lookup,
     /// The events-fed lookup counts a person (+1) or withdraws them (-1).
@@ -770,6 +816,14 @@ pub fn replay(
         if !r.resolver.is_empty() && !is_system_account(&r.resolver) {
             teach(end, Teach::Lookup);
         }
+        let mut waiting = false;
+        for (t, status) in &r.statuses {
+            let now_waiting = WAITING_STATUSES.contains(&status.as_str());
+            if now_waiting != waiting && *t < closed {
+                waiting = now_waiting;
+                teach(when(*t), Teach::Waiting(waiting));
+            }
+        }
         out
     };
     let learn = |humans: &mut Vec<Human>,
@@ -777,6 +831,7 @@ pub fn replay(
                  by_team: &mut HashMap<String, Vec<usize>>,
                  lookup: &mut FrequencyLookup,
                  events_lookup: &mut FrequencyLookup,
+                 loads: &mut Loads,
                  lesson: &Lesson| {
         let r = &requests[lesson.req];
         let tags = tags_of(r);
@@ -802,19 +857,21 @@ pub fn replay(
             }
             Teach::Hold(p) => {
                 let i = human(humans, index, p);
-                humans[i].open_items += 1;
+                loads.hold(humans, lesson.req, i);
             }
             Teach::Release(p) => {
                 if let Some(&i) = index.get(p) {
-                    humans[i].open_items = humans[i].open_items.saturating_sub(1);
+                    loads.release(humans, lesson.req, i);
                 }
             }
+            Teach::Waiting(w) => loads.waiting(humans, lesson.req, *w),
             Teach::Lookup => lookup.learn(r),
             Teach::EventsLookup(p, delta) => events_lookup.add(r, p, *delta),
         }
     };
     // Lessons waiting for their time, latest first (so the next one is popped from the end).
     let mut pending: Vec<Lesson> = Vec::new();
+    let mut loads = Loads::default();
 
     let everyone: Vec<usize> = (0..humans.len()).collect();
     for (ri, r) in requests.iter().enumerate() {
@@ -828,6 +885,7 @@ pub fn replay(
                 &mut by_team,
                 &mut lookup,
                 &mut events_lookup,
+                &mut loads,
                 &lesson,
             );
         }
@@ -956,7 +1014,7 @@ pub fn replay(
         }
         if assign {
             if let Some(&i) = pick.as_ref().and_then(|p| index.get(p)) {
-                humans[i].open_items += 1;
+                loads.hold(&mut humans, ri, i);
             }
         }
         let lookup_pick = events_lookup.ranked(r).first().map(|p| p.to_string());
@@ -1315,5 +1373,25 @@ mod tests {
         });
         // Bob, as likely as Ann at first, learns from each wrong pick; Ann from each resolve.
         assert!(assign.all.goliath_top1 >= 8, "{assign:?}");
+    }
+
+    #[test]
+    fn a_waiting_request_counts_for_none_of_its_holders() {
+        let mut humans: Vec<Human> = (0..2).map(|_| Human::default()).collect();
+        let mut loads = Loads::default();
+        loads.hold(&mut humans, 7, 0);
+        loads.hold(&mut humans, 8, 0);
+        assert_eq!(humans[0].open_items, 2);
+        loads.waiting(&mut humans, 7, true);
+        assert_eq!(humans[0].open_items, 1, "request 7 waits");
+        // Taken over while waiting: still no load until the wait ends, then for the new holder.
+        loads.release(&mut humans, 7, 0);
+        loads.hold(&mut humans, 7, 1);
+        assert_eq!((humans[0].open_items, humans[1].open_items), (1, 0));
+        loads.waiting(&mut humans, 7, false);
+        assert_eq!((humans[0].open_items, humans[1].open_items), (1, 1));
+        loads.release(&mut humans, 7, 1);
+        loads.release(&mut humans, 8, 0);
+        assert_eq!((humans[0].open_items, humans[1].open_items), (0, 0));
     }
 }
