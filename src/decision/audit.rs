@@ -75,9 +75,10 @@ impl Serialize for StoredInput<'_> {
             candidates,
             context,
             on_call_required,
+            recommend_only,
         } = self.0;
         let rows: Vec<CandidateRow> = candidates.iter().map(CandidateRow).collect();
-        let mut m = s.serialize_struct("DecisionInput", 7)?;
+        let mut m = s.serialize_struct("DecisionInput", 8)?;
         m.serialize_field("work_item_id", work_item_id)?;
         m.serialize_field("service", service)?;
         m.serialize_field("severity", severity)?;
@@ -88,6 +89,11 @@ impl Serialize for StoredInput<'_> {
             m.serialize_field("on_call_required", on_call_required)?;
         } else {
             m.skip_field("on_call_required")?;
+        }
+        if *recommend_only {
+            m.serialize_field("recommend_only", recommend_only)?;
+        } else {
+            m.skip_field("recommend_only")?;
         }
         m.end()
     }
@@ -496,6 +502,7 @@ mod tests {
             ],
             context: vec!["team:x".into()],
             on_call_required: false,
+            recommend_only: false,
         }
     }
 

@@ -319,6 +319,8 @@ impl DecisionService {
                 OnCallRule::Ignored => &[],
                 _ => &known.users,
             };
+            let mode = self.modes.for_service(&item.service);
+            item.routing_mode = mode;
             let mut input = snap.input_for(item, paged);
             input.on_call_required = rule == OnCallRule::Required;
             let mut decision = routing::decide(&input, &self.params);
@@ -328,8 +330,6 @@ impl DecisionService {
                     decision.explanation.trim_end()
                 );
             }
-            let mode = self.modes.for_service(&item.service);
-            item.routing_mode = mode;
             if mode == RoutingMode::Shadow {
                 self.recommend(item, &decision, now, &mut planned);
             } else {

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use diesel::prelude::*;
 
 use crate::db::prepared::{Bind, Prepared, Statement};
-use crate::models::WorkItem;
+use crate::models::{RoutingMode, WorkItem};
 use crate::routing::{
     CandidateInput, ContextRecord, DecisionInput, Severity, SkillRecord, SkillState,
 };
@@ -109,6 +109,7 @@ impl Snapshot {
             candidates,
             context: item.context.clone(),
             on_call_required: false,
+            recommend_only: item.routing_mode == RoutingMode::Shadow,
         }
     }
 }

@@ -26,8 +26,9 @@ impl Exploration {
     ///
     /// Exploration only pays where Goliath's own assignments produce the evidence. Scale it by
     /// the share of this service's good resolutions that Goliath assigned, counting one assigned
-    /// pseudo-resolution (full exploration until evidence says otherwise): in shadow mode, or
-    /// where people route the work, a recommendation teaches nothing.
+    /// pseudo-resolution (full exploration until evidence says otherwise): where people route
+    /// the work, a recommendation teaches little. A recommendation only (shadow mode) teaches
+    /// nothing: no draw at all.
     pub(super) fn new(input: &DecisionInput, pool: &Evidence, params: &ModelParams) -> Self {
         let severity = input.severity;
         let z = match severity {
@@ -35,7 +36,11 @@ impl Exploration {
             Severity::Sev2 => params.sev2_z,
             _ => params.explore_z,
         };
-        let scale = params.explore_scale * ((pool.ok - pool.own).max(0.0) + 1.0) / (pool.ok + 1.0);
+        let scale = if input.recommend_only {
+            0.0
+        } else {
+            params.explore_scale * ((pool.ok - pool.own).max(0.0) + 1.0) / (pool.ok + 1.0)
+        };
         Self {
             critical: severity.is_critical(),
             z,

@@ -74,8 +74,9 @@
 //!   history get tried where mistakes are cheap, and the draw is reproducible. The draw shrinks
 //!   as evidence accumulates (it is a posterior draw), and it is further scaled by the share of
 //!   the service's good resolutions that Goliath itself assigned (with one assigned
-//!   pseudo-resolution, from `SkillState::owned`): where people route the work or Goliath runs in shadow mode, a
-//!   recommendation produces no evidence, so exploring would only cost. On sev1/sev2 there
+//!   pseudo-resolution, from `SkillState::owned`): where people route the work, a
+//!   recommendation produces little evidence, so exploring would mostly cost. A recommendation
+//!   only (shadow mode, [`DecisionInput::recommend_only`]) gets no draw. On sev1/sev2 there
 //!   is no optimism: the score uses a lower credible bound (`z` standard deviations below the
 //!   posterior mean for success, above for time), so an unproven person does not get a critical
 //!   incident over a proven one. The component is the (signed) difference from the mean score.

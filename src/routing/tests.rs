@@ -29,6 +29,7 @@ fn input(id: &str, severity: Severity, candidates: Vec<CandidateInput>) -> Decis
         candidates,
         context: Vec::new(),
         on_call_required: false,
+        recommend_only: false,
     }
 }
 
@@ -604,6 +605,33 @@ fn no_exploration_where_humans_route_the_work() {
     };
     assert!(picks(true) > 0, "Goliath-assigned work is explored");
     assert_eq!(picks(false), 0, "shadow mode does not explore");
+}
+
+#[test]
+fn a_recommendation_only_is_never_explored() {
+    let p = ModelParams::default();
+    // Nothing learned yet, where exploration is at its widest.
+    let cands = vec![cand("a"), cand("b"), cand("c")];
+    let draws = |recommend_only: bool| {
+        (0..50)
+            .map(|i| {
+                let mut inp = input(&format!("w{i}"), Severity::Sev4, cands.clone());
+                inp.recommend_only = recommend_only;
+                let d = decide(&inp, &p);
+                d.ranking
+                    .iter()
+                    .map(|c| c.components.exploration.abs())
+                    .fold(0.0, f64::max)
+            })
+            .fold(0.0, f64::max)
+    };
+    assert!(draws(false) > 0.1, "an assignment explores");
+    // Only the fixed pessimism shift is left, the same for everyone: no draw.
+    let mut inp = input("w0", Severity::Sev4, cands.clone());
+    inp.recommend_only = true;
+    let d = decide(&inp, &p);
+    let e: Vec<f64> = d.ranking.iter().map(|c| c.components.exploration).collect();
+    assert!(e.iter().all(|x| (x - e[0]).abs() < 1e-12), "{e:?}");
 }
 
 /// A candidate with a sev3 record here (if `here`) and a record on another service, with the

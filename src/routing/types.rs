@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 /// 5: ownership is counted when a person takes work over (not when they resolve it, which can
 /// be weeks later), and withdrawn when they pass it on.
 /// 6: only a resolver who had the work from the start is timed (a hold taken over mid-incident
-/// times only its end); a usual load includes one Poisson standard deviation above its mean.
+/// times only its end); a usual load includes one Poisson standard deviation above its mean; a
+/// recommendation only (shadow mode) is never explored.
 pub const MODEL_VERSION: &str = "goliath-routing/6";
 
 /// Incident severity; `Sev1` is the most critical.
@@ -99,6 +100,10 @@ pub struct DecisionInput {
     /// `required`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub on_call_required: bool,
+    /// Goliath only recommends (shadow mode): its pick is never acted on and teaches nothing,
+    /// so nothing is explored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recommend_only: bool,
 }
 
 /// One person who might own the incident. Stored with every decision, so fields at their

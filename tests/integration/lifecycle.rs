@@ -591,6 +591,12 @@ fn shadow_mode_assigns_nobody_learns_from_humans_and_reports_agreement() {
     let view = app.work_item(&id);
     let recommended = view["decision"]["primary"].as_str().unwrap().to_string();
     assert_eq!(view["work_item"]["routing_mode"], "shadow");
+    // A recommendation nobody acts on is never explored, and the stored input says so.
+    assert_eq!(
+        view["decision"]["inputs"]["input"]["recommend_only"], true,
+        "{}",
+        view["decision"]["inputs"]
+    );
     assert!(
         view["work_item"]["escalate_at"].is_null(),
         "no owner, no deadline"

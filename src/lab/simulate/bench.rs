@@ -74,6 +74,7 @@ pub fn bench_decide(humans: usize, services: usize, iterations: usize) -> BenchR
         candidates,
         context: Vec::new(),
         on_call_required: false,
+        recommend_only: false,
     };
     let mut times = Vec::with_capacity(iterations.max(1));
     for i in 0..iterations.max(1) {

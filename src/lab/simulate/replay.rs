@@ -955,6 +955,7 @@ pub fn replay(
                 candidates,
                 context: tags,
                 on_call_required: false,
+                recommend_only: !assign,
             };
             let t = std::time::Instant::now();
             let d = decide(&input, params);

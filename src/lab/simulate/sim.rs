@@ -634,6 +634,7 @@ fn goliath_pick(
         candidates,
         context: Vec::new(),
         on_call_required: false,
+        recommend_only: false,
     };
     let d = decide(&input, &learner.params);
     let pick = d
