@@ -116,6 +116,49 @@ fn every_migration_reverts_and_reapplies_keeping_the_open_loads() {
 }
 
 #[test]
+fn reverting_the_waiting_flag_counts_waiting_items_again() {
+    use diesel::prelude::*;
+    use diesel_migrations::MigrationHarness;
+    use goliath::db::schema::work_items;
+    let mut app = app();
+    app.roster(&[human("ana", &["api"])]);
+    let ids: Vec<String> = (0..3)
+        .map(|n| {
+            app.incident(&format!("WAIT{n}"), "api-service", "low")["work_item_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    app.stop_workers();
+    let mut conn = app.db.conn();
+    let ana = |conn: &mut PgConnection| {
+        goliath::decision::open_loads(conn)
+            .unwrap()
+            .get("ana")
+            .copied()
+    };
+    assert_eq!(ana(&mut conn), Some(3));
+    diesel::update(work_items::table.find(&ids[0]))
+        .set(work_items::waiting.eq(true))
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(ana(&mut conn), Some(2), "a waiting item carries no load");
+    // Back to before the flag existed: the waiting item counts again.
+    while conn
+        .applied_migrations()
+        .unwrap()
+        .iter()
+        .any(|v| v.to_string().as_str() >= "20261206000022")
+    {
+        conn.revert_last_migration(goliath::db::MIGRATIONS).unwrap();
+    }
+    assert_eq!(ana(&mut conn), Some(3));
+    goliath::db::run_migrations(&mut conn).unwrap();
+    assert_eq!(ana(&mut conn), Some(3), "re-applied, nothing is waiting");
+}
+
+#[test]
 fn replicas_starting_together_both_migrate_one_database() {
     use diesel::prelude::*;
     let db = crate::helpers::TestDb::empty();
