@@ -14,6 +14,19 @@ fn resolved_by_ana(key: &str, id: &str) -> serde_json::Value {
     hook
 }
 
+/// With ana alone on the roster, a low-urgency incident `incident` on api-service: its work
+/// item id and the key of the Jira issue the worker opened for it.
+fn anas_issue(app: &TestApp, incident: &str) -> (String, String) {
+    app.roster(&[human("ana", &["api"])]);
+    let id = app.incident(incident, "api-service", "low")["work_item_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    drain(&app.state.pool, &*app.state.executor).unwrap();
+    let key = jira_key(app, &id).unwrap();
+    (id, key)
+}
+
 /// Posts `body` to the Jira webhook, signed, as the delivery `delivery`.
 fn post_signed(app: &TestApp, body: &[u8], delivery: &str) -> Resp {
     let sig = format!("sha256={}", goliath::signature::sign_hex(JIRA_SECRET, body));
@@ -55,13 +68,7 @@ fn jira_webhooks_are_verified_deduplicated_and_unknown_issues_ignored() {
     );
 
     // A delivery for an issue we created, sent twice with the same identifier.
-    app.roster(&[human("ana", &["api"])]);
-    let id = app.incident("W1", "api-service", "low")["work_item_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    drain(&app.state.pool, &*app.state.executor).unwrap();
-    let key = jira_key(&app, &id).unwrap();
+    let (id, key) = anas_issue(&app, "W1");
     let body = serde_json::to_vec(&resolved_by_ana(&key, &id)).unwrap();
     let first = post_signed(&app, &body, "delivery-77");
     assert_eq!(first.status, 200, "{}", first.body);
@@ -76,14 +83,8 @@ fn jira_webhooks_are_verified_deduplicated_and_unknown_issues_ignored() {
 #[test]
 fn time_in_a_waiting_status_is_left_out_of_the_resolvers_time() {
     let app = app(false);
-    app.roster(&[human("ana", &["api"])]);
     let opened = chrono::Utc::now();
-    let id = app.incident("W2", "api-service", "low")["work_item_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    drain(&app.state.pool, &*app.state.executor).unwrap();
-    let key = jira_key(&app, &id).unwrap();
+    let (id, key) = anas_issue(&app, "W2");
     // The fixture's resolve, stripped to one changelog item at a time, `minutes` after the
     // incident opened.
     let send = |delivery: &str, minutes: i64, item: serde_json::Value| {
@@ -141,14 +142,8 @@ fn time_in_a_waiting_status_is_left_out_of_the_resolvers_time() {
 #[test]
 fn an_item_waiting_on_the_customer_carries_no_load() {
     let app = app(false);
-    app.roster(&[human("ana", &["api"])]);
     let opened = chrono::Utc::now();
-    let id = app.incident("W3", "api-service", "low")["work_item_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    drain(&app.state.pool, &*app.state.executor).unwrap();
-    let key = jira_key(&app, &id).unwrap();
+    let (id, key) = anas_issue(&app, "W3");
     let load = || {
         let mut conn = app.db.conn();
         let loads = goliath::decision::open_loads(&mut conn).unwrap();

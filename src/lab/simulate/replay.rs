@@ -1242,18 +1242,20 @@ mod tests {
 
     #[test]
     fn take_overs_reach_the_model_when_they_happened_and_the_lookup_learns_only_resolves() {
-        // Bob takes each request in; Ann takes it over ten minutes later and resolves it a day
+        // Bob takes each request in; Zoe takes it over ten minutes later and resolves it a day
         // after it started, long after the next requests came in.
         let mut requests = log(10);
         for r in &mut requests {
-            r.resource_path = vec!["se-Bob".into(), "se-Ann".into()];
+            r.resolver = "se-Zoe".into();
+            r.first_resource = "se-Bob".into();
+            r.resource_path = vec!["se-Bob".into(), "se-Zoe".into()];
             r.holds = vec![
                 Hold {
                     human: "se-Bob".into(),
                     from: r.first_event_at,
                 },
                 Hold {
-                    human: "se-Ann".into(),
+                    human: "se-Zoe".into(),
                     from: r.first_event_at + chrono::Duration::minutes(10),
                 },
             ];
@@ -1276,10 +1278,11 @@ mod tests {
             // (The first is a guess.)
             assert!(
                 with_holds.all.goliath_top1 >= 9,
-                "{mode:?}: Ann's take-over of each request is known when the next comes in: {with_holds:?}"
+                "{mode:?}: Zoe's take-over of each request is known when the next comes in: {with_holds:?}"
             );
             // Without the event log every hand-off waits for the close, as the resolve does:
-            // nothing is known in time, and Ann or Bob is a guess.
+            // nothing is known in time, and Zoe or Bob is a guess (in shadow
+            // mode, with no exploration, the first by name: Bob).
             let mut no_log = requests.clone();
             no_log.iter_mut().for_each(|r| r.holds.clear());
             let without = replay(&no_log, &ModelParams::default(), &args, |_| {});
