@@ -1,6 +1,6 @@
 //! Prometheus metrics, in the text exposition format at `GET /metrics`. Counters and
 //! histograms are kept in process as things happen; the gauges read from the database
-//! (queue depth, dead jobs, waiting items, pool use) are filled in at scrape time.
+//! (queue depth, dead jobs, unassigned items, pool use) are filled in at scrape time.
 
 use std::sync::OnceLock;
 

@@ -237,7 +237,7 @@ pub fn serve_on(
     Ok((server.run(), addr))
 }
 
-/// How often housekeeping looks for waiting items to assign and overdue ones to escalate (two
+/// How often housekeeping looks for unassigned items to assign and overdue ones to escalate (two
 /// small reads when nothing changed).
 pub const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 

@@ -84,6 +84,33 @@ fn owner(app: &TestApp, id: &str) -> serde_json::Value {
 }
 
 #[test]
+fn an_item_waiting_on_someone_else_says_so() {
+    use goliath::db::schema::work_items;
+    let app = TestApp::start(config_with(|_| {}, &[]));
+    app.roster(&[human("ana", &["api"])]);
+    let id = app.incident("UIW", "api-service", "low")["work_item_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let login = post_form(&app, "/admin/ui/login", None, &[("token", ADMIN_TOKEN)]);
+    let cookie = cookie_pair(&login.set_cookie);
+    let shown = |app: &TestApp| {
+        let list = get(app, "/admin/ui/items", Some(&cookie)).body;
+        let page = get(app, &format!("/admin/ui/items/{id}"), Some(&cookie)).body;
+        (
+            list.contains("(waiting)"),
+            page.contains("waiting (no load)"),
+        )
+    };
+    assert_eq!(shown(&app), (false, false));
+    diesel::update(work_items::table.find(&id))
+        .set(work_items::waiting.eq(true))
+        .execute(&mut app.db.conn())
+        .unwrap();
+    assert_eq!(shown(&app), (true, true));
+}
+
+#[test]
 fn the_page_needs_a_login_and_every_form_its_csrf_token() {
     let app = TestApp::start(config_with(|_| {}, &[]));
     app.roster(&[human("ana", &["api"]), human("ben", &["web"])]);

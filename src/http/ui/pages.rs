@@ -152,7 +152,7 @@ pub fn items(
                             td { (item.title) }
                             td { (item.service) }
                             td { (item.severity) }
-                            td { (item.status) @if item.routing_mode == crate::models::RoutingMode::Shadow { " (shadow)" } }
+                            td { (item.status) @if item.routing_mode == crate::models::RoutingMode::Shadow { " (shadow)" } @if item.waiting { " (waiting)" } }
                             td { (item.assignee_id.as_deref().unwrap_or("—")) }
                             td { (item.received_at.format("%Y-%m-%d %H:%M")) }
                         }
@@ -192,7 +192,7 @@ pub fn item(
             table id="summary" {
                 tr { th { "Title" } td { (item.title) } }
                 tr { th { "Service / severity" } td { (item.service) " / " (item.severity) } }
-                tr { th { "Status" } td id="status" { (item.status) " (PagerDuty: " (item.pagerduty_status) ")" } }
+                tr { th { "Status" } td id="status" { (item.status) @if item.waiting { ", waiting (no load)" } " (PagerDuty: " (item.pagerduty_status) ")" } }
                 tr { th { "Owner" } td id="owner" { (item.assignee_id.as_deref().unwrap_or("nobody")) } }
                 tr { th { "Mode" } td { (item.routing_mode.as_str()) } }
                 tr { th { "PagerDuty incident" } td { (item.pagerduty_incident_id.as_deref().unwrap_or("—")) } }
