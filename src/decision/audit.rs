@@ -156,15 +156,33 @@ impl Serialize for CandidateRow<'_> {
             seq.serialize_element(&rows)?;
         }
         if len > 7 {
-            let rows: Vec<_> = context_skill
-                .iter()
-                .map(|ContextRecord { tag, state }| (tag, StateRow(state)))
-                .collect();
+            let rows: Vec<_> = context_skill.iter().map(ContextRow).collect();
             seq.serialize_element(&rows)?;
         }
         if len > 8 {
             seq.serialize_element(&overall.as_ref().map(StateRow))?;
         }
+        seq.end()
+    }
+}
+
+/// A context record as stored: `[tag, state]`, or `[tag, service, state]` for the part of a
+/// record on one service.
+struct ContextRow<'a>(&'a ContextRecord);
+
+impl Serialize for ContextRow<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ContextRecord {
+            tag,
+            service,
+            state,
+        } = self.0;
+        let mut seq = s.serialize_seq(Some(if service.is_some() { 3 } else { 2 }))?;
+        seq.serialize_element(tag)?;
+        if let Some(service) = service {
+            seq.serialize_element(service)?;
+        }
+        seq.serialize_element(&StateRow(state))?;
         seq.end()
     }
 }
@@ -245,6 +263,22 @@ fn expand_records(stored: &Value, keys: &[&str]) -> Value {
     }
 }
 
+/// Stored context records in the named form: `[tag, state]` or `[tag, service, state]`.
+fn expand_context_records(stored: &Value) -> Value {
+    match stored {
+        Value::Array(records) => Value::Array(
+            records
+                .iter()
+                .map(|r| match r.as_array().map(Vec::len) {
+                    Some(3) => expand_record(r, &["tag", "service"]),
+                    _ => expand_record(r, &["tag"]),
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// A stored input (`{"input": ..., "params": ...}`) with its candidates in the named form.
 pub fn expand_inputs(mut stored: Value) -> Value {
     if let Some(candidates) = stored
@@ -256,7 +290,7 @@ pub fn expand_inputs(mut stored: Value) -> Value {
             for (name, v) in fields.iter_mut() {
                 *v = match name.as_str() {
                     "skill" => expand_records(v, &["service", "severity"]),
-                    "context_skill" => expand_records(v, &["tag"]),
+                    "context_skill" => expand_context_records(v),
                     "overall" => expand_state(v),
                     _ => continue,
                 };
@@ -492,10 +526,18 @@ mod tests {
                         severity: Severity::Sev1,
                         state: state.clone(),
                     }],
-                    context_skill: vec![ContextRecord {
-                        tag: "team:x".into(),
-                        state: state.clone(),
-                    }],
+                    context_skill: vec![
+                        ContextRecord {
+                            tag: "team:x".into(),
+                            service: None,
+                            state: state.clone(),
+                        },
+                        ContextRecord {
+                            tag: "team:x".into(),
+                            service: Some("api".into()),
+                            state: state.clone(),
+                        },
+                    ],
                     overall: Some(state),
                     ..plain("d")
                 },

@@ -729,3 +729,21 @@ pub fn gather_input(
 pub const SCOPE_OVERALL: &str = "overall";
 /// Scope of a person's state for one context tag.
 pub const SCOPE_TAG: &str = "tag";
+/// Scope of the part of a person's state for a context tag on one service's incidents, keyed
+/// by [`tag_in_service_key`].
+pub const SCOPE_TAG_IN_SERVICE: &str = "tag_in_service";
+
+/// The key of a [`SCOPE_TAG_IN_SERVICE`] state: `["<service>","<tag>"]`. Tags never start
+/// with `[` (they are `team:`, `policy:` or `type:` names), so the snapshot tells the two
+/// kinds of key apart by their shape.
+pub fn tag_in_service_key(service: &str, tag: &str) -> String {
+    serde_json::json!([service, tag]).to_string()
+}
+
+/// The (service, tag) of a [`tag_in_service_key`], or `None` for a plain tag.
+pub fn parse_tag_in_service_key(key: &str) -> Option<(String, String)> {
+    if !key.starts_with('[') {
+        return None;
+    }
+    serde_json::from_str::<(String, String)>(key).ok()
+}

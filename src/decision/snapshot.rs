@@ -93,7 +93,10 @@ impl Snapshot {
                     .map(|records| {
                         records
                             .iter()
-                            .filter(|r| item.context.contains(&r.tag))
+                            .filter(|r| {
+                                item.context.contains(&r.tag)
+                                    && r.service.as_ref().is_none_or(|s| *s == item.service)
+                            })
                             .cloned()
                             .collect()
                     })
@@ -142,7 +145,7 @@ impl Statement for SnapshotSql {
     UNION ALL SELECT 'overall', json_build_array(human_id, state)::text \
       FROM human_states, want WHERE want.stale AND scope = 'overall' \
     UNION ALL SELECT 'tag', json_build_array(human_id, key, state)::text \
-      FROM human_states, want WHERE scope = 'tag' AND key = ANY(want.want_tags)";
+      FROM human_states, want WHERE scope IN ('tag', 'tag_in_service') AND key = ANY(want.want_tags)";
 }
 
 /// Services and tags kept at most; past that the cache starts again from what a batch needs.
@@ -173,13 +176,20 @@ impl Cached {
         let mut by_human: HashMap<String, Vec<ContextRecord>> = HashMap::new();
         for tag in tags {
             for (human, state) in self.tags.get(tag).into_iter().flatten() {
-                by_human
-                    .entry(human.clone())
-                    .or_default()
-                    .push(ContextRecord {
-                        tag: tag.clone(),
-                        state: state.clone(),
-                    });
+                by_human.entry(human.clone()).or_default().push(
+                    match super::parse_tag_in_service_key(tag) {
+                        Some((service, tag)) => ContextRecord {
+                            tag,
+                            service: Some(service),
+                            state: state.clone(),
+                        },
+                        None => ContextRecord {
+                            tag: tag.clone(),
+                            service: None,
+                            state: state.clone(),
+                        },
+                    },
+                );
             }
         }
         Snapshot {
@@ -314,7 +324,14 @@ fn needs<'a>(items: impl Iterator<Item = &'a WorkItem> + Clone) -> (Vec<String>,
     let mut services: Vec<String> = items.clone().map(|i| i.service.clone()).collect();
     services.sort();
     services.dedup();
-    let mut tags: Vec<String> = items.flat_map(|i| i.context.iter().cloned()).collect();
+    // Each tag, and the part of it on the item's service.
+    let mut tags: Vec<String> = items
+        .flat_map(|i| {
+            i.context
+                .iter()
+                .flat_map(|t| [t.clone(), super::tag_in_service_key(&i.service, t)])
+        })
+        .collect();
     tags.sort();
     tags.dedup();
     (services, tags)

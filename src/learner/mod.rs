@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::db::schema::{human_states, outcomes, skill_stats, work_item_events, work_items};
-use crate::decision::{SCOPE_OVERALL, SCOPE_TAG};
+use crate::decision::{tag_in_service_key, SCOPE_OVERALL, SCOPE_TAG, SCOPE_TAG_IN_SERVICE};
 use crate::models::WorkItemStatus;
 use crate::models::{record_event, RoutingMode, WorkItem};
 use crate::routing::{self, ModelParams, OutcomeKind, SkillState};
@@ -217,7 +217,12 @@ impl LearnerService {
             ))
             .execute(conn)?;
         let scopes = std::iter::once((SCOPE_OVERALL, String::new()))
-            .chain(item.context.iter().map(|t| (SCOPE_TAG, t.clone())));
+            .chain(item.context.iter().map(|t| (SCOPE_TAG, t.clone())))
+            .chain(
+                item.context
+                    .iter()
+                    .map(|t| (SCOPE_TAG_IN_SERVICE, tag_in_service_key(&item.service, t))),
+            );
         for (scope, key) in scopes {
             let current: Option<serde_json::Value> = human_states::table
                 .find((scope, &key, human))

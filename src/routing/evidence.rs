@@ -76,6 +76,8 @@ pub(super) struct Work {
     /// Decayed owned work on each of the incident's context tags, in
     /// [`DecisionInput::context`] order (`ctx.own` is their sum).
     pub(super) ctx_own: Vec<f64>,
+    /// The part of `ctx_own` on this service's incidents, where the glue keeps it.
+    pub(super) ctx_own_here: Vec<f64>,
     pub(super) elsewhere: Evidence,
     /// (time weight, log-time sum) of this service's records by severity.
     pub(super) by_sev: [(f64, f64); 4],
@@ -172,12 +174,24 @@ pub(super) fn gather(input: &DecisionInput, params: &ModelParams) -> Gathered {
 
         let mut ctx = Evidence::default();
         let mut ctx_own = vec![0.0; input.context.len()];
+        let mut ctx_own_here = vec![0.0; input.context.len()];
         if !input.context.is_empty() {
             for r in &c.context_skill {
-                if let Some(t) = input.context.iter().position(|tag| *tag == r.tag) {
-                    let f = cached_decay(&mut cache, &r.state, at, params);
-                    ctx.add(&r.state, f);
-                    ctx_own[t] += f * r.state.owned;
+                let Some(t) = input.context.iter().position(|tag| *tag == r.tag) else {
+                    continue;
+                };
+                match &r.service {
+                    None => {
+                        let f = cached_decay(&mut cache, &r.state, at, params);
+                        ctx.add(&r.state, f);
+                        ctx_own[t] += f * r.state.owned;
+                    }
+                    // Part of the record above: it only says where the owned work was.
+                    Some(s) if *s == input.service => {
+                        let f = cached_decay(&mut cache, &r.state, at, params);
+                        ctx_own_here[t] += f * r.state.owned;
+                    }
+                    Some(_) => {}
                 }
             }
         }
@@ -195,6 +209,7 @@ pub(super) fn gather(input: &DecisionInput, params: &ModelParams) -> Gathered {
             sev,
             ctx,
             ctx_own,
+            ctx_own_here,
             elsewhere,
             by_sev,
         });

@@ -192,31 +192,47 @@ fn experience_shares(work: &[Work], params: &ModelParams) -> Vec<f64> {
         .iter()
         .map(|&o| (o + conc / n_elig) / (own_total + conc))
         .collect();
-    if n_tags <= 1 {
-        // One tag (or none: then the shrunk share is the service share), computed as in
-        // routing/3 so those decisions stay the same to the last bit.
+    // The share on tag `t`: the estimated part here of each person's record on the tag,
+    // shrunk to the service share; then, where the glue keeps the part of the record on this
+    // service's incidents, that exact part shrunk to the estimate. Across services the record
+    // carries knowledge of the tag from elsewhere; the part here says who owns it here (a tag
+    // confined to one service, such as its escalation policy, would otherwise count against
+    // everyone who also works elsewhere).
+    let tag_share = |t: usize, owned_on_tag: &dyn Fn(&Work) -> f64| -> Vec<f64> {
         let ctx: Vec<f64> = work
             .iter()
             .zip(&own)
-            .map(|(w, &o)| here(w, o, w.ctx.own))
+            .map(|(w, &o)| here(w, o, owned_on_tag(w)))
             .collect();
         let ctx_total: f64 = ctx.iter().sum();
-        return ctx
+        let estimate: Vec<f64> = ctx
             .iter()
             .zip(&svc)
             .map(|(&c, &s)| (c + conc * s) / (ctx_total + conc))
             .collect();
+        let exact: Vec<f64> = work
+            .iter()
+            .map(|w| w.ctx_own_here.get(t).map_or(0.0, |&x| x.max(0.0)))
+            .collect();
+        let exact_total: f64 = exact.iter().sum();
+        if exact_total <= 0.0 {
+            return estimate;
+        }
+        exact
+            .iter()
+            .zip(&estimate)
+            .map(|(&c, &s)| (c + conc * s) / (exact_total + conc))
+            .collect()
+    };
+    if n_tags <= 1 {
+        // One tag (or none: then the shrunk share is the service share).
+        return tag_share(0, &|w: &Work| w.ctx.own);
     }
     let mut log_share: Vec<f64> = svc.iter().map(|s| s.ln()).collect();
     for t in 0..n_tags {
-        let ctx: Vec<f64> = work
-            .iter()
-            .zip(&own)
-            .map(|(w, &o)| here(w, o, w.ctx_own[t]))
-            .collect();
-        let ctx_total: f64 = ctx.iter().sum();
-        for ((l, &c), &s) in log_share.iter_mut().zip(&ctx).zip(&svc) {
-            *l += ((c + conc * s) / (ctx_total + conc)).ln() - s.ln();
+        let share = tag_share(t, &|w: &Work| w.ctx_own[t]);
+        for ((l, &c), &s) in log_share.iter_mut().zip(&share).zip(&svc) {
+            *l += c.ln() - s.ln();
         }
     }
     let top = log_share.iter().copied().fold(f64::NEG_INFINITY, f64::max);

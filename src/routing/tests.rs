@@ -416,10 +416,12 @@ fn context_evidence_separates_equal_service_records() {
     let mut b = cand("b");
     a.context_skill.push(ContextRecord {
         tag: "product:X".to_string(),
+        service: None,
         state: history(0, 5, 3600.0, &p),
     });
     b.context_skill.push(ContextRecord {
         tag: "product:X".to_string(),
+        service: None,
         state: history(5, 0, 3600.0, &p),
     });
     let mut inp = input("w", Severity::Sev3, vec![a, b]);
@@ -746,6 +748,7 @@ fn owning_a_product_for_another_team_is_not_owning_it_here() {
     here.overall = Some(resolves(4, false, &p));
     here.context_skill.push(ContextRecord {
         tag: "product:X".to_string(),
+        service: None,
         state: resolves(2, false, &p),
     });
     let mut elsewhere = cand("elsewhere");
@@ -755,6 +758,7 @@ fn owning_a_product_for_another_team_is_not_owning_it_here() {
     elsewhere.overall = Some(resolves(40, false, &p));
     elsewhere.context_skill.push(ContextRecord {
         tag: "product:X".to_string(),
+        service: None,
         state: resolves(20, false, &p),
     });
     let mut inp = input("w", Severity::Sev3, vec![elsewhere, here]);
@@ -767,6 +771,52 @@ fn owning_a_product_for_another_team_is_not_owning_it_here() {
         "{:?}",
         d.ranking
     );
+}
+
+#[test]
+fn a_tag_confined_to_this_service_does_not_count_against_work_elsewhere() {
+    let p = ModelParams {
+        explore_scale: 0.0,
+        ..ModelParams::default()
+    };
+    // Both resolve 6 of this service's incidents, all under its escalation policy; `wide`
+    // also resolves 30 incidents of other services.
+    let person = |id: &str, elsewhere: usize, with_part_here: bool| {
+        let mut c = cand(id);
+        c.skill.push(record(Severity::Sev3, resolves(6, false, &p)));
+        c.overall = Some(resolves(6 + elsewhere, false, &p));
+        c.context_skill.push(ContextRecord {
+            tag: "policy:db".to_string(),
+            service: None,
+            state: resolves(6, false, &p),
+        });
+        if with_part_here {
+            c.context_skill.push(ContextRecord {
+                tag: "policy:db".to_string(),
+                service: Some("db".to_string()),
+                state: resolves(6, false, &p),
+            });
+        }
+        c
+    };
+    let gap = |with_part_here: bool| {
+        let mut inp = input(
+            "w",
+            Severity::Sev3,
+            vec![
+                person("narrow", 0, with_part_here),
+                person("wide", 30, with_part_here),
+            ],
+        );
+        inp.context = vec!["policy:db".to_string()];
+        let d = decide(&inp, &p);
+        experience_of(&d, "narrow") - experience_of(&d, "wide")
+    };
+    // From the records across services alone, `wide` looks like a sixth of an owner here.
+    assert!(gap(false) > 0.5, "{}", gap(false));
+    // The part of the record on this service says they own it alike (what is left is the
+    // shrinkage to that estimate, with 12 resolutions).
+    assert!(gap(true).abs() < 0.1, "{}", gap(true));
 }
 
 #[test]
@@ -787,6 +837,7 @@ fn a_tag_every_incident_carries_does_not_dilute_an_informative_one() {
             if n > 0 {
                 c.context_skill.push(ContextRecord {
                     tag: tag.to_string(),
+                    service: None,
                     state: resolves(n, false, &p),
                 });
             }

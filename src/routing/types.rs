@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 /// 6: only a resolver who had the work from the start is timed (a hold taken over mid-incident
 /// times only its end); a usual load includes one Poisson standard deviation above its mean; a
 /// recommendation only (shadow mode) is never explored.
-pub const MODEL_VERSION: &str = "goliath-routing/6";
+/// 7: a context tag's share here uses the part of each person's record on this service's
+/// incidents, where kept, shrunk to the estimate from their record across services.
+pub const MODEL_VERSION: &str = "goliath-routing/7";
 
 /// Incident severity; `Sev1` is the most critical.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -152,6 +154,10 @@ pub struct SkillRecord {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct ContextRecord {
     pub tag: String,
+    /// `None`: the person's record on the tag across every service. `Some(service)`: the part
+    /// of it on that service's incidents (only the incident's own service counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
     pub state: SkillState,
 }
 

@@ -316,6 +316,20 @@ fn outcomes_change_the_very_next_decision() {
             && ben_input["overall"]["updated_at"].is_string(),
         "{ben_input}"
     );
+    // Each context tag's record, and the part of it on this service.
+    let context = ben_input["context_skill"].as_array().unwrap();
+    let tags = view["work_item"]["context"].as_array().unwrap();
+    assert!(!tags.is_empty(), "{}", view["work_item"]);
+    for tag in tags {
+        for service in [serde_json::Value::Null, "api".into()] {
+            assert!(
+                context.iter().any(|r| r["tag"] == *tag
+                    && r["service"] == service
+                    && r["state"]["successes"].as_f64() > Some(0.0)),
+                "{tag} {service}: {ben_input}"
+            );
+        }
+    }
     let report = app.admin("POST", &format!("/admin/work-items/{id}/replay"), None);
     assert_eq!(report.json()["matches"], true, "{}", report.body);
 }

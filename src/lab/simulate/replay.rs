@@ -392,6 +392,8 @@ struct Human {
     services: Vec<String>,
     skill: HashMap<(String, Severity), SkillState>,
     context: HashMap<String, SkillState>,
+    /// The part of each tag's state on one team's requests: (team, tag).
+    context_here: HashMap<(String, String), SkillState>,
     overall: SkillState,
     /// Requests given to them (assign mode) and not yet closed.
     open_items: u32,
@@ -408,6 +410,11 @@ impl Human {
         );
         for t in tags {
             change(self.context.entry(t.clone()).or_default());
+            change(
+                self.context_here
+                    .entry((r.first_team.clone(), t.clone()))
+                    .or_default(),
+            );
         }
         change(&mut self.overall);
     }
@@ -936,11 +943,21 @@ pub fn replay(
                             .collect(),
                         context_skill: tags
                             .iter()
-                            .filter_map(|t| {
-                                p.context.get(t).map(|st| ContextRecord {
+                            .flat_map(|t| {
+                                let all = p.context.get(t).map(|st| ContextRecord {
                                     tag: t.clone(),
+                                    service: None,
                                     state: st.clone(),
-                                })
+                                });
+                                let here = p
+                                    .context_here
+                                    .get(&(r.first_team.clone(), t.clone()))
+                                    .map(|st| ContextRecord {
+                                        tag: t.clone(),
+                                        service: Some(r.first_team.clone()),
+                                        state: st.clone(),
+                                    });
+                                all.into_iter().chain(here)
                             })
                             .collect(),
                         overall: Some(p.overall.clone()),
