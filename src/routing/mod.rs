@@ -59,11 +59,14 @@
 //!   where on-call people keep their pages (the team's practice), it grows, per person.
 //! * **experience** = `experience_weight * ln(K * share)`: who owns this kind of work. The share
 //!   is a Dirichlet-multinomial predictive share of the next good resolution among the eligible
-//!   candidates, in two levels: the service's resolutions (shrunk to an even share with
+//!   candidates, in levels: the service's resolutions (shrunk to an even share with
 //!   `experience_concentration` pseudo-counts), and on the incident's context tags the share of
 //!   those resolutions, shrunk to the service share. Context records are kept per tag across
 //!   services, so a person's context resolutions count here in proportion to the share of
-//!   their owned work that is in this service. Only resolutions of work that reached the
+//!   their owned work that is in this service; where the glue also supplies the part of a
+//!   record on this service ([`ContextRecord::service`]), the share is that exact part, shrunk
+//!   to the estimate, so a tag confined to one service does not count against people who also
+//!   work elsewhere. Only resolutions of work that reached the
 //!   person without Goliath assigning it count (`SkillState::owned`), for the same reason as
 //!   above: under full auto-assignment the share is even and the term is 0, so it cannot lock
 //!   in Goliath's past choices; when people route the work, it carries their knowledge of who
