@@ -174,22 +174,20 @@ impl Cached {
         loads: HashMap<String, u32>,
     ) -> Snapshot {
         let mut by_human: HashMap<String, Vec<ContextRecord>> = HashMap::new();
-        for tag in tags {
-            for (human, state) in self.tags.get(tag).into_iter().flatten() {
-                by_human.entry(human.clone()).or_default().push(
-                    match super::parse_tag_in_service_key(tag) {
-                        Some((service, tag)) => ContextRecord {
-                            tag,
-                            service: Some(service),
-                            state: state.clone(),
-                        },
-                        None => ContextRecord {
-                            tag: tag.clone(),
-                            service: None,
-                            state: state.clone(),
-                        },
-                    },
-                );
+        for key in tags {
+            let (service, tag) = match super::parse_tag_in_service_key(key) {
+                Some((service, tag)) => (Some(service), tag),
+                None => (None, key.clone()),
+            };
+            for (human, state) in self.tags.get(key).into_iter().flatten() {
+                by_human
+                    .entry(human.clone())
+                    .or_default()
+                    .push(ContextRecord {
+                        tag: tag.clone(),
+                        service: service.clone(),
+                        state: state.clone(),
+                    });
             }
         }
         Snapshot {

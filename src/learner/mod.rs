@@ -601,18 +601,32 @@ fn waited_seconds(
         .order((work_item_events::occurred_at, work_item_events::id))
         .select((work_item_events::detail, work_item_events::occurred_at))
         .load(conn)?;
+    let changes: Vec<(DateTime<Utc>, bool)> = changes
+        .into_iter()
+        .map(|(detail, at)| (at, detail["waiting"].as_bool() == Some(true)))
+        .collect();
+    Ok(seconds_waiting(&changes, since, until))
+}
+
+/// Seconds between `since` and `until` spent waiting, given the status changes in time order
+/// as (when, whether the new status is a waiting one): each lasts until the next change.
+pub fn seconds_waiting(
+    changes: &[(DateTime<Utc>, bool)],
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> f64 {
     let mut waited = 0.0;
-    for (k, (detail, from)) in changes.iter().enumerate() {
-        if detail["waiting"].as_bool() != Some(true) {
+    for (k, &(from, waiting)) in changes.iter().enumerate() {
+        if !waiting {
             continue;
         }
-        let to = changes.get(k + 1).map_or(until, |(_, next)| *next);
-        let (a, b) = ((*from).max(since), to.min(until));
+        let to = changes.get(k + 1).map_or(until, |(next, _)| *next);
+        let (a, b) = (from.max(since), to.min(until));
         if b > a {
             waited += (b - a).num_milliseconds() as f64 / 1000.0;
         }
     }
-    Ok(waited)
+    waited
 }
 
 /// When the current assignee got the item: their last hand-off in, else the incident's time.

@@ -180,18 +180,18 @@ pub(super) fn gather(input: &DecisionInput, params: &ModelParams) -> Gathered {
                 let Some(t) = input.context.iter().position(|tag| *tag == r.tag) else {
                     continue;
                 };
-                match &r.service {
-                    None => {
-                        let f = cached_decay(&mut cache, &r.state, at, params);
-                        ctx.add(&r.state, f);
-                        ctx_own[t] += f * r.state.owned;
-                    }
-                    // Part of the record above: it only says where the owned work was.
-                    Some(s) if *s == input.service => {
-                        let f = cached_decay(&mut cache, &r.state, at, params);
-                        ctx_own_here[t] += f * r.state.owned;
-                    }
-                    Some(_) => {}
+                let here = match &r.service {
+                    None => false,
+                    Some(s) if *s == input.service => true,
+                    Some(_) => continue,
+                };
+                let f = cached_decay(&mut cache, &r.state, at, params);
+                if here {
+                    // Part of the record across services: it only says where the owned work was.
+                    ctx_own_here[t] += f * r.state.owned;
+                } else {
+                    ctx.add(&r.state, f);
+                    ctx_own[t] += f * r.state.owned;
                 }
             }
         }

@@ -198,11 +198,11 @@ fn experience_shares(work: &[Work], params: &ModelParams) -> Vec<f64> {
     // carries knowledge of the tag from elsewhere; the part here says who owns it here (a tag
     // confined to one service, such as its escalation policy, would otherwise count against
     // everyone who also works elsewhere).
-    let tag_share = |t: usize, owned_on_tag: &dyn Fn(&Work) -> f64| -> Vec<f64> {
+    let tag_share = |t: usize| -> Vec<f64> {
         let ctx: Vec<f64> = work
             .iter()
             .zip(&own)
-            .map(|(w, &o)| here(w, o, owned_on_tag(w)))
+            .map(|(w, &o)| here(w, o, w.ctx_own.get(t).copied().unwrap_or(0.0)))
             .collect();
         let ctx_total: f64 = ctx.iter().sum();
         let estimate: Vec<f64> = ctx
@@ -226,11 +226,11 @@ fn experience_shares(work: &[Work], params: &ModelParams) -> Vec<f64> {
     };
     if n_tags <= 1 {
         // One tag (or none: then the shrunk share is the service share).
-        return tag_share(0, &|w: &Work| w.ctx.own);
+        return tag_share(0);
     }
     let mut log_share: Vec<f64> = svc.iter().map(|s| s.ln()).collect();
     for t in 0..n_tags {
-        let share = tag_share(t, &|w: &Work| w.ctx_own[t]);
+        let share = tag_share(t);
         for ((l, &c), &s) in log_share.iter_mut().zip(&share).zip(&svc) {
             *l += c.ln() - s.ln();
         }

@@ -203,18 +203,13 @@ impl Request {
 
     /// Seconds from `since` to `until` not spent in a [`WAITING_STATUSES`] status.
     pub fn working_seconds(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> f64 {
-        let mut waited = 0;
-        for (k, (from, status)) in self.statuses.iter().enumerate() {
-            if !WAITING_STATUSES.contains(&status.as_str()) {
-                continue;
-            }
-            let to = self.statuses.get(k + 1).map_or(until, |(next, _)| *next);
-            let (a, b) = ((*from).max(since), to.min(until));
-            if b > a {
-                waited += (b - a).num_seconds();
-            }
-        }
-        ((until - since).num_seconds() - waited) as f64
+        let changes: Vec<(DateTime<Utc>, bool)> = self
+            .statuses
+            .iter()
+            .map(|(at, status)| (*at, WAITING_STATUSES.contains(&status.as_str())))
+            .collect();
+        let held = (until - since).num_milliseconds() as f64 / 1000.0;
+        held - crate::learner::seconds_waiting(&changes, since, until)
     }
 }
 
