@@ -73,6 +73,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    term_weights (only_row) {
+        only_row -> Bool,
+        weights -> Jsonb,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     webhook_deliveries (source, delivery_id) {
         source -> Text,
         delivery_id -> Text,
@@ -168,4 +176,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     work_item_events,
     jobs,
     model_params,
+    term_weights,
 );

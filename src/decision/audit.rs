@@ -76,9 +76,10 @@ impl Serialize for StoredInput<'_> {
             context,
             on_call_required,
             recommend_only,
+            weights,
         } = self.0;
         let rows: Vec<CandidateRow> = candidates.iter().map(CandidateRow).collect();
-        let mut m = s.serialize_struct("DecisionInput", 8)?;
+        let mut m = s.serialize_struct("DecisionInput", 9)?;
         m.serialize_field("work_item_id", work_item_id)?;
         m.serialize_field("service", service)?;
         m.serialize_field("severity", severity)?;
@@ -94,6 +95,11 @@ impl Serialize for StoredInput<'_> {
             m.serialize_field("recommend_only", recommend_only)?;
         } else {
             m.skip_field("recommend_only")?;
+        }
+        if weights.is_prior() {
+            m.skip_field("weights")?;
+        } else {
+            m.serialize_field("weights", weights)?;
         }
         m.end()
     }
@@ -545,6 +551,13 @@ mod tests {
             context: vec!["team:x".into()],
             on_call_required: false,
             recommend_only: false,
+            // Fitted weights, so that they round-trip too.
+            weights: crate::routing::TermWeights {
+                w: [0.7, 1.0, 1.4],
+                intercept: -0.3,
+                grad_sq: [1.0, 0.0, 2.0, 3.0],
+                fitted: 5,
+            },
         }
     }
 

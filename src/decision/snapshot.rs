@@ -16,7 +16,7 @@ use diesel::prelude::*;
 use crate::db::prepared::{Bind, Prepared, Statement};
 use crate::models::{RoutingMode, WorkItem};
 use crate::routing::{
-    CandidateInput, ContextRecord, DecisionInput, Severity, SkillRecord, SkillState,
+    CandidateInput, ContextRecord, DecisionInput, Severity, SkillRecord, SkillState, TermWeights,
 };
 
 /// A person as the model needs them.
@@ -47,6 +47,8 @@ pub(super) struct Snapshot {
     overall: HashMap<String, SkillState>,
     /// person -> records for every tag of any of the items
     tags: HashMap<String, Vec<ContextRecord>>,
+    /// The term weights as last fitted.
+    weights: TermWeights,
 }
 
 impl Snapshot {
@@ -113,6 +115,7 @@ impl Snapshot {
             context: item.context.clone(),
             on_call_required: false,
             recommend_only: item.routing_mode == RoutingMode::Shadow,
+            weights: self.weights.clone(),
         }
     }
 }
@@ -144,6 +147,7 @@ impl Statement for SnapshotSql {
       FROM skill_stats, want WHERE service = ANY(want.want_services) \
     UNION ALL SELECT 'overall', json_build_array(human_id, state)::text \
       FROM human_states, want WHERE want.stale AND scope = 'overall' \
+    UNION ALL SELECT 'weights', weights::text FROM term_weights, want WHERE want.stale \
     UNION ALL SELECT 'tag', json_build_array(human_id, key, state)::text \
       FROM human_states, want WHERE scope IN ('tag', 'tag_in_service') AND key = ANY(want.want_tags)";
 }
@@ -164,6 +168,7 @@ struct Cached {
     tags: HashMap<String, Vec<(String, SkillState)>>,
     /// Loads as of `token:n:loads_n`, with what intake batches added since.
     loads: Option<(String, HashMap<String, u32>)>,
+    weights: TermWeights,
 }
 
 impl Cached {
@@ -200,6 +205,7 @@ impl Cached {
             overall: self.overall.clone(),
             // `tags` is sorted, so each person's records are in tag order.
             tags: by_human,
+            weights: self.weights.clone(),
         }
     }
 }
@@ -440,6 +446,7 @@ impl Parsed {
             "overall" => serde_json::from_str::<OverallRow>(&row.body).map(|r| {
                 snap.overall.insert(r.human, r.state);
             }),
+            "weights" => serde_json::from_str::<TermWeights>(&row.body).map(|w| snap.weights = w),
             "tag" => serde_json::from_str::<TagRow>(&row.body).map(|r| self.tag_rows.push(r)),
             other => {
                 log::warn!("skipping a snapshot row of unknown kind {other}");
@@ -477,6 +484,7 @@ impl Parsed {
                 .collect(),
             tags: tags.iter().map(|t| (t.clone(), vec![])).collect(),
             loads: None,
+            weights: self.snap.weights,
         };
         cached.skills.extend(self.snap.skills);
         for row in self.tag_rows {

@@ -418,14 +418,19 @@ async fn stats(
 ) -> Result<HttpResponse, ApiError> {
     let service = query.into_inner().service.map(|s| s.to_lowercase());
     let st = state.clone();
-    let (rows, shadow) = db(&state, move |c| {
+    let (rows, shadow, weights) = db(&state, move |c| {
         Ok((
             crate::learner::beliefs(c, service.as_deref(), st.decision.params())?,
             crate::learner::shadow_agreement(c, service.as_deref())?,
+            crate::learner::weights::current(c)?,
         ))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"stats": rows, "shadow": shadow})))
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "stats": rows,
+        "shadow": shadow,
+        "term_weights": weights.named(),
+    })))
 }
 
 // ---- jobs ----

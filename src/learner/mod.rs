@@ -2,6 +2,8 @@
 //! exactly once and in the same transaction as its record, and updates what is believed about
 //! each person so the very next decision sees it.
 
+pub mod weights;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -323,6 +325,8 @@ impl LearnerService {
                 }
                 if let Some(d) = &decision {
                     self.learn_on_call(conn, &item, d, resolver.as_deref(), at)?;
+                    // Was the pick right? The term weights learn from it.
+                    weights::fit_pick(conn, d, resolver.as_deref())?;
                 }
                 let owner = resolver.clone().or_else(|| item.assignee_id.clone());
                 ("resolved", resolver, None, "resolved", owner, Some(seconds))

@@ -39,7 +39,11 @@ impl Exploration {
         let scale = if input.recommend_only {
             0.0
         } else {
-            params.explore_scale * ((pool.ok - pool.own).max(0.0) + 1.0) / (pool.ok + 1.0)
+            // Good resolutions of work Goliath assigned, against everything people showed
+            // by taking work over. Take-overs count even before the work closes: where work
+            // runs for weeks, people reveal who owns it long before any resolve does.
+            let assigned = (pool.ok - pool.own).max(0.0);
+            params.explore_scale * (assigned + 1.0) / (assigned + pool.own.max(0.0) + 1.0)
         };
         Self {
             critical: severity.is_critical(),
@@ -49,12 +53,12 @@ impl Exploration {
         }
     }
 
-    /// The exploration component of one candidate's score: the score with the success
-    /// log-odds and the log time shifted (drawn from their posteriors on sev3/sev4, seeded by
-    /// the work item and the person so the draw is reproducible; `z` standard deviations
-    /// towards the worse on sev1/sev2), less the mean score. `success` is the candidate's
-    /// mean success component.
-    pub(super) fn component(&self, human_id: &str, post: &Posterior, success: f64) -> f64 {
+    /// The exploration component of one candidate's score, as its (success, speed) parts: the
+    /// terms with the success log-odds and the log time shifted (drawn from their posteriors
+    /// on sev3/sev4, seeded by the work item and the person so the draw is reproducible; `z`
+    /// standard deviations towards the worse on sev1/sev2), less the mean terms. `success` is
+    /// the candidate's mean (unweighted) success term.
+    pub(super) fn component(&self, human_id: &str, post: &Posterior, success: f64) -> (f64, f64) {
         let (z, sd_logit, sd_mu) = (self.z, post.sd_logit, post.sd_mu);
         let (d_logit, d_mu) = if self.critical {
             (-z * sd_logit, z * sd_mu)
@@ -70,6 +74,6 @@ impl Exploration {
         };
         // ln sigmoid(x) = -ln(1 + e^-x)
         let ln_p_draw = -(-(post.logit + d_logit)).exp().ln_1p();
-        (ln_p_draw - success) - d_mu
+        (ln_p_draw - success, -d_mu)
     }
 }

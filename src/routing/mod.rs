@@ -121,6 +121,7 @@ mod ranking;
 pub mod rng;
 mod scoring;
 mod types;
+mod weights;
 
 pub use learning::{apply_on_call_outcome, apply_outcome};
 pub use types::{
@@ -128,6 +129,7 @@ pub use types::{
     OutcomeKind, ParseSeverityError, ScoreComponents, ScoredCandidate, Severity, SkillRecord,
     SkillState, MODEL_VERSION,
 };
+pub use weights::{TermWeights, TERM_NAMES};
 
 use exploration::Exploration;
 

@@ -9,10 +9,9 @@ use super::{CandidateInput, DecisionInput, ModelParams, ScoreComponents, ScoredC
 /// An eligible candidate's score, with what the confidence needs.
 pub(super) struct Scored {
     pub(super) candidate: ScoredCandidate,
-    /// The mean score: the score without the exploration component.
-    pub(super) mean: f64,
-    /// Variance of the mean score.
-    pub(super) var: f64,
+    /// The probability that the candidate takes and resolves the work if given it, from the
+    /// mean score's evidence terms (the confidence, for the pick).
+    pub(super) p_right: f64,
 }
 
 /// A candidate's posterior: success (Beta, and its log-odds under a normal approximation) and
@@ -32,8 +31,9 @@ pub(super) struct Posterior {
 /// `offset` is the incident severity's log-time offset, added back for the expected time.
 /// Each candidate's own evidence ([`evidence::weighted`]) updates their priors to posteriors;
 /// the components follow from those, the candidate's load and on-call status, and their
-/// experience share. Alongside the score goes the mean score and its delta-method variance, for
-/// the confidence.
+/// experience share. The evidence terms (success, on_call, experience) take the input's term
+/// weights; the exploration draw moves the success term, so it takes its weight too. Alongside
+/// the score goes the probability that the candidate is right, for the confidence.
 pub(super) fn score(
     input: &DecisionInput,
     work: &[Work],
@@ -44,18 +44,19 @@ pub(super) fn score(
 ) -> Vec<Scored> {
     let shares = experience_shares(work, params);
     let n_elig = work.len().max(1) as f64;
+    let w = &input.weights.w;
     work.iter()
         .enumerate()
-        .map(|(i, w)| {
-            let c = &input.candidates[w.idx];
-            let ev = evidence::weighted(w, params);
+        .map(|(i, wk)| {
+            let c = &input.candidates[wk.idx];
+            let ev = evidence::weighted(wk, params);
             let post = posterior(&ev, priors.p_prior[i], priors.mu_prior[i], priors, params);
-            let mut comp = components(c, w, &post, shares[i], n_elig, priors, params);
-            comp.exploration = explore.component(&c.human_id, &post, comp.success);
-            let mean = comp.total() - comp.exploration;
-            // Delta-method variance of the mean score: d ln p / d logit = 1 - p.
-            let var = (1.0 - post.p_mean).powi(2) * post.sd_logit * post.sd_logit
-                + post.sd_mu * post.sd_mu;
+            let raw = components(c, wk, &post, shares[i], n_elig, priors, params);
+            let mut comp = input.weights.weigh(&raw);
+            // The draw moves the success and speed terms, so it takes their weights.
+            let (d_success, d_speed) = explore.component(&c.human_id, &post, raw.success);
+            comp.exploration = w[0] * d_success + d_speed;
+            let p_right = input.weights.probability(&comp);
             Scored {
                 candidate: ScoredCandidate {
                     human_id: c.human_id.clone(),
@@ -65,8 +66,7 @@ pub(super) fn score(
                     expected_seconds: (post.mu + offset).exp(),
                     evidence: ev.ok + ev.fail,
                 },
-                mean,
-                var,
+                p_right,
             }
         })
         .collect()
@@ -116,7 +116,7 @@ fn components(
         } else {
             0.0
         },
-        experience: params.experience_weight * (share * n_elig).ln(),
+        experience: params.experience_weight * share.ln(),
         exploration: 0.0,
     }
 }

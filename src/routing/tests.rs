@@ -30,6 +30,7 @@ fn input(id: &str, severity: Severity, candidates: Vec<CandidateInput>) -> Decis
         context: Vec::new(),
         on_call_required: false,
         recommend_only: false,
+        weights: Default::default(),
     }
 }
 
@@ -181,7 +182,11 @@ fn exclusions_carry_reasons() {
         })
     );
     assert_eq!(d.ranking.len(), 1);
-    assert_eq!(d.confidence, 1.0);
+    // A lone candidate is still only as likely to be right as their evidence says.
+    let c = &d.ranking[0].components;
+    let p_right = (c.success + c.on_call + c.experience).exp().min(0.99);
+    assert!((d.confidence - p_right).abs() < 1e-12, "{}", d.confidence);
+    assert!(d.confidence > 0.0 && d.confidence < 1.0);
 
     let mut alone = cand("x");
     alone.active = false;
@@ -518,7 +523,8 @@ fn experience_counts_only_work_goliath_did_not_assign() {
     assert!(a > b + 0.3, "{a} {b}");
     let (a, b) = exp(true, true);
     assert_eq!(a, b);
-    assert_eq!(a, 0.0);
+    // An even share between the two: experience_weight * ln(1/2).
+    assert!((a - p.experience_weight * 0.5f64.ln()).abs() < 1e-12, "{a}");
 }
 
 #[test]

@@ -8,6 +8,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::weights::TermWeights;
+
 /// Version tag stored with every decision.
 /// 3: context-tag ownership counts only the part of a person's owned work in the service.
 /// 4: with several context tags, each tag's ownership share is evidence apart (its lift over
@@ -19,7 +21,12 @@ use serde::{Deserialize, Serialize};
 /// recommendation only (shadow mode) is never explored.
 /// 7: a context tag's share here uses the part of each person's record on this service's
 /// incidents, where kept, shrunk to the estimate from their record across services.
-pub const MODEL_VERSION: &str = "goliath-routing/7";
+/// 8: the evidence terms (success, on_call, experience) carry weights fitted online to whether
+/// each pick turned out right ([`TermWeights`]), stored with the decision; experience is
+/// `ln share` (not relative to an even share), so the weighted terms form a log-probability
+/// that the pick is right, which is the confidence; take-overs count against exploring even
+/// before anything is resolved.
+pub const MODEL_VERSION: &str = "goliath-routing/8";
 
 /// Incident severity; `Sev1` is the most critical.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -106,6 +113,10 @@ pub struct DecisionInput {
     /// so nothing is explored.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recommend_only: bool,
+    /// How much each term of the score counts, as learned so far ([`TermWeights::fit`]);
+    /// stored with the decision so it replays. Left out while they are the prior weights.
+    #[serde(default, skip_serializing_if = "TermWeights::is_prior")]
+    pub weights: TermWeights,
 }
 
 /// One person who might own the incident. Stored with every decision, so fields at their

@@ -340,8 +340,12 @@ async fn humans(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let Some(s) = session(&req, &state) else {
         return redirect("/admin/ui/login");
     };
-    match db(&state, |c| Ok(overview::humans(c)?)).await {
-        Ok(list) => page(StatusCode::OK, pages::humans(&s.csrf, &list)),
+    let read = db(&state, |c| {
+        Ok((overview::humans(c)?, crate::learner::weights::current(c)?))
+    })
+    .await;
+    match read {
+        Ok((list, weights)) => page(StatusCode::OK, pages::humans(&s.csrf, &list, &weights)),
         Err(e) => error_page(Some(&s.csrf), e),
     }
 }

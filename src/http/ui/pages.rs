@@ -5,7 +5,7 @@ use maud::{html, Markup, DOCTYPE};
 use crate::jobs::queue::Job;
 use crate::models::WorkItem;
 use crate::overview::{DayTrend, HumanSummary, WorkItemView};
-use crate::routing::{Excluded, ScoredCandidate};
+use crate::routing::{Excluded, ScoredCandidate, TermWeights, TERM_NAMES};
 
 use super::chart;
 
@@ -280,11 +280,20 @@ pub fn item(
     )
 }
 
-pub fn humans(csrf: &str, humans: &[HumanSummary]) -> Markup {
+pub fn humans(csrf: &str, humans: &[HumanSummary], weights: &TermWeights) -> Markup {
     layout(
         "People",
         Some(csrf),
         html! {
+            p id="term-weights" {
+                "How much each kind of evidence counts in a pick, learned from "
+                (weights.fitted) " outcomes: "
+                @for (i, (name, w)) in TERM_NAMES.iter().zip(weights.w).enumerate() {
+                    @if i > 0 { ", " }
+                    (name.replace('_', "-")) " " (format!("{w:.2}"))
+                }
+                " (1 is where every deployment starts)."
+            }
             table id="people" {
                 thead { tr {
                     th { "Person" } th { "Services" } th { "Active" } th { "Open" } th { "Max" }

@@ -75,6 +75,7 @@ pub fn bench_decide(humans: usize, services: usize, iterations: usize) -> BenchR
         context: Vec::new(),
         on_call_required: false,
         recommend_only: false,
+        weights: Default::default(),
     };
     let mut times = Vec::with_capacity(iterations.max(1));
     for i in 0..iterations.max(1) {

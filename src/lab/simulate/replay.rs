@@ -39,7 +39,7 @@ use chrono::{DateTime, Utc};
 
 use crate::routing::{
     apply_on_call_outcome, apply_outcome, decide, CandidateInput, ContextRecord, DecisionInput,
-    ModelParams, OutcomeKind, Severity, SkillRecord, SkillState,
+    ModelParams, OutcomeKind, ScoreComponents, Severity, SkillRecord, SkillState, TermWeights,
 };
 
 /// Options of `goliath replay-bpic`.
@@ -55,6 +55,11 @@ pub struct ReplayArgs {
     /// Do not read the event log: every hand-off reaches the model when the request closed.
     #[arg(long)]
     pub no_events: bool,
+    /// A setting like an ITSM log that says less: service = the first team, no context tags
+    /// (the lookups then key by team alone), and every hand-off, a wrong pick's included,
+    /// reaches the model just before the resolve (as `--no-events`).
+    #[arg(long)]
+    pub stand_in: bool,
     /// Context tags to supply: comma-separated subset of product,country (empty = none).
     #[arg(long, default_value = "product")]
     pub context: String,
@@ -111,6 +116,7 @@ impl Default for ReplayArgs {
             path: PathBuf::from("../shared/data/bpic2013/incidents_summary.csv"),
             events: PathBuf::from("../shared/data/bpic2013/VINST-new.csv.gz"),
             no_events: false,
+            stand_in: false,
             context: "product".to_string(),
             feedback: Feedback::Immediate,
             no_on_call: false,
@@ -440,6 +446,8 @@ pub struct ReplayResult {
     pub picked_on_call: usize,
     /// Correct picks of the on-call person.
     pub picked_on_call_correct: usize,
+    /// The term weights at the end of the replay.
+    pub weights: TermWeights,
 }
 
 impl ReplayResult {
@@ -465,6 +473,11 @@ impl ReplayResult {
     pub fn events_top1_ratio(&self) -> f64 {
         self.goliath_top1 as f64 / self.events_lookup_top1.max(1) as f64
     }
+
+    /// Goliath's top-3 hits over the events-fed lookup's.
+    pub fn events_top3_ratio(&self) -> f64 {
+        self.goliath_top3 as f64 / self.events_lookup_top3.max(1) as f64
+    }
 }
 
 /// A replay's figures: all of it, the tuning part and the held-out part.
@@ -476,14 +489,30 @@ pub struct ReplaySplit {
 }
 
 /// The frequency lookup Goliath is measured against: the most frequent resolver so far for the
-/// same team and product, else for the team.
-#[derive(Default)]
+/// same team and product, else for the team. It reads the product only where Goliath is given
+/// it as a context tag: a baseline sees what the model sees.
 pub struct FrequencyLookup {
     by_team_product: HashMap<(String, String), BTreeMap<String, i64>>,
     by_team: HashMap<String, BTreeMap<String, i64>>,
+    use_product: bool,
+}
+
+impl Default for FrequencyLookup {
+    fn default() -> Self {
+        Self::new(true)
+    }
 }
 
 impl FrequencyLookup {
+    /// A lookup by team and, when `use_product`, by product within the team.
+    pub fn new(use_product: bool) -> Self {
+        Self {
+            by_team_product: HashMap::new(),
+            by_team: HashMap::new(),
+            use_product,
+        }
+    }
+
     /// `r`'s resolver resolved it.
     pub fn learn(&mut self, r: &Request) {
         self.add(r, &r.resolver, 1);
@@ -491,12 +520,14 @@ impl FrequencyLookup {
 
     /// Counts `delta` for `who` on `r`'s team and product.
     pub fn add(&mut self, r: &Request, who: &str, delta: i64) {
-        *self
-            .by_team_product
-            .entry((r.first_team.clone(), r.product.clone()))
-            .or_default()
-            .entry(who.to_string())
-            .or_default() += delta;
+        if self.use_product {
+            *self
+                .by_team_product
+                .entry((r.first_team.clone(), r.product.clone()))
+                .or_default()
+                .entry(who.to_string())
+                .or_default() += delta;
+        }
         *self
             .by_team
             .entry(r.first_team.clone())
@@ -511,7 +542,7 @@ impl FrequencyLookup {
         let table = self
             .by_team_product
             .get(&(r.first_team.clone(), r.product.clone()))
-            .filter(known)
+            .filter(|m| self.use_product && known(m))
             .or_else(|| self.by_team.get(&r.first_team));
         let mut top: Vec<(&String, &i64)> = table
             .map(|m| m.iter().filter(|(_, &n)| n > 0).collect())
@@ -565,6 +596,14 @@ impl Loads {
     }
 }
 
+/// The term weights of a replay, and each decided request's pick (its components, with the
+/// weights it used) until its resolver is known.
+#[derive(Default)]
+struct Fits {
+    weights: TermWeights,
+    decisions: HashMap<usize, (ScoreComponents, TermWeights)>,
+}
+
 /// What one request teaches, and when it reaches the learner and the lookup.
 struct Lesson {
     at: DateTime<Utc>,
@@ -591,6 +630,8 @@ enum Teach {
     Lookup,
     /// The events-fed lookup counts a person (+1) or withdraws them (-1).
     EventsLookup(String, i64),
+    /// The term weights learn whether the request's pick was right (took and resolved it).
+    Fit(bool),
 }
 
 /// Replays `requests` online and returns the accuracy counters, overall and split at
@@ -609,8 +650,8 @@ pub fn replay(
     let mut humans: Vec<Human> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut by_team: HashMap<String, Vec<usize>> = HashMap::new();
-    let mut lookup = FrequencyLookup::default();
-    let mut events_lookup = FrequencyLookup::default();
+    let mut lookup = FrequencyLookup::new(use_product);
+    let mut events_lookup = FrequencyLookup::new(use_product);
     let split_at = (requests.len() as f64 * args.tuning_share.clamp(0.0, 1.0)).round() as usize;
     let mut parts = [ReplayResult::default(), ReplayResult::default()];
     let mut res = ReplayResult {
@@ -818,6 +859,9 @@ pub fn replay(
         if !r.resolver.is_empty() && !is_system_account(&r.resolver) {
             teach(end, Teach::Lookup);
         }
+        if !resolver.is_empty() && pick.is_some() {
+            teach(end, Teach::Fit(pick == Some(resolver.as_str())));
+        }
         let mut waiting = false;
         for (t, status) in &r.statuses {
             let now_waiting = WAITING_STATUSES.contains(&status.as_str());
@@ -834,6 +878,7 @@ pub fn replay(
                  lookup: &mut FrequencyLookup,
                  events_lookup: &mut FrequencyLookup,
                  loads: &mut Loads,
+                 fits: &mut Fits,
                  lesson: &Lesson| {
         let r = &requests[lesson.req];
         let tags = tags_of(r);
@@ -869,11 +914,17 @@ pub fn replay(
             Teach::Waiting(w) => loads.waiting(humans, lesson.req, *w),
             Teach::Lookup => lookup.learn(r),
             Teach::EventsLookup(p, delta) => events_lookup.add(r, p, *delta),
+            Teach::Fit(right) => {
+                if let Some((picked, used)) = fits.decisions.remove(&lesson.req) {
+                    fits.weights.fit(&picked, &used, *right);
+                }
+            }
         }
     };
     // Lessons waiting for their time, latest first (so the next one is popped from the end).
     let mut pending: Vec<Lesson> = Vec::new();
     let mut loads = Loads::default();
+    let mut fits = Fits::default();
 
     let everyone: Vec<usize> = (0..humans.len()).collect();
     for (ri, r) in requests.iter().enumerate() {
@@ -888,6 +939,7 @@ pub fn replay(
                 &mut lookup,
                 &mut events_lookup,
                 &mut loads,
+                &mut fits,
                 &lesson,
             );
         }
@@ -968,10 +1020,15 @@ pub fn replay(
                 context: tags,
                 on_call_required: false,
                 recommend_only: !assign,
+                weights: fits.weights.clone(),
             };
             let t = std::time::Instant::now();
             let d = decide(&input, params);
             micros += t.elapsed().as_secs_f64() * 1e6;
+            if let Some(first) = d.ranking.first() {
+                fits.decisions
+                    .insert(ri, (first.components.clone(), fits.weights.clone()));
+            }
             pick = d.primary.clone();
             if scored {
                 let part = &mut parts[usize::from(ri >= split_at)];
@@ -1035,6 +1092,7 @@ pub fn replay(
         pending.extend(lessons);
     }
     res.humans = humans.len();
+    res.weights = fits.weights.clone();
     res.mean_decide_micros = if res.scored > 0 {
         micros / res.scored as f64
     } else {
@@ -1075,6 +1133,12 @@ fn setting_name(args: &ReplayArgs) -> String {
 
 /// `goliath replay-bpic`: replays the log and prints online accuracy against the lookup.
 pub fn run_replay(args: &ReplayArgs) -> Result<()> {
+    let mut args = args.clone();
+    if args.stand_in {
+        args.context = String::new();
+        args.no_events = true;
+    }
+    let args = &args;
     let params = params_from_json(args.params.as_deref())?;
     let mut requests = load_requests(&args.path)?;
     if !args.no_events {
@@ -1131,7 +1195,7 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
         vec![args.clone()]
     };
     println!(
-        "{:<6} {:<4} {:<10} {:<7} | {:>21} | {:>21} | {:>13} | {:>13} | {:>13}",
+        "{:<6} {:<4} {:<10} {:<7} | {:>21} | {:>21} | {:>13} | {:>13} | {:>13} | {:>13}",
         "mode",
         "ros.",
         "feedback",
@@ -1140,13 +1204,14 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
         "held-out g/lk top-1",
         "top-1 x t/h",
         "top-3 x t/h",
-        "ev.lk 1 x t/h"
+        "ev.lk 1 x t/h",
+        "ev.lk 3 x t/h"
     );
     for s in &settings {
         let r = replay(&requests, &params, s, |_| {});
         let (t, h) = (&r.tuning, &r.held_out);
         println!(
-            "{} | {:>10.3}/{:<10.3} | {:>10.3}/{:<10.3} | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x",
+            "{} | {:>10.3}/{:<10.3} | {:>10.3}/{:<10.3} | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x",
             setting_name(s),
             t.rate(t.goliath_top1),
             t.rate(t.lookup_top1),
@@ -1158,6 +1223,8 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
             h.top3_ratio(),
             t.events_top1_ratio(),
             h.events_top1_ratio(),
+            t.events_top3_ratio(),
+            h.events_top3_ratio(),
         );
         if !args.all {
             let a = &r.all;
@@ -1181,6 +1248,7 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
                 a.rate(a.events_lookup_top3),
                 a.events_top1_ratio(),
             );
+            println!("term weights at the end: {}", a.weights.named());
             println!(
                 "on-call (intake) person: resolved {:.3} of scored requests; goliath picked them {:.3} of the time, correctly {:.3}",
                 a.rate(a.resolver_on_call),

@@ -31,7 +31,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use crate::routing::rng::{mix64, SplitMix64};
 use crate::routing::{
     apply_on_call_outcome, apply_outcome, decide, CandidateInput, DecisionInput, ModelParams,
-    OutcomeKind, Severity, SkillRecord, SkillState,
+    OutcomeKind, ScoreComponents, ScoredCandidate, Severity, SkillRecord, SkillState, TermWeights,
 };
 
 /// Extra hours before someone who is not on call starts working.
@@ -331,6 +331,10 @@ struct Learner {
     params: ModelParams,
     state: HashMap<(usize, usize, Severity), SkillState>,
     overall: Vec<SkillState>,
+    /// The term weights, fitted to who resolved each incident.
+    weights: TermWeights,
+    /// Each incident's latest decision: its pick's components and the weights it used.
+    decisions: HashMap<usize, (ScoreComponents, TermWeights)>,
 }
 
 fn time_of(h: f64) -> DateTime<Utc> {
@@ -355,6 +359,8 @@ pub fn run_policy(
         params: params.clone(),
         state: HashMap::new(),
         overall: vec![SkillState::default(); np],
+        weights: TermWeights::default(),
+        decisions: HashMap::new(),
     };
     // On-call person of incidents Goliath did not assign to them (so far).
     let mut on_call_trial: Vec<Option<usize>> = vec![None; n];
@@ -432,16 +438,27 @@ pub fn run_policy(
                                 .then(a.cmp(&b))
                         })
                         .expect("non-empty"),
-                    Policy::Goliath => goliath_pick(
-                        world,
-                        &learner,
-                        inc,
-                        attempt,
-                        now,
-                        &load,
-                        &tried[inc],
-                        on_call,
-                    ),
+                    Policy::Goliath => {
+                        let (h, ranking) = goliath_pick(
+                            world,
+                            &learner,
+                            inc,
+                            attempt,
+                            now,
+                            &load,
+                            &tried[inc],
+                            on_call,
+                        );
+                        if let Some(first) =
+                            ranking.first().filter(|c| c.human_id == world.humans[h])
+                        {
+                            let used = learner.weights.clone();
+                            learner
+                                .decisions
+                                .insert(inc, (first.components.clone(), used));
+                        }
+                        h
+                    }
                 };
                 if policy == Policy::Goliath {
                     if attempt == 0 {
@@ -522,6 +539,10 @@ pub fn run_policy(
                         } else {
                             results[inc].cost_h = now - incident.at_h;
                             results[inc].resolve_h = worked_h;
+                            // The pick took and resolved it.
+                            if let Some((picked, used)) = learner.decisions.remove(&inc) {
+                                learner.weights.fit(&picked, &used, true);
+                            }
                             if let Some(o) = on_call_trial[inc] {
                                 let at = time_of(now);
                                 let kept = o == human;
@@ -543,6 +564,9 @@ pub fn run_policy(
                     }
                     Done::HandedOff => {
                         load[human] -= 1;
+                        if let Some((picked, used)) = learner.decisions.remove(&inc) {
+                            learner.weights.fit(&picked, &used, false);
+                        }
                         results[inc].handoffs += 1;
                         push(
                             &mut heap,
@@ -557,6 +581,9 @@ pub fn run_policy(
                     }
                     Done::Reopened => {
                         results[inc].reopens += 1;
+                        if let Some((picked, used)) = learner.decisions.remove(&inc) {
+                            learner.weights.fit(&picked, &used, false);
+                        }
                         push(
                             &mut heap,
                             &mut events,
@@ -594,7 +621,7 @@ fn goliath_pick(
     load: &[u32],
     tried: &[usize],
     on_call: Option<usize>,
-) -> usize {
+) -> (usize, Vec<ScoredCandidate>) {
     let incident = &world.incidents[inc];
     let service = &world.services[incident.service];
     let candidates: Vec<CandidateInput> = (0..world.humans.len())
@@ -635,13 +662,14 @@ fn goliath_pick(
         context: Vec::new(),
         on_call_required: false,
         recommend_only: false,
+        weights: learner.weights.clone(),
     };
     let d = decide(&input, &learner.params);
     let pick = d
         .primary
         .as_deref()
         .and_then(|id| world.humans.iter().position(|p| p == id));
-    match pick {
+    let h = match pick {
         Some(h) => h,
         None => {
             // Undecided (everyone at capacity): least loaded of those who cover the service.
@@ -656,7 +684,8 @@ fn goliath_pick(
                 .min_by(|&&a, &&b| load[a].cmp(&load[b]).then(a.cmp(&b)))
                 .expect("every service is covered")
         }
-    }
+    };
+    (h, d.ranking)
 }
 
 /// Mean of a metric over incidents `from..to`.

@@ -1,0 +1,72 @@
+//! The learner's part in fitting the term weights: once an item is resolved, whether its
+//! decision's pick was right (the pick took and resolved it) is one observation for
+//! [`TermWeights::fit`]. The deployment's weights live in one row (`term_weights`), updated
+//! under a row lock in the outcome's own transaction, so each resolve is fitted exactly once
+//! and concurrent resolves do not lose each other's steps.
+
+use diesel::prelude::*;
+
+use crate::db::schema::term_weights;
+use crate::decision::StoredDecision;
+use crate::routing::{ScoredCandidate, TermWeights};
+
+/// The deployment's current term weights (the prior when the row is missing or unreadable).
+pub fn current(conn: &mut PgConnection) -> QueryResult<TermWeights> {
+    let stored: Option<serde_json::Value> = term_weights::table
+        .select(term_weights::weights)
+        .first(conn)
+        .optional()?;
+    Ok(stored
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default())
+}
+
+/// Fits the outcome of `decision`'s pick, resolved by `resolver` (None: someone off the
+/// roster). Returns whether anything was fitted: nothing is when the decision named nobody, or
+/// its stored input or ranking cannot be read back.
+pub fn fit_pick(
+    conn: &mut PgConnection,
+    decision: &StoredDecision,
+    resolver: Option<&str>,
+) -> QueryResult<bool> {
+    let Some(primary) = decision.primary_human_id.as_deref() else {
+        return Ok(false);
+    };
+    let used: TermWeights = match decision.inputs["input"].get("weights") {
+        None => TermWeights::default(),
+        Some(v) => match serde_json::from_value(v.clone()) {
+            Ok(w) => w,
+            Err(_) => return Ok(false),
+        },
+    };
+    let ranking: Vec<ScoredCandidate> =
+        serde_json::from_value(decision.ranking.clone()).unwrap_or_default();
+    let Some(picked) = ranking.iter().find(|c| c.human_id == primary) else {
+        return Ok(false);
+    };
+    let stored: Option<serde_json::Value> = term_weights::table
+        .select(term_weights::weights)
+        .for_update()
+        .first(conn)
+        .optional()?;
+    let mut weights: TermWeights = stored
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    if !weights.fit(&picked.components, &used, resolver == Some(primary)) {
+        return Ok(false);
+    }
+    let json = serde_json::to_value(&weights).unwrap_or_default();
+    diesel::insert_into(term_weights::table)
+        .values((
+            term_weights::only_row.eq(true),
+            term_weights::weights.eq(&json),
+        ))
+        .on_conflict(term_weights::only_row)
+        .do_update()
+        .set((
+            term_weights::weights.eq(&json),
+            term_weights::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)?;
+    Ok(true)
+}
