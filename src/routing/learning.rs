@@ -20,12 +20,8 @@ pub fn apply_outcome(
             goliath_assigned,
             took_over,
         } => {
-            let xa = std::env::var("XA").is_ok();
-            let xb = std::env::var("XB").is_ok();
-            if !(xb && *took_over) {
-                state.successes += 1.0;
-            }
-            if (xa || !goliath_assigned) && !took_over {
+            state.successes += 1.0;
+            if !goliath_assigned && !took_over {
                 state.owned += 1.0;
             }
             // A hold that began mid-incident times only the end of the work: whoever takes an
