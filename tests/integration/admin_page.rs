@@ -334,5 +334,10 @@ fn a_real_browser_logs_in_overrides_an_item_and_retries_a_dead_job() {
 
     b.open(&app.url("/admin/ui/people"));
     assert!(b.text("#people").contains("ana"));
+    let weights = b.text("#term-weights");
+    assert!(
+        weights.contains("experience 1.00") && weights.contains("0 outcomes"),
+        "{weights}"
+    );
     shoot(&b, "6-people");
 }

@@ -759,3 +759,67 @@ fn taking_an_issue_as_it_is_resolved_is_no_evidence_of_speed() {
     let minutes = held["median_minutes_to_resolve"].as_f64();
     assert!(minutes.is_some_and(|m| m > 30.0), "{held}");
 }
+
+#[test]
+fn each_pick_that_resolves_teaches_the_term_weights_once_and_decisions_store_them() {
+    let app = app();
+    app.roster(&[human("ana", &["api"]), human("ben", &["api"])]);
+    let weights = |app: &TestApp| {
+        let stats = app.admin("GET", "/admin/stats", None);
+        assert_eq!(stats.status, 200, "{}", stats.body);
+        stats.json()["term_weights"].clone()
+    };
+    let before = weights(&app);
+    assert_eq!(before["fitted"], 0, "{before}");
+    assert_eq!(before["experience"], 1.0, "{before}");
+    // Half the picks are right; the others are handed on and resolved by the other person.
+    for i in 0..6 {
+        let resp = app.incident(&format!("W{i}"), "api-service", "high");
+        let id = resp["work_item_id"].as_str().unwrap().to_string();
+        let owner = resp["assignee_id"].as_str().unwrap().to_string();
+        let other = if owner == "ana" { "ben" } else { "ana" };
+        let resolver = if i % 2 == 0 {
+            owner.clone()
+        } else {
+            record(
+                &app,
+                &format!("wh{i}"),
+                &id,
+                Outcome::HandedOff {
+                    from: Some(owner.clone()),
+                    to: Some(other.into()),
+                },
+                5,
+            );
+            other.to_string()
+        };
+        let resolved = Outcome::Resolved {
+            resolver: Some(resolver),
+        };
+        let applied = record(&app, &format!("wr{i}"), &id, resolved.clone(), 30);
+        assert!(matches!(applied, Applied::Applied { .. }), "{applied:?}");
+        // The same delivery again, and a second resolve of a resolved item, fit nothing.
+        assert_eq!(
+            record(&app, &format!("wr{i}"), &id, resolved.clone(), 30),
+            Applied::Duplicate
+        );
+        let again = record(&app, &format!("wr{i}-again"), &id, resolved, 31);
+        assert!(matches!(again, Applied::NoChange { .. }), "{again:?}");
+    }
+    let after = weights(&app);
+    assert_eq!(after["fitted"], 6, "{after}");
+    assert_ne!(after["intercept"], 0.0, "{after}");
+    // The next decision uses them, stores them with its input, and replays.
+    let next = app.incident("W-next", "api-service", "high");
+    let id = next["work_item_id"].as_str().unwrap();
+    let view = app.work_item(id);
+    let stored = &view["decision"]["inputs"]["input"]["weights"];
+    assert_eq!(stored["fitted"], 6, "{}", view["decision"]["inputs"]);
+    let intercept = |v: &serde_json::Value| v["intercept"].as_f64().unwrap();
+    assert!(
+        (intercept(stored) - intercept(&after)).abs() < 1e-3,
+        "{stored} {after}"
+    );
+    let report = app.admin("POST", &format!("/admin/work-items/{id}/replay"), None);
+    assert_eq!(report.json()["matches"], true, "{}", report.body);
+}

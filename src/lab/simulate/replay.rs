@@ -448,6 +448,59 @@ pub struct ReplayResult {
     pub picked_on_call_correct: usize,
     /// The term weights at the end of the replay.
     pub weights: TermWeights,
+    /// Stated confidence against hits, in deciles.
+    pub calibration: Calibration,
+}
+
+/// Stated confidence against how often the pick was right, in ten bins of confidence.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Calibration {
+    /// Per decile: (sum of stated confidence, right picks, picks).
+    pub bins: [(f64, usize, usize); 10],
+}
+
+impl Calibration {
+    /// One pick, stated at `confidence`, and whether it was right.
+    pub fn add(&mut self, confidence: f64, right: bool) {
+        let b = ((confidence * 10.0).floor().max(0.0) as usize).min(9);
+        let bin = &mut self.bins[b];
+        bin.0 += confidence;
+        bin.1 += usize::from(right);
+        bin.2 += 1;
+    }
+
+    /// Expected calibration error: the pick-weighted mean gap between stated confidence and
+    /// hit rate over the bins.
+    pub fn ece(&self) -> f64 {
+        let n: usize = self.bins.iter().map(|b| b.2).sum();
+        if n == 0 {
+            return 0.0;
+        }
+        self.bins
+            .iter()
+            .filter(|b| b.2 > 0)
+            .map(|&(conf, hits, _)| (conf - hits as f64).abs() / n as f64)
+            .sum()
+    }
+
+    /// The table, one line per non-empty bin, and the error.
+    pub fn table(&self) -> String {
+        let mut out = String::from("confidence  picks  stated  right\n");
+        for (i, &(conf, hits, k)) in self.bins.iter().enumerate() {
+            if k > 0 {
+                out.push_str(&format!(
+                    "{:.1}-{:.1}  {:>6}  {:>6.3}  {:>5.3}\n",
+                    i as f64 / 10.0,
+                    (i + 1) as f64 / 10.0,
+                    k,
+                    conf / k as f64,
+                    hits as f64 / k as f64
+                ));
+            }
+        }
+        out.push_str(&format!("expected calibration error {:.3}", self.ece()));
+        out
+    }
 }
 
 impl ReplayResult {
@@ -1044,6 +1097,9 @@ pub fn replay(
                     if correct {
                         res.goliath_top1 += 1;
                     }
+                    if d.primary.is_some() {
+                        res.calibration.add(d.confidence, correct);
+                    }
                     if r.resolver == r.first_resource {
                         res.resolver_on_call += 1;
                     }
@@ -1155,7 +1211,7 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
         let r = super::replay_http::replay_through_http(&requests, args.tuning_share, args.mode)?;
         let (t, h, a) = (&r.tuning, &r.held_out, &r.all);
         println!(
-            "through HTTP ({}, open roster, at-resolve, no on-call), {} people: tuning top-1 {:.3}/{:.3} held-out {:.3}/{:.3} | top-1 {:.2}x/{:.2}x top-3 {:.2}x/{:.2}x | overall top-1 {:.2}x top-3 {:.2}x | {:.1} ms per webhook",
+            "through HTTP ({}, open roster, at-resolve, no on-call), {} people: tuning top-1 {:.3}/{:.3} held-out {:.3}/{:.3} | top-1 {:.2}x/{:.2}x top-3 {:.2}x/{:.2}x | vs events lookup top-1 {:.2}x/{:.2}x top-3 {:.2}x/{:.2}x | ECE {:.3}/{:.3} | overall top-1 {:.2}x top-3 {:.2}x | {:.1} ms per webhook",
             args.mode.name(),
             a.humans,
             t.rate(t.goliath_top1),
@@ -1166,10 +1222,17 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
             h.top1_ratio(),
             t.top3_ratio(),
             h.top3_ratio(),
+            t.events_top1_ratio(),
+            h.events_top1_ratio(),
+            t.events_top3_ratio(),
+            h.events_top3_ratio(),
+            t.calibration.ece(),
+            h.calibration.ece(),
             a.top1_ratio(),
             a.top3_ratio(),
             a.mean_decide_micros / 1000.0
         );
+        println!("calibration, held-out part:\n{}", h.calibration.table());
         return Ok(());
     }
     let settings: Vec<ReplayArgs> = if args.all {
@@ -1195,7 +1258,7 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
         vec![args.clone()]
     };
     println!(
-        "{:<6} {:<4} {:<10} {:<7} | {:>21} | {:>21} | {:>13} | {:>13} | {:>13} | {:>13}",
+        "{:<6} {:<4} {:<10} {:<7} | {:>21} | {:>21} | {:>13} | {:>13} | {:>13} | {:>13} | {:>11}",
         "mode",
         "ros.",
         "feedback",
@@ -1205,13 +1268,14 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
         "top-1 x t/h",
         "top-3 x t/h",
         "ev.lk 1 x t/h",
-        "ev.lk 3 x t/h"
+        "ev.lk 3 x t/h",
+        "ECE t/h"
     );
     for s in &settings {
         let r = replay(&requests, &params, s, |_| {});
         let (t, h) = (&r.tuning, &r.held_out);
         println!(
-            "{} | {:>10.3}/{:<10.3} | {:>10.3}/{:<10.3} | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x",
+            "{} | {:>10.3}/{:<10.3} | {:>10.3}/{:<10.3} | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x | {:.3} {:.3}",
             setting_name(s),
             t.rate(t.goliath_top1),
             t.rate(t.lookup_top1),
@@ -1225,6 +1289,8 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
             h.events_top1_ratio(),
             t.events_top3_ratio(),
             h.events_top3_ratio(),
+            t.calibration.ece(),
+            h.calibration.ece(),
         );
         if !args.all {
             let a = &r.all;
@@ -1249,6 +1315,10 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
                 a.events_top1_ratio(),
             );
             println!("term weights at the end: {}", a.weights.named());
+            println!(
+                "calibration, held-out part (the pick is the real resolver):\n{}",
+                r.held_out.calibration.table()
+            );
             println!(
                 "on-call (intake) person: resolved {:.3} of scored requests; goliath picked them {:.3} of the time, correctly {:.3}",
                 a.rate(a.resolver_on_call),

@@ -193,6 +193,9 @@ pub fn replay_through_http(
     };
     let mut issues: HashMap<usize, Issue> = HashMap::new();
     let mut lookup = FrequencyLookup::default();
+    // The fair baseline: the same lookup fed the Jira events the product receives, when it
+    // receives them (see `EventsLookup`).
+    let mut events = EventsLookup::new(mode, &ids);
     let started = std::time::Instant::now();
     for (at, _, _, step) in &steps {
         match step {
@@ -219,6 +222,7 @@ pub fn replay_through_http(
                     crate::decision::load(&mut conn, &item)?
                 };
                 let pick = decision.as_ref().and_then(|d| d.primary_human_id.clone());
+                let confidence = decision.as_ref().map(|d| d.confidence);
                 let scored = !r.resolver.is_empty() && !is_system_account(&r.resolver);
                 if scored {
                     let truth = ids[&r.resolver].clone();
@@ -230,17 +234,28 @@ pub fn replay_through_http(
                         .filter_map(|c| c["human_id"].as_str().map(String::from))
                         .collect();
                     let ranked = lookup.ranked(r);
+                    let by_events: Vec<String> =
+                        events.lookup.ranked(r).into_iter().cloned().collect();
+                    events.picked(i, by_events.first().cloned());
                     let part = &mut parts[usize::from(i >= split_at)];
                     for res in [&mut all, part] {
                         res.scored += 1;
                         res.resolver_eligible += 1;
                         res.undecided += usize::from(pick.is_none());
-                        res.goliath_top1 += usize::from(pick.as_deref() == Some(truth.as_str()));
+                        let right = pick.as_deref() == Some(truth.as_str());
+                        res.goliath_top1 += usize::from(right);
+                        if let (Some(c), Some(_)) = (confidence, &pick) {
+                            res.calibration.add(c, right);
+                        }
                         res.goliath_top3 += usize::from(top3.contains(&truth));
                         res.lookup_top1 +=
                             usize::from(ranked.first().is_some_and(|t| **t == r.resolver));
                         res.lookup_top3 +=
                             usize::from(ranked.iter().take(3).any(|t| **t == r.resolver));
+                        res.events_lookup_top1 +=
+                            usize::from(by_events.first() == Some(&r.resolver));
+                        res.events_lookup_top3 +=
+                            usize::from(by_events.iter().take(3).any(|t| *t == r.resolver));
                     }
                 }
                 let issue = Issue {
@@ -257,6 +272,7 @@ pub fn replay_through_http(
                 };
                 if issue.holder.as_deref() != Some(to.as_str()) {
                     issue.update(&jira, &requests[*i], *at, Some(to), None, false)?;
+                    events.took_over(&requests[*i], *i, to);
                 }
             }
             Step::Status(i, status) => {
@@ -287,6 +303,7 @@ pub fn replay_through_http(
                 let resolver = ids[&r.resolver].as_str();
                 issue.update(&jira, r, at, Some(resolver), None, true)?;
                 lookup.learn(r);
+                events.resolved(r, i);
             }
         }
     }
@@ -299,6 +316,70 @@ pub fn replay_through_http(
         tuning,
         held_out,
     })
+}
+
+/// The frequency lookup fed the Jira events the product receives, when it receives them: each
+/// take-over counts for the person who took the issue (withdrawn when they pass it on, in
+/// shadow mode, where people route it), and a resolve counts for a resolver who had not taken
+/// it over. In assign mode it routes by itself, as in the model-alone replay: its own right
+/// pick is counted at the resolve, a wrong one at the resolver's take-over.
+struct EventsLookup {
+    lookup: FrequencyLookup,
+    mode: Mode,
+    /// Roster id -> the log's name.
+    names: HashMap<String, String>,
+    /// Request -> the lookup's own pick (assign mode).
+    picks: HashMap<usize, Option<String>>,
+    /// Request -> who the lookup counted as holding it last.
+    holders: HashMap<usize, String>,
+}
+
+impl EventsLookup {
+    fn new(mode: Mode, ids: &BTreeMap<String, String>) -> Self {
+        Self {
+            lookup: FrequencyLookup::default(),
+            mode,
+            names: ids
+                .iter()
+                .map(|(name, id)| (id.clone(), name.clone()))
+                .collect(),
+            picks: HashMap::new(),
+            holders: HashMap::new(),
+        }
+    }
+
+    fn picked(&mut self, i: usize, pick: Option<String>) {
+        self.picks.insert(i, pick);
+    }
+
+    /// Request `i` (`r`) went to the roster id `to`.
+    fn took_over(&mut self, r: &Request, i: usize, to: &str) {
+        let Some(name) = self.names.get(to).cloned() else {
+            return;
+        };
+        match self.mode {
+            Mode::Assign => {
+                // The resolver takes it from a wrong pick; a right pick needed no hand-off.
+                if self.picks.get(&i).cloned().flatten().as_deref() != Some(name.as_str()) {
+                    self.lookup.add(r, &name, 1);
+                    self.holders.insert(i, name);
+                }
+            }
+            Mode::Shadow => {
+                if let Some(before) = self.holders.insert(i, name.clone()) {
+                    self.lookup.add(r, &before, -1);
+                }
+                self.lookup.add(r, &name, 1);
+            }
+        }
+    }
+
+    /// Request `i` (`r`) was resolved by its resolver.
+    fn resolved(&mut self, r: &Request, i: usize) {
+        if self.holders.remove(&i).as_deref() != Some(r.resolver.as_str()) {
+            self.lookup.add(r, &r.resolver, 1);
+        }
+    }
 }
 
 /// Where one kind of signed webhook goes.
