@@ -40,7 +40,9 @@ enum Command {
     /// Prove the router learns: Goliath against random, round-robin, least-loaded and an
     /// oracle on a simulated roster with a hidden skill model.
     Simulate(goliath::lab::simulate::SimulateArgs),
-    /// Replay the real BPIC 2013 incident log through the router, against a frequency lookup.
+    /// Replay a real history (bpic, xfce) through the router, against frequency lookups.
+    Replay(goliath::lab::simulate::ReplayCommand),
+    /// The same as `replay bpic`.
     ReplayBpic(goliath::lab::simulate::ReplayArgs),
     /// Benchmarks that print figures: webhook ingest vs pgbench, webhook-to-Jira latency,
     /// decision latency.
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         },
         Command::JiraSim(args) => goliath::jira::run_standalone(args),
         Command::Simulate(args) => goliath::lab::simulate::run_simulate(&args),
+        Command::Replay(cmd) => goliath::lab::simulate::run_history(&cmd),
         Command::ReplayBpic(args) => goliath::lab::simulate::run_replay(&args),
         Command::Bench(args) => {
             Settings {

@@ -21,7 +21,7 @@ use crate::routing::{
 /// stored as `[service, severity, state]`, a context record as `[tag, state]`, and every
 /// state, `overall` too, as a row of these.
 /// (Fields added later go last: a row stored before them is shorter and leaves them out.)
-const STATE_FIELDS: [&str; 11] = [
+const STATE_FIELDS: [&str; 12] = [
     "successes",
     "failures",
     "time_weight",
@@ -33,6 +33,7 @@ const STATE_FIELDS: [&str; 11] = [
     "updated_at",
     "take_ons",
     "take_on_load_sum",
+    "assigned",
 ];
 
 /// A candidate's input fields in stored-row order.
@@ -209,6 +210,7 @@ impl Serialize for StateRow<'_> {
             updated_at,
             take_ons,
             take_on_load_sum,
+            assigned,
         } = self.0;
         let first = (
             successes,
@@ -222,11 +224,28 @@ impl Serialize for StateRow<'_> {
             updated_at,
         );
         // Fields added later are left off while they are zero, as in rows stored before them.
-        if *take_ons == 0.0 && *take_on_load_sum == 0.0 {
-            return first.serialize(s);
-        }
         let (a, b, c, d, e, f, g, h, i) = first;
-        (a, b, c, d, e, f, g, h, i, take_ons, take_on_load_sum).serialize(s)
+        if *assigned != 0.0 {
+            (
+                a,
+                b,
+                c,
+                d,
+                e,
+                f,
+                g,
+                h,
+                i,
+                take_ons,
+                take_on_load_sum,
+                assigned,
+            )
+                .serialize(s)
+        } else if *take_ons != 0.0 || *take_on_load_sum != 0.0 {
+            (a, b, c, d, e, f, g, h, i, take_ons, take_on_load_sum).serialize(s)
+        } else {
+            first.serialize(s)
+        }
     }
 }
 
@@ -496,6 +515,7 @@ mod tests {
             updated_at: Some("2026-03-14T09:26:52Z".parse().unwrap()),
             take_ons: 3.5,
             take_on_load_sum: 12.25,
+            assigned: 0.25,
         };
         let plain = |id: &str| CandidateInput {
             human_id: id.into(),
@@ -609,7 +629,8 @@ mod tests {
                 1e-3,
                 "2026-03-14T09:26:52Z",
                 3.5,
-                12.25
+                12.25,
+                0.25
             ]),
             "a state as a row"
         );

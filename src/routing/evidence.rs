@@ -17,6 +17,8 @@ pub(super) struct Evidence {
     pub(super) ts: f64,
     pub(super) tss: f64,
     pub(super) own: f64,
+    /// Of `own`, what Goliath's own assignments produced.
+    pub(super) assigned: f64,
     pub(super) oc_t: f64,
     pub(super) oc_k: f64,
 }
@@ -29,6 +31,7 @@ impl Evidence {
         self.ts += w * s.log_time_sum;
         self.tss += w * s.log_time_sq_sum;
         self.own += w * s.owned;
+        self.assigned += w * s.assigned;
         self.oc_t += w * s.on_call_trials;
         self.oc_k += w * s.on_call_kept;
     }
@@ -40,6 +43,7 @@ impl Evidence {
         self.ts += w * e.ts;
         self.tss += w * e.tss;
         self.own += w * e.own;
+        self.assigned += w * e.assigned;
         self.oc_t += w * e.oc_t;
         self.oc_k += w * e.oc_k;
     }
@@ -60,6 +64,7 @@ impl Evidence {
                 0.0
             },
             own: (self.own - e.own).max(0.0),
+            assigned: (self.assigned - e.assigned).max(0.0),
             oc_t: (self.oc_t - e.oc_t).max(0.0),
             oc_k: (self.oc_k - e.oc_k).max(0.0),
         }
@@ -78,6 +83,9 @@ pub(super) struct Work {
     pub(super) ctx_own: Vec<f64>,
     /// The part of `ctx_own` on this service's incidents, where the glue keeps it.
     pub(super) ctx_own_here: Vec<f64>,
+    /// Of `ctx_own` and `ctx_own_here`, what Goliath's own right picks produced.
+    pub(super) ctx_assigned: Vec<f64>,
+    pub(super) ctx_assigned_here: Vec<f64>,
     pub(super) elsewhere: Evidence,
     /// (time weight, log-time sum) of this service's records by severity.
     pub(super) by_sev: [(f64, f64); 4],
@@ -175,6 +183,8 @@ pub(super) fn gather(input: &DecisionInput, params: &ModelParams) -> Gathered {
         let mut ctx = Evidence::default();
         let mut ctx_own = vec![0.0; input.context.len()];
         let mut ctx_own_here = vec![0.0; input.context.len()];
+        let mut ctx_assigned = vec![0.0; input.context.len()];
+        let mut ctx_assigned_here = vec![0.0; input.context.len()];
         if !input.context.is_empty() {
             for r in &c.context_skill {
                 let Some(t) = input.context.iter().position(|tag| *tag == r.tag) else {
@@ -189,9 +199,11 @@ pub(super) fn gather(input: &DecisionInput, params: &ModelParams) -> Gathered {
                 if here {
                     // Part of the record across services: it only says where the owned work was.
                     ctx_own_here[t] += f * r.state.owned;
+                    ctx_assigned_here[t] += f * r.state.assigned;
                 } else {
                     ctx.add(&r.state, f);
                     ctx_own[t] += f * r.state.owned;
+                    ctx_assigned[t] += f * r.state.assigned;
                 }
             }
         }
@@ -210,6 +222,8 @@ pub(super) fn gather(input: &DecisionInput, params: &ModelParams) -> Gathered {
             ctx,
             ctx_own,
             ctx_own_here,
+            ctx_assigned,
+            ctx_assigned_here,
             elsewhere,
             by_sev,
         });

@@ -40,10 +40,11 @@ impl Exploration {
             0.0
         } else {
             // Good resolutions of work Goliath assigned, against everything people showed
-            // by taking work over. Take-overs count even before the work closes: where work
-            // runs for weeks, people reveal who owns it long before any resolve does.
-            let assigned = (pool.ok - pool.own).max(0.0);
-            params.explore_scale * (assigned + 1.0) / (assigned + pool.own.max(0.0) + 1.0)
+            // (work they routed or took over). Take-overs count even before the work closes:
+            // where work runs for weeks, people reveal who owns it long before any resolve.
+            let assigned = pool.assigned.max(0.0);
+            let shown = (pool.own - pool.assigned).max(0.0);
+            params.explore_scale * (assigned + 1.0) / (assigned + shown + 1.0)
         };
         Self {
             critical: severity.is_critical(),

@@ -21,8 +21,14 @@ pub fn apply_outcome(
             took_over,
         } => {
             state.successes += 1.0;
-            if !goliath_assigned && !took_over {
+            // Ownership was counted at the take-over, if they took it over. Goliath's own right
+            // picks count too: a lookup that counts who resolves the work sees them, and
+            // leaving them out would move the share away from every pick that was right.
+            if !took_over {
                 state.owned += 1.0;
+                if *goliath_assigned {
+                    state.assigned += 1.0;
+                }
             }
             // A hold that began mid-incident times only the end of the work: whoever takes an
             // incident over to close it would look fast. Only a resolver who had the incident

@@ -20,6 +20,9 @@ pub(super) struct Priors {
     pub(super) p_prior: Vec<f64>,
     /// Each eligible candidate's prior mean log time, in [`Gathered::work`] order.
     pub(super) mu_prior: Vec<f64>,
+    /// How far Goliath's own right picks count as ownership: the rate at which people took
+    /// over the work picks handed on (see [`take_over_rate`]).
+    pub(super) take_over_rate: f64,
 }
 
 /// Estimates the priors from the gathered evidence (after the severity offsets are removed).
@@ -72,6 +75,7 @@ pub(super) fn estimate(g: &Gathered, params: &ModelParams) -> Priors {
         .unwrap_or_else(|| vec![mu_pool; work.len()]);
     let k_time = time_strength(work, &mu_prior, sigma2, params);
     Priors {
+        take_over_rate: take_over_rate(pool),
         mu_pool,
         sigma2,
         keep_pool: keep_pool(g, params),
@@ -79,6 +83,20 @@ pub(super) fn estimate(g: &Gathered, params: &ModelParams) -> Priors {
         p_prior,
         mu_prior,
     }
+}
+
+/// How far a right pick of Goliath's own counts as ownership in this service: the rate at
+/// which people took over the work that was handed on (ownership people showed, over the
+/// service's hand-offs, with one pseudo hand-off nobody took over; at most 1).
+///
+/// A pick that resolves the work shows that people let it stand, which says who owns it only
+/// where people would have moved it otherwise: where a wrong pick's work is taken over by its
+/// owner, a right pick counts as fully as a take-over (a lookup that counts who resolves the
+/// work counts both). Where nobody takes work over (Goliath routes every attempt), it counts
+/// for nothing, so the share cannot lock in Goliath's own past picks.
+fn take_over_rate(pool: &Evidence) -> f64 {
+    let shown = (pool.own - pool.assigned).max(0.0);
+    (shown / (pool.fail.max(0.0) + 1.0)).min(1.0)
 }
 
 /// Pooled rate at which on-call people keep work Goliath did not assign them: the prior,

@@ -42,7 +42,7 @@ pub(super) fn score(
     explore: &Exploration,
     params: &ModelParams,
 ) -> Vec<Scored> {
-    let shares = experience_shares(work, params);
+    let shares = experience_shares(work, priors.take_over_rate, params);
     let n_elig = work.len().max(1) as f64;
     let w = &input.weights.w;
     work.iter()
@@ -172,15 +172,21 @@ fn on_call_lift(w: &Work, share: f64, n_elig: f64, keep_pool: f64, params: &Mode
 /// about who owns the work (one every incident carries, or one that repeats the service) has a
 /// lift near 1 and leaves the shares as they were, instead of diluting an informative tag as a
 /// sum over tags would.
-fn experience_shares(work: &[Work], params: &ModelParams) -> Vec<f64> {
+fn experience_shares(work: &[Work], take_over_rate: f64, params: &ModelParams) -> Vec<f64> {
     let n_tags = work.first().map_or(0, |w| w.ctx_own.len());
     let n_elig = work.len().max(1) as f64;
     let conc = params.experience_concentration.max(1e-6);
+    // Owned work, Goliath's own right picks counted at the take-over rate.
+    let discount = 1.0 - take_over_rate.clamp(0.0, 1.0);
+    let owned = |own: f64, assigned: f64| (own - discount * assigned.max(0.0)).max(0.0);
     // Good resolutions in this service (any severity), and the part of each tag's that belongs
     // here.
-    let own: Vec<f64> = work.iter().map(|w| w.service.own.max(0.0)).collect();
+    let own: Vec<f64> = work
+        .iter()
+        .map(|w| owned(w.service.own, w.service.assigned))
+        .collect();
     let here = |w: &Work, own: f64, tag_own: f64| {
-        let own_anywhere = own + w.elsewhere.own.max(0.0);
+        let own_anywhere = own + owned(w.elsewhere.own, w.elsewhere.assigned);
         if own_anywhere > 0.0 {
             tag_own.max(0.0) * own / own_anywhere
         } else {
@@ -202,7 +208,13 @@ fn experience_shares(work: &[Work], params: &ModelParams) -> Vec<f64> {
         let ctx: Vec<f64> = work
             .iter()
             .zip(&own)
-            .map(|(w, &o)| here(w, o, w.ctx_own.get(t).copied().unwrap_or(0.0)))
+            .map(|(w, &o)| {
+                let tag_own = owned(
+                    w.ctx_own.get(t).copied().unwrap_or(0.0),
+                    w.ctx_assigned.get(t).copied().unwrap_or(0.0),
+                );
+                here(w, o, tag_own)
+            })
             .collect();
         let ctx_total: f64 = ctx.iter().sum();
         let estimate: Vec<f64> = ctx
@@ -212,7 +224,12 @@ fn experience_shares(work: &[Work], params: &ModelParams) -> Vec<f64> {
             .collect();
         let exact: Vec<f64> = work
             .iter()
-            .map(|w| w.ctx_own_here.get(t).map_or(0.0, |&x| x.max(0.0)))
+            .map(|w| {
+                owned(
+                    w.ctx_own_here.get(t).copied().unwrap_or(0.0),
+                    w.ctx_assigned_here.get(t).copied().unwrap_or(0.0),
+                )
+            })
             .collect();
         let exact_total: f64 = exact.iter().sum();
         if exact_total <= 0.0 {

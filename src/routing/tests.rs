@@ -893,3 +893,92 @@ fn parameter_sets_stored_under_the_earlier_names_read_back_the_same() {
     assert_eq!(read.prior_strength_human, 7.5);
     assert_eq!(read.on_call_human_strength, 0.25);
 }
+
+/// `n` take-overs of db work (a person took it on from someone else), then resolved.
+fn took_over(n: usize, p: &ModelParams) -> SkillState {
+    let mut s = SkillState::default();
+    for i in 0..n {
+        let at = t0() + chrono::Duration::hours(i as i64);
+        apply_outcome(&mut s, &OutcomeKind::TookOver { holding: None }, at, p);
+        let resolved = OutcomeKind::Resolved {
+            seconds_to_resolve: f64::NAN,
+            goliath_assigned: false,
+            took_over: true,
+        };
+        apply_outcome(&mut s, &resolved, at, p);
+    }
+    s
+}
+
+#[test]
+fn right_picks_count_as_ownership_only_where_people_take_over_the_wrong_ones() {
+    let p = ModelParams {
+        explore_scale: 0.0,
+        ..ModelParams::default()
+    };
+    // `a` resolved six picks of Goliath's and handed four on.
+    let picked = {
+        let mut s = resolves(6, true, &p);
+        for i in 0..4 {
+            let at = t0() + chrono::Duration::hours(10 + i);
+            apply_outcome(&mut s, &OutcomeKind::HANDED_OFF, at, &p);
+        }
+        s
+    };
+    // Each right pick is owned work, and Goliath's (decayed alike).
+    assert!(picked.owned > 5.9 && picked.owned == picked.assigned, "{picked:?}");
+    let experience = |b_state: Option<SkillState>| {
+        let mut a = cand("a");
+        a.skill.push(record(Severity::Sev3, picked.clone()));
+        let mut b = cand("b");
+        b.skill.extend(b_state.map(|s| record(Severity::Sev3, s)));
+        let d = decide(&input("w", Severity::Sev3, vec![a, b]), &p);
+        let get = |id: &str| {
+            d.ranking
+                .iter()
+                .find(|r| r.human_id == id)
+                .unwrap()
+                .components
+                .experience
+        };
+        (get("a"), get("b"))
+    };
+    // Nobody took the handed-on work over (Goliath routed every attempt): a's right picks are
+    // no evidence of ownership, and the shares stay even.
+    let (a, b) = experience(None);
+    assert!((a - b).abs() < 1e-12, "{a} {b}");
+    // `b` took the four over: people route this work, so a's right picks count (at the
+    // take-over rate 4/5) and a owns more of it than b.
+    let (a, b) = experience(Some(took_over(4, &p)));
+    assert!(a > b + 0.05, "{a} {b}");
+}
+
+#[test]
+fn take_overs_hold_exploration_back_before_anything_resolves() {
+    // Work runs for weeks: people have taken plenty over, nothing has closed yet.
+    let p = ModelParams::default();
+    let draws = |take_overs: usize| {
+        let mut total = 0.0;
+        for i in 0..40 {
+            let mut a = cand("a");
+            let mut b = cand("b");
+            let mut s = SkillState::default();
+            for k in 0..take_overs {
+                let at = t0() + chrono::Duration::hours(k as i64);
+                apply_outcome(&mut s, &OutcomeKind::TookOver { holding: None }, at, &p);
+            }
+            a.skill.push(record(Severity::Sev4, s.clone()));
+            b.skill.push(record(Severity::Sev4, s));
+            let d = decide(&input(&format!("w{i}"), Severity::Sev4, vec![a, b]), &p);
+            total += d
+                .ranking
+                .iter()
+                .map(|r| r.components.exploration.abs())
+                .sum::<f64>();
+        }
+        total
+    };
+    let (none, many) = (draws(0), draws(30));
+    assert!(none > 0.0);
+    assert!(many < none / 20.0, "{many} vs {none}");
+}

@@ -189,9 +189,9 @@ pub struct SkillState {
     pub log_time_sum: f64,
     /// Sum of squared ln(seconds to resolve).
     pub log_time_sq_sum: f64,
-    /// Good resolutions of work that reached the person without Goliath assigning it to them
-    /// (routed by people, taken up, kept while on call). Feeds the experience share; work
-    /// Goliath assigned is left out so the share never echoes Goliath's own choices.
+    /// Work the person owned: good resolutions, each counted once, when they took the work
+    /// over or, if they had it from the start, when they resolved it (Goliath's own right
+    /// picks included, as `assigned` below). Feeds the experience share.
     pub owned: f64,
     /// Incidents on which the person was on call, Goliath did not assign it to them, and it
     /// reached a good resolution (see [`apply_on_call_outcome`](super::apply_on_call_outcome)).
@@ -202,6 +202,9 @@ pub struct SkillState {
     /// the person already held at each: the load at which they still take work on.
     pub take_ons: f64,
     pub take_on_load_sum: f64,
+    /// Of `owned`, the good resolutions of work Goliath assigned to the person: evidence its
+    /// own picks produced, which is what exploring adds (the rest people showed).
+    pub assigned: f64,
     /// Event time up to which the numbers above are decayed.
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -238,6 +241,7 @@ impl SkillState {
         self.on_call_kept += f * other.on_call_kept;
         self.take_ons += f * other.take_ons;
         self.take_on_load_sum += f * other.take_on_load_sum;
+        self.assigned += f * other.assigned;
     }
 
     /// Decays every number to `at` and moves `updated_at` forward to it (never back).
@@ -253,6 +257,7 @@ impl SkillState {
         self.on_call_kept *= f;
         self.take_ons *= f;
         self.take_on_load_sum *= f;
+        self.assigned *= f;
         match self.updated_at {
             Some(t) if t >= at => {}
             _ => self.updated_at = Some(at),
@@ -269,7 +274,7 @@ pub enum OutcomeKind {
         seconds_to_resolve: f64,
         /// True when the resolver held the incident because Goliath assigned it to them (auto
         /// assignment acted on a recommendation); false when people routed it, the person took
-        /// it, or Goliath only recommended (shadow mode). Only false counts towards `owned`.
+        /// it, or Goliath only recommended (shadow mode). True also counts towards `assigned`.
         #[serde(default)]
         goliath_assigned: bool,
         /// True when the resolver's ownership was already counted as they took the work over

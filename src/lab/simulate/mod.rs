@@ -10,9 +10,43 @@ pub mod csv;
 pub mod replay;
 pub mod replay_http;
 pub mod sim;
+pub mod xfce;
 
 pub use bench::run_bench_decide;
 pub use replay::{run_replay, ReplayArgs};
+
+/// A real history `goliath replay` can replay.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum History {
+    /// The BPIC 2013 Volvo IT incident log (`--path` its summary, `--events` its event log).
+    Bpic,
+    /// The Xfce Bugzilla bug list (`--path` the list; default `../shared/data/xfce/`).
+    Xfce,
+}
+
+/// Options of `goliath replay`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReplayCommand {
+    /// Which history.
+    #[arg(value_enum)]
+    pub history: History,
+    #[command(flatten)]
+    pub args: ReplayArgs,
+}
+
+/// `goliath replay bpic|xfce`: one history through the router, against its lookups.
+pub fn run_history(cmd: &ReplayCommand) -> anyhow::Result<()> {
+    match cmd.history {
+        History::Bpic => run_replay(&cmd.args),
+        History::Xfce => {
+            let mut args = cmd.args.clone();
+            if args.path == ReplayArgs::default().path {
+                args.path = xfce::DEFAULT_PATH.into();
+            }
+            xfce::run(&args)
+        }
+    }
+}
 
 use crate::routing::ModelParams;
 use sim::{mean_over, normalized_regret, run_policy, IncidentResult, Policy, Scenario, World};

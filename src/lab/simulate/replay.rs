@@ -188,6 +188,8 @@ pub struct Request {
     /// The request's status from each change on, in order (from the event log): the log's
     /// sub-status (`In Progress`, `Wait - User`, `Awaiting Assignment`, ...).
     pub statuses: Vec<(DateTime<Utc>, String)>,
+    /// The incident's title, where the history has one.
+    pub title: String,
 }
 
 /// The statuses in which a BPIC request waits on someone other than its holder: the time in
@@ -325,6 +327,7 @@ pub fn load_requests(path: &std::path::Path) -> Result<Vec<Request>> {
                 .collect(),
             holds: Vec::new(),
             statuses: Vec::new(),
+            title: String::new(),
         });
     }
     out.sort_by(|a, b| {
@@ -1235,7 +1238,13 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
         println!("calibration, held-out part:\n{}", h.calibration.table());
         return Ok(());
     }
-    let settings: Vec<ReplayArgs> = if args.all {
+    print_table(&requests, &params, settings(args));
+    Ok(())
+}
+
+/// The settings `args` asks for: every combination with `--all`, else `args` alone.
+fn settings(args: &ReplayArgs) -> Vec<ReplayArgs> {
+    if args.all {
         let mut all = Vec::new();
         for mode in [Mode::Shadow, Mode::Assign] {
             for roster in [RosterKind::Seen, RosterKind::Open] {
@@ -1256,7 +1265,12 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
         all
     } else {
         vec![args.clone()]
-    };
+    }
+}
+
+/// Replays `requests` under each of `settings` and prints a line per setting (and, for a
+/// single setting, the overall figures, the term weights and the calibration table).
+pub fn print_table(requests: &[Request], params: &ModelParams, settings: Vec<ReplayArgs>) {
     println!(
         "{:<6} {:<4} {:<10} {:<7} | {:>21} | {:>21} | {:>13} | {:>13} | {:>13} | {:>13} | {:>11}",
         "mode",
@@ -1271,8 +1285,9 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
         "ev.lk 3 x t/h",
         "ECE t/h"
     );
+    let one = settings.len() == 1;
     for s in &settings {
-        let r = replay(&requests, &params, s, |_| {});
+        let r = replay(requests, params, s, |_| {});
         let (t, h) = (&r.tuning, &r.held_out);
         println!(
             "{} | {:>10.3}/{:<10.3} | {:>10.3}/{:<10.3} | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x | {:>5.2}x {:>5.2}x | {:.3} {:.3}",
@@ -1292,7 +1307,7 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
             t.calibration.ece(),
             h.calibration.ece(),
         );
-        if !args.all {
+        if one {
             let a = &r.all;
             println!(
                 "overall: scored {} of {} requests; resolver eligible {:.1}%; goliath top-1 {:.3} top-3 {:.3} | lookup top-1 {:.3} top-3 {:.3} | top-1 {:.2}x top-3 {:.2}x | undecided {} | mean decide {:.0} us",
@@ -1327,7 +1342,6 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
             );
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -1361,6 +1375,7 @@ mod tests {
                     resource_path: path,
                     holds: Vec::new(),
                     statuses: Vec::new(),
+                    title: String::new(),
                 }
             })
             .collect()
