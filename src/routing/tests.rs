@@ -926,7 +926,10 @@ fn right_picks_count_as_ownership_only_where_people_take_over_the_wrong_ones() {
         s
     };
     // Each right pick is owned work, and Goliath's (decayed alike).
-    assert!(picked.owned > 5.9 && picked.owned == picked.assigned, "{picked:?}");
+    assert!(
+        picked.owned > 5.9 && picked.owned == picked.assigned,
+        "{picked:?}"
+    );
     let experience = |b_state: Option<SkillState>| {
         let mut a = cand("a");
         a.skill.push(record(Severity::Sev3, picked.clone()));

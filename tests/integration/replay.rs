@@ -53,6 +53,7 @@ fn history_closing_after(close_after: Duration) -> Vec<Request> {
                     .into_iter()
                     .map(|(minutes, s)| (opened + Duration::minutes(minutes), s.to_string()))
                     .collect(),
+                title: String::new(),
             }
         })
         .collect()
@@ -99,6 +100,10 @@ fn learns_each_teams_resolver(mode: Mode) {
         "the resolver is always in the top 3"
     );
     assert_eq!(held.lookup_top1, held.scored);
+    // The lookup fed the same Jira events learns them too, and every pick states a confidence.
+    assert_eq!(held.events_lookup_top1, held.scored, "{mode:?}");
+    let stated: usize = held.calibration.bins.iter().map(|b| b.2).sum();
+    assert_eq!(stated, held.scored, "{mode:?}");
 }
 
 #[test]
@@ -121,6 +126,13 @@ fn through_http_jira_take_overs_teach_who_owns_the_work_before_anything_closes()
             all.goliath_top1 * 4 >= all.scored * 3,
             "{mode:?}: {} of {} right",
             all.goliath_top1,
+            all.scored
+        );
+        // The lookup fed the same take-overs learns from them as well.
+        assert!(
+            all.events_lookup_top1 * 4 >= all.scored * 3,
+            "{mode:?}: {} of {}",
+            all.events_lookup_top1,
             all.scored
         );
     }
