@@ -12,7 +12,10 @@
 //! attempts). The score of a candidate is the log of the inverse cost, relative to the service's
 //! typical time, split into named components that add up:
 //!
-//! `score = success + speed + load + on_call + experience + exploration`
+//! `score = w_s * success + speed + load + w_o * on_call + w_e * experience + exploration`
+//!
+//! The evidence terms' weights ([`TermWeights`]) are fitted online to whether each pick turned
+//! out right, and stored with the decision; they start at 1.
 //!
 //! * **success** = `ln p`, where `p` is the posterior mean of a Beta-Bernoulli belief that the
 //!   person resolves this kind of incident without a hand-off or a reopen. Evidence is pooled
@@ -57,7 +60,7 @@
 //!   unbounded lift). Assignments Goliath made are left out, so the rate never echoes Goliath's
 //!   own choices: where its recommendations are followed it falls towards 0 and the term fades;
 //!   where on-call people keep their pages (the team's practice), it grows, per person.
-//! * **experience** = `experience_weight * ln(K * share)`: who owns this kind of work. The share
+//! * **experience** = `experience_weight * ln(share)`: who owns this kind of work. The share
 //!   is a Dirichlet-multinomial predictive share of the next good resolution among the eligible
 //!   candidates, in levels: the service's resolutions (shrunk to an even share with
 //!   `experience_concentration` pseudo-counts), and on the incident's context tags the share of
@@ -66,18 +69,18 @@
 //!   their owned work that is in this service; where the glue also supplies the part of a
 //!   record on this service ([`ContextRecord::service`]), the share is that exact part, shrunk
 //!   to the estimate, so a tag confined to one service does not count against people who also
-//!   work elsewhere. Only resolutions of work that reached the
-//!   person without Goliath assigning it count (`SkillState::owned`), for the same reason as
-//!   above: under full auto-assignment the share is even and the term is 0, so it cannot lock
-//!   in Goliath's past choices; when people route the work, it carries their knowledge of who
-//!   handles what.
+//!   work elsewhere. Owned work (`SkillState::owned`) is counted at take-overs and at resolves
+//!   by whoever had the work from the start; Goliath's own right picks (`SkillState::assigned`)
+//!   count at the service's take-over rate (how often people took over what picks handed on):
+//!   fully where people route the work, not at all under full auto-assignment, so the share
+//!   cannot lock in Goliath's past choices.
 //! * **exploration**: on sev3/sev4 Goliath uses Thompson sampling: the success log-odds and the
 //!   log time are drawn from their posteriors (normal approximations, scaled by
 //!   `explore_scale`), seeded from the work item id and the person, so people with little
 //!   history get tried where mistakes are cheap, and the draw is reproducible. The draw shrinks
 //!   as evidence accumulates (it is a posterior draw), and it is further scaled by the share of
-//!   the service's good resolutions that Goliath itself assigned (with one assigned
-//!   pseudo-resolution, from `SkillState::owned`): where people route the work, a
+//!   the service's owned work that Goliath's own picks produced (with one pseudo unit), against
+//!   what people showed, take-overs included as they happen: where people route the work, a
 //!   recommendation produces little evidence, so exploring would mostly cost. A recommendation
 //!   only (shadow mode, [`DecisionInput::recommend_only`]) gets no draw. On sev1/sev2 there
 //!   is no optimism: the score uses a lower credible bound (`z` standard deviations below the
@@ -87,11 +90,9 @@
 //! All evidence decays with a half-life measured in *event* time (the incident's `at`), so old
 //! behaviour fades; decay is applied lazily on read and on update.
 //!
-//! **Confidence** is the estimated probability that the primary really is the best choice:
-//! the product, over the next (up to 3) candidates, of `P(score_primary > score_other)` under a
-//! normal approximation of both posterior mean scores (their variances come from the same
-//! posteriors). It is near 1 when the primary is clearly and reliably ahead, about 0.5 or below
-//! when the choice was a coin flip or an exploration pick. A lone eligible candidate gets 1.
+//! **Confidence** is the probability that the pick is right (takes and resolves the work):
+//! the pick's weighted evidence terms read as log-odds, `sigmoid(a + w_s * success +
+//! w_o * on_call + w_e * experience)`, the quantity the term weights are fitted to.
 //!
 //! Learning ([`apply_outcome`]): a resolve by the assignee adds one success and, unless they
 //! took it over, one log-time observation (and one `owned` unit when Goliath had not assigned it to them and they had not

@@ -1,14 +1,16 @@
 //! Term weights: how much each piece of evidence about *who* resolves counts, learned from this
 //! deployment's own outcomes.
 //!
-//! A candidate's score is `ln p_hat + speed + load`: the log of the probability that they
-//! take and resolve the work if given it, plus the time terms (the model minimises expected
-//! time to a good resolution, `T / p`). The probability is a log-linear model of the evidence
-//! terms, `ln p_hat = a + w_s * success + w_o * on_call + w_e * experience` (success is the log of
-//! the person's posterior rate of resolving without a hand-off, experience their ownership
-//! share, on_call the on-call lift). Whether a pick turned out right (its person took and
-//! resolved the work) is a Bernoulli observation of `p_hat`, and one online step (AdaGrad, with
-//! a pull back to the prior weights) fits the weights to it. Where ownership is what predicts
+//! A candidate's score adds the weighted evidence terms `w_s * success + w_o * on_call +
+//! w_e * experience` (success is the log of the person's posterior rate of resolving without a
+//! hand-off, experience the log of their ownership share, on_call the on-call lift) to the time
+//! terms (the model minimises expected time to a good resolution, `T / p`). The evidence terms
+//! read as the log-odds that the person takes and resolves the work if given it:
+//! `p_hat = sigmoid(a + w_s * success + w_o * on_call + w_e * experience)`; for a small `p_hat`
+//! that is `exp` of the sum, the log-probability the unweighted score adds up. Whether a pick
+//! turned out right (its person took and resolved the work) is a Bernoulli observation of
+//! `p_hat`, and one online step of logistic regression (AdaGrad, with a pull back to the prior
+//! weights) fits the weights to it. Where ownership is what predicts
 //! who resolves, the experience weight grows; where skill differences show, success does; and
 //! the stated confidence, `p_hat` of the pick, comes to mean how often such picks are right.
 //! The weights a decision used are stored with it, so it replays exactly.
@@ -34,8 +36,6 @@ const PRIOR_PULL: f64 = 0.01;
 /// decision's weighted components, and the term can regain weight.
 const MIN_WEIGHT: f64 = 0.05;
 const MAX_WEIGHT: f64 = 10.0;
-/// `p_hat` is kept below this: a log-linear probability must stay a probability.
-const MAX_P: f64 = 0.99;
 
 /// The weight of each evidence term, the intercept, and the state of their online fit. The
 /// default is the prior: every term at weight 1, no intercept, nothing fitted yet.
@@ -96,9 +96,7 @@ impl TermWeights {
     /// The probability that a candidate with weighted components `c` takes and resolves the
     /// work if given it.
     pub fn probability(&self, c: &ScoreComponents) -> f64 {
-        (self.intercept + c.success + c.on_call + c.experience)
-            .exp()
-            .min(MAX_P)
+        sigmoid(self.intercept + c.success + c.on_call + c.experience)
     }
 
     /// The unweighted terms behind weighted components `c`, and a 1 for the intercept.
@@ -125,18 +123,9 @@ impl TermWeights {
                 .zip(self.w)
                 .map(|(a, b)| a * b)
                 .sum::<f64>();
-        let p = eta.exp().min(MAX_P);
-        // d/d(eta) of the Bernoulli log-likelihood under a log link: 1 for a hit (0 where
-        // p_hat is capped), -p/(1-p) for a miss.
-        let d = if right {
-            if eta.exp() >= MAX_P {
-                0.0
-            } else {
-                1.0
-            }
-        } else {
-            -p / (1.0 - p)
-        };
+        // d/d(eta) of the Bernoulli log-likelihood under the logistic link: bounded, so one
+        // surprising outcome moves the weights by a step, never by a leap.
+        let d = if right { 1.0 } else { 0.0 } - sigmoid(eta);
         let prior = TermWeights::default();
         for (k, xk) in x.iter().enumerate() {
             let (current, centre) = if k == TERMS {
@@ -158,6 +147,10 @@ impl TermWeights {
     }
 }
 
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
 fn round4(v: f64) -> f64 {
     (v * 1e4).round() / 1e4
 }
@@ -177,8 +170,8 @@ mod tests {
         })
     }
 
-    /// Fits `n` picks whose rightness follows `truth` (a log-linear probability of the raw
-    /// success and experience terms) and returns the weights.
+    /// Fits `n` picks whose rightness follows `truth` (a probability of the raw success and
+    /// experience terms) and returns the weights.
     fn fit_world(n: usize, truth: impl Fn(f64, f64) -> f64) -> TermWeights {
         let mut w = TermWeights::default();
         let mut rng = SplitMix64::new(7);
@@ -194,20 +187,18 @@ mod tests {
     }
 
     #[test]
-    fn where_ownership_predicts_the_pick_experience_gains_weight_and_success_loses_it() {
-        // Right about as often as the pick's ownership share; the success rate says little.
-        let w = fit_world(4000, |_, e| (1.6 * e).exp() * 0.9);
-        assert!(w.w[2] > 1.3, "{:?}", w);
-        assert!(w.w[0] < 0.9, "{:?}", w);
-        assert_eq!(w.w[1], 1.0, "no on-call evidence, so no change: {:?}", w);
-        assert_eq!(w.fitted, 4000);
-    }
-
-    #[test]
-    fn where_skill_predicts_the_pick_success_keeps_its_weight_and_experience_loses_it() {
-        let w = fit_world(4000, |s, _| s.exp());
-        assert!(w.w[0] > 0.8, "{:?}", w);
-        assert!(w.w[2] < 0.6, "{:?}", w);
+    fn the_term_that_predicts_right_picks_gains_weight_over_the_one_that_does_not() {
+        // Right as often as the pick's ownership share says; the success rate says nothing.
+        let owners = fit_world(4000, |_, e| sigmoid(0.5 + 1.6 * e));
+        // Right as often as the success record says; ownership says nothing.
+        let skill = fit_world(4000, |s, _| sigmoid(1.0 + 3.0 * s));
+        assert!(owners.w[2] > 1.15 && owners.w[0] < 0.8, "{owners:?}");
+        assert!(skill.w[0] > 0.9 && skill.w[2] < 0.5, "{skill:?}");
+        assert!(owners.w[2] > skill.w[2] + 0.8, "{owners:?} {skill:?}");
+        assert!(skill.w[0] > owners.w[0] + 0.2, "{owners:?} {skill:?}");
+        // No on-call evidence in either: no change.
+        assert_eq!((owners.w[1], skill.w[1]), (1.0, 1.0));
+        assert_eq!(owners.fitted, 4000);
     }
 
     #[test]
@@ -223,7 +214,7 @@ mod tests {
         }
         let before = TermWeights::default().probability(&c0);
         let after = w.probability(&picked(&w, -0.2, 0.0, -0.3));
-        assert!(before > 0.5, "{before}");
+        assert!((before - 0.25).abs() > 0.1, "{before}");
         assert!((after - 0.25).abs() < 0.05, "{after}");
     }
 
