@@ -611,13 +611,13 @@ fn resolutions_teach_ownership_and_the_on_call_rate() {
         assert_eq!(ana_state["on_call_kept"].as_f64(), Some(1.0), "{ana_state}");
     }
 
-    // Goliath's own pick resolving it teaches success, not ownership.
+    // Goliath's own pick resolving it is owned work of a kind of its own (`assigned`): a
+    // decision counts it at the rate people take over what picks hand on.
     let resp = app.incident("OC2", "api-service", "low");
     let id = resp["work_item_id"].as_str().unwrap();
     let pick = resp["assignee_id"].as_str().unwrap().to_string();
-    let before = state_of(&pick)
-        .and_then(|s| s["owned"].as_f64())
-        .unwrap_or(0.0);
+    let field = |who: &str, name: &str| state_of(who).and_then(|s| s[name].as_f64()).unwrap_or(0.0);
+    let (before, assigned_before) = (field(&pick, "owned"), field(&pick, "assigned"));
     record(
         &app,
         "oc-r2",
@@ -627,10 +627,15 @@ fn resolutions_teach_ownership_and_the_on_call_rate() {
         },
         5,
     );
-    let after = api_stats_of(&app, &pick).unwrap()["state"]["owned"]
-        .as_f64()
-        .unwrap_or(0.0);
-    assert!((after - before).abs() < 1e-9, "owned {before} -> {after}");
+    let (after, assigned_after) = (field(&pick, "owned"), field(&pick, "assigned"));
+    assert!(
+        (after - before - 1.0).abs() < 1e-3,
+        "owned {before} -> {after}"
+    );
+    assert!(
+        (assigned_after - assigned_before - 1.0).abs() < 1e-3,
+        "assigned {assigned_before} -> {assigned_after}"
+    );
 
     // Taken over and then passed on: not theirs after all, so the ownership goes again.
     let resp = app.incident("OC3", "api-service", "low");
