@@ -57,7 +57,8 @@ pub struct ReplayArgs {
     pub no_events: bool,
     /// A setting like an ITSM log that says less: service = the first team, no context tags
     /// (the lookups then key by team alone), and every hand-off, a wrong pick's included,
-    /// reaches the model just before the resolve (as `--no-events`).
+    /// reaches the model just before the resolve (as `--no-events`). With `--through-http`,
+    /// incidents carry no PagerDuty team.
     #[arg(long)]
     pub stand_in: bool,
     /// Context tags to supply: comma-separated subset of product,country (empty = none).
@@ -1211,6 +1212,12 @@ pub fn run_replay(args: &ReplayArgs) -> Result<()> {
         args.tuning_share * 100.0
     );
     if args.through_http {
+        if args.stand_in {
+            // No product: no PagerDuty team on the incident, and the lookups key by team.
+            for r in &mut requests {
+                r.product.clear();
+            }
+        }
         let r = super::replay_http::replay_through_http(&requests, args.tuning_share, args.mode)?;
         let (t, h, a) = (&r.tuning, &r.held_out, &r.all);
         println!(

@@ -440,7 +440,7 @@ fn incident(template: &Value, r: &Request, i: usize) -> Value {
     d["id"] = format!("SR{i}").into();
     d["number"] = (i + 1).into();
     d["created_at"] = created.into();
-    d["title"] = format!("{} {}", r.product, r.sr_number).into();
+    d["title"] = format!("{} {}", r.product, r.sr_number).trim().into();
     d["service"] = json!({"id": format!("S{}", env_key(&r.first_team)), "summary": r.first_team, "type": "service_reference"});
     d["assignees"] = json!([]);
     // One escalation policy per team, as PagerDuty is usually set up.
@@ -449,7 +449,12 @@ fn incident(template: &Value, r: &Request, i: usize) -> Value {
         "summary": format!("{} on-call", r.first_team),
         "type": "escalation_policy_reference",
     });
-    d["teams"] = json!([{"id": "PT", "summary": r.product, "type": "team_reference"}]);
+    // The product as a PagerDuty team, where the log gives one (the stand-in setting clears it).
+    d["teams"] = if r.product.is_empty() {
+        json!([])
+    } else {
+        json!([{"id": "PT", "summary": r.product, "type": "team_reference"}])
+    };
     let priority = match r.severity {
         Severity::Sev1 => "P1",
         Severity::Sev2 => "P2",
