@@ -701,6 +701,7 @@ pub fn replay(
 ) -> ReplaySplit {
     let use_product = args.context.split(',').any(|t| t.trim() == "product");
     let use_country = args.context.split(',').any(|t| t.trim() == "country");
+    let use_title = args.context.split(',').any(|t| t.trim() == "title");
     let assign = args.mode == Mode::Assign;
     let open = args.roster == RosterKind::Open;
     let use_on_call = !args.no_on_call;
@@ -761,6 +762,13 @@ pub fn replay(
         }
         if use_country && !r.country.is_empty() {
             t.push(format!("country:{}", r.country));
+        }
+        if use_title {
+            t.extend(
+                title_tokens(&r.title)
+                    .into_iter()
+                    .map(|w| format!("word:{w}")),
+            );
         }
         t
     };
@@ -1164,6 +1172,22 @@ pub fn replay(
         tuning,
         held_out,
     }
+}
+
+/// The words of a title that can say who owns the work: lowercase, letters and digits, at
+/// least four characters, each once, in order of appearance.
+pub fn title_tokens(title: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in title
+        .split(|c: char| !c.is_alphanumeric())
+        .map(str::to_lowercase)
+        .filter(|w| w.chars().count() >= 4)
+    {
+        if !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    out
 }
 
 /// Parses `--params` JSON over the defaults.

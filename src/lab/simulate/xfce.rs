@@ -133,7 +133,11 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         feedback: Feedback::Immediate,
         no_on_call: true,
         no_events: true,
-        context: "product".to_string(),
+        context: if args.context.split(',').any(|t| t.trim() == "title") {
+            "product,title".to_string()
+        } else {
+            "product".to_string()
+        },
         every: 0,
         all: false,
         ..args.clone()
@@ -187,6 +191,13 @@ mod tests {
             "2014-07-24T18:45:46+00:00"
         );
         assert!(r[0].first_event_at < r[1].first_event_at);
+    }
+
+    #[test]
+    fn title_words_are_lowercase_distinct_and_not_too_short() {
+        let words =
+            super::super::replay::title_tokens("Thunar: crash on COPY, crash in thunar-vfs 4.12");
+        assert_eq!(words, ["thunar", "crash", "copy"]);
     }
 
     #[test]
