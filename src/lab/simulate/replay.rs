@@ -61,7 +61,8 @@ pub struct ReplayArgs {
     /// incidents carry no PagerDuty team.
     #[arg(long)]
     pub stand_in: bool,
-    /// Context tags to supply: comma-separated subset of product,country (empty = none).
+    /// Context tags to supply: comma-separated subset of product,country,title (the title's
+    /// words; empty = none).
     #[arg(long, default_value = "product")]
     pub context: String,
     /// When outcomes reach the model: `immediate` (right after each prediction, a kind
