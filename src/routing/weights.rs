@@ -10,9 +10,9 @@
 //! that is `exp` of the sum, the log-probability the unweighted score adds up. Whether a pick
 //! turned out right (its person took and resolved the work) is a Bernoulli observation of
 //! `p_hat`, and one online step of logistic regression (AdaGrad, with a pull back to the prior
-//! weights) fits the weights to it. Where ownership is what predicts
-//! who resolves, the experience weight grows; where skill differences show, success does; and
-//! the stated confidence, `p_hat` of the pick, comes to mean how often such picks are right.
+//! weights) fits the weights to it. Where ownership is what predicts who resolves, the
+//! experience weight grows; where skill differences show, success does; and the stated
+//! confidence, `p_hat` of the pick, comes to mean how often such picks are right.
 //! The weights a decision used are stored with it, so it replays exactly.
 
 use serde::{Deserialize, Serialize};
