@@ -12,10 +12,17 @@ use crate::routing::{ScoredCandidate, TermWeights};
 
 /// The deployment's current term weights (the prior when the row is missing or unreadable).
 pub fn current(conn: &mut PgConnection) -> QueryResult<TermWeights> {
-    let stored: Option<serde_json::Value> = term_weights::table
-        .select(term_weights::weights)
-        .first(conn)
-        .optional()?;
+    read(conn, false)
+}
+
+/// The stored weights, the row locked until the transaction ends when `lock`.
+fn read(conn: &mut PgConnection, lock: bool) -> QueryResult<TermWeights> {
+    let query = term_weights::table.select(term_weights::weights);
+    let stored: Option<serde_json::Value> = if lock {
+        query.for_update().first(conn).optional()?
+    } else {
+        query.first(conn).optional()?
+    };
     Ok(stored
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default())
@@ -39,19 +46,16 @@ pub fn fit_pick(
             Err(_) => return Ok(false),
         },
     };
-    let ranking: Vec<ScoredCandidate> =
-        serde_json::from_value(decision.ranking.clone()).unwrap_or_default();
-    let Some(picked) = ranking.iter().find(|c| c.human_id == primary) else {
+    // Only the pick's entry is read: a ranking can hold the whole roster.
+    let picked = decision
+        .ranking
+        .as_array()
+        .and_then(|r| r.iter().find(|c| c["human_id"] == primary))
+        .and_then(|c| serde_json::from_value::<ScoredCandidate>(c.clone()).ok());
+    let Some(picked) = picked else {
         return Ok(false);
     };
-    let stored: Option<serde_json::Value> = term_weights::table
-        .select(term_weights::weights)
-        .for_update()
-        .first(conn)
-        .optional()?;
-    let mut weights: TermWeights = stored
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default();
+    let mut weights = read(conn, true)?;
     if !weights.fit(&picked.components, &used, resolver == Some(primary)) {
         return Ok(false);
     }

@@ -148,7 +148,7 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
     let scored = scoring::score(input, &gathered.work, &priors, offset, &explore, params);
     let ranked = ranking::rank(scored);
     let excluded = gathered.excluded;
-    let Some(confidence) = ranking::confidence(&ranked) else {
+    let Some(confidence) = ranking::confidence(&ranked, &input.weights) else {
         let reason = explain::undecided(input, &excluded);
         return Decision {
             primary: None,
@@ -161,18 +161,17 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
             model_version: MODEL_VERSION.to_string(),
         };
     };
-    let ranking: Vec<ScoredCandidate> = ranked.into_iter().map(|s| s.candidate).collect();
-    let explanation = explain::explain(&ranking, input.severity, params);
+    let explanation = explain::explain(&ranked, input.severity, params);
     Decision {
-        primary: Some(ranking[0].human_id.clone()),
-        backups: ranking
+        primary: Some(ranked[0].human_id.clone()),
+        backups: ranked
             .iter()
             .skip(1)
             .take(2)
             .map(|r| r.human_id.clone())
             .collect(),
         confidence,
-        ranking,
+        ranking: ranked,
         excluded,
         explanation,
         undecided_reason: None,

@@ -6,14 +6,6 @@ use super::exploration::Exploration;
 use super::priors::{shrink_rate, Priors};
 use super::{CandidateInput, DecisionInput, ModelParams, ScoreComponents, ScoredCandidate};
 
-/// An eligible candidate's score, with what the confidence needs.
-pub(super) struct Scored {
-    pub(super) candidate: ScoredCandidate,
-    /// The probability that the candidate takes and resolves the work if given it, from the
-    /// mean score's evidence terms (the confidence, for the pick).
-    pub(super) p_right: f64,
-}
-
 /// A candidate's posterior: success (Beta, and its log-odds under a normal approximation) and
 /// mean log time (normal).
 pub(super) struct Posterior {
@@ -32,8 +24,7 @@ pub(super) struct Posterior {
 /// Each candidate's own evidence ([`evidence::weighted`]) updates their priors to posteriors;
 /// the components follow from those, the candidate's load and on-call status, and their
 /// experience share. The evidence terms (success, on_call, experience) take the input's term
-/// weights; the exploration draw moves the success term, so it takes its weight too. Alongside
-/// the score goes the probability that the candidate is right, for the confidence.
+/// weights; the exploration draw moves the success term, so it takes its weight too.
 pub(super) fn score(
     input: &DecisionInput,
     work: &[Work],
@@ -41,7 +32,7 @@ pub(super) fn score(
     offset: f64,
     explore: &Exploration,
     params: &ModelParams,
-) -> Vec<Scored> {
+) -> Vec<ScoredCandidate> {
     let shares = experience_shares(work, priors.take_over_rate, params);
     let n_elig = work.len().max(1) as f64;
     let w = &input.weights.w;
@@ -56,17 +47,13 @@ pub(super) fn score(
             // The draw moves the success and speed terms, so it takes their weights.
             let (d_success, d_speed) = explore.component(&c.human_id, &post, raw.success);
             comp.exploration = w[0] * d_success + d_speed;
-            let p_right = input.weights.probability(&comp);
-            Scored {
-                candidate: ScoredCandidate {
-                    human_id: c.human_id.clone(),
-                    score: comp.total(),
-                    components: comp,
-                    p_success: post.p_mean,
-                    expected_seconds: (post.mu + offset).exp(),
-                    evidence: ev.ok + ev.fail,
-                },
-                p_right,
+            ScoredCandidate {
+                human_id: c.human_id.clone(),
+                score: comp.total(),
+                components: comp,
+                p_success: post.p_mean,
+                expected_seconds: (post.mu + offset).exp(),
+                evidence: ev.ok + ev.fail,
             }
         })
         .collect()

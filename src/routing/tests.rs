@@ -512,15 +512,7 @@ fn experience_counts_only_work_goliath_did_not_assign() {
         b.skill
             .push(record(Severity::Sev3, resolves(2, b_assigned, &p)));
         let d = decide(&input("w", Severity::Sev3, vec![a, b]), &p);
-        let get = |id: &str| {
-            d.ranking
-                .iter()
-                .find(|r| r.human_id == id)
-                .unwrap()
-                .components
-                .experience
-        };
-        (get("a"), get("b"))
+        (experience_of(&d, "a"), experience_of(&d, "b"))
     };
     let (a, b) = exp(false, false);
     assert!(a > b + 0.3, "{a} {b}");
@@ -939,15 +931,7 @@ fn right_picks_count_as_ownership_only_where_people_take_over_the_wrong_ones() {
         let mut b = cand("b");
         b.skill.extend(b_state.map(|s| record(Severity::Sev3, s)));
         let d = decide(&input("w", Severity::Sev3, vec![a, b]), &p);
-        let get = |id: &str| {
-            d.ranking
-                .iter()
-                .find(|r| r.human_id == id)
-                .unwrap()
-                .components
-                .experience
-        };
-        (get("a"), get("b"))
+        (experience_of(&d, "a"), experience_of(&d, "b"))
     };
     // Nobody took the handed-on work over (Goliath routed every attempt): a's right picks are
     // no evidence of ownership, and the shares stay even.
