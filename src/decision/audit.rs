@@ -328,8 +328,21 @@ pub fn expand_inputs(mut stored: Value) -> Value {
 }
 
 /// One ranked candidate as stored: id, score, the six components in declaration order,
-/// p_success, expected_seconds, evidence.
-type RankingRow<'a> = (&'a str, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64);
+/// p_success, expected_seconds, evidence, count (rows stored before the count have none).
+type RankingRow<'a> = (
+    &'a str,
+    f64,
+    f64,
+    f64,
+    f64,
+    f64,
+    f64,
+    f64,
+    f64,
+    f64,
+    f64,
+    f64,
+);
 
 /// The ranking as stored: one [`RankingRow`] per candidate, best first.
 pub fn ranking_text(ranking: &[ScoredCandidate]) -> JsonText {
@@ -349,6 +362,7 @@ pub fn ranking_text(ranking: &[ScoredCandidate]) -> JsonText {
                 c.p_success,
                 c.expected_seconds,
                 c.evidence,
+                c.count,
             )
         })
         .collect();
@@ -399,6 +413,7 @@ pub fn expand_ranking(stored: Value) -> Value {
             p_success: f(8)?,
             expected_seconds: f(9)?,
             evidence: f(10)?,
+            count: f(11).unwrap_or(0.0),
         };
         serde_json::to_value(candidate).ok()
     })
@@ -452,6 +467,7 @@ mod tests {
             p_success: 0.7,
             expected_seconds: 14399.999999999995,
             evidence: 1e-300 * seed,
+            count: 2.5 * seed,
         }
     }
 
@@ -577,6 +593,9 @@ mod tests {
                 intercept: -0.3,
                 grad_sq: [1.0, 0.0, 2.0, 3.0],
                 fitted: 5,
+                model_right: 2.25,
+                count_right: 3.5,
+                tallied_at: Some(chrono::Utc::now()),
             },
         }
     }

@@ -325,8 +325,10 @@ impl LearnerService {
                 }
                 if let Some(d) = &decision {
                     self.learn_on_call(conn, &item, d, resolver.as_deref(), at)?;
-                    // Was the pick right? The term weights learn from it.
-                    weights::fit_pick(conn, d, resolver.as_deref())?;
+                    // Was the pick right? The term weights learn from it, and whether the
+                    // model or the count picked the resolver.
+                    let half_life = self.params.half_life_days;
+                    weights::fit_pick(conn, d, resolver.as_deref(), at, half_life)?;
                 }
                 let owner = resolver.clone().or_else(|| item.assignee_id.clone());
                 ("resolved", resolver, None, "resolved", owner, Some(seconds))

@@ -1,6 +1,8 @@
 //! Explanation: the plain-language reason stored with every decision.
 
-use super::{DecisionInput, Excluded, ExclusionReason, ModelParams, ScoredCandidate, Severity};
+use super::{
+    DecisionInput, Excluded, ExclusionReason, ModelParams, ScoredCandidate, Severity, TermWeights,
+};
 
 /// Why nobody was chosen: how many candidates there were, and how many were excluded for each
 /// reason.
@@ -124,5 +126,29 @@ pub(super) fn explain(
         s.push_str(&format!("; despite {h}"));
     }
     s.push_str(&format!("; {mode}."));
+    s
+}
+
+/// Why the first of `ranking` (ordered by count, not empty) won when the decision follows the
+/// count: how much of this kind of work they own against the runner-up, why the count orders
+/// the picks, and whom the model would have picked.
+pub(super) fn by_count(ranking: &[ScoredCandidate], weights: &TermWeights) -> String {
+    let a = &ranking[0];
+    let mut s = format!(
+        "{} owns the most work of this kind (count {:.1}",
+        a.human_id, a.count
+    );
+    if let Some(b) = ranking.get(1) {
+        s.push_str(&format!(" against {:.1} for {}", b.count, b.human_id));
+    }
+    s.push_str(&format!(
+        "); the picks follow the count, because where the model and the count disagreed lately the count's pick resolved more ({:.1} against {:.1})",
+        weights.count_right, weights.model_right
+    ));
+    let (model, _) = super::picks_of(ranking);
+    if let Some(m) = model.filter(|m| *m != a.human_id) {
+        s.push_str(&format!("; the model's own pick was {m}"));
+    }
+    s.push('.');
     s
 }

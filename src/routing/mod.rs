@@ -113,6 +113,7 @@
 //! components), `ranking` (order and confidence) and `explain`. Learning is in `learning`, the
 //! public types in `types`; both are re-exported here.
 
+mod counting;
 mod evidence;
 mod explain;
 mod exploration;
@@ -124,6 +125,7 @@ mod scoring;
 mod types;
 mod weights;
 
+pub use counting::{picks, picks_of, PickEntry};
 pub use learning::{apply_on_call_outcome, apply_outcome};
 pub use types::{
     CandidateInput, ContextRecord, Decision, DecisionInput, Excluded, ExclusionReason, ModelParams,
@@ -146,7 +148,9 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
     let explore = Exploration::new(input, &gathered.pool, params);
     let offset = offsets[input.severity as usize];
     let scored = scoring::score(input, &gathered.work, &priors, offset, &explore, params);
-    let ranked = ranking::rank(scored);
+    let mut ranked = ranking::rank(scored);
+    // Where counting who owns such work has lately been right more often, it orders the picks.
+    let by_count = counting::follow(&mut ranked, &input.weights);
     let excluded = gathered.excluded;
     let Some(confidence) = ranking::confidence(&ranked, &input.weights) else {
         let reason = explain::undecided(input, &excluded);
@@ -161,7 +165,11 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
             model_version: MODEL_VERSION.to_string(),
         };
     };
-    let explanation = explain::explain(&ranked, input.severity, params);
+    let explanation = if by_count {
+        explain::by_count(&ranked, &input.weights)
+    } else {
+        explain::explain(&ranked, input.severity, params)
+    };
     Decision {
         primary: Some(ranked[0].human_id.clone()),
         backups: ranked

@@ -1,6 +1,7 @@
 //! Scoring: each eligible candidate's posterior success rate and log time, and the named
 //! components of their score (success, speed, load, on_call, experience, exploration).
 
+use super::counting;
 use super::evidence::{self, Evidence, Work};
 use super::exploration::Exploration;
 use super::priors::{shrink_rate, Priors};
@@ -34,6 +35,7 @@ pub(super) fn score(
     params: &ModelParams,
 ) -> Vec<ScoredCandidate> {
     let shares = experience_shares(work, priors.take_over_rate, params);
+    let counts = counting::ownership_counts(work);
     let n_elig = work.len().max(1) as f64;
     let w = &input.weights.w;
     work.iter()
@@ -54,6 +56,7 @@ pub(super) fn score(
                 p_success: post.p_mean,
                 expected_seconds: (post.mu + offset).exp(),
                 evidence: ev.ok + ev.fail,
+                count: counts[i],
             }
         })
         .collect()

@@ -972,3 +972,50 @@ fn take_overs_hold_exploration_back_before_anything_resolves() {
     assert!(none > 0.0);
     assert!(many < none / 20.0, "{many} vs {none}");
 }
+
+#[test]
+fn where_the_count_has_won_the_disagreements_the_picks_follow_it_within_usual_loads() {
+    let p = ModelParams::default();
+    // Alice owns the most work here but resolves few without a hand-off; Bob owns less and
+    // resolves all of it; Cid owns the most of all but is at his cap.
+    let mut alice = cand("alice");
+    let mut alice_state = took_over(6, &p);
+    alice_state.failures += 6.0;
+    alice.skill.push(record(Severity::Sev2, alice_state));
+    let mut bob = cand("bob");
+    bob.skill.push(record(Severity::Sev2, took_over(3, &p)));
+    let mut cid = cand("cid");
+    cid.skill.push(record(Severity::Sev2, took_over(9, &p)));
+    cid.open_items = 5;
+    cid.max_active = Some(6);
+    let mut inp = input("w1", Severity::Sev2, vec![alice, bob, cid]);
+    let model = decide(&inp, &p);
+    assert_eq!(model.primary.as_deref(), Some("bob"), "{model:?}");
+    assert_eq!(picks_of(&model.ranking), (Some("bob"), Some("alice")));
+    assert!(!model.explanation.contains("follow the count"));
+
+    // The count's pick has lately resolved more of the incidents where the two disagreed.
+    let mut w = TermWeights::default();
+    for _ in 0..2 {
+        assert!(w.tally(Some("bob"), Some("alice"), Some("alice"), t0(), 60.0));
+    }
+    assert!(w.trusts_count());
+    inp.weights = w;
+    let counted = decide(&inp, &p);
+    let order: Vec<&str> = counted
+        .ranking
+        .iter()
+        .map(|c| c.human_id.as_str())
+        .collect();
+    // By count among those within their usual load, then the rest in the model's order.
+    assert_eq!(order, ["alice", "bob", "cid"], "{counted:?}");
+    assert_eq!(counted.primary.as_deref(), Some("alice"));
+    assert!(
+        counted.explanation.contains("follow the count")
+            && counted.explanation.contains("the model's own pick was bob"),
+        "{}",
+        counted.explanation
+    );
+    // The same input decides the same way, the stored weights included.
+    assert_eq!(decide(&inp, &p), counted);
+}

@@ -461,6 +461,10 @@ pub struct ScoredCandidate {
     pub expected_seconds: f64,
     /// Decayed evidence behind the estimate (weighted outcome count).
     pub evidence: f64,
+    /// The person's decayed count of owned work of this kind, as a lookup by count would key
+    /// it (see [`crate::routing::ownership_counts`]): the count expert ranks by it.
+    #[serde(default)]
+    pub count: f64,
 }
 
 /// Why a person could not take the incident.

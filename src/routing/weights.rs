@@ -15,6 +15,7 @@
 //! confidence, `p_hat` of the pick, comes to mean how often such picks are right.
 //! The weights a decision used are stored with it, so it replays exactly.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::ScoreComponents;
@@ -50,6 +51,13 @@ pub struct TermWeights {
     pub grad_sq: [f64; TERMS + 1],
     /// Outcomes fitted so far.
     pub fitted: u64,
+    /// Of the resolved incidents on which the model's pick and the count's pick differed,
+    /// decayed to [`TermWeights::tallied_at`]: how many the model's pick resolved, and how many
+    /// the count's (see [`super::counting`]).
+    pub model_right: f64,
+    pub count_right: f64,
+    /// Event time of the last tally.
+    pub tallied_at: Option<DateTime<Utc>>,
 }
 
 impl Default for TermWeights {
@@ -59,6 +67,9 @@ impl Default for TermWeights {
             intercept: 0.0,
             grad_sq: [0.0; TERMS + 1],
             fitted: 0,
+            model_right: 0.0,
+            count_right: 0.0,
+            tallied_at: None,
         }
     }
 }
@@ -80,6 +91,22 @@ impl TermWeights {
             serde_json::json!(round4(self.intercept)),
         );
         m.insert("fitted".to_string(), serde_json::json!(self.fitted));
+        m.insert(
+            "model_right".to_string(),
+            serde_json::json!(round4(self.model_right)),
+        );
+        m.insert(
+            "count_right".to_string(),
+            serde_json::json!(round4(self.count_right)),
+        );
+        m.insert(
+            "follows".to_string(),
+            serde_json::json!(if self.trusts_count() {
+                "count"
+            } else {
+                "model"
+            }),
+        );
         serde_json::Value::Object(m)
     }
 
@@ -143,6 +170,44 @@ impl TermWeights {
             }
         }
         self.fitted += 1;
+        true
+    }
+
+    /// True when, on the incidents where the model and the count disagreed, the count's pick
+    /// has lately resolved more of them than the model's, by more than one standard deviation
+    /// of that difference were the two equally good (a sign test at z = 1, so a short run of
+    /// luck does not flip the picks back and forth): the decision then follows the count.
+    pub fn trusts_count(&self) -> bool {
+        self.count_right - self.model_right > (self.count_right + self.model_right).sqrt()
+    }
+
+    /// Tallies one resolved incident: the model picked `model`, the count `count`, and
+    /// `resolver` resolved it (None: nobody on the roster). Only a disagreement with a known
+    /// resolver tells the two apart; earlier tallies fade with the evidence half-life, by event
+    /// time `at`. Returns whether anything was tallied.
+    pub fn tally(
+        &mut self,
+        model: Option<&str>,
+        count: Option<&str>,
+        resolver: Option<&str>,
+        at: DateTime<Utc>,
+        half_life_days: f64,
+    ) -> bool {
+        let (Some(model), Some(count), Some(resolver)) = (model, count, resolver) else {
+            return false;
+        };
+        if model == count {
+            return false;
+        }
+        if let Some(last) = self.tallied_at.filter(|&t| at > t && half_life_days > 0.0) {
+            let days = (at - last).num_milliseconds() as f64 / 86_400_000.0;
+            let f = (-std::f64::consts::LN_2 * days / half_life_days).exp();
+            self.model_right *= f;
+            self.count_right *= f;
+        }
+        self.tallied_at = Some(self.tallied_at.map_or(at, |t| t.max(at)));
+        self.model_right += f64::from(u8::from(resolver == model));
+        self.count_right += f64::from(u8::from(resolver == count));
         true
     }
 }
@@ -216,6 +281,33 @@ mod tests {
         let after = w.probability(&picked(&w, -0.2, 0.0, -0.3));
         assert!((before - 0.25).abs() > 0.1, "{before}");
         assert!((after - 0.25).abs() < 0.05, "{after}");
+    }
+
+    #[test]
+    fn the_count_is_followed_once_it_wins_more_disagreements_and_left_when_it_loses_them() {
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let day = |d: i64| t0 + chrono::Duration::days(d);
+        let mut w = TermWeights::default();
+        assert!(!w.trusts_count());
+        // Agreement, or an unknown resolver, tells nothing.
+        assert!(!w.tally(Some("a"), Some("a"), Some("a"), day(0), 60.0));
+        assert!(!w.tally(Some("a"), Some("b"), None, day(0), 60.0));
+        assert!(w.tally(Some("a"), Some("b"), Some("b"), day(0), 60.0));
+        assert!(!w.trusts_count(), "one win is luck as easily as skill");
+        assert!(w.tally(Some("a"), Some("b"), Some("b"), day(0), 60.0));
+        assert!(w.trusts_count(), "{w:?}");
+        assert!(w.tally(Some("a"), Some("b"), Some("a"), day(1), 60.0));
+        assert!(
+            !w.trusts_count(),
+            "2 to 1 is within luck: the model keeps the picks"
+        );
+        // Sixty days on, the old tallies count half.
+        assert!(w.tally(Some("a"), Some("b"), Some("a"), day(61), 60.0));
+        assert!((w.model_right - 1.5).abs() < 1e-9, "{w:?}");
+        let count = 2.0 * 0.5f64.powf(61.0 / 60.0);
+        assert!((w.count_right - count).abs() < 1e-9, "{w:?}");
     }
 
     #[test]

@@ -828,3 +828,88 @@ fn each_pick_that_resolves_teaches_the_term_weights_once_and_decisions_store_the
     let report = app.admin("POST", &format!("/admin/work-items/{id}/replay"), None);
     assert_eq!(report.json()["matches"], true, "{}", report.body);
 }
+
+#[test]
+fn once_the_count_wins_the_disagreements_the_picks_follow_it_and_say_so() {
+    let app = app();
+    app.roster(&[human("ana", &["api"]), human("ben", &["api"])]);
+    // The first incident is handed on and resolved by the other person: they own such work.
+    let resp = app.incident("C1", "api-service", "high");
+    let id = resp["work_item_id"].as_str().unwrap().to_string();
+    let first = resp["assignee_id"].as_str().unwrap().to_string();
+    let owner = if first == "ana" { "ben" } else { "ana" };
+    let handed = Outcome::HandedOff {
+        from: Some(first.clone()),
+        to: Some(owner.into()),
+    };
+    record(&app, "c1-handed", &id, handed, 5);
+    let resolved = Outcome::Resolved {
+        resolver: Some(owner.into()),
+    };
+    record(&app, "c1-resolved", &id, resolved, 30);
+    let stats =
+        |app: &TestApp| app.admin("GET", "/admin/stats", None).json()["term_weights"].clone();
+    assert_eq!(stats(&app)["follows"], "model", "{}", stats(&app));
+
+    // Two resolves where the model picked `first` and the count `owner`, and `owner` resolved.
+    let entry = |who: &str, score: f64, count: f64| {
+        serde_json::json!({
+            "human_id": who, "score": score, "count": count,
+            "components": {"success": -0.5, "speed": 0.0, "load": 0.0, "on_call": 0.0,
+                           "experience": -0.7, "exploration": 0.0},
+            "p_success": 0.6, "expected_seconds": 3600.0, "evidence": 1.0
+        })
+    };
+    let decision = goliath::decision::StoredDecision {
+        work_item_id: id.clone(),
+        primary_human_id: Some(first.clone()),
+        backup_ids: vec![owner.to_string()],
+        confidence: 0.4,
+        explanation: String::new(),
+        undecided_reason: None,
+        ranking: serde_json::json!([entry(&first, 1.0, 0.0), entry(owner, 0.5, 3.0)]),
+        excluded: serde_json::json!([]),
+        inputs: serde_json::json!({"input": {}}),
+        model_version: String::new(),
+        decided_at: Utc::now(),
+    };
+    let mut conn = app.db.conn();
+    let half_life = 60.0;
+    for _ in 0..2 {
+        let fitted = goliath::learner::weights::fit_pick(
+            &mut conn,
+            &decision,
+            Some(owner),
+            Utc::now(),
+            half_life,
+        )
+        .expect("fitted");
+        assert!(fitted);
+    }
+    let after = stats(&app);
+    let count_right = after["count_right"].as_f64().unwrap();
+    assert!((count_right - 2.0).abs() < 1e-3, "{after}");
+    assert_eq!(after["model_right"], 0.0, "{after}");
+    assert_eq!(after["follows"], "count", "{after}");
+
+    // The next decision follows the count, says so, and stores the tallies it used.
+    let next = app.incident("C2", "api-service", "high");
+    assert_eq!(next["assignee_id"], owner, "{next}");
+    let id = next["work_item_id"].as_str().unwrap();
+    let view = app.work_item(id);
+    let explanation = view["decision"]["explanation"].as_str().unwrap();
+    assert!(explanation.contains("follow the count"), "{explanation}");
+    assert!(
+        explanation.starts_with(&format!("{owner} owns the most")),
+        "{explanation}"
+    );
+    let ranking = &view["decision"]["ranking"];
+    assert!(ranking[0]["count"].as_f64().unwrap() > 0.0, "{ranking}");
+    let stored = &view["decision"]["inputs"]["input"]["weights"];
+    assert!(
+        (stored["count_right"].as_f64().unwrap() - 2.0).abs() < 1e-3,
+        "{stored}"
+    );
+    let report = app.admin("POST", &format!("/admin/work-items/{id}/replay"), None);
+    assert_eq!(report.json()["matches"], true, "{}", report.body);
+}

@@ -38,8 +38,9 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 
 use crate::routing::{
-    apply_on_call_outcome, apply_outcome, decide, CandidateInput, ContextRecord, DecisionInput,
-    ModelParams, OutcomeKind, ScoreComponents, Severity, SkillRecord, SkillState, TermWeights,
+    apply_on_call_outcome, apply_outcome, decide, picks_of, CandidateInput, ContextRecord,
+    DecisionInput, ModelParams, OutcomeKind, ScoreComponents, Severity, SkillRecord, SkillState,
+    TermWeights,
 };
 
 /// Options of `goliath replay-bpic`.
@@ -654,12 +655,21 @@ impl Loads {
     }
 }
 
-/// The term weights of a replay, and each decided request's pick (its components, with the
-/// weights it used) until its resolver is known.
+/// The term weights of a replay, and each decided request's pick until its resolver is known.
 #[derive(Default)]
 struct Fits {
     weights: TermWeights,
-    decisions: HashMap<usize, (ScoreComponents, TermWeights)>,
+    decisions: HashMap<usize, Picked>,
+}
+
+/// A decided request as the learner reads it back: the pick, its components with the weights
+/// it used, and the model's and the count's picks.
+struct Picked {
+    pick: String,
+    components: ScoreComponents,
+    used: TermWeights,
+    model: Option<String>,
+    count: Option<String>,
 }
 
 /// What one request teaches, and when it reaches the learner and the lookup.
@@ -688,8 +698,9 @@ enum Teach {
     Lookup,
     /// The events-fed lookup counts a person (+1) or withdraws them (-1).
     EventsLookup(String, i64),
-    /// The term weights learn whether the request's pick was right (took and resolved it).
-    Fit(bool),
+    /// The term weights learn whether the request's pick was right (took and resolved it),
+    /// and which of the model and the count picked the resolver.
+    Fit(String),
 }
 
 /// Replays `requests` online and returns the accuracy counters, overall and split at
@@ -926,7 +937,7 @@ pub fn replay(
             teach(end, Teach::Lookup);
         }
         if !resolver.is_empty() && pick.is_some() {
-            teach(end, Teach::Fit(pick == Some(resolver.as_str())));
+            teach(end, Teach::Fit(resolver.clone()));
         }
         let mut waiting = false;
         for (t, status) in &r.statuses {
@@ -980,9 +991,14 @@ pub fn replay(
             Teach::Waiting(w) => loads.waiting(humans, lesson.req, *w),
             Teach::Lookup => lookup.learn(r),
             Teach::EventsLookup(p, delta) => events_lookup.add(r, p, *delta),
-            Teach::Fit(right) => {
-                if let Some((picked, used)) = fits.decisions.remove(&lesson.req) {
-                    fits.weights.fit(&picked, &used, *right);
+            Teach::Fit(resolver) => {
+                if let Some(p) = fits.decisions.remove(&lesson.req) {
+                    let right = p.pick == *resolver;
+                    fits.weights.fit(&p.components, &p.used, right);
+                    let (model, count) = (p.model.as_deref(), p.count.as_deref());
+                    let half_life = params.half_life_days;
+                    fits.weights
+                        .tally(model, count, Some(resolver), at, half_life);
                 }
             }
         }
@@ -1092,8 +1108,15 @@ pub fn replay(
             let d = decide(&input, params);
             micros += t.elapsed().as_secs_f64() * 1e6;
             if let Some(first) = d.ranking.first() {
-                fits.decisions
-                    .insert(ri, (first.components.clone(), fits.weights.clone()));
+                let (model, count) = picks_of(&d.ranking);
+                let picked = Picked {
+                    pick: first.human_id.clone(),
+                    components: first.components.clone(),
+                    used: fits.weights.clone(),
+                    model: model.map(str::to_string),
+                    count: count.map(str::to_string),
+                };
+                fits.decisions.insert(ri, picked);
             }
             pick = d.primary.clone();
             if scored {

@@ -30,8 +30,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::routing::rng::{mix64, SplitMix64};
 use crate::routing::{
-    apply_on_call_outcome, apply_outcome, decide, CandidateInput, DecisionInput, ModelParams,
-    OutcomeKind, ScoreComponents, ScoredCandidate, Severity, SkillRecord, SkillState, TermWeights,
+    apply_on_call_outcome, apply_outcome, decide, picks_of, CandidateInput, DecisionInput,
+    ModelParams, OutcomeKind, ScoreComponents, ScoredCandidate, Severity, SkillRecord, SkillState,
+    TermWeights,
 };
 
 /// Extra hours before someone who is not on call starts working.
@@ -335,6 +336,9 @@ struct Learner {
     weights: TermWeights,
     /// Each incident's latest decision: its pick's components and the weights it used.
     decisions: HashMap<usize, (ScoreComponents, TermWeights)>,
+    /// Each incident's first decision's model pick and count pick: the product keeps one
+    /// decision per incident and tallies them against the resolver.
+    first_picks: HashMap<usize, (Option<String>, Option<String>)>,
 }
 
 fn time_of(h: f64) -> DateTime<Utc> {
@@ -361,6 +365,7 @@ pub fn run_policy(
         overall: vec![SkillState::default(); np],
         weights: TermWeights::default(),
         decisions: HashMap::new(),
+        first_picks: HashMap::new(),
     };
     // On-call person of incidents Goliath did not assign to them (so far).
     let mut on_call_trial: Vec<Option<usize>> = vec![None; n];
@@ -457,6 +462,11 @@ pub fn run_policy(
                                 .decisions
                                 .insert(inc, (first.components.clone(), used));
                         }
+                        if attempt == 0 {
+                            let (model, count) = picks_of(&ranking);
+                            let both = (model.map(str::to_string), count.map(str::to_string));
+                            learner.first_picks.insert(inc, both);
+                        }
                         h
                     }
                 };
@@ -542,6 +552,16 @@ pub fn run_policy(
                             // The pick took and resolved it.
                             if let Some((picked, used)) = learner.decisions.remove(&inc) {
                                 learner.weights.fit(&picked, &used, true);
+                            }
+                            if let Some((model, count)) = learner.first_picks.remove(&inc) {
+                                let resolver = world.humans[human].as_str();
+                                learner.weights.tally(
+                                    model.as_deref(),
+                                    count.as_deref(),
+                                    Some(resolver),
+                                    time_of(now),
+                                    learner.params.half_life_days,
+                                );
                             }
                             if let Some(o) = on_call_trial[inc] {
                                 let at = time_of(now);
