@@ -218,8 +218,13 @@ WITH locked AS MATERIALIZED (
            AS u(item, kind, detail, occurred_at)
      WHERE u.item IN (SELECT id FROM items) OR u.item NOT IN (SELECT id FROM input)
 ), queued AS (
-    INSERT INTO jobs (kind, payload, dedup_key)
-    SELECT u.kind, u.payload, u.dedup_key
+    -- Served by the item's severity, then age (jobs_ready): a new item's from this batch's
+    -- input, an existing one's from its row.
+    INSERT INTO jobs (kind, payload, dedup_key, priority)
+    SELECT u.kind, u.payload, u.dedup_key,
+           goliath_severity_rank(coalesce(
+               (SELECT i.severity FROM input i WHERE i.id = u.item),
+               (SELECT w.severity FROM work_items w WHERE w.id = u.item)))
       FROM UNNEST($41::text[], $42::text[], $43::jsonb[], $44::text[])
            AS u(item, kind, payload, dedup_key)
      WHERE u.item IN (SELECT id FROM items) OR u.item NOT IN (SELECT id FROM input)

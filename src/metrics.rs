@@ -1,6 +1,6 @@
 //! Prometheus metrics, in the text exposition format at `GET /metrics`. Counters and
 //! histograms are kept in process as things happen; the gauges read from the database
-//! (queue depth, dead jobs, unassigned items, pool use) are filled in at scrape time.
+//! (queue depth and age, dead jobs, unassigned items, pool use) are filled in at scrape time.
 
 use std::sync::OnceLock;
 
@@ -28,6 +28,8 @@ pub struct Metrics {
     pub outcomes: IntCounterVec,
     /// Jobs by state, read at scrape time.
     pub jobs_by_state: IntGaugeVec,
+    /// Seconds the oldest runnable queued job of each severity has waited, read at scrape time.
+    pub queue_age: IntGaugeVec,
     /// Work items waiting unassigned, read at scrape time.
     pub unassigned: IntGauge,
     /// Pool connections by state (`idle`, `in_use`).
@@ -109,6 +111,11 @@ impl Metrics {
                 &["kind"],
             ),
             jobs_by_state: gauge("jobs", "Jobs by state", &["state"]),
+            queue_age: gauge(
+                "job_queue_age_seconds",
+                "Seconds the oldest runnable queued job has waited, by its work item's severity",
+                &["severity"],
+            ),
             pool: gauge(
                 "db_pool_connections",
                 "Database pool connections, by state",

@@ -155,6 +155,7 @@ diesel::table! {
         dedup_key -> Nullable<Text>,
         created_at -> Timestamptz,
         finished_at -> Nullable<Timestamptz>,
+        priority -> Int2,
     }
 }
 

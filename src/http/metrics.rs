@@ -27,6 +27,11 @@ async fn render(state: &web::Data<AppState>) -> Result<HttpResponse, ApiError> {
                 .with_label_values(&[state])
                 .set(depth[state].as_i64().unwrap_or(0));
         }
+        let ages = crate::jobs::queue::age_by_severity(&mut conn)?;
+        for (rank, age) in ages.iter().enumerate() {
+            let severity = format!("sev{}", rank + 1);
+            m.queue_age.with_label_values(&[&severity]).set(*age);
+        }
         m.unassigned
             .set(crate::decision::backlog::count_waiting(&mut conn)?);
         Ok(())

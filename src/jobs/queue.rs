@@ -28,20 +28,32 @@ pub struct Job {
     pub dedup_key: Option<String>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The work item's severity rank (1 = sev1; 4 without an item): served first.
+    pub priority: i16,
 }
 
 /// Queues a job unless one with the same `dedup_key` exists; returns the job's id either way.
+/// It is served at its work item's severity (`payload.work_item_id`), else with sev4.
 pub fn enqueue(
     conn: &mut PgConnection,
     kind: &str,
     payload: serde_json::Value,
     dedup_key: Option<&str>,
 ) -> QueryResult<i64> {
+    let severity: Option<String> = match payload.get("work_item_id").and_then(|v| v.as_str()) {
+        Some(item) => crate::db::schema::work_items::table
+            .find(item)
+            .select(crate::db::schema::work_items::severity)
+            .first(conn)
+            .optional()?,
+        None => None,
+    };
     let inserted: Option<i64> = diesel::insert_into(jobs::table)
         .values((
             jobs::kind.eq(kind),
             jobs::payload.eq(payload),
             jobs::dedup_key.eq(dedup_key),
+            jobs::priority.eq(severity_rank(severity.as_deref())),
         ))
         .on_conflict_do_nothing()
         .returning(jobs::id)
@@ -56,8 +68,20 @@ pub fn enqueue(
     }
 }
 
-/// Claims up to `$2` of the oldest runnable jobs (prepared: run for every batch of jobs, and
-/// its plan is the partial index `jobs_ready` whatever the table holds).
+/// A severity's rank in the queue, as the database's `goliath_severity_rank` gives it: 1 for
+/// sev1 to 4 for sev4 and for jobs without a work item.
+pub fn severity_rank(severity: Option<&str>) -> i16 {
+    match severity {
+        Some("sev1") => 1,
+        Some("sev2") => 2,
+        Some("sev3") => 3,
+        _ => 4,
+    }
+}
+
+/// Claims up to `$2` runnable jobs, the most severe first, then the oldest (prepared: run for
+/// every batch of jobs, and its plan is the partial index `jobs_ready` whatever the table
+/// holds).
 struct ClaimSql;
 
 impl Statement for ClaimSql {
@@ -65,24 +89,24 @@ impl Statement for ClaimSql {
         UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1, \
              locked_at = now() \
          WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= now() \
-                      ORDER BY run_at, id FOR UPDATE SKIP LOCKED LIMIT $2) \
+                      ORDER BY priority, run_at, id FOR UPDATE SKIP LOCKED LIMIT $2) \
          RETURNING *";
 }
 
-/// Takes the oldest runnable job, marking it running under `worker`.
+/// Takes the next runnable job (most severe, then oldest), marking it running under `worker`.
 pub fn claim(conn: &mut PgConnection, worker: &str) -> QueryResult<Option<Job>> {
     Ok(claim_many(conn, worker, 1)?.pop())
 }
 
-/// Takes up to `limit` of the oldest runnable jobs at once, marking them running under
-/// `worker`; oldest first.
+/// Takes up to `limit` runnable jobs at once, marking them running under `worker`; the most
+/// severe first, then the oldest.
 pub fn claim_many(conn: &mut PgConnection, worker: &str, limit: usize) -> QueryResult<Vec<Job>> {
     let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
     let mut jobs: Vec<Job> = Prepared::<ClaimSql>::new()
         .bind(Bind::Text(worker))
         .bind(Bind::BigInt(&limit))
         .load(conn)?;
-    jobs.sort_by_key(|j| (j.run_at, j.id));
+    jobs.sort_by_key(|j| (j.priority, j.run_at, j.id));
     Ok(jobs)
 }
 
@@ -227,6 +251,36 @@ pub fn list(conn: &mut PgConnection, state: Option<&str>, limit: i64) -> QueryRe
 /// Counts of the jobs still to run or needing attention (queued, running, dead), for
 /// /readyz and admin. Each is read through its partial index; finished jobs, which only grow,
 /// are not counted (a probe every few seconds would scan them all).
+/// Seconds the next runnable queued job of each severity rank (the one with the earliest
+/// `run_at`) has waited since it was queued (index 0 = sev1; 0 where none waits).
+pub fn age_by_severity(conn: &mut PgConnection) -> QueryResult<[i64; 4]> {
+    #[derive(QueryableByName)]
+    struct Age {
+        #[diesel(sql_type = diesel::sql_types::SmallInt)]
+        priority: i16,
+        #[diesel(sql_type = BigInt)]
+        seconds: i64,
+    }
+    // One index probe per rank: the oldest runnable job of the rank leads jobs_ready.
+    let rows: Vec<Age> = diesel::sql_query(
+        "SELECT r.priority::smallint AS priority, coalesce((SELECT extract(epoch FROM now() - j.created_at)::bigint \
+                  FROM jobs j WHERE j.state = 'queued' AND j.priority = r.priority \
+                   AND j.run_at <= now() ORDER BY j.run_at, j.id LIMIT 1), 0) AS seconds \
+           FROM generate_series(1, 4) AS r(priority)",
+    )
+    .load(conn)?;
+    let mut ages = [0; 4];
+    for r in rows {
+        if let Some(a) = usize::try_from(r.priority - 1)
+            .ok()
+            .and_then(|i| ages.get_mut(i))
+        {
+            *a = r.seconds.max(0);
+        }
+    }
+    Ok(ages)
+}
+
 pub fn depth(conn: &mut PgConnection) -> QueryResult<serde_json::Value> {
     let mut counts = serde_json::Map::new();
     for state in super::JobState::PENDING_AND_DEAD.map(super::JobState::as_str) {

@@ -26,7 +26,7 @@ use super::weights::TermWeights;
 /// `ln share` (not relative to an even share), so the weighted terms form a log-probability
 /// that the pick is right, which is the confidence; take-overs count against exploring even
 /// before anything is resolved.
-pub const MODEL_VERSION: &str = "goliath-routing/8";
+pub const MODEL_VERSION: &str = "goliath-routing/9";
 
 /// Incident severity; `Sev1` is the most critical.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -593,3 +593,75 @@ fn process_killed_between_jiras_201_and_its_commit_makes_no_duplicate_after_rest
     assert!(sim.counters().search >= 1);
     sim.stop();
 }
+
+#[test]
+fn under_a_backlog_the_most_severe_items_jira_work_is_served_first_and_its_age_reported() {
+    let app = app(false);
+    app.roster(&[human("ana", &["api"]), human("ben", &["api"])]);
+    let backlog = api_incidents(&app, "BL", 20);
+    let urgent = app.incident("URGENT", "api-service", "high");
+    let urgent_id = urgent["work_item_id"].as_str().unwrap().to_string();
+    let severity = |id: &str| {
+        app.work_item(id)["work_item"]["severity"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (low, high) = (severity(&backlog[0]), severity(&urgent_id));
+    assert!(high < low, "{high} should be more severe than {low}");
+
+    // Jira work is queued for every item; the last to arrive is served first.
+    let mut conn = app.db.conn();
+    let first = goliath::jobs::queue::claim(&mut conn, "test")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.payload["work_item_id"],
+        urgent_id.as_str(),
+        "{first:?}"
+    );
+    let next = goliath::jobs::queue::claim_many(&mut conn, "test", 5).unwrap();
+    assert!(next
+        .iter()
+        .all(|j| j.payload["work_item_id"] != urgent_id.as_str()));
+    // Then by age: the backlog's items in the order they arrived.
+    let items: Vec<&str> = next
+        .iter()
+        .filter_map(|j| j.payload["work_item_id"].as_str())
+        .collect();
+    let arrived: Vec<&str> = backlog
+        .iter()
+        .map(String::as_str)
+        .filter(|b| items.contains(b))
+        .collect();
+    assert_eq!(
+        items
+            .iter()
+            .copied()
+            .filter(|i| arrived.contains(i))
+            .collect::<Vec<_>>(),
+        arrived
+    );
+
+    // What still waits is reported per severity.
+    std::thread::sleep(Duration::from_millis(1100));
+    let metrics = app.admin("GET", "/metrics", None);
+    assert_eq!(metrics.status, 200);
+    let age = |sev: &str| -> i64 {
+        let line = format!("goliath_job_queue_age_seconds{{severity=\"{sev}\"}} ");
+        metrics
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .unwrap_or_else(|| panic!("{line} in {}", metrics.body))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(age(&low) >= 1, "{}", metrics.body);
+    assert_eq!(
+        age(&high),
+        0,
+        "the urgent item's job is running, none waits"
+    );
+}
