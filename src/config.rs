@@ -220,6 +220,40 @@ pub struct Config {
     /// Where `/metrics` is also served without a token.
     pub metrics_bind: Option<SocketAddr>,
     pub modes: RoutingModes,
+    /// How log lines are written (`GOLIATH_LOG_FORMAT`; logging starts before the rest of the
+    /// configuration is read, so this is where a wrong value is refused).
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The format `GOLIATH_LOG_FORMAT` names (unset or empty: text), or an error naming the
+    /// variable and the values it takes.
+    pub fn parse(value: Option<&str>) -> Result<LogFormat, ConfigError> {
+        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("") | Some("text") => Ok(LogFormat::Text),
+            Some("json") => Ok(LogFormat::Json),
+            Some(_) => Err(ConfigError(format!(
+                "GOLIATH_LOG_FORMAT `{}` must be one of: text, json",
+                value.unwrap_or_default()
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
 }
 
 /// Assign or shadow, per service.
@@ -769,6 +803,7 @@ impl Config {
                 })?),
             },
             modes,
+            log_format: LogFormat::parse(env.get("GOLIATH_LOG_FORMAT").map(String::as_str))?,
         })
     }
 
@@ -782,6 +817,13 @@ impl Config {
                 serde_json::json!(format!("<{} redacted>", v.len()))
             }
         };
+        // Each severity's deadline, labelled (null: never escalates).
+        let escalation: serde_json::Map<String, serde_json::Value> =
+            ["sev1", "sev2", "sev3", "sev4"]
+                .iter()
+                .zip(&self.escalation.deadlines)
+                .map(|(sev, d)| (sev.to_string(), serde_json::json!(d.map(|d| d.as_secs()))))
+                .collect();
         serde_json::json!({
             "database_url": self.database_url.as_deref().map(redact_url)
                 .unwrap_or_else(|| format!("embedded cluster in {}", self.data_dir.display())),
@@ -802,10 +844,12 @@ impl Config {
             "shadow_jira": self.modes.shadow_jira,
             "fallback_owner": self.fallback.default,
             "fallback_owner_by_service": self.fallback.by_service,
-            "escalation_seconds": self.escalation.deadlines.iter()
-                .map(|d| d.map(|d| d.as_secs())).collect::<Vec<_>>(),
+            "escalation_seconds": escalation,
+            "metrics_bind": self.metrics_bind.map(|a| a.to_string()),
+            "log_format": self.log_format.as_str(),
             "pagerduty": {
                 "webhook_secrets": secrets(&self.pagerduty.webhook_secrets),
+                "allow_unsigned_webhooks": self.pagerduty.allow_unsigned,
                 "service_by_id": self.pagerduty.service_by_id,
                 "service_by_name": self.pagerduty.service_by_name,
                 "priority_overrides": self.pagerduty.priority_overrides,

@@ -370,3 +370,33 @@ fn help_parses_for_the_binary_and_every_subcommand() {
         assert!(err.contains(flag), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn an_unknown_log_format_is_refused_and_check_config_prints_every_setting() {
+    let run = |format: &str| {
+        Command::new(env!("CARGO_BIN_EXE_goliath"))
+            .arg("check-config")
+            .env("GOLIATH_LOG_FORMAT", format)
+            .env("GOLIATH_METRICS_BIND", "127.0.0.1:9109")
+            .output()
+            .unwrap()
+    };
+    let refused = run("jsn");
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("GOLIATH_LOG_FORMAT `jsn` must be one of: text, json"),
+        "{err}"
+    );
+    assert!(refused.stdout.is_empty(), "nothing printed as if valid");
+
+    let ok = run("TEXT");
+    assert!(ok.status.success(), "{ok:?}");
+    let printed: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(printed["log_format"], "text", "{printed}");
+    assert_eq!(printed["metrics_bind"], "127.0.0.1:9109", "{printed}");
+    assert_eq!(printed["pagerduty"]["allow_unsigned_webhooks"], false);
+    let escalation = &printed["escalation_seconds"];
+    assert_eq!(escalation["sev1"], 900, "{escalation}");
+    assert!(escalation["sev4"].is_null(), "{escalation}");
+}
