@@ -166,10 +166,12 @@ impl HttpPagerDutyClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
         };
-        // `ratelimit-reset` is in seconds until the window resets.
-        let retry_after = header("ratelimit-reset")
-            .or_else(|| header("retry-after"))
-            .map(Duration::from_secs);
+        // `ratelimit-reset` is in seconds until the window resets; a proxy or PagerDuty may
+        // also say `Retry-After`. Both are honoured: the longer wait.
+        let retry_after = match (header("ratelimit-reset"), header("retry-after")) {
+            (None, None) => None,
+            (a, b) => Some(Duration::from_secs(a.unwrap_or(0).max(b.unwrap_or(0)))),
+        };
         let text = response
             .body_mut()
             .with_config()
@@ -353,17 +355,29 @@ mod tests {
                 r#"{"error":{"message":"Authentication failed","code":2006}}"#,
             ),
             response("429 Too Many Requests", &[], ""),
+            response(
+                "429 Too Many Requests",
+                &["ratelimit-reset: 1", "Retry-After: 30"],
+                &limited,
+            ),
             response("429 Too Many Requests", &["ratelimit-reset: 3"], &limited),
         ];
         let (base, _rx) = serve(move |_| answers.pop());
         let c = client(&base);
+        match c.users() {
+            Err(PagerDutyError::Transient { retry_after, .. }) => {
+                assert_eq!(retry_after, Some(Duration::from_secs(3)));
+            }
+            other => panic!("{other:?}"),
+        }
         match c.users() {
             Err(PagerDutyError::Transient {
                 status: Some(429),
                 retry_after,
                 message,
             }) => {
-                assert_eq!(retry_after, Some(Duration::from_secs(3)));
+                // The window resets in 1 s but Retry-After asks for 30: the longer wait.
+                assert_eq!(retry_after, Some(Duration::from_secs(30)));
                 assert!(message.contains("Rate Limit Exceeded"), "{message}");
             }
             other => panic!("{other:?}"),

@@ -178,13 +178,16 @@ impl OnCallCache {
             .name("goliath-oncall".into())
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
-                    for policy in cache.due() {
-                        if let Err(e) = cache.refresh(&policy) {
+                    let due = cache.due();
+                    for policy in &due {
+                        if let Err(e) = cache.refresh(policy) {
                             log::warn!("on-call for escalation policy {policy}: {e}");
                         }
                     }
+                    // Nothing could be fetched now (what is wanted waits out PagerDuty's
+                    // Retry-After): sleep until asked again or half a second, never spin.
                     let wanted = cache.wanted.lock().unwrap_or_else(|p| p.into_inner());
-                    if wanted.is_empty() {
+                    if wanted.is_empty() || due.is_empty() {
                         let _ = cache.wake.wait_timeout(wanted, Duration::from_millis(500));
                     }
                 }
@@ -211,5 +214,66 @@ impl Drop for OnCallRefresher {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pagerduty::client::{PdOnCall, PdUser};
+    use std::sync::atomic::AtomicUsize;
+
+    /// PagerDuty rate-limiting every `/oncalls` call with a 30 s Retry-After.
+    #[derive(Default)]
+    struct Limited {
+        calls: AtomicUsize,
+    }
+
+    impl PagerDutyApi for Limited {
+        fn add_note(&self, _: &str, _: &str) -> Result<(), PagerDutyError> {
+            Ok(())
+        }
+        fn notes(&self, _: &str) -> Result<Vec<String>, PagerDutyError> {
+            Ok(Vec::new())
+        }
+        fn reassign(&self, _: &str, _: &str) -> Result<(), PagerDutyError> {
+            Ok(())
+        }
+        fn users(&self) -> Result<Vec<PdUser>, PagerDutyError> {
+            Ok(Vec::new())
+        }
+        fn on_call(&self, _: &str) -> Result<Vec<PdOnCall>, PagerDutyError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Err(PagerDutyError::Transient {
+                status: Some(429),
+                retry_after: Some(Duration::from_secs(30)),
+                message: "Rate Limit Exceeded".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn a_rate_limited_policy_is_not_asked_again_before_retry_after() {
+        let api = Arc::new(Limited::default());
+        let cache = Arc::new(OnCallCache::new(api.clone(), Duration::from_secs(60)));
+        let _refresher = cache.spawn_refresher();
+        // Decisions keep asking for the policy for 3 s.
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            let view = cache.lookup("PPOLICY");
+            assert!(view.users.is_empty());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            api.calls.load(Ordering::SeqCst),
+            1,
+            "asked once, then waited"
+        );
+        let view = cache.lookup("PPOLICY");
+        let caveat = view.caveat.unwrap_or_default();
+        assert!(
+            caveat.contains("429") || caveat.contains("Rate Limit"),
+            "{caveat}"
+        );
     }
 }
