@@ -90,6 +90,21 @@ impl HumanInput {
             return Err(invalid("email", "is not an e-mail address"));
         }
         let jira_account_id = required(&self.jira_account_id, "jira_account_id")?;
+        let pagerduty_user_id = self
+            .pagerduty_user_id
+            .clone()
+            .filter(|p| !p.trim().is_empty());
+        // Both are looked up through an index, which cannot hold a very long entry.
+        let accounts = [
+            ("jira_account_id", Some(&jira_account_id)),
+            ("pagerduty_user_id", pagerduty_user_id.as_ref()),
+        ];
+        for (field, value) in accounts {
+            let len = value.map_or(0, String::len);
+            if let Some(problem) = crate::db::too_long(len, crate::db::MAX_ID_BYTES) {
+                return Err(invalid(field, &problem));
+            }
+        }
         if let Some(max) = self.max_active {
             if max < 1 {
                 return Err(invalid("max_active", "must be at least 1 when given"));
@@ -111,10 +126,7 @@ impl HumanInput {
             display_name,
             email,
             jira_account_id,
-            pagerduty_user_id: self
-                .pagerduty_user_id
-                .clone()
-                .filter(|p| !p.trim().is_empty()),
+            pagerduty_user_id,
             services,
             max_active: self.max_active,
             active: self.active.unwrap_or(true),

@@ -75,6 +75,142 @@ pub fn nul_path(value: &serde_json::Value) -> Option<String> {
     walk(value, &mut at).then(|| if at.is_empty() { "body".into() } else { at })
 }
 
+/// Why a body is not JSON Goliath takes.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BodyJsonError {
+    #[error("the body is not valid JSON: {0}")]
+    Malformed(String),
+    /// The path of a key an object names twice (`event.data.id`).
+    #[error("key `{0}` appears twice in its object; each key may appear only once")]
+    DuplicateKey(String),
+}
+
+/// Parses a request body as JSON, refusing any object that names a key twice, at any depth.
+///
+/// serde_json keeps the last of a repeated key's values without a word, while the text (stored
+/// as the raw payload) still holds the others: a check made on the parsed value, such as
+/// [`nul_path`] or a length limit, would pass a value it never saw. Refusing repeats makes
+/// the parsed value all there is to check.
+pub fn parse_unique(body: &[u8]) -> Result<serde_json::Value, BodyJsonError> {
+    use serde::de::DeserializeSeed;
+    let repeated = std::cell::RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = Unique {
+        at: At::Root,
+        repeated: &repeated,
+    }
+    .deserialize(&mut de)
+    .and_then(|value| de.end().map(|()| value));
+    parsed.map_err(|e| match repeated.into_inner() {
+        Some(path) => BodyJsonError::DuplicateKey(path),
+        None => BodyJsonError::Malformed(e.to_string()),
+    })
+}
+
+/// Where a value sits in the document, written out only when a repeat is found.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Root,
+    Key(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl At<'_> {
+    /// The path as [`nul_path`] writes it: `issue.fields.labels[2]`.
+    fn write(&self, out: &mut String) {
+        match self {
+            At::Root => {}
+            At::Key(parent, key) => {
+                parent.write(out);
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&key.replace('\0', "\\u0000"));
+            }
+            At::Index(parent, i) => {
+                parent.write(out);
+                out.push_str(&format!("[{i}]"));
+            }
+        }
+    }
+}
+
+/// Builds a [`serde_json::Value`] as serde_json does, but stops at a repeated key and records
+/// its path in `repeated`.
+struct Unique<'a> {
+    at: At<'a>,
+    repeated: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Unique<'_> {
+    type Value = serde_json::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Unique<'_> {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        let at = self.at;
+        while let Some(item) = seq.next_element_seed(Unique {
+            at: At::Index(&at, items.len()),
+            repeated: self.repeated,
+        })? {
+            items.push(item);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        let at = self.at;
+        while let Some(key) = map.next_key::<String>()? {
+            let here = At::Key(&at, &key);
+            if object.contains_key(&key) {
+                let mut path = String::new();
+                here.write(&mut path);
+                *self.repeated.borrow_mut() = Some(path);
+                return Err(serde::de::Error::custom("a key appears twice"));
+            }
+            let value = map.next_value_seed(Unique {
+                at: here,
+                repeated: self.repeated,
+            })?;
+            object.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(object))
+    }
+}
+
 /// Whether a time can be real event data: between 1990 and 2200. PostgreSQL refuses times
 /// far outside any real range, and a year 0 or 9999 is never a real incident.
 pub fn plausible_time(t: chrono::DateTime<chrono::Utc>) -> bool {
@@ -104,6 +240,30 @@ mod tests {
         );
         let key = serde_json::json!({"ok": 1, "b\u{0}d": 2});
         assert_eq!(nul_path(&key).as_deref(), Some("b\\u0000d"));
+    }
+
+    #[test]
+    fn a_repeated_key_is_refused_naming_its_path() {
+        let parse = |s: &str| parse_unique(s.as_bytes());
+        let doc = r#"{"a":[1,{"b":null,"c":[true,-2,3.5,"x"]}],"d":{}}"#;
+        assert_eq!(
+            parse(doc),
+            Ok(serde_json::from_str::<serde_json::Value>(doc).unwrap())
+        );
+        assert_eq!(
+            parse(r#"{"x":"\u0000","x":1}"#),
+            Err(BodyJsonError::DuplicateKey("x".into()))
+        );
+        assert_eq!(
+            parse(r#"{"e":{"d":[{"k":1},{"k":1,"\u006b":2}]}}"#),
+            Err(BodyJsonError::DuplicateKey("e.d[1].k".into()))
+        );
+        assert!(matches!(parse("{"), Err(BodyJsonError::Malformed(_))));
+        assert!(matches!(parse("{} {}"), Err(BodyJsonError::Malformed(_))));
+        assert!(matches!(
+            parse(&"[".repeat(200)),
+            Err(BodyJsonError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -18,6 +18,29 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 pub type PgPool = Pool<ConnectionManager<PgConnection>>;
 pub type PgConn = PooledConnection<ConnectionManager<PgConnection>>;
 
+/// The longest id or key (bytes) a request may give: webhook delivery ids, PagerDuty event,
+/// incident and service ids, Jira issue keys and ids, people's ids and accounts. Ids end up in
+/// primary, unique and other btree keys, and PostgreSQL refuses an index entry over about
+/// 2.7 KB (a third of a page): a longer id would fail as a 500 in the database.
+pub const MAX_ID_BYTES: usize = 255;
+
+/// The longest name (bytes) kept in an index: a PagerDuty service, team, escalation policy or
+/// incident type name. Counted as stored, lower-cased and escaped as JSON writes it, since the
+/// learner keys a person's state by a service and a tag together in one JSON text: two names
+/// this long still fit in one entry.
+pub const MAX_NAME_BYTES: usize = 1024;
+
+/// Why a value of `len` bytes is refused past `max`: None when it fits.
+pub fn too_long(len: usize, max: usize) -> Option<String> {
+    (len > max).then(|| format!("is {len} bytes long; at most {max} bytes are allowed"))
+}
+
+/// A name's length as it is stored: trimmed, lower-cased, and escaped as JSON writes it.
+pub fn stored_name_len(name: &str) -> usize {
+    // Serializing a string cannot fail; the two quotes are not part of the name.
+    serde_json::to_string(&name.trim().to_lowercase()).map_or(usize::MAX, |s| s.len() - 2)
+}
+
 /// Every pooled connection gets a statement timeout, so one stuck query cannot hold a
 /// webhook past PagerDuty's 5 s deadline.
 ///

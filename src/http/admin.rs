@@ -49,11 +49,10 @@ pub(super) async fn db<T: Send + 'static>(
     .map_err(|e| ApiError::internal("admin worker", e))?
 }
 
-/// Parses a JSON body with errors that name the problem (422 for a wrong shape).
+/// Parses a JSON body with errors that name the problem (422 for a wrong shape). A key named
+/// twice in an object is refused (400 `duplicate_key`), so what is checked is what is used.
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
-    })?;
+    let value = crate::db::json::parse_unique(body)?;
     if let Some(path) = crate::db::json::nul_path(&value) {
         return Err(ApiError::unprocessable(format!(
             "field `{path}` holds a NUL character (\\u0000), which cannot be stored"
@@ -351,9 +350,6 @@ async fn assign(
     let body = read_body(&req, payload, ADMIN_MAX_BODY).await?;
     let request: AssignRequest = parse_json(&body)?;
     let actor = actor(&req)?;
-    if request.human_id.trim().is_empty() {
-        return Err(ApiError::unprocessable("field `human_id` is required"));
-    }
     let applied = override_owner(
         &state,
         path.into_inner(),
@@ -377,6 +373,7 @@ pub(super) async fn override_owner(
     force: bool,
     actor: String,
 ) -> Result<crate::learner::Applied, ApiError> {
+    check_override(&to, &reason)?;
     let st = state.clone();
     let applied = db(state, move |c| {
         let event = OutcomeEvent {
@@ -403,6 +400,27 @@ pub(super) async fn override_owner(
     .await?;
     state.wake_workers();
     Ok(applied)
+}
+
+/// Refuses an override's person or reason that cannot be stored, before anything is read or
+/// written (the admin page's form is not JSON, so its fields are checked here).
+fn check_override(to: &str, reason: &str) -> Result<(), ApiError> {
+    if to.trim().is_empty() {
+        return Err(ApiError::unprocessable("field `human_id` is required"));
+    }
+    for (field, value) in [("human_id", to), ("reason", reason)] {
+        if value.contains('\0') {
+            return Err(ApiError::unprocessable(format!(
+                "field `{field}` holds a NUL character (\\u0000), which cannot be stored"
+            )));
+        }
+    }
+    if let Some(problem) = crate::db::too_long(to.len(), crate::db::MAX_ID_BYTES) {
+        return Err(ApiError::unprocessable(format!(
+            "field `human_id` {problem}"
+        )));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]

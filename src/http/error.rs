@@ -143,9 +143,10 @@ impl From<IngestError> for ApiError {
             IngestError::MissingField(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "missing_field", msg)
             }
-            IngestError::InvalidField { .. } | IngestError::HoldsNul(_) => {
-                ApiError::unprocessable(msg)
-            }
+            IngestError::DuplicateKey(_) => ApiError::bad_request("duplicate_key", msg),
+            IngestError::InvalidField { .. }
+            | IngestError::HoldsNul(_)
+            | IngestError::TooLong { .. } => ApiError::unprocessable(msg),
             IngestError::Signature(s) => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 match s {
@@ -175,6 +176,17 @@ impl From<IngestError> for ApiError {
                 ApiError::unavailable("conflicting deliveries are being stored; retry shortly")
             }
         }
+    }
+}
+
+impl From<crate::db::json::BodyJsonError> for ApiError {
+    fn from(e: crate::db::json::BodyJsonError) -> Self {
+        use crate::db::json::BodyJsonError;
+        let code = match e {
+            BodyJsonError::Malformed(_) => "malformed_json",
+            BodyJsonError::DuplicateKey(_) => "duplicate_key",
+        };
+        ApiError::bad_request(code, e.to_string())
     }
 }
 

@@ -15,6 +15,20 @@ pub fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A delivery id header, which keys the delivery's row: refused (400) past
+/// [`crate::db::MAX_ID_BYTES`], as no index could hold it. The signature does not cover it.
+fn delivery_id<'a>(req: &'a HttpRequest, name: &str) -> Result<Option<&'a str>, ApiError> {
+    let value = header(req, name);
+    if let Some(problem) = value.and_then(|v| crate::db::too_long(v.len(), crate::db::MAX_ID_BYTES))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_header",
+            format!("header `{name}` {problem}"),
+        ));
+    }
+    Ok(value)
+}
+
 /// Reads the body and checks its signature before anything parses it.
 async fn signed_body(
     req: &HttpRequest,
@@ -90,7 +104,10 @@ async fn pagerduty_delivery(
         state.ingest.verify(headers, body)
     })
     .await?;
-    let outcome = match state.ingest.parse(header(&req, "X-Webhook-Id"), &body)? {
+    let outcome = match state
+        .ingest
+        .parse(delivery_id(&req, "X-Webhook-Id")?, &body)?
+    {
         Parsed::Ignored { event_type } => IngestOutcome::Ignored { event_type },
         Parsed::Incident(delivery) => state.intake.submit(*delivery).await?,
         Parsed::Update(update) => return incident_update(&state, *update).await,
@@ -169,7 +186,7 @@ async fn jira_delivery(
             .verify(header(&req, "X-Hub-Signature"), body)
     })
     .await?;
-    let delivery_id = header(&req, "X-Atlassian-Webhook-Identifier").map(String::from);
+    let delivery_id = delivery_id(&req, "X-Atlassian-Webhook-Identifier")?.map(String::from);
     let st = state.clone();
     let outcome = web::block(move || -> Result<JiraIntakeOutcome, ApiError> {
         let mut conn = st.pool.get()?;

@@ -121,7 +121,12 @@ impl JiraIntake {
         delivery_id: Option<&str>,
         body: &[u8],
     ) -> Result<JiraIntakeOutcome, IngestError> {
-        super::refuse_nul(body)?;
+        // Parsed whole first: a key named twice is refused, so the NUL check below sees every
+        // value the typed parse can read.
+        let value = crate::db::json::parse_unique(body)?;
+        if let Some(path) = crate::db::json::nul_path(&value) {
+            return Err(IngestError::HoldsNul(path));
+        }
         let hook = match parse_webhook(body) {
             Ok(hook) => hook,
             Err(WebhookParseError::UnsupportedEvent(event)) => {
@@ -137,6 +142,9 @@ impl JiraIntake {
                 return Err(IngestError::InvalidField { field, reason })
             }
         };
+        for (field, value) in [("issue.key", &hook.issue_key), ("issue.id", &hook.issue_id)] {
+            super::bounded(field, value.len(), crate::db::MAX_ID_BYTES)?;
+        }
         if hook.webhook_event != "jira:issue_updated" {
             return Ok(JiraIntakeOutcome::Ignored {
                 reason: format!("event {} is not used", hook.webhook_event),

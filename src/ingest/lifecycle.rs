@@ -136,11 +136,16 @@ impl IncidentUpdate {
             let incident = event.incident_or(Some(event.occurred_at.unwrap_or_else(Utc::now)))?;
             (incident.id.clone(), Some(incident))
         } else {
-            let id = data["incident"]["id"]
+            let (field, id) = data["incident"]["id"]
                 .as_str()
-                .or_else(|| data["id"].as_str().filter(|_| is_incident))
-                .filter(|s| !s.is_empty())
+                .map(|id| ("event.data.incident.id", id))
+                .or_else(|| {
+                    let id = data["id"].as_str().filter(|_| is_incident)?;
+                    Some(("event.data.id", id))
+                })
+                .filter(|(_, s)| !s.is_empty())
                 .ok_or(IngestError::MissingField("event.data.incident.id"))?;
+            super::bounded(field, id.len(), crate::db::MAX_ID_BYTES)?;
             (id.to_string(), None)
         };
         let status = match data.get("status").and_then(Value::as_str) {

@@ -40,6 +40,16 @@ pub enum IngestError {
     InvalidField { field: &'static str, reason: String },
     #[error("field `{0}` holds a NUL character (\\u0000), which cannot be stored")]
     HoldsNul(String),
+    /// An id or name past its limit, which its index could not hold.
+    #[error("field `{field}` is {len} bytes long; at most {max} bytes are allowed")]
+    TooLong {
+        field: String,
+        len: usize,
+        max: usize,
+    },
+    /// An object names this key (its path) twice: see [`crate::db::json::parse_unique`].
+    #[error("key `{0}` appears twice in its object; each key may appear only once")]
+    DuplicateKey(String),
     #[error("signature check failed: {0}")]
     Signature(#[from] SignatureError),
     /// No secret is configured for this source and unsigned webhooks are not allowed.
@@ -61,6 +71,28 @@ pub enum IngestError {
         taken: Vec<String>,
         existing: Vec<String>,
     },
+}
+
+impl From<crate::db::json::BodyJsonError> for IngestError {
+    fn from(e: crate::db::json::BodyJsonError) -> Self {
+        use crate::db::json::BodyJsonError;
+        match e {
+            BodyJsonError::Malformed(m) => IngestError::MalformedJson(m),
+            BodyJsonError::DuplicateKey(path) => IngestError::DuplicateKey(path),
+        }
+    }
+}
+
+/// Refuses an id or name of `len` bytes past `max`, naming its field.
+pub fn bounded(field: impl Into<String>, len: usize, max: usize) -> Result<(), IngestError> {
+    if len > max {
+        return Err(IngestError::TooLong {
+            field: field.into(),
+            len,
+            max,
+        });
+    }
+    Ok(())
 }
 
 /// A delivery that passed parsing, ready to store.
@@ -439,10 +471,10 @@ impl IngestService {
             incident.service_id.as_deref(),
             &incident.service_name,
         );
-        if !matched {
+        if !matched && pagerduty::first_unmapped_sighting(&service) {
             log::warn!(
-                "PagerDuty service `{}` ({}) has no mapping; using `{service}`. Set \
-                 PAGERDUTY_SERVICE_{}=<service> to map it",
+                "PagerDuty service `{}` ({}) has no mapping; using `{service}` (said once per \
+                 service). Set PAGERDUTY_SERVICE_{}=<service> to map it",
                 incident.service_name,
                 incident.service_id.as_deref().unwrap_or("no id"),
                 crate::config::env_key(&incident.service_name),
@@ -589,8 +621,7 @@ pub fn refuse_nul(body: &[u8]) -> Result<(), IngestError> {
     if !contains_bytes(body, br"\u0000") {
         return Ok(());
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| IngestError::MalformedJson(e.to_string()))?;
+    let value = crate::db::json::parse_unique(body)?;
     match crate::db::json::nul_path(&value) {
         Some(path) => Err(IngestError::HoldsNul(path)),
         None => Ok(()),

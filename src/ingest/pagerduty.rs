@@ -7,7 +7,9 @@ use serde_json::Value;
 
 use crate::config::{env_key, PagerDutyConfig};
 
-use super::IngestError;
+use crate::db::{stored_name_len, MAX_ID_BYTES, MAX_NAME_BYTES};
+
+use super::{bounded, IngestError};
 
 /// The V3 envelope's `event`, with `data` kept as JSON (its shape depends on the event type,
 /// and PagerDuty adds new types over time).
@@ -64,12 +66,13 @@ pub fn parse_envelope(body: &[u8]) -> Result<PdEvent, IngestError> {
     envelope(parse_body(body)?)
 }
 
-/// The body as JSON (parsed once: the intake keeps it as the raw payload too).
+/// The body as JSON (parsed once: the intake keeps it as the raw payload too). A key named
+/// twice in an object is refused, so the parsed value is all the stored text holds.
 pub fn parse_body(body: &[u8]) -> Result<Value, IngestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(IngestError::MalformedJson("the body is empty".into()));
     }
-    serde_json::from_slice(body).map_err(|e| IngestError::MalformedJson(e.to_string()))
+    Ok(crate::db::json::parse_unique(body)?)
 }
 
 /// The envelope's `event` from a parsed body (taken apart, not copied).
@@ -100,8 +103,11 @@ pub fn envelope(root: Value) -> Result<PdEvent, IngestError> {
                 })?,
         ),
     };
+    // The event id keys the delivery, its outcomes and its jobs.
+    let id = text("id", "event.id")?;
+    bounded("event.id", id.len(), MAX_ID_BYTES)?;
     Ok(PdEvent {
-        id: text("id", "event.id")?,
+        id,
         event_type: text("event_type", "event.event_type")?,
         resource_type: event
             .get("resource_type")
@@ -135,6 +141,22 @@ fn string_field(value: Option<&Value>, path: &'static str) -> Result<String, Ing
     }
 }
 
+/// A reference's `summary` (else its `name`), refused past [`MAX_NAME_BYTES`] as stored; `at`
+/// is the reference's path.
+fn name_of<'v>(
+    reference: &'v serde_json::Map<String, Value>,
+    at: &str,
+) -> Result<Option<&'v str>, IngestError> {
+    let found = ["summary", "name"]
+        .into_iter()
+        .find_map(|key| Some((key, reference.get(key)?)));
+    let Some((key, Some(name))) = found.map(|(key, v)| (key, v.as_str())) else {
+        return Ok(None);
+    };
+    bounded(format!("{at}.{key}"), stored_name_len(name), MAX_NAME_BYTES)?;
+    Ok(Some(name))
+}
+
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
@@ -159,6 +181,7 @@ impl PdEvent {
             .ok_or(IngestError::MissingField("event.data"))?;
         let str_field = |key: &str| data.get(key).and_then(Value::as_str).map(str::to_string);
         let id = string_field(data.get("id"), "event.data.id")?;
+        bounded("event.data.id", id.len(), MAX_ID_BYTES)?;
         let number = match data.get("number") {
             None | Some(Value::Null) => return Err(IngestError::MissingField("event.data.number")),
             Some(n) => n
@@ -192,13 +215,24 @@ impl PdEvent {
             })?,
         };
         let service_id = service.get("id").and_then(Value::as_str).map(String::from);
-        let service_name = service
-            .get("summary")
-            .or_else(|| service.get("name"))
-            .and_then(Value::as_str)
-            .map(String::from)
-            .or_else(|| service_id.clone())
-            .ok_or(IngestError::MissingField("event.data.service.summary"))?;
+        if let Some(id) = &service_id {
+            bounded("event.data.service.id", id.len(), MAX_ID_BYTES)?;
+        }
+        // An unmapped service is stored by its name, lower-cased.
+        let service_name = match name_of(service, "event.data.service")? {
+            Some(name) => name.to_string(),
+            None => {
+                let id = service_id
+                    .clone()
+                    .ok_or(IngestError::MissingField("event.data.service.summary"))?;
+                bounded(
+                    "event.data.service.id",
+                    stored_name_len(&id),
+                    MAX_NAME_BYTES,
+                )?;
+                id
+            }
+        };
         let description = data
             .get("body")
             .and_then(|b| b.get("details"))
@@ -223,28 +257,29 @@ impl PdEvent {
                     .collect()
             })
             .unwrap_or_default();
-        let summary = |v: &Value| {
-            v.get("summary")
-                .or_else(|| v.get("name"))
-                .and_then(Value::as_str)
-                .map(|s| s.trim().to_lowercase())
+        // Context tags key the learner's state per person: bounded as names.
+        let summary = |v: &Value, at: &str| -> Result<Option<String>, IngestError> {
+            let Some(reference) = v.as_object() else {
+                return Ok(None);
+            };
+            Ok(name_of(reference, at)?.map(|s| s.trim().to_lowercase()))
         };
-        let mut context: Vec<String> = data
-            .get("teams")
-            .and_then(Value::as_array)
-            .map(|teams| {
-                teams
-                    .iter()
-                    .filter_map(summary)
-                    .map(|t| format!("team:{t}"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(policy) = data.get("escalation_policy").and_then(summary) {
-            context.push(format!("policy:{policy}"));
+        let mut context = vec![];
+        let teams = data.get("teams").and_then(Value::as_array);
+        for (i, team) in teams.into_iter().flatten().enumerate() {
+            if let Some(t) = summary(team, &format!("event.data.teams[{i}]"))? {
+                context.push(format!("team:{t}"));
+            }
         }
-        if let Some(kind) = data.get("incident_type").and_then(summary) {
-            context.push(format!("type:{kind}"));
+        if let Some(policy) = data.get("escalation_policy") {
+            if let Some(p) = summary(policy, "event.data.escalation_policy")? {
+                context.push(format!("policy:{p}"));
+            }
+        }
+        if let Some(kind) = data.get("incident_type") {
+            if let Some(k) = summary(kind, "event.data.incident_type")? {
+                context.push(format!("type:{k}"));
+            }
         }
         context.sort();
         context.dedup();
@@ -296,6 +331,25 @@ pub fn map_service(cfg: &PagerDutyConfig, id: Option<&str>, name: &str) -> (Stri
     (lower, false)
 }
 
+/// True the first time this process sees `service` unmapped: the warning about a missing
+/// mapping is worth one line per service, not one per webhook (a storm on an unmapped service
+/// would otherwise log every incident). Past 10,000 names nothing more is remembered or
+/// reported, so hostile names cannot grow it.
+pub fn first_unmapped_sighting(service: &str) -> bool {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    const MAX_REMEMBERED: usize = 10_000;
+    let mut seen = SEEN
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if seen.len() >= MAX_REMEMBERED || seen.contains(service) {
+        return false;
+    }
+    seen.insert(service.to_string())
+}
+
 /// Severity from the priority when set (P1..P5, overridable), else from urgency, else sev3.
 pub fn map_severity(
     cfg: &PagerDutyConfig,
@@ -326,6 +380,15 @@ pub fn map_severity(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_unmapped_service_is_reported_once() {
+        let name = "unmapped-service-reported-once";
+        assert!(first_unmapped_sighting(name));
+        assert!(!first_unmapped_sighting(name));
+        assert!(first_unmapped_sighting("another-unmapped-service"));
+    }
+
     use super::*;
 
     #[test]

@@ -219,6 +219,56 @@ fn without_an_admin_token_the_page_is_closed() {
     assert_eq!(get(&app, "/admin/ui/items", None).status, 303);
 }
 
+/// A NUL character (`%00`) in the assign form's person or reason cannot be stored: the form is
+/// refused with the page's error rendering, naming the field, and nothing changes.
+#[test]
+fn the_assign_form_refuses_a_nul_character_and_changes_nothing() {
+    use goliath::db::schema::{outcomes, work_item_events};
+    let app = TestApp::start(config_with(|_| {}, &[]));
+    app.roster(&[human("ana", &["api"]), human("ben", &["web"])]);
+    let id = app.incident("UINUL", "api-service", "low")["work_item_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let login = post_form(&app, "/admin/ui/login", None, &[("token", ADMIN_TOKEN)]);
+    let cookie = cookie_pair(&login.set_cookie);
+    let page = get(&app, &format!("/admin/ui/items/{id}"), Some(&cookie));
+    let csrf = csrf_of(&page.body);
+    let path = format!("/admin/ui/items/{id}/assign");
+    let written = |app: &TestApp| -> (i64, i64) {
+        let mut conn = app.db.conn();
+        (
+            outcomes::table.count().get_result(&mut conn).unwrap(),
+            work_item_events::table
+                .count()
+                .get_result(&mut conn)
+                .unwrap(),
+        )
+    };
+    let before = written(&app);
+    for (human_id, reason, names) in [
+        ("ben\0", "", "human_id"),
+        ("ben", "knows\0it", "reason"),
+        ("\0", "\0", "human_id"),
+    ] {
+        let refused = post_form(
+            &app,
+            &path,
+            Some(&cookie),
+            &[("csrf", &csrf), ("human_id", human_id), ("reason", reason)],
+        );
+        assert_eq!(
+            refused.status, 422,
+            "{human_id:?} {reason:?}: {}",
+            refused.body
+        );
+        assert!(refused.body.contains(names), "{}", refused.body);
+        assert!(refused.body.contains("NUL"), "{}", refused.body);
+    }
+    assert_eq!(owner(&app, &id), "ana");
+    assert_eq!(written(&app), before, "nothing recorded");
+}
+
 /// Saves a screenshot and checks it shows a page, not a blank window.
 fn shoot(b: &Browser, name: &str) {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("admin-page");

@@ -1,7 +1,8 @@
 //! Hostile and malformed input through HTTP: NUL characters wherever text reaches the
-//! database, times and numbers outside any real range, slow and oversized bodies, a database
-//! that goes away, and a property test over the webhook parsers and the admin bodies. None of
-//! it may answer 500 or hang, and a refused request changes nothing.
+//! database, ids and names too long for an index, keys named twice, times and numbers outside
+//! any real range, slow and oversized bodies, a database that goes away, and a property test
+//! over the webhook parsers and the admin bodies. None of it may answer 500 or hang, and a
+//! refused request changes nothing.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -467,4 +468,324 @@ fn stalled_large_bodies_cannot_crowd_out_real_webhooks() {
     let real = app.incident("CROWD1", "api-service", "low");
     assert!(real["work_item_id"].is_string(), "{real}");
     drop(stalled);
+}
+
+/// `n` bytes of letters and digits that do not repeat: PostgreSQL compresses a long index
+/// entry, so a repeated character would never reach its size limit.
+fn incompressible(n: usize, seed: u64) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ALPHABET[(x % ALPHABET.len() as u64) as usize] as char
+        })
+        .collect()
+}
+
+/// Where a long value is put, and what accepting it writes.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// A PagerDuty trigger's field (a JSON pointer): accepted, it makes a work item.
+    PagerDuty(&'static str),
+    /// The `X-Webhook-Id` header of a trigger.
+    WebhookId,
+    /// A Jira delivery's field for an item Goliath made: accepted, the delivery is recorded.
+    Jira(&'static str),
+    /// The `X-Atlassian-Webhook-Identifier` header of that delivery.
+    JiraId,
+    /// A roster entry's field: accepted, a person is stored.
+    Human(&'static str),
+}
+
+/// Every identifier and indexed name a request can fill, with the field the refusal names
+/// and its limit in bytes.
+const SLOTS: [(Slot, &str, usize); 13] = [
+    (Slot::PagerDuty("/event/id"), "event.id", 255),
+    (Slot::PagerDuty("/event/data/id"), "event.data.id", 255),
+    (
+        Slot::PagerDuty("/event/data/service/id"),
+        "event.data.service.id",
+        255,
+    ),
+    (
+        Slot::PagerDuty("/event/data/service/summary"),
+        "event.data.service.summary",
+        1024,
+    ),
+    (
+        Slot::PagerDuty("/event/data/teams/0/summary"),
+        "event.data.teams[0].summary",
+        1024,
+    ),
+    (
+        Slot::PagerDuty("/event/data/escalation_policy/summary"),
+        "event.data.escalation_policy.summary",
+        1024,
+    ),
+    (
+        Slot::PagerDuty("/event/data/incident_type/summary"),
+        "event.data.incident_type.summary",
+        1024,
+    ),
+    (Slot::WebhookId, "X-Webhook-Id", 255),
+    (Slot::Jira("/issue/key"), "issue.key", 255),
+    (Slot::Jira("/issue/id"), "issue.id", 255),
+    (Slot::JiraId, "X-Atlassian-Webhook-Identifier", 255),
+    (Slot::Human("/jira_account_id"), "jira_account_id", 255),
+    (Slot::Human("/pagerduty_user_id"), "pagerduty_user_id", 255),
+];
+
+/// Sends a request with `value` in `slot`; `n` keeps every other id of the request fresh.
+fn send_in(app: &TestApp, slot: Slot, value: &str, n: usize, item: &str) -> Resp {
+    match slot {
+        Slot::PagerDuty(_) | Slot::WebhookId => {
+            let incident = format!("PLONG{n}");
+            let raw =
+                crate::helpers::incident_body(&incident, "api-service", "low", chrono::Utc::now());
+            let mut body: Value = serde_json::from_slice(&raw).unwrap();
+            body["event"]["data"]["incident_type"] = json!({"summary": "outage"});
+            let mut headers = vec![];
+            match slot {
+                Slot::PagerDuty(at) => *body.pointer_mut(at).unwrap() = value.into(),
+                _ => headers.push(("X-Webhook-Id", value)),
+            }
+            app.post(
+                "/webhooks/pagerduty",
+                &headers,
+                &serde_json::to_vec(&body).unwrap(),
+            )
+        }
+        Slot::Jira(_) | Slot::JiraId => {
+            let mut hook = fixture_json("jira_webhook_issue_assigned.json");
+            hook["issue"]["fields"]["labels"] = json!([format!("goliath-{item}")]);
+            let delivery = format!("jira-long-{n}");
+            let delivery = match slot {
+                Slot::Jira(at) => {
+                    *hook.pointer_mut(at).unwrap() = value.into();
+                    delivery.as_str()
+                }
+                _ => value,
+            };
+            let bytes = serde_json::to_vec(&hook).unwrap();
+            let sig = format!("sha256={}", sign_hex(JIRA_SECRET, &bytes));
+            app.post(
+                "/webhooks/jira",
+                &[
+                    ("X-Hub-Signature", &sig),
+                    ("X-Atlassian-Webhook-Identifier", delivery),
+                ],
+                &bytes,
+            )
+        }
+        Slot::Human(at) => {
+            let mut person = human(&format!("long{n}"), &["api"]);
+            person[&at[1..]] = value.into();
+            app.admin("POST", "/admin/humans", Some(person))
+        }
+    }
+}
+
+/// Ids and keys of up to 255 bytes, and indexed names of up to 1024, are taken; one byte more
+/// (or 3000, past PostgreSQL's index entry limit) is refused, naming the field and its limit,
+/// before anything is written: 422 for a body's field, 400 for a header.
+#[test]
+fn identifiers_past_their_limit_are_refused_before_anything_is_written() {
+    let app = app();
+    let item = app.incident("PLONGBASE", "api-service", "low")["work_item_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut n = 0;
+    for (slot, field, max) in SLOTS {
+        for len in [max, max + 1, 3000] {
+            n += 1;
+            let value = incompressible(len, n as u64);
+            let before = rows(&app);
+            let resp = send_in(&app, slot, &value, n, &item);
+            let after = rows(&app);
+            if len <= max {
+                assert!(
+                    resp.status == 200 || resp.status == 202,
+                    "{field} of {len} bytes: {} {}",
+                    resp.status,
+                    resp.body
+                );
+                let grew = match slot {
+                    Slot::PagerDuty(_) | Slot::WebhookId => after.0 == before.0 + 1,
+                    Slot::Jira(_) | Slot::JiraId => after.1 == before.1 + 1,
+                    Slot::Human(_) => after.2 == before.2 + 1,
+                };
+                assert!(
+                    grew,
+                    "{field} of {len} bytes is stored: {before:?} -> {after:?}"
+                );
+                continue;
+            }
+            let status = match slot {
+                Slot::WebhookId | Slot::JiraId => 400,
+                _ => 422,
+            };
+            assert_refused(&resp, status, field);
+            assert!(
+                resp.json()["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&max.to_string()),
+                "{field}: the limit is named: {}",
+                resp.body
+            );
+            assert_eq!(after, before, "{field} of {len} bytes: nothing written");
+        }
+    }
+    // A person to assign is looked up by id: one past the limit is refused as such.
+    let resp = app.admin(
+        "POST",
+        &format!("/admin/work-items/{item}/assign"),
+        Some(json!({"human_id": incompressible(256, 1)})),
+    );
+    assert_refused(&resp, 422, "human_id");
+    assert!(resp.body.contains("255"), "{}", resp.body);
+}
+
+/// A name counts as it is stored: lower-cased, and escaped as in the learner's JSON keys, so a
+/// name of quotes cannot pass as short and fail in an index later.
+#[test]
+fn names_are_measured_as_they_are_stored() {
+    let app = app();
+    let before = rows(&app);
+    let quoted = "\"".repeat(600);
+    let raw = crate::helpers::incident_body("PQUOTE", "api-service", "low", chrono::Utc::now());
+    let mut body: Value = serde_json::from_slice(&raw).unwrap();
+    body["event"]["data"]["teams"][0]["summary"] = quoted.into();
+    assert_refused(&pagerduty(&app, &body), 422, "event.data.teams[0].summary");
+    assert_eq!(rows(&app), before);
+
+    // At the limit, a service and a team name both the longest allowed still fit in every key
+    // the learner writes for them (the admin override credits the new owner).
+    app.roster(&[human("ana", &["api"])]);
+    let service = incompressible(1024, 7);
+    let team = incompressible(1024, 8);
+    body["event"]["data"]["service"]["summary"] = service.clone().into();
+    body["event"]["data"]["service"]["id"] = "PLONGSVC".into();
+    body["event"]["data"]["teams"][0]["summary"] = team.into();
+    let resp = pagerduty(&app, &body);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let id = resp.json()["work_item_id"].as_str().unwrap().to_string();
+    let assigned = app.admin(
+        "POST",
+        &format!("/admin/work-items/{id}/assign"),
+        Some(json!({"human_id": "ana", "force": true})),
+    );
+    assert_eq!(assigned.status, 200, "{}", assigned.body);
+    let keys: Vec<String> = goliath::db::schema::human_states::table
+        .select(goliath::db::schema::human_states::key)
+        .load(&mut app.db.conn())
+        .unwrap();
+    assert!(
+        keys.iter()
+            .any(|k| k.len() > 2048 && k.contains(&service.to_lowercase())),
+        "the service and team share a key: {:?}",
+        keys.iter().map(String::len).collect::<Vec<_>>()
+    );
+}
+
+/// Sends a raw PagerDuty body signed with `secret`.
+fn signed_pagerduty(app: &TestApp, secret: &str, body: &str) -> Resp {
+    let sig = format!("v1={}", sign_hex(secret, body.as_bytes()));
+    app.post(
+        "/webhooks/pagerduty",
+        &[("X-PagerDuty-Signature", &sig)],
+        body.as_bytes(),
+    )
+}
+
+/// A body naming a key twice is refused wherever the key is (400 `duplicate_key`, naming it):
+/// serde_json would keep the last value, so checks made on the parsed body (a NUL character, a
+/// field's length) would not see the first, which the stored text still holds.
+#[test]
+fn a_key_named_twice_is_refused_wherever_it_is() {
+    const SECRET: &str = "hostile-pagerduty-secret";
+    let app = TestApp::start(config_with(
+        |s| {
+            s.jira.jira_webhook_secret = Some(JIRA_SECRET.into());
+            s.pagerduty_webhook_secret = Some(SECRET.into());
+        },
+        &[],
+    ));
+    app.roster(&[human("ana", &["api"])]);
+    let trigger =
+        serde_json::to_string(&fixture_json("pagerduty_v3_incident_triggered.json")).unwrap();
+    let before = rows(&app);
+    for (object, at) in [
+        ("{", ""),
+        ("\"event\":{", "event."),
+        ("\"data\":{", "event.data."),
+    ] {
+        for pair in [
+            r#""x":"\u0000","x":1,"#,
+            r#""x":1,"x":"\u0000","#,
+            r#""x":1,"x":2,"#,
+        ] {
+            let body = trigger.replacen(object, &format!("{object}{pair}"), 1);
+            let resp = signed_pagerduty(&app, SECRET, &body);
+            assert_refused(&resp, 400, &format!("`{at}x`"));
+            assert_eq!(resp.error_code(), "duplicate_key", "{}", resp.body);
+        }
+    }
+    // A field Goliath reads, and one deep in an array.
+    let twice_id = trigger.replacen(
+        r#""id":"Q2F8K1ZQ0MJ5XJ","#,
+        r#""id":"A","id":"Q2F8K1ZQ0MJ5XJ","#,
+        1,
+    );
+    assert_refused(
+        &signed_pagerduty(&app, SECRET, &twice_id),
+        400,
+        "event.data.id",
+    );
+    let in_array = trigger.replacen(
+        r#""summary":"Payments SRE","#,
+        r#""summary":"a","summary":"b","#,
+        1,
+    );
+    assert_refused(
+        &signed_pagerduty(&app, SECRET, &in_array),
+        400,
+        "event.data.teams[0].summary",
+    );
+
+    // Jira, and the admin API.
+    let hook = serde_json::to_string(&fixture_json("jira_webhook_issue_assigned.json")).unwrap();
+    let hook = hook.replacen(
+        r#""key":"OPS-321","#,
+        r#""key":"OPS-\u0000","key":"OPS-321","#,
+        1,
+    );
+    let sig = format!("sha256={}", sign_hex(JIRA_SECRET, hook.as_bytes()));
+    let resp = app.post(
+        "/webhooks/jira",
+        &[("X-Hub-Signature", &sig)],
+        hook.as_bytes(),
+    );
+    assert_refused(&resp, 400, "issue.key");
+    let person = r#"{"id":"bo","display_name":"Bo","email":"bo@example.com","jira_account_id":"a\u0000","jira_account_id":"acct-bo"}"#;
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let resp = app.post(
+        "/admin/humans",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        person.as_bytes(),
+    );
+    assert_refused(&resp, 400, "jira_account_id");
+    assert_eq!(resp.error_code(), "duplicate_key");
+    assert_eq!(rows(&app), before, "nothing stored");
+
+    // The same bodies without the repeat are taken.
+    let resp = signed_pagerduty(&app, SECRET, &trigger);
+    assert_eq!(resp.status, 200, "{}", resp.body);
 }
