@@ -87,6 +87,22 @@ pub fn queue_issue_change(
     queue::enqueue(conn, kind, payload, Some(&format!("{kind}:{key}")))
 }
 
+/// Queues moving the Jira issue to the work item's current assignee. `key` makes it exactly
+/// once (None: every call queues one; the job reads the assignee when it runs).
+pub fn queue_assign(
+    conn: &mut PgConnection,
+    work_item_id: &str,
+    key: Option<&str>,
+) -> QueryResult<i64> {
+    let dedup = key.map(|k| format!("{ASSIGN_ISSUE}:{k}"));
+    queue::enqueue(
+        conn,
+        ASSIGN_ISSUE,
+        serde_json::json!({"work_item_id": work_item_id}),
+        dedup.as_deref(),
+    )
+}
+
 /// The label that makes issue creation idempotent.
 pub fn issue_label(work_item_id: &str) -> String {
     format!("goliath-{work_item_id}")
@@ -151,13 +167,7 @@ impl Executor {
 
     /// Queues moving the Jira issue to the work item's current assignee.
     pub fn on_reassigned(&self, conn: &mut PgConnection, work_item_id: &str) -> QueryResult<()> {
-        queue::enqueue(
-            conn,
-            ASSIGN_ISSUE,
-            serde_json::json!({"work_item_id": work_item_id}),
-            None,
-        )
-        .map(|_| ())
+        queue_assign(conn, work_item_id, None).map(|_| ())
     }
 
     /// Creates the Jira issue for `item` unless it has one; what was made is recorded by the

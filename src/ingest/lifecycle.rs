@@ -58,6 +58,20 @@ impl UpdateKind {
         })
     }
 
+    /// Whether the event can change the owner (and so loads, through the learner, which takes
+    /// the ownership lock): a resolve or reopen, and a reassign, delegation or escalation to
+    /// someone else.
+    pub fn may_move_owner(self) -> bool {
+        matches!(
+            self,
+            UpdateKind::Resolved
+                | UpdateKind::Reopened
+                | UpdateKind::Reassigned
+                | UpdateKind::Delegated
+                | UpdateKind::Escalated
+        )
+    }
+
     /// The history line's kind: `pagerduty_<kind>`.
     pub fn history_kind(self) -> &'static str {
         match self {
@@ -269,7 +283,7 @@ impl Lifecycle {
             // lock: taken first here, in the order every owner change uses (lock, then the
             // item), so two cannot deadlock. Other updates touch only the item's own row and
             // leave the lock (which the intake's batches share) alone.
-            if matches!(update.kind, UpdateKind::Resolved | UpdateKind::Reopened) {
+            if update.kind.may_move_owner() {
                 crate::db::lock_assignments(conn)?;
             }
             let item: Option<WorkItem> = work_items::table
@@ -421,7 +435,22 @@ impl Lifecycle {
             changes.push("escalation stopped: the owner acknowledged".into());
         }
 
+        // A reassign, delegation or escalation in PagerDuty to someone Goliath knows moves the
+        // owner as a Jira reassign does, and teaches the same hand-off. When the owner is still
+        // among the assignees nothing moved (this is also Goliath's own reassign coming back).
+        let handed_to = match update.kind {
+            UpdateKind::Reassigned | UpdateKind::Delegated | UpdateKind::Escalated
+                if item.routing_mode != RoutingMode::Shadow =>
+            {
+                pagerduty_owner(conn, &item, &assignees)?
+            }
+            _ => None,
+        };
         let outcome = match update.kind {
+            _ if handed_to.is_some() => Some(Outcome::HandedOff {
+                from: item.assignee_id.clone(),
+                to: handed_to.clone(),
+            }),
             UpdateKind::Resolved => {
                 let resolver = match update.event.agent.as_ref().and_then(|a| a.user_id()) {
                     Some(user) => crate::roster::by_pagerduty_user(conn, user)?.map(|h| h.id),
@@ -450,7 +479,13 @@ impl Lifecycle {
                 })?;
             if let Applied::Applied { status, .. } = &applied {
                 changes.push(format!("work item {status}"));
-                if has_issue {
+                if let Some(to) = &handed_to {
+                    changes.push(format!(
+                        "owner {} -> {to} ({} in PagerDuty)",
+                        item.assignee_id.as_deref().unwrap_or("nobody"),
+                        update.event.event_type.trim_start_matches("incident.")
+                    ));
+                } else if has_issue {
                     let (target, words) = if update.kind == UpdateKind::Resolved {
                         (IssueTarget::Done, "Resolved in PagerDuty")
                     } else {
@@ -487,6 +522,19 @@ impl Lifecycle {
             .find(&item.id)
             .select(WorkItem::as_select())
             .first(conn)?;
+        // The owner moved (a PagerDuty hand-off, or a resolve by someone else): Jira's assignee
+        // follows, so the three systems name the same person.
+        if now.assignee_id.is_some()
+            && now.assignee_id != item.assignee_id
+            && item.routing_mode != RoutingMode::Shadow
+            && has_issue
+        {
+            crate::executor::queue_assign(conn, &item.id, Some(&job_key("assign")))?;
+            changes.push(format!(
+                "jira: assignee {}",
+                now.assignee_id.as_deref().unwrap_or_default()
+            ));
+        }
         Ok(UpdateOutcome::Updated {
             work_item_id: now.id,
             event_type: update.event.event_type.clone(),
@@ -522,6 +570,30 @@ impl Lifecycle {
             None => false,
         })
     }
+}
+
+/// The person a PagerDuty hand-off gave the incident to: None when Goliath's owner is still
+/// among the incident's assignees, else the first assignee who is an active person on the
+/// roster.
+fn pagerduty_owner(
+    conn: &mut PgConnection,
+    item: &WorkItem,
+    assignees: &[String],
+) -> QueryResult<Option<String>> {
+    if let Some(owner) = &item.assignee_id {
+        let owner_pd = crate::roster::get(conn, owner)?.and_then(|h| h.pagerduty_user_id);
+        if owner_pd.is_some_and(|pd| assignees.contains(&pd)) {
+            return Ok(None);
+        }
+    }
+    for user in assignees {
+        if let Some(human) = crate::roster::by_pagerduty_user(conn, user)? {
+            if human.active {
+                return Ok(Some(human.id));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Who caused the event, for a comment.

@@ -751,3 +751,57 @@ fn incidents_arriving_while_resolves_free_capacity_never_get_a_500() {
     let loads = goliath::decision::open_loads(&mut conn).unwrap();
     assert!(loads.values().all(|&n| n == 0), "{loads:?}");
 }
+
+#[test]
+fn a_pagerduty_reassign_moves_goliaths_owner_and_the_jira_assignee_and_teaches_the_hand_off() {
+    let app = app();
+    // Only Alice covers the service, so the decision names her; Bob works elsewhere.
+    let mut alice = human("alice", &["Checkout API"]);
+    alice["pagerduty_user_id"] = "PUA1B2C".into();
+    let mut bob = human("bob", &["payments"]);
+    bob["pagerduty_user_id"] = "PUB3D4E".into();
+    app.roster(&[alice, bob]);
+    let id = triggered_id(&app);
+    assert_eq!(app.work_item(&id)["work_item"]["assignee_id"], "alice");
+    run_jobs(&app);
+    assert_eq!(sim_issue(&app, &id).assignee.as_deref(), Some("acct-alice"));
+
+    // Alice reassigns the incident to Bob in PagerDuty.
+    let moved = send(&app, "reassigned");
+    assert_eq!(moved["status"], "updated", "{moved}");
+    assert_eq!(moved["assignee_id"], "bob", "{moved}");
+    assert_eq!(open_items(&app, "alice"), 0);
+    assert_eq!(open_items(&app, "bob"), 1);
+    run_jobs(&app);
+    assert_eq!(
+        sim_issue(&app, &id).assignee.as_deref(),
+        Some("acct-bob"),
+        "Jira follows PagerDuty"
+    );
+    let view = app.work_item(&id);
+    let outcome = view["outcomes"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(outcome["kind"], "handed_off", "{outcome}");
+    assert_eq!(outcome["human_id"], "alice", "{outcome}");
+
+    // The same delivery again changes nothing; the escalation to someone Goliath does not know
+    // leaves the owner where PagerDuty's known assignee put it.
+    let body = fixture_json("pagerduty_v3_incident_reassigned.json");
+    let again = post(&app, &body, body["event"]["id"].as_str().unwrap());
+    assert_eq!(again.json()["status"], "duplicate", "{}", again.body);
+    let escalated = send(&app, "escalated");
+    assert_eq!(escalated["assignee_id"], "bob", "{escalated}");
+    assert_eq!(open_items(&app, "bob"), 1);
+
+    // Bob resolves it: resolved by the owner, and Jira still names him.
+    let resolved = send(&app, "resolved");
+    assert_eq!(resolved["work_item_status"], "resolved", "{resolved}");
+    run_jobs(&app);
+    assert_eq!(sim_issue(&app, &id).assignee.as_deref(), Some("acct-bob"));
+    let handoffs = app.work_item(&id)["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "handed_off")
+        .count();
+    assert_eq!(handoffs, 1, "one hand-off learned");
+}
