@@ -40,11 +40,20 @@ fn hours(seconds: f64) -> String {
 /// whether the severity made the scores conservative or exploring.
 pub(super) fn explain(
     ranking: &[ScoredCandidate],
-    severity: Severity,
+    input: &DecisionInput,
     params: &ModelParams,
 ) -> String {
+    let severity = input.severity;
     let a = &ranking[0];
-    let mode = if severity.is_critical() {
+    // Nothing is drawn on sev1/sev2 or for a recommendation: the uncertainty term there is
+    // caution (a lower bound on thin evidence), and the explanation says so.
+    let draws = !severity.is_critical() && !input.recommend_only;
+    let mode = if input.recommend_only && !severity.is_critical() {
+        format!(
+            "a recommendation is never explored, so scores take a cautious bound (z = {})",
+            params.explore_z
+        )
+    } else if severity.is_critical() {
         format!(
             "{severity} is critical, so scores are conservative (lower credible bound, z = {})",
             if severity == Severity::Sev1 {
@@ -95,7 +104,8 @@ pub(super) fn explain(
             "experience" => {
                 "experience (resolves more of this work when people route it)".to_string()
             }
-            _ => "exploration (posterior draw)".to_string(),
+            _ if draws => "exploration (posterior draw)".to_string(),
+            _ => "caution (a lower bound where evidence is thin)".to_string(),
         }
     };
     let helped: Vec<String> = diffs
@@ -109,7 +119,13 @@ pub(super) fn explain(
         .rev()
         .filter(|d| d.1 < -1e-9)
         .take(1)
-        .map(|d| format!("{} {:+.2}", d.0, d.1))
+        .map(|d| {
+            let name = match d.0 {
+                "exploration" if !draws => "caution",
+                other => other,
+            };
+            format!("{name} {:+.2}", d.1)
+        })
         .collect();
     let mut s = format!(
         "{} beat {} by {:.2} (score = log of inverse expected time to a good resolution)",

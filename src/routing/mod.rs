@@ -168,7 +168,7 @@ pub fn decide(input: &DecisionInput, params: &ModelParams) -> Decision {
     let explanation = if by_count {
         explain::by_count(&ranked, &input.weights)
     } else {
-        explain::explain(&ranked, input.severity, params)
+        explain::explain(&ranked, input, params)
     };
     Decision {
         primary: Some(ranked[0].human_id.clone()),

@@ -1019,3 +1019,29 @@ fn where_the_count_has_won_the_disagreements_the_picks_follow_it_within_usual_lo
     // The same input decides the same way, the stored weights included.
     assert_eq!(decide(&inp, &p), counted);
 }
+
+#[test]
+fn explanations_name_exploration_only_where_something_was_drawn() {
+    let p = ModelParams::default();
+    // A proven person and a newcomer: the uncertainty term separates them.
+    let mut proven = cand("proven");
+    proven
+        .skill
+        .push(record(Severity::Sev3, history(10, 1, 3600.0, &p)));
+    let newcomer = cand("newcomer");
+    let explain = |severity: Severity, recommend_only: bool| {
+        let mut inp = input("w-explain", severity, vec![proven.clone(), newcomer.clone()]);
+        inp.recommend_only = recommend_only;
+        decide(&inp, &p).explanation
+    };
+    for severity in [Severity::Sev1, Severity::Sev2] {
+        let text = explain(severity, false);
+        assert!(!text.contains("exploration"), "{severity}: {text}");
+        assert!(text.contains("conservative"), "{severity}: {text}");
+    }
+    let recommended = explain(Severity::Sev3, true);
+    assert!(!recommended.contains("exploration"), "{recommended}");
+    assert!(recommended.contains("never explored"), "{recommended}");
+    let assigned = explain(Severity::Sev3, false);
+    assert!(assigned.contains("exploration"), "{assigned}");
+}
