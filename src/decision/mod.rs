@@ -83,6 +83,35 @@ pub struct ReplayReport {
     pub differences: Vec<String>,
 }
 
+/// What a staged batch decided, counted in the metrics only once it is written: a batch that is
+/// refused and decided again, or an incident that turns out to have an item already, decided
+/// nothing anyone sees.
+#[derive(Debug, Default)]
+pub struct Decided {
+    /// (work item, outcome label of `goliath_decisions_total`).
+    outcomes: Vec<(String, &'static str)>,
+    /// (work item, confidence) of the decisions that named someone.
+    confidences: Vec<(String, f64)>,
+    /// (work item, level, line): who got it, logged once written.
+    log: Vec<(String, log::Level, String)>,
+}
+
+impl Decided {
+    /// Counts (and logs) the decisions of the items `written` says were written.
+    pub fn count(&self, written: impl Fn(&str) -> bool) {
+        for (_, level, line) in self.log.iter().filter(|(id, _, _)| written(id)) {
+            log::log!(*level, "{line}");
+        }
+        let m = crate::metrics::metrics();
+        for (_, outcome) in self.outcomes.iter().filter(|(id, _)| written(id)) {
+            m.decisions.with_label_values(&[outcome]).inc();
+        }
+        for (_, c) in self.confidences.iter().filter(|(id, _)| written(id)) {
+            m.decision_confidence.observe(*c);
+        }
+    }
+}
+
 /// Decisions made and not yet written: what [`DecisionService::stage`] adds to a batch, which
 /// is written once the work items exist.
 pub struct Planned {
@@ -96,6 +125,8 @@ pub struct Planned {
     limited: Vec<String>,
     /// For the intake: the change counters the inputs were as of, checked on write.
     inputs_as_of: Option<String>,
+    /// (work item, level, line) to log once the decision is written.
+    log: Vec<(String, log::Level, String)>,
 }
 
 /// Writes the owner, status and reason of each work item in one statement.
@@ -266,8 +297,9 @@ impl DecisionService {
         let planned = self.plan(conn, &mut decided, &on_call, false)?;
         set_owners(conn, &decided)?;
         let mut batch = RowBatch::new();
-        self.stage(planned, &mut batch);
+        let counted = self.stage(planned, &mut batch);
         batch.insert(conn)?;
+        counted.count(|_| true);
         let ids: Vec<&str> = decided.iter().map(|i| i.id.as_str()).collect();
         let mut stored: HashMap<String, StoredDecision> = decisions::table
             .filter(decisions::work_item_id.eq_any(&ids))
@@ -311,6 +343,7 @@ impl DecisionService {
             recommended: vec![],
             limited: vec![],
             inputs_as_of: as_of.filter(|_| for_intake),
+            log: Vec::with_capacity(items.len()),
         };
         for (i, item) in items.iter_mut().enumerate() {
             let rule = self.pagerduty.on_call_rule(&item.service);
@@ -410,25 +443,32 @@ impl DecisionService {
             Some(_) => None,
             None => decision.undecided_reason.clone(),
         };
-        match (&decision.primary, &fallback) {
-            (Some(primary), _) => log::info!(
-                "{} ({} {}) routed to {primary} (confidence {:.2})",
-                item.id,
-                item.service,
-                item.severity,
-                decision.confidence
+        let line = match (&decision.primary, &fallback) {
+            (Some(primary), _) => (
+                log::Level::Info,
+                format!(
+                    "{} ({} {}) routed to {primary} (confidence {:.2})",
+                    item.id, item.service, item.severity, decision.confidence
+                ),
             ),
-            (None, Some(f)) => log::warn!(
-                "{} given to the fallback owner {f}: {}",
-                item.id,
-                item.undecided_reason.as_deref().unwrap_or("")
+            (None, Some(f)) => (
+                log::Level::Warn,
+                format!(
+                    "{} given to the fallback owner {f}: {}",
+                    item.id,
+                    item.undecided_reason.as_deref().unwrap_or("")
+                ),
             ),
-            (None, None) => log::warn!(
-                "{} left unassigned: {}",
-                item.id,
-                item.undecided_reason.as_deref().unwrap_or("")
+            (None, None) => (
+                log::Level::Warn,
+                format!(
+                    "{} left unassigned: {}",
+                    item.id,
+                    item.undecided_reason.as_deref().unwrap_or("")
+                ),
             ),
-        }
+        };
+        planned.log.push((item.id.clone(), line.0, line.1));
         planned.events.push(NewEvent {
             work_item_id: item.id.clone(),
             kind: match (&decision.primary, &fallback) {
@@ -463,13 +503,14 @@ impl DecisionService {
         item.escalate_at = None;
         item.status = WorkItemStatus::Open;
         item.undecided_reason = decision.undecided_reason.clone();
-        log::info!(
+        let line = format!(
             "{} ({} {}) shadow: recommends {}",
             item.id,
             item.service,
             item.severity,
             decision.primary.as_deref().unwrap_or("nobody")
         );
+        planned.log.push((item.id.clone(), log::Level::Info, line));
         planned.events.push(NewEvent {
             work_item_id: item.id.clone(),
             kind: "recommended",
@@ -508,17 +549,22 @@ impl DecisionService {
 
     /// Adds planned decisions, their history lines and the Jira jobs of the assigned items to
     /// `batch`, which the caller writes once the work items exist.
-    pub fn stage(&self, planned: Planned, batch: &mut RowBatch) {
-        let m = crate::metrics::metrics();
+    pub fn stage(&self, mut planned: Planned, batch: &mut RowBatch) -> Decided {
+        let mut decided = Decided {
+            log: std::mem::take(&mut planned.log),
+            ..Decided::default()
+        };
         for event in &planned.events {
             let outcome = match event.kind {
                 "decided" => "assigned",
                 other => other,
             };
-            m.decisions.with_label_values(&[outcome]).inc();
+            decided.outcomes.push((event.work_item_id.clone(), outcome));
         }
         for row in planned.rows.iter().filter(|r| r.primary_human_id.is_some()) {
-            m.decision_confidence.observe(row.confidence);
+            decided
+                .confidences
+                .push((row.work_item_id.clone(), row.confidence));
         }
         for human in &planned.limited {
             batch.check_capacity_of(human);
@@ -551,6 +597,7 @@ impl DecisionService {
         for row in planned.rows {
             batch.push_decision(row);
         }
+        decided
     }
 
     /// Recomputes the stored decision from its stored inputs and compares.
@@ -630,14 +677,13 @@ impl DecisionService {
         items: &mut [WorkItem],
         paged: &[Paged<'_>],
         batch: &mut RowBatch,
-    ) -> Result<(), DecisionError> {
+    ) -> Result<Decided, DecisionError> {
         let on_call: Vec<OnCall> = paged
             .iter()
             .map(|p| self.on_call(p.user_ids, p.escalation_policy_id))
             .collect();
         let planned = self.plan(conn, items, &on_call, true)?;
-        self.stage(planned, batch);
-        Ok(())
+        Ok(self.stage(planned, batch))
     }
 
     /// `batch` was written; `totals` are the open loads of the people it assigned, after it.

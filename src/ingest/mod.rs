@@ -362,8 +362,9 @@ impl IngestService {
         // the items, the deliveries, the decisions, the history and the Jira jobs together.
         // (The history's first line, "received", is read from the item's raw payload.)
         let mut rows = RowBatch::new();
+        let mut decided = crate::decision::Decided::default();
         if let Some(decision) = self.decision.as_ref().filter(|_| !items.is_empty()) {
-            decision
+            decided = decision
                 .route(conn, &mut items, &paged, &mut rows)
                 .map_err(|e| IngestError::Decision(e.to_string()))?;
         }
@@ -392,7 +393,10 @@ impl IngestService {
                 if let Some(decision) = &self.decision {
                     decision.written(&rows, &written.totals);
                 }
-                written.made.into_iter().collect()
+                let made: HashSet<String> = written.made.into_iter().collect();
+                // Only what was written was decided, once (a rerun or a duplicate is not).
+                decided.count(|id| made.contains(id));
+                made
             }
             Err(e) if crate::batch::is_partly_skipped(&e) => HashSet::new(),
             Err(e) => {

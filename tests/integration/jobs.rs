@@ -665,3 +665,47 @@ fn under_a_backlog_the_most_severe_items_jira_work_is_served_first_and_its_age_r
         "the urgent item's job is running, none waits"
     );
 }
+
+#[test]
+fn a_redelivered_incident_is_decided_once_in_the_metrics() {
+    let db = TestDb::new();
+    let sim = goliath::jira::JiraSim::start(goliath::jira::SimConfig {
+        play_humans: false,
+        ..Default::default()
+    })
+    .unwrap();
+    let process = Process::start(&db.url, &sim.base_url());
+    let roster = crate::helpers::admin_request(
+        &format!("{}/admin/humans", process.url),
+        "POST",
+        Some(human("ana", &["api"])),
+        Some(crate::helpers::ADMIN_TOKEN),
+    );
+    assert_eq!(roster.status, 200, "{}", roster.body);
+    let body = crate::helpers::incident_body("TWICE1", "api-service", "low", chrono::Utc::now());
+    // The first delivery, then the same incident under two new delivery ids, as PagerDuty
+    // redelivers after a timeout.
+    for delivery in ["d-1", "d-2", "d-3"] {
+        let resp = crate::helpers::agent()
+            .post(&format!("{}/webhooks/pagerduty", process.url))
+            .header("X-Webhook-Id", delivery)
+            .send(&body[..])
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{delivery}");
+    }
+    let metrics = crate::helpers::admin_request(
+        &format!("{}/metrics", process.url),
+        "GET",
+        None,
+        Some(crate::helpers::ADMIN_TOKEN),
+    );
+    assert_eq!(metrics.status, 200);
+    let decided: f64 = metrics
+        .body
+        .lines()
+        .filter(|l| l.starts_with("goliath_decisions_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(decided, 1.0, "{}", metrics.body);
+    sim.stop();
+}
