@@ -1030,7 +1030,11 @@ fn explanations_name_exploration_only_where_something_was_drawn() {
         .push(record(Severity::Sev3, history(10, 1, 3600.0, &p)));
     let newcomer = cand("newcomer");
     let explain = |severity: Severity, recommend_only: bool| {
-        let mut inp = input("w-explain", severity, vec![proven.clone(), newcomer.clone()]);
+        let mut inp = input(
+            "w-explain",
+            severity,
+            vec![proven.clone(), newcomer.clone()],
+        );
         inp.recommend_only = recommend_only;
         decide(&inp, &p).explanation
     };
