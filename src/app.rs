@@ -148,9 +148,22 @@ impl AppState {
         )
     }
 
-    /// Starts the thread that keeps on-call lists fresh (None without PagerDuty's API).
+    /// Starts the thread that keeps on-call lists fresh (None without PagerDuty's API). The
+    /// policies of the items still open are asked for at once, so their lists are read right
+    /// after a start rather than at the first incident that needs one (a decision never waits;
+    /// an item decided before its list arrived is decided again once it does).
     pub fn spawn_on_call_refresher(&self) -> Option<OnCallRefresher> {
-        self.on_call.as_ref().map(|c| c.spawn_refresher())
+        let cache = self.on_call.as_ref()?;
+        match self
+            .pool
+            .get()
+            .map_err(anyhow::Error::from)
+            .and_then(|mut conn| Ok(crate::decision::open_escalation_policies(&mut conn)?))
+        {
+            Ok(policies) => cache.want(policies),
+            Err(e) => log::warn!("reading the open items' escalation policies: {e:#}"),
+        }
+        Some(cache.spawn_refresher())
     }
 
     /// Starts the background Jira workers.

@@ -1,8 +1,9 @@
 //! No incident left behind: work items nobody could take wait as `unassigned` and are decided
 //! again as soon as someone may have become eligible. That can only happen when the roster or
 //! learned state changes (a person added, activated, given a service) or a load goes down (an
-//! item resolved or handed on): the database's change counters (`decision_inputs_version`)
-//! say when, so a quiet system costs one small read per tick.
+//! item resolved or handed on), or an on-call list changes: the database's change counters
+//! (`decision_inputs_version`) and the on-call cache's generation say when, so a quiet system
+//! costs one small read per tick.
 
 use diesel::prelude::*;
 use diesel::sql_types::Text;
@@ -119,7 +120,13 @@ pub fn sweep_if_changed(
     seen: &mut String,
 ) -> anyhow::Result<usize> {
     let mut conn = pool.get()?;
-    let now = inputs_version(&mut conn)?;
+    // Someone may have become eligible: the roster, learned state or a load changed, or an
+    // on-call list did (with on-call required, a list read after a restart or an outage).
+    let now = format!(
+        "{}|{}",
+        inputs_version(&mut conn)?,
+        decision.on_call_generation()
+    );
     if now == *seen {
         return Ok(0);
     }

@@ -129,6 +129,24 @@ pub struct Planned {
     log: Vec<(String, log::Level, String)>,
 }
 
+/// The escalation policies of the open work items (at most 500, the most recent first): the
+/// on-call lists worth reading right after a start.
+pub fn open_escalation_policies(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+    #[derive(QueryableByName)]
+    struct Policy {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
+    let rows: Vec<Policy> = diesel::sql_query(
+        "SELECT p.id FROM (SELECT raw_payload #>> '{event,data,escalation_policy,id}' AS id, \
+                max(received_at) AS last FROM work_items \
+          WHERE status IN ('unassigned', 'assigned', 'reopened', 'open') \
+          GROUP BY 1) p WHERE p.id IS NOT NULL ORDER BY p.last DESC LIMIT 500",
+    )
+    .load(conn)?;
+    Ok(rows.into_iter().map(|p| p.id).collect())
+}
+
 /// Writes the owner, status and reason of each work item in one statement.
 fn set_owners(conn: &mut PgConnection, items: &[WorkItem]) -> QueryResult<()> {
     use diesel::sql_types::{Array, Nullable, Text};
@@ -224,6 +242,12 @@ impl DecisionService {
         users.sort();
         users.dedup();
         OnCall { users, caveat }
+    }
+
+    /// Moves whenever an on-call list changed (0 without PagerDuty's API): waiting items are
+    /// decided again when it does.
+    pub fn on_call_generation(&self) -> u64 {
+        self.on_call_cache.as_ref().map_or(0, |c| c.generation())
     }
 
     /// [`Self::on_call`] for a stored item.

@@ -36,6 +36,9 @@ pub struct OnCallCache {
     /// Policies a decision asked for that are missing or expired.
     wanted: Mutex<HashSet<String>>,
     wake: Condvar,
+    /// Moves whenever a fetch changes some policy's list (the first fetch included): items
+    /// nobody could take are decided again when it moves.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl OnCallCache {
@@ -46,7 +49,14 @@ impl OnCallCache {
             entries: Mutex::default(),
             wanted: Mutex::default(),
             wake: Condvar::new(),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many times a fetch has changed a list: a new value means someone may have come on
+    /// (or gone off) call.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// What is known for `policy`, without waiting; asks for a refresh when it is missing or
@@ -99,6 +109,14 @@ impl OnCallCache {
         view
     }
 
+    /// Asks the background thread to fetch `policies` (those not fresh already).
+    pub fn want(&self, policies: impl IntoIterator<Item = String>) {
+        let mut wanted = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
+        wanted.extend(policies);
+        drop(wanted);
+        self.wake.notify_all();
+    }
+
     /// Fetches `policy` now (the background thread's work, which waits out `retry_at` first).
     pub fn refresh(&self, policy: &str) -> Result<(), PagerDutyError> {
         let result = self.api.on_call(policy);
@@ -115,6 +133,9 @@ impl OnCallCache {
                     .collect();
                 users.sort();
                 users.dedup();
+                if entry.users.as_ref() != Some(&users) {
+                    self.generation.fetch_add(1, Ordering::SeqCst);
+                }
                 entry.users = Some(users);
                 entry.fetched = Some(Instant::now());
                 entry.last_error = None;

@@ -246,3 +246,45 @@ fn on_call_from_pagerduty_is_required_where_configured_and_never_waited_for() {
         goliath::decision::backlog::decide_waiting(&app.state.decision, &mut conn, None).unwrap();
     assert_eq!(swept.assigned, vec![id]);
 }
+
+#[test]
+fn an_item_nobody_could_take_is_decided_again_once_the_on_call_list_is_read() {
+    let pd = FakePagerDuty::start(PdState {
+        oncalls: [(POLICY.to_string(), vec![("PUB3D4E".to_string(), 1)])].into(),
+        ..PdState::default()
+    });
+    let app = app_with(&pd, &[("GOLIATH_ON_CALL_CHECKOUT_API", "required")], false);
+    app.roster(&humans());
+    let cache = app.state.on_call.clone().expect("an on-call cache");
+    // After a restart with PagerDuty down: nobody known on call, so nobody eligible.
+    pd.with(|s| s.down = true);
+    let first = trigger(&app, "PSTRANDED", json!([]));
+    assert_eq!(first["work_item_status"], "unassigned", "{first}");
+    let id = first["work_item_id"].as_str().unwrap().to_string();
+    // The open items' policies are what a restarted process reads first.
+    let mut conn = app.db.conn();
+    let policies = goliath::decision::open_escalation_policies(&mut conn).unwrap();
+    assert_eq!(policies, vec![POLICY.to_string()]);
+    let sweep = |seen: &mut String| {
+        goliath::decision::backlog::sweep_if_changed(&app.state.pool, &app.state.decision, seen)
+            .unwrap()
+    };
+    let mut seen = String::new();
+    assert_eq!(sweep(&mut seen), 0, "still nobody on call");
+    assert_eq!(sweep(&mut seen), 0, "nothing changed");
+
+    // PagerDuty recovers and the list is read: nothing else changed, yet the item is decided
+    // again and goes to the person on call.
+    pd.with(|s| s.down = false);
+    cache.refresh(POLICY).unwrap();
+    assert_eq!(sweep(&mut seen), 1);
+    let view = app.work_item(&id);
+    assert_eq!(
+        view["work_item"]["assignee_id"], "bob",
+        "{}",
+        view["work_item"]
+    );
+    // The same list read again changes nothing.
+    cache.refresh(POLICY).unwrap();
+    assert_eq!(sweep(&mut seen), 0);
+}
