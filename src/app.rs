@@ -96,7 +96,6 @@ impl AppState {
             config.pagerduty.clone(),
             learner.clone(),
             config.jira.close_on_resolve,
-            config.jira.priority_by_severity.clone(),
         ));
         let escalator = Arc::new(Escalator::new(
             learner.clone(),

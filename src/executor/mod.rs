@@ -103,6 +103,11 @@ pub fn queue_assign(
     )
 }
 
+/// An issue's summary: the severity, then the incident's title.
+pub fn issue_summary(severity: &str, title: &str) -> String {
+    format!("[{}] {title}", severity.to_uppercase())
+}
+
 /// The label that makes issue creation idempotent.
 pub fn issue_label(work_item_id: &str) -> String {
     format!("goliath-{work_item_id}")
@@ -213,7 +218,7 @@ impl Executor {
         NewIssue {
             project_key,
             issue_type: self.settings.issue_type.clone(),
-            summary: format!("[{}] {}", item.severity.to_uppercase(), item.title),
+            summary: issue_summary(&item.severity, &item.title),
             description: IssueDescription {
                 title: item.title.clone(),
                 service: item.service.clone(),
@@ -277,12 +282,21 @@ impl Executor {
                 }
             }
             _ => {
-                let Some(priority) = self.settings.priority_by_severity.get(&item.severity) else {
-                    return JobResult::Done;
+                // The summary and label name the severity too, so they follow it with the
+                // priority (where the severity maps to one).
+                let change = crate::jira::SeverityChange {
+                    severity: item.severity.clone(),
+                    summary: issue_summary(&item.severity, &item.title),
+                    priority: self
+                        .settings
+                        .priority_by_severity
+                        .get(&item.severity)
+                        .cloned(),
                 };
                 (
-                    self.jira.set_priority(&key, priority),
-                    serde_json::json!({"jira_key": key, "priority": priority, "severity": item.severity}),
+                    self.jira.set_severity(&key, &change),
+                    serde_json::json!({"jira_key": key, "priority": change.priority,
+                                       "severity": item.severity, "summary": change.summary}),
                 )
             }
         };

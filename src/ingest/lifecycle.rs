@@ -253,8 +253,6 @@ pub struct Lifecycle {
     learner: Arc<LearnerService>,
     /// Follow a resolve or reopen with the Jira issue's transition.
     close_on_resolve: bool,
-    /// Jira priority per severity: a severity change is sent to Jira only where one is named.
-    jira_priorities: std::collections::BTreeMap<String, String>,
 }
 
 impl Lifecycle {
@@ -262,13 +260,11 @@ impl Lifecycle {
         pagerduty: PagerDutyConfig,
         learner: Arc<LearnerService>,
         close_on_resolve: bool,
-        jira_priorities: std::collections::BTreeMap<String, String>,
     ) -> Lifecycle {
         Lifecycle {
             pagerduty,
             learner,
             close_on_resolve,
-            jira_priorities,
         }
     }
 
@@ -405,9 +401,9 @@ impl Lifecycle {
         if severity != item.severity {
             detail["severity"] = json!({"from": item.severity, "to": severity});
             changes.push(format!("severity {} -> {severity}", item.severity));
-            if has_issue && self.jira_priorities.contains_key(severity.as_str()) {
+            if has_issue {
                 queue_issue_change(conn, &item.id, &IssueEdit::Priority, &job_key("priority"))?;
-                changes.push("jira: priority".into());
+                changes.push("jira: severity (summary, label, priority)".into());
             }
         }
         if status != item.pagerduty_status {

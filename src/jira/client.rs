@@ -49,8 +49,10 @@ pub trait JiraApi: Send + Sync {
     fn transition(&self, issue_key: &str, transition_id: &str) -> Result<(), JiraError>;
     /// Adds a plain-text comment (ADF on Cloud). `POST …/issue/{key}/comment` → 201.
     fn add_comment(&self, issue_key: &str, text: &str) -> Result<(), JiraError>;
-    /// Sets the issue's priority by name. `PUT …/issue/{key}` → 204.
-    fn set_priority(&self, issue_key: &str, priority: &str) -> Result<(), JiraError>;
+    /// Follows a new severity: the summary (which starts with it), the severity label (the
+    /// others removed, people's own labels kept) and, where mapped, the priority by name.
+    /// `PUT …/issue/{key}` with `fields` and `update.labels` → 204.
+    fn set_severity(&self, issue_key: &str, change: &SeverityChange) -> Result<(), JiraError>;
     /// Who the credentials belong to (`accountId`, or `name` on Data Center): a check that
     /// Jira accepts them. `GET …/myself` → 200.
     fn myself(&self) -> Result<String, JiraError>;
@@ -77,6 +79,20 @@ pub struct IssueRef {
     pub key: String,
     #[serde(rename = "self")]
     pub self_url: String,
+}
+
+/// The severity labels Goliath puts on an issue: one at a time.
+pub const SEVERITY_LABELS: [&str; 4] = ["sev1", "sev2", "sev3", "sev4"];
+
+/// What changes on an issue when its incident's severity does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeverityChange {
+    /// The new severity, also its label (`sev1`).
+    pub severity: String,
+    /// The new summary: `[SEV1] title`.
+    pub summary: String,
+    /// The Jira priority the severity maps to, when it maps to one.
+    pub priority: Option<String>,
 }
 
 /// Everything needed to create an issue.
@@ -726,9 +742,19 @@ impl JiraApi for HttpJiraClient {
         ))
     }
 
-    fn set_priority(&self, issue_key: &str, priority: &str) -> Result<(), JiraError> {
+    fn set_severity(&self, issue_key: &str, change: &SeverityChange) -> Result<(), JiraError> {
         let path = format!("/issue/{}", percent_encode(issue_key));
-        let body = json!({ "fields": { "priority": { "name": priority } } });
+        let mut fields = json!({ "summary": change.summary });
+        if let Some(p) = &change.priority {
+            fields["priority"] = json!({ "name": p });
+        }
+        let labels: Vec<Value> = SEVERITY_LABELS
+            .iter()
+            .filter(|l| **l != change.severity)
+            .map(|l| json!({ "remove": l }))
+            .chain([json!({ "add": change.severity })])
+            .collect();
+        let body = json!({ "fields": fields, "update": { "labels": labels } });
         self.call("PUT", &path, &body).map(|_| ())
     }
 }
@@ -938,7 +964,7 @@ mod tests {
     }
 
     #[test]
-    fn comments_are_adf_on_cloud_and_priority_is_set_by_name() {
+    fn comments_are_adf_on_cloud_and_a_new_severity_sets_summary_label_and_priority() {
         let (base, rx) = canned_server(vec![
             response("201 Created", &[], r#"{"id":"10000"}"#),
             response("204 No Content", &[], ""),
@@ -947,7 +973,12 @@ mod tests {
         client
             .add_comment("OPS-7", "Resolved in PagerDuty.\nBy Bob.")
             .unwrap();
-        client.set_priority("OPS-7", "Highest").unwrap();
+        let change = SeverityChange {
+            severity: "sev1".into(),
+            summary: "[SEV1] Checkout down".into(),
+            priority: Some("Highest".into()),
+        };
+        client.set_severity("OPS-7", &change).unwrap();
         let comment = rx.recv().unwrap();
         assert_eq!(comment.path, "/rest/api/3/issue/OPS-7/comment");
         let body = comment.json();
@@ -959,7 +990,11 @@ mod tests {
         assert_eq!(edit.path, "/rest/api/3/issue/OPS-7");
         assert_eq!(
             edit.json(),
-            serde_json::json!({"fields": {"priority": {"name": "Highest"}}})
+            serde_json::json!({
+                "fields": {"priority": {"name": "Highest"}, "summary": "[SEV1] Checkout down"},
+                "update": {"labels": [{"remove": "sev2"}, {"remove": "sev3"},
+                                      {"remove": "sev4"}, {"add": "sev1"}]}
+            })
         );
         assert_eq!(
             client.browse_url("OPS-7").as_deref(),

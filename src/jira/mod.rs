@@ -23,7 +23,7 @@ mod util;
 
 pub use client::{
     HttpJiraClient, InvalidJiraConfig, IssueDescription, IssueRef, JiraApi, JiraAuth,
-    JiraConnection, JiraError, JiraFlavor, NewIssue, Transition,
+    JiraConnection, JiraError, JiraFlavor, NewIssue, SeverityChange, Transition, SEVERITY_LABELS,
 };
 pub use sim::{
     run_standalone, Fault, JiraSim, JiraSimArgs, JiraSimHandle, SimConfig, SimFaults, SimHuman,

@@ -120,10 +120,27 @@ fn updates_in_order_mirror_the_incident_and_follow_in_jira() {
     let prio = send(&app, "priority_updated");
     assert_eq!(prio["severity"], "sev1", "P1 is sev1: {prio}");
     run_jobs(&app);
+    let issue = sim_issue(&app, &id);
     assert_eq!(
-        sim_issue(&app, &id).priority.as_deref(),
+        issue.priority.as_deref(),
         Some("Highest"),
         "the Jira priority follows the new severity"
+    );
+    assert!(issue.summary.starts_with("[SEV1] "), "{}", issue.summary);
+    assert!(
+        issue.labels.contains(&"sev1".to_string()),
+        "{:?}",
+        issue.labels
+    );
+    assert!(
+        !issue.labels.contains(&"sev2".to_string()),
+        "{:?}",
+        issue.labels
+    );
+    assert!(
+        issue.labels.iter().any(|l| l.starts_with("goliath-")),
+        "Goliath's own label is kept: {:?}",
+        issue.labels
     );
 
     let note = send(&app, "annotated");

@@ -626,9 +626,20 @@ async fn edit_issue(
         Ok(start) => start,
         Err(resp) => return resp,
     };
-    let Some(fields) = body.get("fields").and_then(Value::as_object) else {
+    let empty = serde_json::Map::new();
+    let fields = body
+        .get("fields")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    // `update.labels`: `[{"add": l} | {"remove": l} | {"set": [..]}]`, applied in order.
+    let label_ops = body
+        .pointer("/update/labels")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if fields.is_empty() && label_ops.is_empty() {
         return jira_error(400, &["No fields to update."], json!({}));
-    };
+    }
     let priority = match fields.get("priority") {
         None => None,
         Some(p) => match name_or_id(p) {
@@ -636,6 +647,34 @@ async fn edit_issue(
             None => return jira_error(400, &[], json!({"priority": "Specify a priority name"})),
         },
     };
+    let summary = match fields.get("summary") {
+        None => None,
+        Some(Value::String(s)) if !s.trim().is_empty() && !s.contains('\n') => Some(s.clone()),
+        Some(_) => {
+            return jira_error(
+                400,
+                &[],
+                json!({"summary": "The summary must be a single line of text."}),
+            )
+        }
+    };
+    fn label(v: &Value) -> Option<&str> {
+        v.as_str().filter(|l| !l.is_empty() && !l.contains(' '))
+    }
+    for op in &label_ops {
+        let ok = match (op.get("add"), op.get("remove"), op.get("set")) {
+            (Some(l), None, None) | (None, Some(l), None) => label(l).is_some(),
+            (None, None, Some(Value::Array(ls))) => ls.iter().all(|l| label(l).is_some()),
+            _ => false,
+        };
+        if !ok {
+            return jira_error(
+                400,
+                &[],
+                json!({"labels": "Labels may not contain spaces."}),
+            );
+        }
+    }
     let ctx = &sim.ctx;
     let mut st = sim.lock();
     let Some(idx) = st.find(&key) else {
@@ -645,8 +684,22 @@ async fn edit_issue(
     let issue = &mut st.issues[idx];
     if let Some(p) = priority {
         issue.priority = Some(p);
-        issue.updated_ms = now;
     }
+    if let Some(s) = summary {
+        issue.summary = s;
+    }
+    for op in &label_ops {
+        if let Some(l) = op.get("add").and_then(label) {
+            if !issue.labels.iter().any(|x| x == l) {
+                issue.labels.push(l.to_string());
+            }
+        } else if let Some(l) = op.get("remove").and_then(label) {
+            issue.labels.retain(|x| x != l);
+        } else if let Some(Value::Array(ls)) = op.get("set") {
+            issue.labels = ls.iter().filter_map(label).map(str::to_string).collect();
+        }
+    }
+    issue.updated_ms = now;
     drop(st);
     finish(
         &sim,

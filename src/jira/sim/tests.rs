@@ -791,10 +791,32 @@ fn transitions_comments_and_priority_edits_change_the_issue_and_echo_as_jira_doe
     client
         .add_comment(&created.key, "first line\nsecond")
         .unwrap();
-    client.set_priority(&created.key, "Highest").unwrap();
+    let before = sim.issue(&created.key).unwrap().labels;
+    let change = crate::jira::SeverityChange {
+        severity: "sev1".into(),
+        summary: "[SEV1] now critical".into(),
+        priority: Some("Highest".into()),
+    };
+    client.set_severity(&created.key, &change).unwrap();
     let view = sim.issue(&created.key).unwrap();
     assert_eq!(view.comments, vec!["first line\nsecond".to_string()]);
     assert_eq!(view.priority.as_deref(), Some("Highest"));
+    assert_eq!(view.summary, "[SEV1] now critical");
+    assert!(
+        view.labels.contains(&"sev1".to_string()),
+        "{:?}",
+        view.labels
+    );
+    let kept: Vec<&String> = before.iter().filter(|l| !l.starts_with("sev")).collect();
+    assert!(
+        kept.iter().all(|l| view.labels.contains(l)),
+        "{before:?} {:?}",
+        view.labels
+    );
+    assert_eq!(
+        view.labels.iter().filter(|l| l.starts_with("sev")).count(),
+        1
+    );
     let counters = sim.counters();
     assert_eq!((counters.comment, counters.edit_issue), (1, 1));
 
