@@ -211,3 +211,32 @@ pub fn trends(conn: &mut PgConnection, days: i32) -> QueryResult<Vec<DayTrend>> 
     .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(HAND_OFF_KINDS.to_vec())
     .load(conn)
 }
+
+/// The services to filter by: those items arrived on (up to `max`) and those the roster names,
+/// sorted.
+pub fn services(conn: &mut PgConnection, max: i64) -> QueryResult<Vec<String>> {
+    #[derive(diesel::QueryableByName)]
+    struct Service {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        service: String,
+    }
+    // One index probe per distinct service (on `work_items_service_received`), rather than a
+    // scan of every item.
+    let seen: Vec<Service> = diesel::sql_query(
+        "WITH RECURSIVE s(service) AS ( \
+             (SELECT service FROM work_items ORDER BY service LIMIT 1) \
+             UNION ALL \
+             SELECT (SELECT w.service FROM work_items w WHERE w.service > s.service \
+                     ORDER BY w.service LIMIT 1) \
+               FROM s WHERE s.service IS NOT NULL \
+         ) SELECT service FROM s WHERE service IS NOT NULL LIMIT $1",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(max)
+    .load(conn)?;
+    let mut services: std::collections::BTreeSet<String> =
+        seen.into_iter().map(|s| s.service).collect();
+    for person in crate::roster::list(conn)? {
+        services.extend(person.services);
+    }
+    Ok(services.into_iter().collect())
+}

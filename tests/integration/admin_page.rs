@@ -1,12 +1,13 @@
-//! The admin page: its login, CSRF protection and, in a real headless Chromium, the flows a
-//! person uses (log in, open an item, override it, retry a dead job).
+//! The admin page: its login, CSRF protection, what the item, list and people pages say, and,
+//! in a real headless Chromium, the flows a person uses (log in, open an item, override it,
+//! retry a dead job).
 
 use std::time::Duration;
 
 use diesel::prelude::*;
 
 use crate::helpers::browser::{self, Browser};
-use crate::helpers::{config_with, history_of, human, TestApp, ADMIN_TOKEN};
+use crate::helpers::{config_with, history_of, human, incident_body, TestApp, ADMIN_TOKEN};
 
 /// An agent that shows redirects instead of following them.
 fn plain() -> ureq::Agent {
@@ -269,6 +270,384 @@ fn the_assign_form_refuses_a_nul_character_and_changes_nothing() {
     assert_eq!(written(&app), before, "nothing recorded");
 }
 
+/// A logged-in session's cookie.
+fn log_in(app: &TestApp) -> String {
+    let login = post_form(app, "/admin/ui/login", None, &[("token", ADMIN_TOKEN)]);
+    assert_eq!(login.status, 303, "{}", login.body);
+    cookie_pair(&login.set_cookie)
+}
+
+/// The text of an HTML fragment, tags left out.
+fn words(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The first `<li class="{kind}">` line of the page's timeline, as HTML.
+fn timeline_line<'a>(body: &'a str, kind: &str) -> &'a str {
+    let start = body
+        .find(&format!("<li class=\"{kind}\">"))
+        .unwrap_or_else(|| panic!("a {kind} line in {body}"));
+    let end = body[start..].find("</li>").unwrap() + start;
+    &body[start..end]
+}
+
+/// The item page leads with the decision's explanation and tells the history in words: who
+/// did what and when, where it happened, with the Jira issue and the PagerDuty incident linked.
+#[test]
+fn an_items_history_is_told_in_words_with_links_after_the_explanation() {
+    use crate::jobs::{jira_key, JIRA_SECRET};
+    let app = crate::jobs::app(false);
+    app.roster(&[human("ana", &["api"]), human("ben", &["api"])]);
+    let mut incident: serde_json::Value = serde_json::from_slice(&incident_body(
+        "UITL",
+        "api-service",
+        "low",
+        chrono::Utc::now(),
+    ))
+    .unwrap();
+    incident["event"]["data"]["html_url"] = "https://acme.pagerduty.com/incidents/UITL".into();
+    let took = app.post(
+        "/webhooks/pagerduty",
+        &[],
+        &serde_json::to_vec(&incident).unwrap(),
+    );
+    assert_eq!(took.status, 200, "{}", took.body);
+    let id = took.json()["work_item_id"].as_str().unwrap().to_string();
+    let first = owner(&app, &id).as_str().unwrap().to_string();
+    let second = if first == "ana" { "ben" } else { "ana" };
+    goliath::jobs::worker::drain(&app.state.pool, &*app.state.executor).unwrap();
+    let key = jira_key(&app, &id).expect("the Jira issue is made");
+
+    // The owner hands it on in Jira.
+    let at = chrono::Utc::now();
+    let mut hook = crate::helpers::fixture_json("jira_webhook_issue_assigned.json");
+    hook["timestamp"] = at.timestamp_millis().into();
+    hook["issue"]["key"] = key.as_str().into();
+    hook["issue"]["fields"]["labels"] = serde_json::json!([format!("goliath-{id}")]);
+    hook["issue"]["fields"]["assignee"]["accountId"] = format!("acct-{second}").into();
+    hook["changelog"]["items"] = serde_json::json!([{
+        "field": "assignee", "fieldtype": "jira", "fieldId": "assignee",
+        "from": format!("acct-{first}"), "to": format!("acct-{second}"),
+        "tmpFromAccountId": format!("acct-{first}"), "tmpToAccountId": format!("acct-{second}"),
+    }]);
+    let hook = serde_json::to_vec(&hook).unwrap();
+    let sig = format!(
+        "sha256={}",
+        goliath::signature::sign_hex(JIRA_SECRET, &hook)
+    );
+    let handed = app.post(
+        "/webhooks/jira",
+        &[
+            ("X-Hub-Signature", sig.as_str()),
+            ("X-Atlassian-Webhook-Identifier", "ui-hand-off"),
+        ],
+        &hook,
+    );
+    assert_eq!(handed.status, 200, "{}", handed.body);
+    assert_eq!(owner(&app, &id), second);
+
+    let cookie = log_in(&app);
+    let page = get(&app, &format!("/admin/ui/items/{id}"), Some(&cookie));
+    assert_eq!(page.status, 200, "{}", page.body);
+    let body = &page.body;
+
+    // The explanation comes first, before the item's fields.
+    assert!(
+        body.contains("</h1><p id=\"explanation\">"),
+        "the explanation follows the title: {body}"
+    );
+    let explanation = app.work_item(&id)["decision"]["explanation"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shown = body.split("<p id=\"explanation\">").nth(1).unwrap();
+    let shown = &shown[..shown.find("</p>").unwrap()];
+    assert!(
+        !explanation.is_empty() && words(shown).contains(&explanation[..explanation.len().min(20)]),
+        "{shown} vs {explanation}"
+    );
+
+    // Lines in words, not JSON rows.
+    assert!(body.contains("<ol id=\"timeline\">"), "{body}");
+    assert!(
+        !body.contains("&quot;event_id&quot;"),
+        "no raw JSON: {body}"
+    );
+    let hand_off = words(timeline_line(body, "handed_off"));
+    let expected = format!(
+        "{} {first} handed it to {second} (Jira)",
+        at.format("%H:%M")
+    );
+    assert!(
+        hand_off.ends_with(&expected),
+        "{hand_off:?} ends with {expected:?}"
+    );
+    let decided = words(timeline_line(body, "decided"));
+    assert!(
+        decided.contains(&format!("Goliath chose {first}, with {second} as backup")),
+        "{decided}"
+    );
+
+    // The Jira issue links to Jira, the incident to PagerDuty.
+    let browse = app.state.executor.browse_url(&key).expect("a browse URL");
+    let jira_link = format!("<a href=\"{browse}\">{key}</a>");
+    assert!(
+        timeline_line(body, "jira_issue_created").contains(&jira_link),
+        "{}",
+        timeline_line(body, "jira_issue_created")
+    );
+    assert!(body.contains(&format!("<a href=\"{browse}\" id=\"jira\">{key}</a>")));
+    let pd_link = "<a href=\"https://acme.pagerduty.com/incidents/UITL\"";
+    assert!(
+        body.contains(&format!("{pd_link} id=\"incident\">UITL</a>")),
+        "{body}"
+    );
+    assert!(
+        timeline_line(body, "received").contains(&format!("{pd_link}>UITL</a>")),
+        "{}",
+        timeline_line(body, "received")
+    );
+
+    // An override from the page says who made it, to whom, and why.
+    let done = post_form(
+        &app,
+        &format!("/admin/ui/items/{id}/assign"),
+        Some(&cookie),
+        &[
+            ("csrf", &csrf_of(body)),
+            ("human_id", &first),
+            ("reason", "<b>back</b> to the first owner"),
+        ],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    let body = get(&app, &format!("/admin/ui/items/{id}"), Some(&cookie)).body;
+    let line = timeline_line(&body, "override");
+    assert!(line.contains("&lt;b&gt;back&lt;/b&gt;"), "escaped: {line}");
+    assert!(
+        words(line).contains(&format!(
+            "admin page gave it to {first} (it was {second}'s): “&lt;b&gt;back&lt;/b&gt; to the first owner”"
+        )),
+        "{line}"
+    );
+}
+
+/// The people page's learned (decayed) numbers read as weights, never as fractional counts.
+#[test]
+fn learned_counts_on_the_people_page_are_whole_or_about() {
+    use goliath::db::schema::skill_stats;
+    let app = TestApp::start(config_with(|_| {}, &[]));
+    app.roster(&[human("ana", &["api"]), human("ben", &["api"])]);
+    diesel::insert_into(skill_stats::table)
+        .values((
+            skill_stats::human_id.eq("ana"),
+            skill_stats::service.eq("api"),
+            skill_stats::severity.eq("sev3"),
+            skill_stats::state.eq(serde_json::json!({"successes": 52.8, "failures": 3.4})),
+            skill_stats::updated_at.eq(chrono::Utc::now()),
+        ))
+        .execute(&mut app.db.conn())
+        .unwrap();
+    let cookie = log_in(&app);
+    let page = get(&app, "/admin/ui/people", Some(&cookie));
+    assert_eq!(page.status, 200, "{}", page.body);
+    let row = |who: &str| {
+        let start = page.body.find(&format!("({who})</td>")).unwrap();
+        let end = page.body[start..].find("</tr>").unwrap() + start;
+        page.body[start..end].to_string()
+    };
+    let ana = row("ana");
+    assert!(ana.contains(">about 53<"), "{ana}");
+    assert!(ana.contains(">about 3<"), "{ana}");
+    assert!(!ana.contains("52.8") && !ana.contains("3.4"), "{ana}");
+    assert!(row("ben").contains(">0<"), "{}", row("ben"));
+    assert!(
+        page.body.contains("id=\"weights-note\""),
+        "the page says they are weights"
+    );
+}
+
+/// The list's service, status and severity filters are select boxes of the values there are,
+/// and the page links keep the filters.
+#[test]
+fn the_item_filters_are_select_boxes_and_pages_keep_them() {
+    let app = TestApp::start(config_with(|_| {}, &[]));
+    app.roster(&[
+        human("ana", &["api"]),
+        human("ben", &["web"]),
+        human("dora", &["db"]),
+    ]);
+    for i in 0..51 {
+        app.incident(&format!("UIP{i}"), "api-service", "low");
+    }
+    app.incident("UIPH", "api-service", "high");
+    app.incident("UIPW", "web", "low");
+    app.incident("UIPB", "billing-service", "low");
+    let cookie = log_in(&app);
+
+    let list = get(&app, "/admin/ui/items", Some(&cookie)).body;
+    let select = |body: &str, name: &str| {
+        let start = body
+            .find(&format!("<select name=\"{name}\""))
+            .unwrap_or_else(|| panic!("a {name} select box: {body}"));
+        let end = body[start..].find("</select>").unwrap() + start;
+        body[start..end].to_string()
+    };
+    let values = |select: &str| -> Vec<String> {
+        select
+            .split("<option value=\"")
+            .skip(1)
+            .map(|o| o.split('"').next().unwrap().to_string())
+            .collect()
+    };
+    // Services from the roster (db has no items) and the items (billing has nobody).
+    assert_eq!(
+        values(&select(&list, "service")),
+        ["", "api", "billing-service", "db", "web"]
+    );
+    assert_eq!(
+        values(&select(&list, "status")),
+        ["", "assigned", "open", "unassigned", "resolved", "reopened"]
+    );
+    assert_eq!(
+        values(&select(&list, "severity")),
+        ["", "sev1", "sev2", "sev3", "sev4"]
+    );
+
+    let rows = |body: &str| {
+        let table = &body[body.find("<table id=\"items\"").unwrap()..];
+        let table = &table[..table.find("</table>").unwrap()];
+        table.matches("<a href=\"/admin/ui/items/").count()
+    };
+    let filtered = |body: &str| {
+        assert!(
+            select(body, "service").contains("<option value=\"api\" selected>"),
+            "{}",
+            select(body, "service")
+        );
+        assert!(
+            select(body, "severity").contains("<option value=\"sev3\" selected>"),
+            "{}",
+            select(body, "severity")
+        );
+    };
+    // Typed in another case, the service is still the api service.
+    let first = get(
+        &app,
+        "/admin/ui/items?service=API&status=&severity=sev3",
+        Some(&cookie),
+    )
+    .body;
+    assert!(first.contains("51 matching, page 1 of 2"), "{first}");
+    filtered(&first);
+    assert_eq!(rows(&first), 50);
+    let older = first
+        .split("id=\"older\"")
+        .next()
+        .and_then(|before| before.rsplit("href=\"").next())
+        .map(|href| href.split('"').next().unwrap().replace("&amp;", "&"))
+        .expect("a link to the next page");
+    assert_eq!(
+        older,
+        "/admin/ui/items?service=api&status=&severity=sev3&page=2"
+    );
+    let second = get(&app, &older, Some(&cookie)).body;
+    assert!(second.contains("51 matching, page 2 of 2"), "{second}");
+    filtered(&second);
+    assert_eq!(rows(&second), 1, "the high-urgency item is not among them");
+    assert!(
+        second.contains("href=\"/admin/ui/items?service=api&amp;status=&amp;severity=sev3&amp;page=1\" id=\"newer\""),
+        "{second}"
+    );
+
+    let wrong = get(&app, "/admin/ui/items?severity=urgent", Some(&cookie));
+    assert_eq!(wrong.status, 422, "{}", wrong.body);
+    assert!(wrong.body.contains("urgent"), "{}", wrong.body);
+}
+
+/// The override form offers the decision's first backup, not the person who has the item.
+#[test]
+fn the_override_form_offers_the_recommended_backup() {
+    let app = TestApp::start(config_with(|_| {}, &[]));
+    app.roster(&[
+        human("ana", &["api"]),
+        human("ben", &["api"]),
+        human("cara", &["api"]),
+    ]);
+    let id = app.incident("UIB", "api-service", "low")["work_item_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let view = app.work_item(&id);
+    let current = view["work_item"]["assignee_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let backup = view["decision"]["backups"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("a backup: {}", view["decision"]))
+        .to_string();
+    assert_ne!(current, backup);
+    let cookie = log_in(&app);
+    let body = get(&app, &format!("/admin/ui/items/{id}"), Some(&cookie)).body;
+    let select = &body[body.find("<select name=\"human_id\"").unwrap()..];
+    let select = &select[..select.find("</select>").unwrap()];
+    assert_eq!(
+        select.matches(" selected").count(),
+        1,
+        "one person is offered: {select}"
+    );
+    assert!(
+        select.contains(&format!("<option value=\"{backup}\" selected>")),
+        "{select}"
+    );
+    assert!(
+        select.contains(&format!("<option value=\"{current}\">")),
+        "{select}"
+    );
+    assert!(select.contains("recommended backup"), "{select}");
+    assert!(select.contains("current owner"), "{select}");
+}
+
+/// An item nobody could take says why instead of showing an empty ranking.
+#[test]
+fn an_unassigned_item_says_why_nobody_was_chosen() {
+    let app = TestApp::start(config_with(|_| {}, &[]));
+    app.roster(&[human("ana", &["web"])]);
+    let item = app.incident("UIU", "api-service", "low");
+    assert_eq!(item["work_item_status"], "unassigned", "{item}");
+    let id = item["work_item_id"].as_str().unwrap().to_string();
+    let reason = app.work_item(&id)["decision"]["undecided_reason"]
+        .as_str()
+        .expect("an undecided reason")
+        .to_string();
+    let cookie = log_in(&app);
+    let body = get(&app, &format!("/admin/ui/items/{id}"), Some(&cookie)).body;
+    assert!(
+        body.contains(&format!(
+            "</h1><p id=\"explanation\">Nobody was chosen: {reason}</p>"
+        )),
+        "{body}"
+    );
+    assert!(!body.contains("id=\"ranking\""), "no empty ranking: {body}");
+    assert!(body.contains("id=\"excluded\""), "{body}");
+    assert!(
+        words(timeline_line(&body, "unassigned"))
+            .ends_with(&format!("Nobody was chosen: {reason}")),
+        "{}",
+        timeline_line(&body, "unassigned")
+    );
+}
+
 /// Saves a screenshot and checks it shows a page, not a blank window.
 fn shoot(b: &Browser, name: &str) {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("admin-page");
@@ -360,6 +739,13 @@ fn a_real_browser_logs_in_overrides_an_item_and_retries_a_dead_job() {
     assert!(b.text("#owner").contains("ben"), "{}", b.text("#owner"));
     assert_eq!(owner(&app, &id), "ben");
     shoot(&b, "4-overridden");
+    let timeline = b.text("#timeline");
+    assert!(
+        timeline.contains("admin page gave it to ben (it was ana's): “ben knows this system”"),
+        "{timeline}"
+    );
+    b.open(&format!("{}#timeline", b.current_url()));
+    shoot(&b, "4-timeline");
 
     b.open(&app.url("/admin/ui/jobs"));
     assert!(b.text("table.jobs").contains("set dead by the test"));
@@ -389,5 +775,6 @@ fn a_real_browser_logs_in_overrides_an_item_and_retries_a_dead_job() {
         weights.contains("experience 1.00") && weights.contains("0 outcomes"),
         "{weights}"
     );
+    assert!(weights.contains("The picks follow the model"), "{weights}");
     shoot(&b, "6-people");
 }

@@ -5,6 +5,7 @@
 mod chart;
 mod pages;
 pub mod session;
+mod timeline;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -16,6 +17,7 @@ use crate::app::AppState;
 use crate::jobs::queue;
 use crate::models::WorkItemStatus;
 use crate::overview::{self, WorkItemFilter};
+use crate::routing::Severity;
 
 use super::admin::{db, override_owner};
 use super::error::ApiError;
@@ -212,25 +214,41 @@ async fn items(
             }
         },
     };
+    let severity = match q.severity.trim() {
+        "" => None,
+        text => match text.parse::<Severity>() {
+            Ok(sev) => Some(sev),
+            Err(_) => {
+                return error_page(
+                    Some(&s.csrf),
+                    ApiError::unprocessable(format!("`{text}` is not a severity (sev1 to sev4)")),
+                )
+            }
+        },
+    };
+    // Services are kept in lower case; the form shows the value as filtered.
+    let service = q.service.trim().to_lowercase();
     let page_no = q.page.unwrap_or(1).max(1);
     let filter = WorkItemFilter {
-        service: Some(q.service.trim().to_string()).filter(|v| !v.is_empty()),
+        service: Some(service.clone()).filter(|v| !v.is_empty()),
         status,
-        severity: Some(q.severity.trim().to_string()).filter(|v| !v.is_empty()),
+        severity: severity.map(|s| s.as_str().to_string()),
         limit: PAGE_SIZE,
         offset: (page_no - 1).saturating_mul(PAGE_SIZE),
     };
     let loaded = db(&state, move |c| {
         let (list, total) = overview::work_items(c, &filter)?;
-        Ok((list, total, overview::trends(c, TREND_DAYS)?))
+        let services = overview::services(c, MAX_SERVICE_CHOICES)?;
+        Ok((list, total, services, overview::trends(c, TREND_DAYS)?))
     })
     .await;
     match loaded {
-        Ok((list, total, trends)) => {
+        Ok((list, total, services, trends)) => {
             let form = pages::ItemFilterForm {
-                service: &q.service,
-                status: &q.status,
-                severity: &q.severity,
+                service: &service,
+                status: q.status.trim(),
+                severity: severity.map_or("", Severity::as_str),
+                services: &services,
                 page: page_no,
                 pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
             };
@@ -242,6 +260,9 @@ async fn items(
         Err(e) => error_page(Some(&s.csrf), e),
     }
 }
+
+/// Most services the filter offers; past it the service filter still takes any typed value.
+const MAX_SERVICE_CHOICES: i64 = 500;
 
 #[derive(Deserialize)]
 struct NoticeQuery {
@@ -275,15 +296,11 @@ async fn item(
     .await;
     match loaded {
         Ok((Some(view), roster)) => {
-            let jira_url = view
-                .item
-                .jira_key
-                .as_deref()
-                .and_then(|k| state.executor.browse_url(k));
+            let browse = |key: &str| state.executor.browse_url(key);
             let note = notice(query.done.as_deref());
             page(
                 StatusCode::OK,
-                pages::item(&s.csrf, &view, &roster, jira_url, note),
+                pages::item(&s.csrf, &view, &roster, &browse, note),
             )
         }
         Ok((None, _)) => error_page(
@@ -345,7 +362,13 @@ async fn humans(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     })
     .await;
     match read {
-        Ok((list, weights)) => page(StatusCode::OK, pages::humans(&s.csrf, &list, &weights)),
+        Ok((list, weights)) => {
+            let half_life = state.decision.params().half_life_days;
+            page(
+                StatusCode::OK,
+                pages::humans(&s.csrf, &list, &weights, half_life),
+            )
+        }
         Err(e) => error_page(Some(&s.csrf), e),
     }
 }

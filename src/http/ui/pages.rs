@@ -2,12 +2,13 @@
 
 use maud::{html, Markup, DOCTYPE};
 
+use crate::decision::StoredDecision;
 use crate::jobs::queue::Job;
-use crate::models::WorkItem;
+use crate::models::{WorkItem, WorkItemStatus};
 use crate::overview::{DayTrend, HumanSummary, WorkItemView};
-use crate::routing::{Excluded, ScoredCandidate, TermWeights, TERM_NAMES};
+use crate::routing::{Excluded, ScoredCandidate, Severity, TermWeights, TERM_NAMES};
 
-use super::chart;
+use super::{chart, timeline};
 
 const STYLE: &str = "
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1c1c28;background:#fff}
@@ -28,7 +29,11 @@ form.inline{display:inline}
 fieldset{border:1px solid #ccd;max-width:560px}
 label{display:block;margin:4px 0}
 label.inline{display:inline-block;margin-right:12px}
-td code{word-break:break-all;font-size:12px}
+#timeline{list-style:none;padding-left:0}
+#timeline li{margin:3px 0}
+#timeline time{display:inline-block;min-width:9em;color:#556;font-variant-numeric:tabular-nums}
+#timeline details{display:inline-block;vertical-align:top;margin-left:6px}
+#timeline pre{white-space:pre-wrap;word-break:break-word;font-size:12px;margin:4px 0;max-width:800px}
 ";
 
 /// The page frame; `csrf` is the session's token (`None` on the login page, which has no
@@ -96,8 +101,28 @@ pub struct ItemFilterForm<'a> {
     pub service: &'a str,
     pub status: &'a str,
     pub severity: &'a str,
+    /// The services there are to choose from (the roster's and the items'), sorted.
+    pub services: &'a [String],
     pub page: i64,
     pub pages: i64,
+}
+
+/// A select box of `choices` with "any" first; a `current` value that is not among them (a
+/// link from elsewhere) is kept as a choice so the form shows what is filtered.
+fn choice<'a>(name: &str, current: &str, choices: impl IntoIterator<Item = &'a str>) -> Markup {
+    let choices: Vec<&str> = choices.into_iter().collect();
+    let current = current.trim();
+    html! {
+        select name=(name) id=(format!("filter-{name}")) {
+            option value="" selected[current.is_empty()] { "any" }
+            @if !current.is_empty() && !choices.contains(&current) {
+                option value=(current) selected { (current) }
+            }
+            @for c in choices {
+                option value=(c) selected[current == c] { (c) }
+            }
+        }
+    }
 }
 
 pub fn items(
@@ -116,9 +141,9 @@ pub fn items(
     let page_link = |page: i64| {
         format!(
             "/admin/ui/items?service={}&status={}&severity={}&page={page}",
-            url_escape(form.service),
-            url_escape(form.status),
-            url_escape(form.severity)
+            url_escape(form.service.trim()),
+            url_escape(form.status.trim()),
+            url_escape(form.severity.trim())
         )
     };
     layout(
@@ -130,16 +155,9 @@ pub fn items(
                 (chart::line("Mean minutes to resolve per day", &days, &minutes, |v| format!("{v:.0} min")))
             }
             form method="get" action="/admin/ui/items" id="filter" {
-                label.inline { "Service " input name="service" value=(form.service); }
-                label.inline { "Status "
-                    select name="status" {
-                        option value="" selected[form.status.is_empty()] { "any" }
-                        @for s in crate::models::WorkItemStatus::ALL {
-                            option value=(s.as_str()) selected[form.status == s.as_str()] { (s.as_str()) }
-                        }
-                    }
-                }
-                label.inline { "Severity " input name="severity" value=(form.severity); }
+                label.inline { "Service " (choice("service", form.service, form.services.iter().map(String::as_str))) }
+                label.inline { "Status " (choice("status", form.status, WorkItemStatus::ALL.map(WorkItemStatus::as_str))) }
+                label.inline { "Severity " (choice("severity", form.severity, Severity::ALL.map(Severity::as_str))) }
                 button type="submit" { "Filter" }
             }
             p { (total) " matching" @if form.pages > 1 { ", page " (form.page) " of " (form.pages) } }
@@ -159,35 +177,82 @@ pub fn items(
                     }
                 }
             }
-            @if form.page > 1 { a href=(page_link(form.page - 1)) { "← newer" } " " }
-            @if form.page < form.pages { a href=(page_link(form.page + 1)) { "older →" } }
+            // The page links keep the filters.
+            @if form.page > 1 { a href=(page_link(form.page - 1)) id="newer" { "← newer" } " " }
+            @if form.page < form.pages { a href=(page_link(form.page + 1)) id="older" { "older →" } }
         },
     )
+}
+
+/// Who the override form offers first: the decision's first backup (with nobody owning the
+/// item, its pick), else the next ranked person, never the current owner or someone inactive.
+fn override_default<'a>(
+    item: &WorkItem,
+    decision: Option<&'a StoredDecision>,
+    ranking: &'a [ScoredCandidate],
+    humans: &[HumanSummary],
+) -> Option<&'a str> {
+    let d = decision?;
+    let pick = item
+        .assignee_id
+        .is_none()
+        .then_some(d.primary_human_id.as_deref())
+        .flatten();
+    let owner = item.assignee_id.as_deref();
+    pick.into_iter()
+        .chain(d.backup_ids.iter().map(String::as_str))
+        .chain(ranking.iter().map(|c| c.human_id.as_str()))
+        .find(|id| Some(*id) != owner && humans.iter().any(|p| p.human.active && p.human.id == *id))
 }
 
 pub fn item(
     csrf: &str,
     view: &WorkItemView,
     humans: &[HumanSummary],
-    jira_url: Option<String>,
+    browse: &dyn Fn(&str) -> Option<String>,
     notice: Option<&str>,
 ) -> Markup {
     let item = &view.item;
-    let ranking: Vec<ScoredCandidate> = view
-        .decision
-        .as_ref()
+    let decision = view.decision.as_ref();
+    let ranking: Vec<ScoredCandidate> = decision
         .and_then(|d| serde_json::from_value(d.ranking.clone()).ok())
         .unwrap_or_default();
-    let excluded: Vec<Excluded> = view
-        .decision
-        .as_ref()
+    let excluded: Vec<Excluded> = decision
         .and_then(|d| serde_json::from_value(d.excluded.clone()).ok())
         .unwrap_or_default();
     let f2 = |v: f64| format!("{v:.2}");
+    let jira_url = item.jira_key.as_deref().and_then(browse);
+    let incident_url = item
+        .pagerduty_incident_id
+        .as_deref()
+        .and_then(|id| timeline::incident_url(&item.raw_payload, id));
+    let suggested = override_default(item, decision, &ranking, humans);
+    let first_backup = decision
+        .and_then(|d| d.backup_ids.first())
+        .map(String::as_str);
+    let context = timeline::Context {
+        names: humans
+            .iter()
+            .map(|p| (p.human.id.as_str(), p.human.display_name.as_str()))
+            .collect(),
+        browse,
+        incident_id: item.pagerduty_incident_id.as_deref(),
+        incident_url,
+    };
     layout(
         &format!("Work item {}", item.id),
         Some(csrf),
         html! {
+            // Why it went where it did comes before anything else.
+            @match decision {
+                None => p id="explanation" { "Not decided yet." },
+                Some(d) if d.primary_human_id.is_none() => {
+                    p id="explanation" {
+                        "Nobody was chosen: " (d.undecided_reason.as_deref().unwrap_or(&d.explanation))
+                    }
+                }
+                Some(d) => p id="explanation" { (d.explanation) },
+            }
             @if let Some(n) = notice { p.notice id="notice" { (n) } }
             table id="summary" {
                 tr { th { "Title" } td { (item.title) } }
@@ -195,7 +260,13 @@ pub fn item(
                 tr { th { "Status" } td id="status" { (item.status) @if item.waiting { ", waiting (no load)" } " (PagerDuty: " (item.pagerduty_status) ")" } }
                 tr { th { "Owner" } td id="owner" { (item.assignee_id.as_deref().unwrap_or("nobody")) } }
                 tr { th { "Mode" } td { (item.routing_mode.as_str()) } }
-                tr { th { "PagerDuty incident" } td { (item.pagerduty_incident_id.as_deref().unwrap_or("—")) } }
+                tr { th { "PagerDuty incident" } td {
+                    @match (&item.pagerduty_incident_id, incident_url) {
+                        (Some(id), Some(url)) => a href=(url) id="incident" { (id) },
+                        (Some(id), None) => (id),
+                        (None, _) => "—",
+                    }
+                } }
                 tr { th { "Jira" } td {
                     @match (&item.jira_key, jira_url) {
                         (Some(key), Some(url)) => a href=(url) id="jira" { (key) },
@@ -203,20 +274,19 @@ pub fn item(
                         (None, _) => "not created yet",
                     }
                 } }
-                tr { th { "Received" } td { (item.received_at.to_rfc3339()) } }
+                tr { th { "Received" } td { (item.received_at.format("%Y-%m-%d %H:%M UTC")) } }
             }
-            h2 { "Decision" }
-            @match &view.decision {
-                None => p { "Not decided yet." },
-                Some(d) => {
-                    p id="explanation" { (d.explanation) }
-                    p { "Confidence " (f2(d.confidence)) ", model " (d.model_version) ", decided " (d.decided_at.to_rfc3339()) }
-                    @if let Some(r) = &d.undecided_reason { p.error { "Undecided: " (r) } }
+            @if let Some(d) = decision {
+                h2 { "Decision" }
+                p { "Confidence " (f2(d.confidence)) ", model " (d.model_version) ", decided " (d.decided_at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                // An undecided item ranks nobody: the explanation above says why, and the
+                // table of who was not eligible below says who.
+                @if !ranking.is_empty() {
                     table id="ranking" {
                         thead { tr {
                             th { "Person" } th { "Score" } th { "Success" } th { "Speed" } th { "Load" }
                             th { "On call" } th { "Experience" } th { "Exploration" }
-                            th { "P(success)" } th { "Expected time" } th { "Evidence" }
+                            th { "P(success)" } th { "Expected time" } th title="learned weight of the outcomes behind the estimate" { "Evidence" }
                         } }
                         tbody {
                             @for c in &ranking {
@@ -231,17 +301,17 @@ pub fn item(
                                     td.num { (f2(c.components.exploration)) }
                                     td.num { (f2(c.p_success)) }
                                     td.num { (format!("{:.0} min", c.expected_seconds / 60.0)) }
-                                    td.num { (format!("{:.1}", c.evidence)) }
+                                    td.num { (weight(c.evidence)) }
                                 }
                             }
                         }
                     }
-                    @if !excluded.is_empty() {
-                        h3 { "Not eligible" }
-                        table id="excluded" {
-                            thead { tr { th { "Person" } th { "Why" } } }
-                            tbody { @for e in &excluded { tr { td { (e.human_id) } td { (e.reason.to_string()) } } } }
-                        }
+                }
+                @if !excluded.is_empty() {
+                    h3 { "Not eligible" }
+                    table id="excluded" {
+                        thead { tr { th { "Person" } th { "Why" } } }
+                        tbody { @for e in &excluded { tr { td { (e.human_id) } td { (e.reason.to_string()) } } } }
                     }
                 }
             }
@@ -252,8 +322,12 @@ pub fn item(
                     label { "Person "
                         select name="human_id" id="human_id" {
                             @for p in humans.iter().filter(|p| p.human.active) {
-                                option value=(p.human.id) selected[item.assignee_id.as_deref() == Some(p.human.id.as_str())] {
-                                    (p.human.display_name) " (" (p.human.id) ", " (p.open_items) " open)"
+                                @let id = p.human.id.as_str();
+                                option value=(id) selected[suggested == Some(id)] {
+                                    (p.human.display_name) " (" (id) ", " (p.open_items) " open)"
+                                    @if item.assignee_id.as_deref() == Some(id) { " · current owner" }
+                                    @else if first_backup == Some(id) { " · recommended backup" }
+                                    @else if decision.and_then(|d| d.primary_human_id.as_deref()) == Some(id) { " · recommended" }
                                 }
                             }
                         }
@@ -263,15 +337,8 @@ pub fn item(
                     button type="submit" id="assign" { "Assign" }
                 }
             }
-            h2 { "History" }
-            table id="history" {
-                thead { tr { th { "When" } th { "What" } th { "Detail" } } }
-                tbody {
-                    @for h in &view.history {
-                        tr { td { (h.occurred_at.to_rfc3339()) } td { (h.kind) } td { code { (h.detail.to_string()) } } }
-                    }
-                }
-            }
+            h2 { "History (UTC)" }
+            (timeline::timeline(&view.history, &context))
             @if !view.jobs.is_empty() {
                 h2 { "Jobs" }
                 (job_table(None, &view.jobs))
@@ -280,7 +347,12 @@ pub fn item(
     )
 }
 
-pub fn humans(csrf: &str, humans: &[HumanSummary], weights: &TermWeights) -> Markup {
+pub fn humans(
+    csrf: &str,
+    humans: &[HumanSummary],
+    weights: &TermWeights,
+    half_life_days: f64,
+) -> Markup {
     layout(
         "People",
         Some(csrf),
@@ -292,7 +364,15 @@ pub fn humans(csrf: &str, humans: &[HumanSummary], weights: &TermWeights) -> Mar
                     @if i > 0 { ", " }
                     (name.replace('_', "-")) " " (format!("{w:.2}"))
                 }
-                " (1 is where every deployment starts)."
+                " (1 is where every deployment starts). "
+                @if weights.trusts_count() {
+                    "The picks follow the count of who owns each kind of work: "
+                } @else {
+                    "The picks follow the model: "
+                }
+                "where the model and the count disagreed lately, the model's pick resolved "
+                (format!("{:.0}", weights.model_right)) " and the count's "
+                (format!("{:.0}", weights.count_right)) "."
             }
             table id="people" {
                 thead { tr {
@@ -307,13 +387,17 @@ pub fn humans(csrf: &str, humans: &[HumanSummary], weights: &TermWeights) -> Mar
                             td { @if p.human.active { "yes" } @else { "no" } }
                             td.num { (p.open_items) }
                             td.num { (p.human.max_active.map(|m| m.to_string()).unwrap_or_else(|| "—".into())) }
-                            td.num { (format!("{:.1}", p.successes)) }
-                            td.num { (format!("{:.1}", p.failures)) }
+                            td.num { (weight(p.successes)) }
+                            td.num { (weight(p.failures)) }
                             td.num { (p.success_rate().map(|r| format!("{:.0}%", r * 100.0)).unwrap_or_else(|| "—".into())) }
                             td.num { (p.median_minutes_to_resolve.map(|m| format!("{m:.0} min")).unwrap_or_else(|| "—".into())) }
                         }
                     }
                 }
+            }
+            p id="weights-note" {
+                "Resolved well and handed on / reopened are learned weights, not counts: an outcome "
+                "counts half as much after " (format!("{half_life_days:.0}")) " days, so they are rounded."
             }
         },
     )
@@ -369,6 +453,19 @@ fn job_table(csrf: Option<&str>, jobs: &[Job]) -> Markup {
     }
 }
 
+/// A learned (time-decayed) count: whole when it is one, else "about N", so that a weight
+/// never reads as a fractional number of incidents.
+pub fn weight(v: f64) -> String {
+    let whole = v.round();
+    if (v - whole).abs() < 0.05 {
+        format!("{whole:.0}")
+    } else if v < 1.0 {
+        "under 1".into()
+    } else {
+        format!("about {whole:.0}")
+    }
+}
+
 /// Percent-encodes a value for a URL path segment or a query value.
 pub fn url_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -391,6 +488,15 @@ mod tests {
         let page = error(Some("t"), 409, "<script>alert(1)</script>").into_string();
         assert!(!page.contains("<script>"), "{page}");
         assert!(page.contains("&lt;script&gt;"), "{page}");
+    }
+
+    #[test]
+    fn learned_counts_are_never_fractional() {
+        assert_eq!(weight(52.8), "about 53");
+        assert_eq!(weight(3.0), "3");
+        assert_eq!(weight(2.98), "3");
+        assert_eq!(weight(0.0), "0");
+        assert_eq!(weight(0.4), "under 1");
     }
 
     #[test]
