@@ -222,15 +222,19 @@ pub fn by_jira_account(conn: &mut PgConnection, account_id: &str) -> QueryResult
 }
 
 /// Matches PagerDuty users to people by e-mail (case-insensitively) and records each match's
-/// PagerDuty user id.
+/// PagerDuty user id. A person who already has a different id keeps it unless `overwrite`:
+/// the id may have been set by hand for a reason, and each such case is reported as a
+/// conflict. People with an id that no e-mail matched keep it and are not listed as without one.
 pub fn sync_pagerduty_users(
     conn: &mut PgConnection,
     users: &[crate::pagerduty::PdUser],
+    overwrite: bool,
 ) -> QueryResult<serde_json::Value> {
     conn.transaction(|conn| {
         let humans = list(conn)?;
         let mut updated = vec![];
         let mut unchanged = vec![];
+        let mut conflicts = vec![];
         let mut unmatched_humans = vec![];
         let mut matched_users = std::collections::HashSet::new();
         for human in &humans {
@@ -239,12 +243,22 @@ pub fn sync_pagerduty_users(
                 .iter()
                 .find(|u| !email.is_empty() && u.email.trim().to_lowercase() == email)
             else {
-                unmatched_humans.push(human.id.clone());
+                if human.pagerduty_user_id.is_some() {
+                    unchanged.push(human.id.clone());
+                } else {
+                    unmatched_humans.push(human.id.clone());
+                }
                 continue;
             };
             matched_users.insert(user.id.clone());
             if human.pagerduty_user_id.as_deref() == Some(user.id.as_str()) {
                 unchanged.push(human.id.clone());
+                continue;
+            }
+            if let (Some(kept), false) = (&human.pagerduty_user_id, overwrite) {
+                conflicts.push(serde_json::json!({
+                    "id": human.id, "kept": kept, "matched_by_email": user.id,
+                }));
                 continue;
             }
             diesel::update(humans::table.find(&human.id))
@@ -267,6 +281,7 @@ pub fn sync_pagerduty_users(
             "pagerduty_users": users.len(),
             "updated": updated,
             "unchanged": unchanged,
+            "conflicts": conflicts,
             "humans_without_a_pagerduty_user": unmatched_humans,
             "pagerduty_users_not_on_the_roster": unmatched_users,
         }))

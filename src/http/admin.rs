@@ -109,11 +109,20 @@ async fn import(
 /// Imports PagerDuty user ids for the people on the roster, matched by e-mail. People not on
 /// the roster are listed, not created: a person needs a Jira account, which PagerDuty does not
 /// know.
+#[derive(Deserialize)]
+struct SyncQuery {
+    /// Replace a PagerDuty id set by hand when the e-mail match names another user.
+    #[serde(default)]
+    overwrite: bool,
+}
+
 #[post("/admin/humans/sync-pagerduty")]
 async fn sync_pagerduty(
     _admin: Admin,
     state: web::Data<AppState>,
+    query: web::Query<SyncQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let overwrite = query.overwrite;
     let Some(api) = state.pagerduty.clone() else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -125,7 +134,7 @@ async fn sync_pagerduty(
         .await
         .map_err(|e| ApiError::internal("PagerDuty sync", e))??;
     let report = db(&state, move |c| {
-        Ok(roster::sync_pagerduty_users(c, &users)?)
+        Ok(roster::sync_pagerduty_users(c, &users, overwrite)?)
     })
     .await?;
     Ok(HttpResponse::Ok().json(report))

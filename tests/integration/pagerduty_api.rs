@@ -288,3 +288,51 @@ fn an_item_nobody_could_take_is_decided_again_once_the_on_call_list_is_read() {
     cache.refresh(POLICY).unwrap();
     assert_eq!(sweep(&mut seen), 0);
 }
+
+#[test]
+fn humans_sync_keeps_an_id_set_by_hand_and_reports_the_conflict() {
+    let pd = FakePagerDuty::start(PdState {
+        users: users(20),
+        ..PdState::default()
+    });
+    let app = app_with(&pd, &[], false);
+    // Gus's id was set by hand; PagerDuty's e-mail match names another user.
+    let mut gus = human("gus", &["api"]);
+    gus["email"] = "user7@example.com".into();
+    gus["pagerduty_user_id"] = "PUMANUAL".into();
+    // Hank's id was set by hand and no PagerDuty user has his e-mail.
+    let mut hank = human("hank", &["api"]);
+    hank["pagerduty_user_id"] = "PUHANK".into();
+    app.roster(&[gus, hank, human("ivy", &["api"])]);
+
+    let report = app
+        .admin("POST", "/admin/humans/sync-pagerduty", None)
+        .json();
+    assert_eq!(report["updated"], json!([]), "{report}");
+    assert_eq!(
+        report["conflicts"],
+        json!([{"id": "gus", "kept": "PUMANUAL", "matched_by_email": "PU7"}]),
+        "{report}"
+    );
+    assert_eq!(
+        report["humans_without_a_pagerduty_user"],
+        json!(["ivy"]),
+        "{report}"
+    );
+    let gus = app.admin("GET", "/admin/humans/gus", None).json();
+    assert_eq!(gus["pagerduty_user_id"], "PUMANUAL");
+
+    // Asked to, the match replaces it.
+    let forced = app
+        .admin("POST", "/admin/humans/sync-pagerduty?overwrite=true", None)
+        .json();
+    assert_eq!(forced["updated"][0]["id"], "gus", "{forced}");
+    assert_eq!(forced["updated"][0]["was"], "PUMANUAL", "{forced}");
+    let gus = app.admin("GET", "/admin/humans/gus", None).json();
+    assert_eq!(gus["pagerduty_user_id"], "PU7");
+    let hank = app.admin("GET", "/admin/humans/hank", None).json();
+    assert_eq!(
+        hank["pagerduty_user_id"], "PUHANK",
+        "no match leaves an id alone"
+    );
+}
