@@ -137,6 +137,10 @@ impl Escalator {
                 "{}: {owner} did not act by {deadline}; no backup left",
                 item.id
             );
+            crate::metrics::metrics()
+                .escalations
+                .with_label_values(&["exhausted"])
+                .inc();
             return Ok(Escalation {
                 work_item_id: item.id,
                 from: owner,
@@ -186,6 +190,10 @@ impl Escalator {
                 "{}: {owner} did not act by {deadline}; escalated to {backup}",
                 item.id
             );
+            crate::metrics::metrics()
+                .escalations
+                .with_label_values(&["escalated"])
+                .inc();
         }
         Ok(Escalation {
             work_item_id: item.id,

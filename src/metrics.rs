@@ -34,6 +34,20 @@ pub struct Metrics {
     pub unassigned: IntGauge,
     /// Pool connections by state (`idle`, `in_use`).
     pub pool: IntGaugeVec,
+    /// Escalations by result: `escalated` (to a backup) or `exhausted` (no backup left).
+    pub escalations: IntCounterVec,
+    /// Failed calls to Jira and PagerDuty, by API (`jira`, `pagerduty`) and HTTP status
+    /// (`none` when no response arrived).
+    pub api_errors: IntCounterVec,
+    /// On-call list fetches by result (`ok`, `error`).
+    pub on_call_fetches: IntCounterVec,
+    /// Age of the oldest on-call list in use, read at scrape time (0 without PagerDuty).
+    pub on_call_age: IntGauge,
+    /// 1, labelled with the version and the routing model's version.
+    pub build_info: IntGaugeVec,
+    /// Resident memory and open file descriptors of the process, read at scrape time.
+    pub resident_memory: IntGauge,
+    pub open_fds: IntGauge,
 }
 
 impl Metrics {
@@ -49,6 +63,13 @@ impl Metrics {
         };
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("registered once");
+            g
+        };
+        let single = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
             registry
                 .register(Box::new(g.clone()))
                 .expect("registered once");
@@ -121,6 +142,40 @@ impl Metrics {
                 "Database pool connections, by state",
                 &["state"],
             ),
+            escalations: counter(
+                "escalations_total",
+                "Escalations past an owner's deadline, by result (escalated, exhausted)",
+                &["result"],
+            ),
+            api_errors: counter(
+                "api_errors_total",
+                "Failed calls to Jira and PagerDuty, by API and HTTP status (none: no answer)",
+                &["api", "status"],
+            ),
+            on_call_fetches: counter(
+                "on_call_fetches_total",
+                "On-call list fetches from PagerDuty, by result",
+                &["result"],
+            ),
+            on_call_age: single(
+                "on_call_list_age_seconds",
+                "Age of the oldest on-call list in use (0 without PagerDuty's API)",
+            ),
+            build_info: {
+                let g = gauge(
+                    "build_info",
+                    "Always 1: the running version and routing model",
+                    &["version", "model_version"],
+                );
+                g.with_label_values(&[env!("CARGO_PKG_VERSION"), crate::routing::MODEL_VERSION])
+                    .set(1);
+                g
+            },
+            resident_memory: single(
+                "process_resident_memory_bytes",
+                "Resident memory of the process",
+            ),
+            open_fds: single("process_open_fds", "Open file descriptors of the process"),
             intake_seconds,
             decision_confidence,
             job_seconds,
@@ -141,4 +196,24 @@ impl Metrics {
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
+}
+
+/// Counts a failed call to `api` that answered `status` (None: no answer).
+pub fn api_error(api: &str, status: Option<u16>) {
+    let status = status.map_or_else(|| "none".to_string(), |s| s.to_string());
+    metrics()
+        .api_errors
+        .with_label_values(&[api, &status])
+        .inc();
+}
+
+/// The process's resident memory in bytes and its open file descriptors, from `/proc` (None
+/// where there is no `/proc`).
+pub fn process_usage() -> Option<(i64, i64)> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: i64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a constant of the system.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as i64;
+    Some((pages * i64::from(page.max(1) as i32), fds))
 }

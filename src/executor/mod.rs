@@ -526,6 +526,7 @@ fn write_issues(conn: &mut PgConnection, records: &[&IssueRecord]) -> QueryResul
 }
 
 fn jira_failure(e: JiraError) -> JobResult {
+    crate::metrics::api_error("jira", e.status());
     match e {
         JiraError::Transient { retry_after, .. } => JobResult::Retry {
             error: e.to_string(),

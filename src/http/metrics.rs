@@ -19,6 +19,16 @@ async fn render(state: &web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     m.pool.with_label_values(&["in_use"]).set(i64::from(
         pool_state.connections - pool_state.idle_connections,
     ));
+    if let Some((rss, fds)) = crate::metrics::process_usage() {
+        m.resident_memory.set(rss);
+        m.open_fds.set(fds);
+    }
+    m.on_call_age.set(
+        state
+            .on_call
+            .as_ref()
+            .map_or(0, |c| c.oldest_age().map_or(0, |a| a.as_secs() as i64)),
+    );
     web::block(move || -> Result<(), ApiError> {
         let mut conn = pool.get()?;
         let depth = crate::jobs::queue::depth(&mut conn)?;

@@ -51,6 +51,16 @@ pub enum PagerDutyError {
     Permanent { status: u16, message: String },
 }
 
+impl PagerDutyError {
+    /// The HTTP status PagerDuty answered, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            PagerDutyError::Transient { status, .. } => *status,
+            PagerDutyError::Permanent { status, .. } => Some(*status),
+        }
+    }
+}
+
 /// Where and how to reach PagerDuty.
 #[derive(Clone)]
 pub struct PagerDutyClientConfig {

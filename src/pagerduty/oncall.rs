@@ -109,6 +109,21 @@ impl OnCallCache {
         view
     }
 
+    /// The age of the oldest list among the policies used in the last hour (None when none
+    /// has been read).
+    pub fn oldest_age(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .values()
+            .filter(|e| {
+                e.last_used
+                    .is_some_and(|t| now.duration_since(t) < Duration::from_secs(3600))
+            })
+            .filter_map(|e| e.fetched.map(|t| now.duration_since(t)))
+            .max()
+    }
+
     /// Asks the background thread to fetch `policies` (those not fresh already).
     pub fn want(&self, policies: impl IntoIterator<Item = String>) {
         let mut wanted = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
@@ -120,6 +135,14 @@ impl OnCallCache {
     /// Fetches `policy` now (the background thread's work, which waits out `retry_at` first).
     pub fn refresh(&self, policy: &str) -> Result<(), PagerDutyError> {
         let result = self.api.on_call(policy);
+        let fetches = &crate::metrics::metrics().on_call_fetches;
+        match &result {
+            Ok(_) => fetches.with_label_values(&["ok"]).inc(),
+            Err(e) => {
+                fetches.with_label_values(&["error"]).inc();
+                crate::metrics::api_error("pagerduty", e.status());
+            }
+        }
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let entry = entries.entry(policy.to_string()).or_default();
         match result {

@@ -219,6 +219,7 @@ impl PagerDutyWriter {
 }
 
 fn failure(e: PagerDutyError) -> JobResult {
+    crate::metrics::api_error("pagerduty", e.status());
     match e {
         PagerDutyError::Transient { retry_after, .. } => JobResult::Retry {
             error: e.to_string(),
