@@ -16,6 +16,7 @@ pub mod jira;
 pub mod jobs;
 pub mod lab;
 pub mod learner;
+pub mod logsummary;
 pub mod metrics;
 pub mod models;
 pub mod outbox;

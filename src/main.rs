@@ -53,9 +53,17 @@ enum Command {
 
 fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
-    init_logging();
+    let logs = init_logging();
     raise_open_file_limit();
-    let cli = Cli::parse();
+    let code = run(Cli::parse());
+    // Repeats counted since their last summary are written before the process ends.
+    if let Some(logs) = logs {
+        logs.finish();
+    }
+    code
+}
+
+fn run(cli: Cli) -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve(cli.settings));
     let result = match command {
         Command::Serve(settings) => match config(&settings) {
@@ -115,10 +123,14 @@ fn config(settings: &Settings) -> Result<Config, ExitCode> {
     })
 }
 
+/// The installed logger, for writing the summaries still pending at exit.
+type Logs = goliath::logsummary::SummarisingLogger<env_logger::Logger>;
+
 /// `RUST_LOG` (default `info`), every line scrubbed of secrets; `GOLIATH_LOG_FORMAT=json`
 /// writes one JSON object per line. The HTTP client's trace output dumps request bytes,
-/// headers and all: it stays at info unless `RUST_LOG` names it.
-fn init_logging() {
+/// headers and all: it stays at info unless `RUST_LOG` names it. Repeated warnings and
+/// errors are summarised ([`goliath::logsummary`]): one line per cause per 10 s with a count.
+fn init_logging() -> Option<&'static Logs> {
     use std::io::Write as _;
     let spec = std::env::var("RUST_LOG").unwrap_or_default();
     let json = std::env::var("GOLIATH_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
@@ -150,7 +162,25 @@ fn init_logging() {
             record.target()
         )
     });
-    builder.init();
+    let inner = builder.build();
+    let max_level = inner.filter();
+    // Leaked: the logger lives as long as the process, and main and the ticker need it.
+    let logs: &'static Logs = Box::leak(Box::new(goliath::logsummary::SummarisingLogger::new(
+        inner,
+        goliath::logsummary::Summariser::default(),
+    )));
+    if log::set_logger(logs).is_err() {
+        return None;
+    }
+    log::set_max_level(max_level);
+    // A cause's count is written when its interval ends, even if nothing else is logged.
+    let _ = std::thread::Builder::new()
+        .name("log-summary".into())
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            logs.tick();
+        });
+    Some(logs)
 }
 
 /// Each client connection is a file descriptor: the soft limit (often 1,024) is raised to the

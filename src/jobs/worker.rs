@@ -224,27 +224,22 @@ fn settle(
         .with_label_values(&[job.kind.as_str(), outcome])
         .inc();
     match result {
-        JobResult::Done | JobResult::Completed => log::info!(
-            "job {} ({}) done after {} attempt(s)",
-            job.id,
-            job.kind,
-            job.attempts
-        ),
+        JobResult::Done | JobResult::Completed => {
+            log::info!("{} done after {} attempt(s)", Named(job), job.attempts)
+        }
         JobResult::Retry { error, after } => {
             let delay = after.unwrap_or_else(|| backoff(job.id, job.attempts));
             let state = queue::retry_later(conn, job.id, &error, delay)?;
             if state == super::JobState::Dead.as_str() {
                 log::error!(
-                    "job {} ({}) dead after {} attempts: {error}",
-                    job.id,
-                    job.kind,
+                    "{} dead after {} attempts: {error}",
+                    Named(job),
                     job.attempts
                 );
             } else {
                 log::warn!(
-                    "job {} ({}) attempt {} failed, retrying in {delay:?}: {error}",
-                    job.id,
-                    job.kind,
+                    "{} attempt {} failed, retrying in {delay:?}: {error}",
+                    Named(job),
                     job.attempts
                 );
             }
@@ -253,21 +248,35 @@ fn settle(
             let state = queue::retry_later(conn, job.id, &reason, after)?;
             if state == super::JobState::Dead.as_str() {
                 log::error!(
-                    "job {} ({}) dead after {} attempts: {reason}",
-                    job.id,
-                    job.kind,
+                    "{} dead after {} attempts: {reason}",
+                    Named(job),
                     job.attempts
                 );
             } else {
-                log::info!("job {} ({}) waits {after:?}: {reason}", job.id, job.kind);
+                log::info!("{} waits {after:?}: {reason}", Named(job));
             }
         }
         JobResult::Dead { error } => {
             queue::kill(conn, job.id, &error)?;
-            log::error!("job {} ({}) dead: {error}", job.id, job.kind);
+            log::error!("{} dead: {error}", Named(job));
         }
     }
     Ok(())
+}
+
+/// A job as its log lines name it, with its work item where it has one
+/// (`job 4 (jira_create_issue, wi-20260314092652-c7d71f)`): JSON logs pick the id out as
+/// `work_item_id`, so one item's trail can be followed through its jobs.
+struct Named<'a>(&'a Job);
+
+impl std::fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let job = self.0;
+        match job.payload.get("work_item_id").and_then(|v| v.as_str()) {
+            Some(item) => write!(f, "job {} ({}, {item})", job.id, job.kind),
+            None => write!(f, "job {} ({})", job.id, job.kind),
+        }
+    }
 }
 
 /// Runs jobs, a batch at a time, until none is runnable now (for tests and the `demo`);
@@ -476,6 +485,38 @@ fn yield_to_intake() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_log_lines_name_the_work_item_as_json_logs_find_it() {
+        let job = |payload: serde_json::Value| Job {
+            id: 4,
+            kind: "jira_create_issue".into(),
+            payload,
+            state: "running".into(),
+            attempts: 1,
+            max_attempts: 5,
+            run_at: chrono::Utc::now(),
+            locked_by: None,
+            locked_at: None,
+            last_error: None,
+            dedup_key: None,
+            created_at: chrono::Utc::now(),
+            finished_at: None,
+            priority: 4,
+        };
+        let with = job(serde_json::json!({"work_item_id": "wi-20260314092652-c7d71f"}));
+        let line = format!("{} dead: Jira returned 400", Named(&with));
+        assert_eq!(
+            line,
+            "job 4 (jira_create_issue, wi-20260314092652-c7d71f) dead: Jira returned 400"
+        );
+        assert_eq!(
+            crate::redact::work_item_id_in(&line),
+            Some("wi-20260314092652-c7d71f")
+        );
+        let without = job(serde_json::json!({}));
+        assert_eq!(Named(&without).to_string(), "job 4 (jira_create_issue)");
+    }
 
     #[test]
     fn backoff_grows_is_capped_and_jittered() {

@@ -8,6 +8,7 @@ mod hostile;
 mod jira_webhooks;
 mod jobs;
 mod lifecycle;
+mod logs;
 mod pagerduty_api;
 mod pagerduty_webhooks;
 mod process;
