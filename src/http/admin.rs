@@ -263,6 +263,23 @@ async fn list_work_items(
             )));
         }
     }
+    // A severity the filter cannot match is a mistake, not an empty page.
+    let severity = match f
+        .severity
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(text) => match text.parse::<crate::routing::Severity>() {
+            Ok(sev) => Some(sev.as_str().to_string()),
+            Err(_) => {
+                return Err(ApiError::unprocessable(format!(
+                    "field `severity` must be one of sev1, sev2, sev3, sev4 (not `{text}`)"
+                )))
+            }
+        },
+    };
     let offset = f.offset.unwrap_or(0);
     if offset < 0 {
         return Err(ApiError::unprocessable(
@@ -275,7 +292,7 @@ async fn list_work_items(
             .as_deref()
             .and_then(crate::models::WorkItemStatus::parse),
         service: f.service,
-        severity: f.severity,
+        severity,
         limit,
         offset,
     };

@@ -140,6 +140,14 @@ fn work_item_listing_filters_and_pages() {
         .admin("GET", "/admin/work-items?severity=sev2", None)
         .json();
     assert_eq!(sev["total"], 3);
+    // The same severity typed in capitals matches; one that cannot match is refused by name.
+    let upper = app
+        .admin("GET", "/admin/work-items?severity=SEV2", None)
+        .json();
+    assert_eq!(upper["total"], 3, "{upper}");
+    let bogus = app.admin("GET", "/admin/work-items?severity=sev9", None);
+    assert_eq!(bogus.status, 422, "{}", bogus.body);
+    assert!(bogus.body.contains("`severity`"), "{}", bogus.body);
     assert_eq!(
         app.admin("GET", "/admin/work-items?limit=0", None).status,
         422
