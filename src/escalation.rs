@@ -170,12 +170,7 @@ impl Escalator {
             diesel::update(work_items::table.find(&item.id))
                 .set(work_items::escalate_at.eq(next))
                 .execute(conn)?;
-            crate::jobs::queue::enqueue(
-                conn,
-                crate::executor::ASSIGN_ISSUE,
-                serde_json::json!({"work_item_id": item.id}),
-                None,
-            )?;
+            crate::executor::queue_assign(conn, &item.id, None)?;
             if self.pagerduty.reassigns(&item.service) {
                 let key = deadline.timestamp_millis().to_string();
                 let job = crate::pagerduty::writer::reassign_job(&item.id, Some(&key));

@@ -33,49 +33,37 @@ pub struct Job {
 }
 
 /// Queues a job unless one with the same `dedup_key` exists; returns the job's id either way.
-/// It is served at its work item's severity (`payload.work_item_id`), else with sev4.
+/// It is served at its work item's severity (`payload.work_item_id`), else with sev4: the
+/// database's `goliath_severity_rank`, as the intake's batch statement does.
 pub fn enqueue(
     conn: &mut PgConnection,
     kind: &str,
     payload: serde_json::Value,
     dedup_key: Option<&str>,
 ) -> QueryResult<i64> {
-    let severity: Option<String> = match payload.get("work_item_id").and_then(|v| v.as_str()) {
-        Some(item) => crate::db::schema::work_items::table
-            .find(item)
-            .select(crate::db::schema::work_items::severity)
-            .first(conn)
-            .optional()?,
-        None => None,
-    };
-    let inserted: Option<i64> = diesel::insert_into(jobs::table)
-        .values((
-            jobs::kind.eq(kind),
-            jobs::payload.eq(payload),
-            jobs::dedup_key.eq(dedup_key),
-            jobs::priority.eq(severity_rank(severity.as_deref())),
-        ))
-        .on_conflict_do_nothing()
-        .returning(jobs::id)
-        .get_result(conn)
-        .optional()?;
+    #[derive(QueryableByName)]
+    struct Queued {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let inserted: Option<i64> = diesel::sql_query(
+        "INSERT INTO jobs (kind, payload, dedup_key, priority) \
+         VALUES ($1, $2, $3, goliath_severity_rank( \
+             (SELECT severity FROM work_items WHERE id = $2->>'work_item_id'))) \
+         ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind::<Text, _>(kind)
+    .bind::<diesel::sql_types::Jsonb, _>(&payload)
+    .bind::<diesel::sql_types::Nullable<Text>, _>(dedup_key)
+    .get_result::<Queued>(conn)
+    .optional()?
+    .map(|q| q.id);
     match inserted {
         Some(id) => Ok(id),
         None => jobs::table
             .filter(jobs::dedup_key.eq(dedup_key))
             .select(jobs::id)
             .first(conn),
-    }
-}
-
-/// A severity's rank in the queue, as the database's `goliath_severity_rank` gives it: 1 for
-/// sev1 to 4 for sev4 and for jobs without a work item.
-pub fn severity_rank(severity: Option<&str>) -> i16 {
-    match severity {
-        Some("sev1") => 1,
-        Some("sev2") => 2,
-        Some("sev3") => 3,
-        _ => 4,
     }
 }
 

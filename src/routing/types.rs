@@ -209,16 +209,26 @@ pub struct SkillState {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
+/// Multiplier that brings numbers decayed to `from` on to `at`: `0.5^(elapsed / half_life)`
+/// in event time, 1 when `at` is not later or nothing decays.
+pub(crate) fn half_life_decay(
+    from: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+    half_life_days: f64,
+) -> f64 {
+    match from {
+        Some(t) if at > t && half_life_days > 0.0 => {
+            let days = (at - t).num_milliseconds() as f64 / 86_400_000.0;
+            (-std::f64::consts::LN_2 * days / half_life_days).exp()
+        }
+        _ => 1.0,
+    }
+}
+
 impl SkillState {
     /// Multiplier that brings this state's numbers from `updated_at` to `at`.
     pub fn decay_factor(&self, at: DateTime<Utc>, params: &ModelParams) -> f64 {
-        match self.updated_at {
-            Some(t) if at > t && params.half_life_days > 0.0 => {
-                let days = (at - t).num_milliseconds() as f64 / 86_400_000.0;
-                (-std::f64::consts::LN_2 * days / params.half_life_days).exp()
-            }
-            _ => 1.0,
-        }
+        half_life_decay(self.updated_at, at, params.half_life_days)
     }
 
     /// Total decayed evidence (successes + failures).

@@ -199,12 +199,9 @@ impl TermWeights {
         if model == count {
             return false;
         }
-        if let Some(last) = self.tallied_at.filter(|&t| at > t && half_life_days > 0.0) {
-            let days = (at - last).num_milliseconds() as f64 / 86_400_000.0;
-            let f = (-std::f64::consts::LN_2 * days / half_life_days).exp();
-            self.model_right *= f;
-            self.count_right *= f;
-        }
+        let f = super::types::half_life_decay(self.tallied_at, at, half_life_days);
+        self.model_right *= f;
+        self.count_right *= f;
         self.tallied_at = Some(self.tallied_at.map_or(at, |t| t.max(at)));
         self.model_right += f64::from(u8::from(resolver == model));
         self.count_right += f64::from(u8::from(resolver == count));
