@@ -216,15 +216,10 @@ fn jira_500_and_429_are_retried_into_exactly_one_issue() {
     assert!(view["jobs"][0]["last_error"].is_null());
     assert_eq!(view["jobs"][0]["attempts"], 3, "retries are visible");
     // Both failures are counted for alerting (other tests may add to the same counters).
-    let metrics = app.admin("GET", "/metrics", None).body;
     for status in ["500", "429"] {
         let line = format!("goliath_api_errors_total{{api=\"jira\",status=\"{status}\"}} ");
-        let n: f64 = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(line.as_str()))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0);
-        assert!(n >= 1.0, "{line}: {metrics}");
+        let n = app.metric(&line).unwrap_or(0.0);
+        assert!(n >= 1.0, "{line}");
     }
 }
 

@@ -337,16 +337,6 @@ fn humans_sync_keeps_an_id_set_by_hand_and_reports_the_conflict() {
     );
 }
 
-/// The value of the metric line that starts with `prefix` (None when there is none).
-fn metric(app: &TestApp, prefix: &str) -> Option<f64> {
-    let resp = app.admin("GET", "/metrics", None);
-    assert_eq!(resp.status, 200, "{}", resp.body);
-    resp.body
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
 #[test]
 fn metrics_say_what_to_alert_on_fetch_errors_api_errors_age_build_and_process() {
     let pd = FakePagerDuty::start(PdState {
@@ -357,28 +347,25 @@ fn metrics_say_what_to_alert_on_fetch_errors_api_errors_age_build_and_process() 
     let cache = app.state.on_call.clone().expect("an on-call cache");
     pd.with(|s| s.down = true);
     assert!(cache.refresh(POLICY).is_err());
-    let errors = metric(&app, "goliath_on_call_fetches_total{result=\"error\"}");
+    let errors = app.metric("goliath_on_call_fetches_total{result=\"error\"}");
     assert!(errors.is_some_and(|n| n >= 1.0), "{errors:?}");
-    let api = metric(
-        &app,
-        "goliath_api_errors_total{api=\"pagerduty\",status=\"503\"}",
-    );
+    let api = app.metric("goliath_api_errors_total{api=\"pagerduty\",status=\"503\"}");
     assert!(api.is_some_and(|n| n >= 1.0), "{api:?}");
     pd.with(|s| s.down = false);
     cache.refresh(POLICY).unwrap();
-    let fetched = metric(&app, "goliath_on_call_fetches_total{result=\"ok\"}");
+    let fetched = app.metric("goliath_on_call_fetches_total{result=\"ok\"}");
     assert!(fetched.is_some_and(|n| n >= 1.0), "{fetched:?}");
     // A list in use has an age.
     let _ = cache.lookup(POLICY);
-    assert!(metric(&app, "goliath_on_call_list_age_seconds").is_some());
+    assert!(app.metric("goliath_on_call_list_age_seconds").is_some());
     let build = format!(
         "goliath_build_info{{model_version=\"{}\",version=\"{}\"}}",
         goliath::routing::MODEL_VERSION,
         env!("CARGO_PKG_VERSION")
     );
-    assert_eq!(metric(&app, &build), Some(1.0));
-    let rss = metric(&app, "goliath_process_resident_memory_bytes");
+    assert_eq!(app.metric(&build), Some(1.0));
+    let rss = app.metric("goliath_process_resident_memory_bytes");
     assert!(rss.is_some_and(|b| b > 1e6), "{rss:?}");
-    let fds = metric(&app, "goliath_process_open_fds");
+    let fds = app.metric("goliath_process_open_fds");
     assert!(fds.is_some_and(|n| n >= 3.0), "{fds:?}");
 }

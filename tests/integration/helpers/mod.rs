@@ -387,6 +387,17 @@ impl TestApp {
         resp.json()
     }
 
+    /// The value of the first `/metrics` line that starts with `prefix` (None when there is
+    /// none). Metrics are the process's: other tests may add to the same counters.
+    pub fn metric(&self, prefix: &str) -> Option<f64> {
+        let resp = self.admin("GET", "/metrics", None);
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        resp.body
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
     /// Waits until `check` holds or `timeout` passes; returns whether it held.
     pub fn wait_until(&self, timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
         let deadline = std::time::Instant::now() + timeout;
